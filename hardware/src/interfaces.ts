@@ -15,7 +15,8 @@ export type HardwareErrorCode =
   | 'ERR_HW_BUSY' // the line or device is held by another consumer
   | 'ERR_HW_INVALID_ARGUMENT' // a caller passed a value outside the documented range
   | 'ERR_HW_PULSE_LIMIT' // a solenoid pulse longer than the rated maximum was requested
-  | 'ERR_HW_INJECTED_FAULT'; // a simulated fault injected by a tester
+  | 'ERR_HW_INJECTED_FAULT' // a simulated fault injected by a tester
+  | 'ERR_HW_TIMEOUT'; // a device or helper process did not answer in time
 
 /** The one error class of `hardware/`. `code` is stable; `message` names what is wrong and how to fix it. */
 export class HardwareError extends Error {
@@ -54,6 +55,11 @@ export interface LatchSensor {
   read(): Promise<LatchState>;
   /** Subscribe to debounced changes; returns an unsubscribe function. */
   onChange(listener: (state: LatchState) => void): () => void;
+  /**
+   * Subscribe to failures that happen after open() with no caller to reject (the monitor process died, a
+   * read failed); returns an unsubscribe function. Optional so that simple doubles need not implement it.
+   */
+  onError?(listener: (error: HardwareError) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -71,6 +77,8 @@ export interface Accelerometer {
   open(): Promise<void>;
   /** Subscribe to samples; returns an unsubscribe function. */
   onSample(listener: (sample: AccelSample) => void): () => void;
+  /** Subscribe to failures of background sampling (a read of the device failed); see LatchSensor.onError. */
+  onError?(listener: (error: HardwareError) => void): () => void;
   close(): Promise<void>;
 }
 
@@ -80,5 +88,7 @@ export interface SerialConsole {
   /** Subscribe to complete input lines (without the line terminator); returns an unsubscribe function. */
   onLine(listener: (line: string) => void): () => void;
   write(text: string): Promise<void>;
+  /** Subscribe to transport failures after open() (port unplugged, helper process died). */
+  onError?(listener: (error: HardwareError) => void): () => void;
   close(): Promise<void>;
 }
