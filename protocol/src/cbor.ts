@@ -1,0 +1,276 @@
+/**
+ * Strict CBOR for Tandem (SPEC.md §2). `cbor-x` does the encoding and decoding; this module decides what it
+ * is allowed to see. cbor-x is lenient by default: duplicate map keys keep the last value, many tags are
+ * interpreted (tag 27 even builds a RegExp), indefinite lengths and floats pass, and its encoder can emit
+ * record tags. So every input is first walked by {@link checkWellFormed}, which enforces the profile of
+ * SPEC.md §2 in one pass, in time linear in the input and with bounded depth, before cbor-x builds values:
+ *
+ * - [TANDEM-CBOR-1] definite lengths only; every declared length fits in what is left of the input;
+ * - [TANDEM-CBOR-2] integers and lengths in their shortest form (RFC 8949 §4.2.1, preferred serialization),
+ *   integers within ±(2^53-1);
+ * - [TANDEM-CBOR-3] no floats, no simple values other than false, true and null, no `undefined`;
+ * - [TANDEM-CBOR-4] text strings are valid UTF-8;
+ * - [TANDEM-CBOR-5] map keys are integers or text strings, each at most once per map;
+ * - [TANDEM-CBOR-6] tags only where the caller allows them, and only around the top-level item;
+ * - [TANDEM-CBOR-7] nesting depth, items per container and total size within the caller's limits;
+ * - [TANDEM-CBOR-8] exactly one item, no trailing bytes.
+ */
+import { Decoder, Encoder, Tag } from 'cbor-x';
+import { ProtocolError } from './errors.js';
+
+/** Bounds for one kind of message (SPEC.md §2, "Limits"). */
+export interface CborLimits {
+  /** Largest accepted input in bytes. */
+  readonly maxBytes: number;
+  /** Deepest accepted nesting of arrays and maps (the top-level item is depth 1). */
+  readonly maxDepth: number;
+  /** Most items in one array or pairs in one map. */
+  readonly maxItems: number;
+}
+
+/** Default limits: a delegated token, a chain or a GATT message. */
+export const DEFAULT_LIMITS: CborLimits = { maxBytes: 4096, maxDepth: 8, maxItems: 64 };
+
+/** A CBOR value as Tandem's profile lets it be decoded. */
+export type CborValue =
+  number | string | boolean | null | Uint8Array | CborValue[] | Map<number | string, CborValue> | Tag;
+
+// Decoder and encoder options are spelt out rather than relying on defaults: cbor-x's `decode()` and
+// `new Decoder()` differ in defaults (records, maps as objects).
+const DECODER = new Decoder({
+  mapsAsObjects: false,
+  useRecords: false,
+  structuredClone: false,
+  bundleStrings: false,
+  int64AsType: 'number',
+} as ConstructorParameters<typeof Decoder>[0]);
+const ENCODER = new Encoder({
+  mapsAsObjects: false,
+  useRecords: false,
+  structuredClone: false,
+  bundleStrings: false,
+  tagUint8Array: false,
+  variableMapSize: true,
+  pack: false,
+} as ConstructorParameters<typeof Encoder>[0]);
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function fail(message: string): never {
+  throw new ProtocolError('ERR_CBOR_INVALID', message);
+}
+
+/**
+ * Walks `bytes` and throws ERR_CBOR_INVALID (or ERR_TOO_LARGE) unless it is exactly one item of Tandem's
+ * CBOR profile. `allowedTags` are the tag numbers accepted around the top-level item, outermost first in any
+ * order (for example 61 and 18 for a tagged CWT).
+ */
+export function checkWellFormed(
+  bytes: Uint8Array,
+  limits: CborLimits = DEFAULT_LIMITS,
+  allowedTags: readonly number[] = [],
+): void {
+  if (!(bytes instanceof Uint8Array)) fail('input is not a byte string');
+  if (bytes.length > limits.maxBytes) {
+    throw new ProtocolError(
+      'ERR_TOO_LARGE',
+      `CBOR input of ${bytes.length} bytes exceeds ${limits.maxBytes}`,
+    );
+  }
+  if (bytes.length === 0) fail('CBOR input is empty');
+  const end = walk(bytes, 0, 1, limits, allowedTags, true);
+  if (end !== bytes.length) fail(`${bytes.length - end} trailing byte(s) after the CBOR item`);
+}
+
+// Reads an item head at `pos`; returns [major type, argument, position after the head].
+function head(b: Uint8Array, pos: number): [number, number, number] {
+  if (pos >= b.length) fail('CBOR input is truncated');
+  const ib = b[pos]!;
+  const major = ib >> 5;
+  const ai = ib & 31;
+  if (ai < 24) return [major, ai, pos + 1];
+  if (major === 7) return [major, ai, pos + 1];
+  switch (ai) {
+    case 24: {
+      if (pos + 2 > b.length) fail('CBOR input is truncated');
+      const v = b[pos + 1]!;
+      if (v < 24) fail('CBOR integer or length is not in its shortest form (RFC 8949 §4.2.1)');
+      return [major, v, pos + 2];
+    }
+    case 25: {
+      if (pos + 3 > b.length) fail('CBOR input is truncated');
+      const v = (b[pos + 1]! << 8) | b[pos + 2]!;
+      if (v < 0x100) fail('CBOR integer or length is not in its shortest form (RFC 8949 §4.2.1)');
+      return [major, v, pos + 3];
+    }
+    case 26: {
+      if (pos + 5 > b.length) fail('CBOR input is truncated');
+      const v = b[pos + 1]! * 0x1000000 + ((b[pos + 2]! << 16) | (b[pos + 3]! << 8) | b[pos + 4]!);
+      if (v < 0x10000) fail('CBOR integer or length is not in its shortest form (RFC 8949 §4.2.1)');
+      return [major, v, pos + 5];
+    }
+    case 27: {
+      if (pos + 9 > b.length) fail('CBOR input is truncated');
+      const hi = b[pos + 1]! * 0x1000000 + ((b[pos + 2]! << 16) | (b[pos + 3]! << 8) | b[pos + 4]!);
+      const lo = b[pos + 5]! * 0x1000000 + ((b[pos + 6]! << 16) | (b[pos + 7]! << 8) | b[pos + 8]!);
+      if (hi === 0) fail('CBOR integer or length is not in its shortest form (RFC 8949 §4.2.1)');
+      if (hi > 0x1fffff) fail('CBOR integer or length exceeds 2^53-1');
+      return [major, hi * 0x100000000 + lo, pos + 9];
+    }
+    case 31:
+      fail('CBOR indefinite-length items are not allowed (SPEC.md TANDEM-CBOR-1)');
+    // falls through (fail never returns)
+    default:
+      fail(`CBOR reserved additional information value ${ai}`);
+  }
+}
+
+function walk(
+  b: Uint8Array,
+  pos: number,
+  depth: number,
+  limits: CborLimits,
+  allowedTags: readonly number[],
+  top: boolean,
+): number {
+  const [major, arg, next] = head(b, pos);
+  switch (major) {
+    case 0:
+    case 1:
+      return next;
+    case 2:
+      if (arg > b.length - next) fail(`CBOR byte string length ${arg} exceeds the input`);
+      return next + arg;
+    case 3:
+      if (arg > b.length - next) fail(`CBOR text string length ${arg} exceeds the input`);
+      try {
+        UTF8.decode(b.subarray(next, next + arg));
+      } catch {
+        fail('CBOR text string is not valid UTF-8');
+      }
+      return next + arg;
+    case 4: {
+      if (depth > limits.maxDepth) fail(`CBOR nesting deeper than ${limits.maxDepth}`);
+      if (arg > limits.maxItems) fail(`CBOR array of ${arg} items exceeds ${limits.maxItems}`);
+      let p = next;
+      for (let i = 0; i < arg; i++) p = walk(b, p, depth + 1, limits, allowedTags, false);
+      return p;
+    }
+    case 5: {
+      if (depth > limits.maxDepth) fail(`CBOR nesting deeper than ${limits.maxDepth}`);
+      if (arg > limits.maxItems) fail(`CBOR map of ${arg} pairs exceeds ${limits.maxItems}`);
+      let p = next;
+      // Small integer keys (0..23 and -1..-24, one byte each) are tracked in a bit set; other keys by
+      // their encoded bytes. Preferred serialization makes equal keys byte-equal.
+      let small = 0;
+      let seen: Set<string> | undefined;
+      for (let i = 0; i < arg; i++) {
+        if (p >= b.length) fail('CBOR input is truncated');
+        const kb = b[p]!;
+        const km = kb >> 5;
+        if (km !== 0 && km !== 1 && km !== 3) fail('CBOR map key is neither an integer nor a text string');
+        const keyEnd = walk(b, p, depth + 1, limits, allowedTags, false);
+        if (keyEnd - p === 1) {
+          const key = km === 0 ? kb & 31 : -1 - (kb & 31);
+          const slot = key >= 0 ? key : 24 + (-1 - key);
+          if (slot < 31) {
+            if (small & (1 << slot)) fail(`CBOR map has duplicate key ${key}`);
+            small |= 1 << slot;
+          } else {
+            seen ??= new Set();
+            const s = String(key);
+            if (seen.has(s)) fail(`CBOR map has duplicate key ${key}`);
+            seen.add(s);
+          }
+        } else {
+          seen ??= new Set();
+          const s = Buffer.from(b.buffer, b.byteOffset + p, keyEnd - p).toString('latin1');
+          if (seen.has(s)) fail(`CBOR map has duplicate key ${describeKey(b, p, keyEnd)}`);
+          seen.add(s);
+        }
+        p = walk(b, keyEnd, depth + 1, limits, allowedTags, false);
+      }
+      return p;
+    }
+    case 6: {
+      if (!top) fail(`CBOR tag ${arg} is not allowed here`);
+      if (!allowedTags.includes(arg)) fail(`CBOR tag ${arg} is not allowed`);
+      // A tag may wrap another allowed tag (61 around 18: RFC 8392 §6), never the same one twice.
+      return walk(
+        b,
+        next,
+        depth,
+        limits,
+        allowedTags.filter((t) => t !== arg),
+        true,
+      );
+    }
+    default: {
+      // major 7: simple values and floats
+      const ai = b[pos]! & 31;
+      if (ai === 20 || ai === 21 || ai === 22) return next;
+      if (ai >= 25 && ai <= 27) fail('CBOR floating-point numbers are not allowed (SPEC.md TANDEM-CBOR-3)');
+      if (ai === 23) fail('CBOR undefined is not allowed (SPEC.md TANDEM-CBOR-3)');
+      if (ai === 31) fail('CBOR break outside an indefinite-length item');
+      fail(`CBOR simple value ${ai === 24 ? b[pos + 1] : ai} is not allowed`);
+    }
+  }
+}
+
+function describeKey(b: Uint8Array, start: number, end: number): string {
+  if (b[start]! >> 5 === 3) {
+    try {
+      const [, len, p] = head(b, start);
+      return JSON.stringify(UTF8.decode(b.subarray(p, p + len)));
+    } catch {
+      return 'text';
+    }
+  }
+  try {
+    return String(DECODER.decode(b.subarray(start, end)));
+  } catch {
+    return 'integer';
+  }
+}
+
+/**
+ * Decodes `bytes` after {@link checkWellFormed}. Maps come back as `Map`, byte strings as `Uint8Array`,
+ * allowed tags as cbor-x `Tag` objects. Throws only {@link ProtocolError}.
+ */
+export function decodeStrict(
+  bytes: Uint8Array,
+  limits: CborLimits = DEFAULT_LIMITS,
+  allowedTags: readonly number[] = [],
+): CborValue {
+  checkWellFormed(bytes, limits, allowedTags);
+  try {
+    return DECODER.decode(bytes) as CborValue;
+  } catch (cause) {
+    // Unreachable for input that passed the walk; kept so that a cbor-x surprise stays a coded error.
+    throw new ProtocolError('ERR_CBOR_INVALID', 'CBOR input could not be decoded', { cause });
+  }
+}
+
+/**
+ * Encodes `value` with cbor-x and checks that the output is itself within the profile, so that Tandem never
+ * emits what it would refuse (no float for an integer above 2^32-1, no record tag).
+ */
+export function encode(
+  value: unknown,
+  limits: CborLimits = ENCODE_LIMITS,
+  allowedTags: readonly number[] = [],
+): Uint8Array {
+  let out: Uint8Array;
+  try {
+    out = ENCODER.encode(value);
+  } catch (cause) {
+    throw new ProtocolError('ERR_CBOR_INVALID', 'value cannot be encoded as CBOR', { cause });
+  }
+  checkWellFormed(out, limits, allowedTags);
+  // Return a plain view, not a Buffer that cbor-x may reuse for the next encode.
+  return new Uint8Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
+}
+
+const ENCODE_LIMITS: CborLimits = { maxBytes: 16 * 1024 * 1024, maxDepth: 16, maxItems: 1_000_000 };
+
+export { Tag };

@@ -1,0 +1,206 @@
+/**
+ * Keys and signatures (SPEC.md §3). Two algorithms only: EdDSA with Ed25519 (COSE alg -8) and ES256, ECDSA
+ * P-256 with SHA-256 (COSE alg -7, signature as raw r‖s, RFC 9053 §2.1). A {@link PublicKey} binds one key to
+ * one algorithm, so that a message header can never choose how a key is used (RFC 9052 §8, SPEC TANDEM-KEY-1).
+ * Keys are parsed once into Node `KeyObject`s and cached.
+ */
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign as nodeSign,
+  verify as nodeVerify,
+} from 'node:crypto';
+import type { JsonWebKey, KeyObject } from 'node:crypto';
+import { ProtocolError } from './errors.js';
+
+/** The signature algorithms of Tandem's profile. */
+export type Alg = 'EdDSA' | 'ES256';
+
+/** COSE algorithm identifiers (RFC 9053 §2.1, §2.2). */
+export const COSE_ALG: Readonly<Record<Alg, number>> = { EdDSA: -8, ES256: -7 };
+
+/** The algorithm for a COSE alg value, or undefined when Tandem does not support it. */
+export function algFromCose(value: unknown): Alg | undefined {
+  return value === -8 ? 'EdDSA' : value === -7 ? 'ES256' : undefined;
+}
+
+/** A public key bound to its algorithm. `raw` is the compact form (SPEC.md TANDEM-KEY-2). */
+export interface PublicKey {
+  readonly alg: Alg;
+  /** Ed25519: the 32-byte key; ES256: the 33-byte compressed SEC1 point. */
+  readonly raw: Uint8Array;
+  readonly key: KeyObject;
+}
+
+/** A private key bound to its algorithm, with its public half. */
+export interface PrivateKey {
+  readonly alg: Alg;
+  readonly key: KeyObject;
+  readonly publicKey: PublicKey;
+}
+
+// DER prefixes of SubjectPublicKeyInfo for the two key types (RFC 8410 §4, RFC 5480 §2).
+const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
+const P256_SPKI_COMPRESSED = Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex');
+const P256_SPKI_UNCOMPRESSED = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+
+// Parsed keys by algorithm and raw bytes. Riders' keys recur on every unlock; parsing dominates
+// verification cost otherwise. Bounded: the oldest entry goes first.
+const CACHE_LIMIT = 512;
+const cache = new Map<string, PublicKey>();
+
+function cacheKey(alg: Alg, raw: Uint8Array): string {
+  return alg + Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+}
+
+/**
+ * Parses a raw public key: 32 bytes for Ed25519; a 33-byte compressed or 65-byte uncompressed SEC1 point
+ * for P-256 (the point is checked to be on the curve). Throws ERR_KEY_INVALID.
+ */
+export function publicKeyFromRaw(alg: Alg, raw: Uint8Array): PublicKey {
+  const id = cacheKey(alg, raw);
+  const hit = cache.get(id);
+  if (hit) return hit;
+  let key: KeyObject;
+  let compact: Uint8Array;
+  try {
+    if (alg === 'EdDSA') {
+      if (raw.length !== 32) throw new Error('length');
+      key = createPublicKey({ key: Buffer.concat([ED25519_SPKI, raw]), format: 'der', type: 'spki' });
+      compact = Uint8Array.from(raw);
+    } else {
+      if (raw.length === 33 && (raw[0] === 2 || raw[0] === 3)) {
+        key = createPublicKey({
+          key: Buffer.concat([P256_SPKI_COMPRESSED, raw]),
+          format: 'der',
+          type: 'spki',
+        });
+        compact = Uint8Array.from(raw);
+      } else if (raw.length === 65 && raw[0] === 4) {
+        key = createPublicKey({
+          key: Buffer.concat([P256_SPKI_UNCOMPRESSED, raw]),
+          format: 'der',
+          type: 'spki',
+        });
+        compact = compressP256(raw);
+      } else {
+        throw new Error('length');
+      }
+    }
+  } catch (cause) {
+    throw new ProtocolError(
+      'ERR_KEY_INVALID',
+      alg === 'EdDSA'
+        ? 'Ed25519 public key must be 32 bytes encoding a valid point'
+        : 'P-256 public key must be a valid 33-byte compressed or 65-byte uncompressed point',
+      { cause },
+    );
+  }
+  const pk: PublicKey = { alg, raw: compact, key };
+  if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
+  cache.set(id, pk);
+  return pk;
+}
+
+function compressP256(point: Uint8Array): Uint8Array {
+  const out = new Uint8Array(33);
+  out[0] = (point[64]! & 1) === 1 ? 3 : 2;
+  out.set(point.subarray(1, 33), 1);
+  return out;
+}
+
+/** The public key of a Node `KeyObject` (public or private), bound to `alg`. Throws ERR_KEY_INVALID. */
+export function publicKeyFromKeyObject(alg: Alg, key: KeyObject): PublicKey {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  const expected = alg === 'EdDSA' ? 'ed25519' : 'ec';
+  if (pub.asymmetricKeyType !== expected) {
+    throw new ProtocolError(
+      'ERR_KEY_INVALID',
+      `key is ${pub.asymmetricKeyType ?? 'symmetric'}, not usable with ${alg}`,
+    );
+  }
+  if (alg === 'ES256' && pub.asymmetricKeyDetails?.namedCurve !== 'prime256v1') {
+    throw new ProtocolError('ERR_KEY_INVALID', 'ES256 needs a P-256 key');
+  }
+  const der = pub.export({ format: 'der', type: 'spki' });
+  const raw = alg === 'EdDSA' ? der.subarray(der.length - 32) : der.subarray(der.length - 65);
+  return publicKeyFromRaw(alg, raw);
+}
+
+/** Algorithm for a JWK (`kty`/`crv`): OKP/Ed25519 is EdDSA, EC/P-256 is ES256. Throws ERR_KEY_INVALID. */
+export function algOfJwk(jwk: JsonWebKey): Alg {
+  if (jwk.kty === 'OKP' && jwk.crv === 'Ed25519') return 'EdDSA';
+  if (jwk.kty === 'EC' && jwk.crv === 'P-256') return 'ES256';
+  throw new ProtocolError('ERR_KEY_INVALID', `JWK "kty"/"crv" must be OKP/Ed25519 or EC/P-256`);
+}
+
+/** Imports a public JWK (RFC 7517; RFC 8037 for OKP). Throws ERR_KEY_INVALID. */
+export function publicKeyFromJwk(jwk: JsonWebKey): PublicKey {
+  const alg = algOfJwk(jwk);
+  try {
+    const { d: _d, ...pub } = jwk;
+    return publicKeyFromKeyObject(alg, createPublicKey({ key: pub, format: 'jwk' }));
+  } catch (cause) {
+    if (cause instanceof ProtocolError) throw cause;
+    throw new ProtocolError('ERR_KEY_INVALID', 'JWK is not a valid public key', { cause });
+  }
+}
+
+/** Imports a private JWK. Throws ERR_KEY_INVALID. */
+export function privateKeyFromJwk(jwk: JsonWebKey): PrivateKey {
+  const alg = algOfJwk(jwk);
+  if (typeof jwk.d !== 'string') throw new ProtocolError('ERR_KEY_INVALID', 'JWK "d" (private key) missing');
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: jwk, format: 'jwk' });
+  } catch (cause) {
+    throw new ProtocolError('ERR_KEY_INVALID', 'JWK is not a valid private key', { cause });
+  }
+  return { alg, key, publicKey: publicKeyFromKeyObject(alg, key) };
+}
+
+/** Wraps a Node private `KeyObject`. Throws ERR_KEY_INVALID. */
+export function privateKeyFromKeyObject(alg: Alg, key: KeyObject): PrivateKey {
+  if (key.type !== 'private') throw new ProtocolError('ERR_KEY_INVALID', 'key is not a private key');
+  return { alg, key, publicKey: publicKeyFromKeyObject(alg, key) };
+}
+
+/** Generates a fresh key pair for `alg`. */
+export function generateKeyPair(alg: Alg): PrivateKey {
+  const { privateKey } =
+    alg === 'EdDSA'
+      ? generateKeyPairSync('ed25519')
+      : generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  return privateKeyFromKeyObject(alg, privateKey);
+}
+
+/** Exports a key as a JWK, with its `alg`; private keys include `d`. */
+export function exportJwk(key: PublicKey | PrivateKey, kid?: string): JsonWebKey {
+  const jwk = key.key.export({ format: 'jwk' }) as JsonWebKey;
+  return { ...jwk, alg: key.alg, ...(kid === undefined ? {} : { kid }) };
+}
+
+/** Signs `data` (SPEC.md TANDEM-KEY-3): Ed25519 (RFC 8032) or ECDSA P-256/SHA-256 as raw 64-byte r‖s. */
+export function signBytes(key: PrivateKey, data: Uint8Array): Uint8Array {
+  const sig =
+    key.alg === 'EdDSA'
+      ? nodeSign(null, data, key.key)
+      : nodeSign('sha256', data, { key: key.key, dsaEncoding: 'ieee-p1363' });
+  return new Uint8Array(sig.buffer, sig.byteOffset, sig.byteLength);
+}
+
+/**
+ * Verifies a signature made by {@link signBytes}. Returns false for any wrong signature, including one of
+ * the wrong length; never throws for bad input.
+ */
+export function verifyBytes(key: PublicKey, data: Uint8Array, signature: Uint8Array): boolean {
+  if (signature.length !== 64) return false;
+  try {
+    return key.alg === 'EdDSA'
+      ? nodeVerify(null, data, key.key, signature)
+      : nodeVerify('sha256', data, { key: key.key, dsaEncoding: 'ieee-p1363' }, signature);
+  } catch {
+    return false;
+  }
+}
