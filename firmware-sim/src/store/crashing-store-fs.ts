@@ -1,0 +1,364 @@
+import { posix } from 'node:path';
+import { StoreError } from './errors.js';
+import type { StoreFileHandle, StoreFs } from './store-fs.js';
+
+/**
+ * What survives of data that was written but not fsynced when the power goes:
+ * - 'lose': none of it (the most common outcome on an SD card with a write cache);
+ * - 'keep': all of it (the kernel happened to flush it);
+ * - 'random': a seeded random prefix of the unsynced writes, the last one possibly torn (cut at a random
+ *   byte, sometimes with the rest of its extent zero-filled, as ext4 delayed allocation leaves it), and a
+ *   random prefix of the unsynced directory operations (create, rename, unlink).
+ */
+export type TornWriteMode = 'lose' | 'keep' | 'random';
+
+/** Options of {@link CrashingStoreFs}. */
+export interface CrashingStoreFsOptions {
+  /** Cut the power when operation number `cutAtOperation` (0-based, every call counts) is attempted. */
+  cutAtOperation?: number;
+  /** Seed for the 'random' mode (default 1): the same seed gives the same surviving state. */
+  seed?: number;
+  /** Default 'random'. */
+  tornWrites?: TornWriteMode;
+  /** The durable image to boot from (what {@link CrashingStoreFs.reboot} passes on). */
+  image?: DiskImage;
+}
+
+/** Directory path -> file name -> contents. Directories with no files are listed with an empty map. */
+export type DiskImage = Map<string, Map<string, Uint8Array>>;
+
+type FileOp = { kind: 'write'; pos: number; data: Uint8Array } | { kind: 'truncate'; length: number };
+type DirOp =
+  | { kind: 'link'; name: string; inode: Inode }
+  | { kind: 'rename'; from: string; to: string; inode: Inode }
+  | { kind: 'unlink'; name: string };
+
+class Inode {
+  /** What the running process sees. */
+  current: Uint8Array;
+  /** File operations since the last fsync, oldest first; durable state = durable + none, some or all. */
+  pending: FileOp[] = [];
+  constructor(public durable: Uint8Array) {
+    this.current = durable;
+  }
+}
+
+class DirNode {
+  current = new Map<string, Inode>();
+  durable = new Map<string, Inode>();
+  pending: DirOp[] = [];
+}
+
+function applyFileOp(data: Uint8Array, op: FileOp): Uint8Array {
+  if (op.kind === 'truncate') {
+    if (op.length <= data.length) return data.slice(0, op.length);
+    const grown = new Uint8Array(op.length);
+    grown.set(data);
+    return grown;
+  }
+  const out = new Uint8Array(Math.max(data.length, op.pos + op.data.length));
+  out.set(data);
+  out.set(op.data, op.pos);
+  return out;
+}
+
+function applyDirOp(entries: Map<string, Inode>, op: DirOp): void {
+  if (op.kind === 'link') entries.set(op.name, op.inode);
+  else if (op.kind === 'unlink') entries.delete(op.name);
+  else {
+    entries.delete(op.from);
+    entries.set(op.to, op.inode);
+  }
+}
+
+/** mulberry32: small, fast, good enough to pick cut outcomes reproducibly. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * In-memory filesystem that models what an SD card keeps across a power cut, for power-cut tests and the
+ * hardware testers' fault injection. File data is durable only once fsynced; a create, rename or unlink only
+ * once its directory is fsynced (POSIX; ext4 is often kinder, the stores must not rely on it). mkdir is
+ * durable at once: the stores create their directory once at first boot and treat a missing directory and an
+ * empty one alike, so modelling its loss would test nothing.
+ *
+ * The power goes at operation `cutAtOperation` or at {@link CrashingStoreFs.powerCut}: that call and every
+ * later one (including on handles already open) throw ERR_STORE_POWER_LOST, and the surviving image is frozen.
+ * {@link CrashingStoreFs.reboot} returns a fresh filesystem holding exactly that image.
+ */
+export class CrashingStoreFs implements StoreFs {
+  private readonly dirs = new Map<string, DirNode>();
+  private readonly random: () => number;
+  private readonly mode: TornWriteMode;
+  private cutAt: number | undefined;
+  private ops = 0;
+  private frozen: DiskImage | undefined;
+
+  constructor(options: CrashingStoreFsOptions = {}) {
+    this.cutAt = options.cutAtOperation;
+    this.random = prng(options.seed ?? 1);
+    this.mode = options.tornWrites ?? 'random';
+    this.dirs.set('/', new DirNode());
+    for (const [dir, files] of options.image ?? []) {
+      const node = this.ensureDir(dir);
+      for (const [name, data] of files) {
+        const inode = new Inode(data.slice());
+        node.current.set(name, inode);
+        node.durable.set(name, inode);
+      }
+    }
+  }
+
+  /** Operations attempted so far (the index the next operation will have). */
+  get operationCount(): number {
+    return this.ops;
+  }
+
+  /** True once the power has been cut. */
+  get poweredOff(): boolean {
+    return this.frozen !== undefined;
+  }
+
+  /** Cut the power now (idempotent); later calls throw ERR_STORE_POWER_LOST. */
+  powerCut(): void {
+    if (this.frozen) return;
+    this.frozen = this.survivingImage();
+  }
+
+  /** Boot again from what survived the cut (cuts the power first if it is still on). */
+  reboot(options: Omit<CrashingStoreFsOptions, 'image'> = {}): CrashingStoreFs {
+    this.powerCut();
+    return new CrashingStoreFs({ ...options, image: this.frozen });
+  }
+
+  /** The bytes the running process would read, or undefined: for tests and the dashboard. */
+  peekFile(path: string): Uint8Array | undefined {
+    const { dir, name } = this.split(path);
+    return this.dirs.get(dir)?.current.get(name)?.current.slice();
+  }
+
+  /** XOR a byte of a file, durably, as a failing SD sector would: for corruption tests. */
+  corruptByte(path: string, offset: number, xor = 0x01): void {
+    const { dir, name } = this.split(path);
+    const inode = this.dirs.get(dir)?.current.get(name);
+    if (!inode || offset < 0 || offset >= inode.current.length) {
+      throw new StoreError('ERR_STORE_INVALID_ARGUMENT', `corruptByte: ${path} has no byte ${offset}`);
+    }
+    inode.current = inode.current.slice();
+    inode.current[offset]! ^= xor;
+    if (offset < inode.durable.length) {
+      inode.durable = inode.durable.slice();
+      inode.durable[offset]! ^= xor;
+    }
+  }
+
+  async open(path: string, mode: 'w' | 'a'): Promise<StoreFileHandle> {
+    this.step();
+    const { dir, name } = this.split(path);
+    const node = this.dirOrThrow(dir, path);
+    let inode = node.current.get(name);
+    if (!inode) {
+      inode = new Inode(new Uint8Array(0));
+      const op: DirOp = { kind: 'link', name, inode };
+      applyDirOp(node.current, op);
+      node.pending.push(op);
+    } else if (mode === 'w') {
+      this.fileOp(inode, { kind: 'truncate', length: 0 });
+    }
+    return new CrashingHandle(this, inode, mode, path);
+  }
+
+  async readFile(path: string): Promise<Uint8Array> {
+    this.step();
+    const { dir, name } = this.split(path);
+    const inode = this.dirOrThrow(dir, path).current.get(name);
+    if (!inode) throw new StoreError('ERR_STORE_NOT_FOUND', `read ${path} failed: it does not exist`);
+    return inode.current.slice();
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    this.step();
+    const a = this.split(from);
+    const b = this.split(to);
+    if (a.dir !== b.dir) {
+      throw new StoreError(
+        'ERR_STORE_INVALID_ARGUMENT',
+        `rename ${from} -> ${to}: only within one directory`,
+      );
+    }
+    const node = this.dirOrThrow(a.dir, from);
+    const inode = node.current.get(a.name);
+    if (!inode) throw new StoreError('ERR_STORE_NOT_FOUND', `rename ${from} failed: it does not exist`);
+    const op: DirOp = { kind: 'rename', from: a.name, to: b.name, inode };
+    applyDirOp(node.current, op);
+    node.pending.push(op);
+  }
+
+  async unlink(path: string): Promise<void> {
+    this.step();
+    const { dir, name } = this.split(path);
+    const node = this.dirOrThrow(dir, path);
+    if (!node.current.has(name)) {
+      throw new StoreError('ERR_STORE_NOT_FOUND', `unlink ${path} failed: it does not exist`);
+    }
+    const op: DirOp = { kind: 'unlink', name };
+    applyDirOp(node.current, op);
+    node.pending.push(op);
+  }
+
+  async readdir(dir: string): Promise<string[]> {
+    this.step();
+    const d = posix.normalize(dir);
+    return [...this.dirOrThrow(d, d).current.keys()].sort();
+  }
+
+  async mkdir(dir: string): Promise<void> {
+    this.step();
+    this.ensureDir(posix.normalize(dir));
+  }
+
+  async fsyncDir(dir: string): Promise<void> {
+    this.step();
+    const d = posix.normalize(dir);
+    const node = this.dirOrThrow(d, d);
+    for (const op of node.pending) applyDirOp(node.durable, op);
+    node.pending = [];
+  }
+
+  /** @internal Counts one operation and cuts the power when it is the chosen one. */
+  step(): void {
+    if (this.frozen) throw this.powerLost();
+    if (this.ops === this.cutAt) {
+      this.powerCut();
+      throw this.powerLost();
+    }
+    this.ops++;
+  }
+
+  /** @internal */
+  fileOp(inode: Inode, op: FileOp): void {
+    inode.current = applyFileOp(inode.current, op);
+    inode.pending.push(op);
+  }
+
+  /** @internal */
+  syncInode(inode: Inode): void {
+    inode.durable = inode.current;
+    inode.pending = [];
+  }
+
+  private powerLost(): StoreError {
+    return new StoreError(
+      'ERR_STORE_POWER_LOST',
+      `simulated power cut at operation ${this.cutAt ?? this.ops}`,
+    );
+  }
+
+  private pick(n: number): number {
+    if (this.mode === 'lose') return 0;
+    if (this.mode === 'keep') return n;
+    return Math.floor(this.random() * (n + 1));
+  }
+
+  private survivingImage(): DiskImage {
+    const contents = new Map<Inode, Uint8Array>();
+    const surviving = (inode: Inode): Uint8Array => {
+      let data = contents.get(inode);
+      if (data) return data;
+      data = inode.durable;
+      const k = this.pick(inode.pending.length);
+      for (let i = 0; i < k; i++) data = applyFileOp(data, inode.pending[i]!);
+      const next = inode.pending[k];
+      if (this.mode === 'random' && next?.kind === 'write' && this.random() < 0.5) {
+        // A torn write: some leading bytes made it; with delayed allocation the extent may exist zero-filled.
+        const keep = Math.floor(this.random() * next.data.length);
+        const torn = this.random() < 0.5 ? next.data.slice(0, keep) : new Uint8Array(next.data.length);
+        if (torn.length === next.data.length) torn.set(next.data.subarray(0, keep));
+        data = applyFileOp(data, { kind: 'write', pos: next.pos, data: torn });
+      }
+      contents.set(inode, data);
+      return data;
+    };
+    const image: DiskImage = new Map();
+    for (const [path, node] of this.dirs) {
+      const entries = new Map(node.durable);
+      const k = this.pick(node.pending.length);
+      for (let i = 0; i < k; i++) applyDirOp(entries, node.pending[i]!);
+      const files = new Map<string, Uint8Array>();
+      for (const [name, inode] of entries) files.set(name, surviving(inode).slice());
+      image.set(path, files);
+    }
+    return image;
+  }
+
+  private split(path: string): { dir: string; name: string } {
+    const p = posix.normalize(path);
+    return { dir: posix.dirname(p), name: posix.basename(p) };
+  }
+
+  private dirOrThrow(dir: string, path: string): DirNode {
+    const node = this.dirs.get(dir);
+    if (!node) throw new StoreError('ERR_STORE_NOT_FOUND', `${path}: directory ${dir} does not exist`);
+    return node;
+  }
+
+  private ensureDir(dir: string): DirNode {
+    let node = this.dirs.get(dir);
+    if (node) return node;
+    if (dir !== '/') this.ensureDir(posix.dirname(dir));
+    node = new DirNode();
+    this.dirs.set(dir, node);
+    return node;
+  }
+}
+
+class CrashingHandle implements StoreFileHandle {
+  private position = 0;
+  private closed = false;
+
+  constructor(
+    private readonly fs: CrashingStoreFs,
+    private readonly inode: Inode,
+    private readonly mode: 'w' | 'a',
+    private readonly path: string,
+  ) {}
+
+  async write(data: Uint8Array): Promise<void> {
+    this.fs.step();
+    this.checkOpen();
+    const pos = this.mode === 'a' ? this.inode.current.length : this.position;
+    this.fs.fileOp(this.inode, { kind: 'write', pos, data: data.slice() });
+    this.position = pos + data.length;
+  }
+
+  async sync(): Promise<void> {
+    this.fs.step();
+    this.checkOpen();
+    this.fs.syncInode(this.inode);
+  }
+
+  async truncate(length: number): Promise<void> {
+    this.fs.step();
+    this.checkOpen();
+    this.fs.fileOp(this.inode, { kind: 'truncate', length });
+    this.position = Math.min(this.position, length);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.fs.step();
+    this.closed = true;
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new StoreError('ERR_STORE_CLOSED', `${this.path}: file handle used after close()`);
+  }
+}

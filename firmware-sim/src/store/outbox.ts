@@ -1,0 +1,207 @@
+import { AppendLog } from './append-log.js';
+import { ByteReader, ByteWriter, checkInt } from './bytes.js';
+import { StoreError } from './errors.js';
+import { SerialQueue } from './serial-queue.js';
+import type { StoreFs } from './store-fs.js';
+
+/** Default bound on unacknowledged messages. */
+export const OUTBOX_MAX_ENTRIES = 1000;
+/** Default bound on the payload bytes of unacknowledged messages. */
+export const OUTBOX_MAX_BYTES = 1024 * 1024;
+/** Default bound on one payload. */
+export const OUTBOX_MAX_PAYLOAD_BYTES = 16 * 1024;
+
+const REC_ENQ = 0x30; // seq u64 | kind u8 | payloadLen u32 | payload
+const REC_ACK = 0x31; // throughSeq u64
+const REC_HEAD = 0x32; // nextSeq u64 | ackedThrough u64  (first record after a compaction)
+
+/** What an outbox message carries: a theft alert or an audit record. */
+export type OutboxKind = 'alert' | 'audit';
+const KIND_CODE: Record<OutboxKind, number> = { alert: 1, audit: 2 };
+const CODE_KIND = new Map<number, OutboxKind>([
+  [1, 'alert'],
+  [2, 'audit'],
+]);
+
+/** One queued message. `seq` increases by one per enqueue and is never reused. */
+export interface OutboxEntry {
+  seq: number;
+  kind: OutboxKind;
+  payload: Uint8Array;
+}
+
+/** Options of {@link Outbox.open}. */
+export interface OutboxOptions {
+  /** File name in the directory (default 'outbox.log'). */
+  name?: string;
+  /** Default {@link OUTBOX_MAX_ENTRIES}. */
+  maxEntries?: number;
+  /** Default {@link OUTBOX_MAX_BYTES}. */
+  maxBytes?: number;
+  /** Default {@link OUTBOX_MAX_PAYLOAD_BYTES}. */
+  maxPayloadBytes?: number;
+  /** Compact once the log passes this size (default 256 KiB). */
+  compactAtBytes?: number;
+}
+
+/**
+ * Alerts and audit records waiting for the cloud's acknowledgement (ARCHITECTURE.md flow 7: never lost).
+ * {@link Outbox.enqueue} resolves once the message is durable; {@link Outbox.ack} durably removes everything
+ * through a sequence number. Nothing that was enqueued and resolved is lost across power cuts; a message may
+ * be delivered twice (sent, acknowledged by the cloud, cut before the ack was stored), so the cloud
+ * de-duplicates by `seq`. Full (`maxEntries` or `maxBytes`) is ERR_STORE_FULL: nothing is dropped to make room.
+ */
+export class Outbox {
+  private readonly queue = new SerialQueue();
+
+  private constructor(
+    private readonly log: AppendLog,
+    private readonly pending: OutboxEntry[],
+    private nextSeq: number,
+    private acked: number,
+    private bytes: number,
+    private readonly opts: Required<Omit<OutboxOptions, 'name'>>,
+  ) {}
+
+  static async open(fs: StoreFs, dir: string, options: OutboxOptions = {}): Promise<Outbox> {
+    const opts = {
+      maxEntries: options.maxEntries ?? OUTBOX_MAX_ENTRIES,
+      maxBytes: options.maxBytes ?? OUTBOX_MAX_BYTES,
+      maxPayloadBytes: options.maxPayloadBytes ?? OUTBOX_MAX_PAYLOAD_BYTES,
+      compactAtBytes: options.compactAtBytes ?? 256 * 1024,
+    };
+    const { log, records } = await AppendLog.open(fs, dir, options.name ?? 'outbox.log', {
+      magic: 'TDOB',
+      maxRecordBytes: opts.maxPayloadBytes + 64,
+    });
+    let pending: OutboxEntry[] = [];
+    let nextSeq = 1;
+    let acked = 0;
+    for (const rec of records) {
+      const r = new ByteReader(rec, 'outbox record');
+      const type = r.u8();
+      if (type === REC_ENQ) {
+        const seq = r.u64();
+        const code = r.u8();
+        const kind = CODE_KIND.get(code);
+        if (!kind || seq !== nextSeq) {
+          throw new StoreError(
+            'ERR_STORE_CORRUPT',
+            `outbox record ${seq} (kind ${code}) does not follow ${nextSeq - 1}`,
+          );
+        }
+        pending.push({ seq, kind, payload: r.bytes(r.u32()) });
+        nextSeq = seq + 1;
+      } else if (type === REC_ACK) {
+        acked = Math.max(acked, r.u64());
+        pending = pending.filter((e) => e.seq > acked);
+      } else if (type === REC_HEAD) {
+        nextSeq = r.u64();
+        acked = r.u64();
+        pending = [];
+      } else {
+        throw new StoreError('ERR_STORE_CORRUPT', `outbox record: unknown type ${type}`);
+      }
+      r.end();
+    }
+    const bytes = pending.reduce((n, e) => n + e.payload.length, 0);
+    return new Outbox(log, pending, nextSeq, acked, bytes, opts);
+  }
+
+  /** Messages waiting. */
+  get size(): number {
+    return this.pending.length;
+  }
+
+  /** Highest sequence number acknowledged. */
+  get ackedThrough(): number {
+    return this.acked;
+  }
+
+  /** Queue a message; resolves with its sequence number once durable. */
+  enqueue(kind: OutboxKind, payload: Uint8Array): Promise<number> {
+    if (!(kind in KIND_CODE)) {
+      return Promise.reject(
+        new StoreError('ERR_STORE_INVALID_ARGUMENT', `outbox kind must be alert or audit`),
+      );
+    }
+    if (payload.length > this.opts.maxPayloadBytes) {
+      return Promise.reject(
+        new StoreError(
+          'ERR_STORE_INVALID_ARGUMENT',
+          `outbox payload of ${payload.length} bytes exceeds ${this.opts.maxPayloadBytes}`,
+        ),
+      );
+    }
+    return this.queue.run(async () => {
+      if (this.pending.length >= this.opts.maxEntries || this.bytes + payload.length > this.opts.maxBytes) {
+        throw new StoreError(
+          'ERR_STORE_FULL',
+          `outbox full (${this.pending.length} messages, ${this.bytes} bytes): the cloud has not acknowledged them`,
+        );
+      }
+      const seq = this.nextSeq;
+      await this.log.append(
+        new ByteWriter(14 + payload.length)
+          .u8(REC_ENQ)
+          .u64(seq)
+          .u8(KIND_CODE[kind])
+          .u32(payload.length)
+          .bytes(payload)
+          .finish(),
+      );
+      this.pending.push({ seq, kind, payload: payload.slice() });
+      this.bytes += payload.length;
+      this.nextSeq = seq + 1;
+      await this.maybeCompact();
+      return seq;
+    });
+  }
+
+  /** Up to `max` oldest waiting messages, without removing them. */
+  peek(max = 16): OutboxEntry[] {
+    return this.pending.slice(0, max);
+  }
+
+  /** Durably remove every message with seq <= `throughSeq`. */
+  ack(throughSeq: number): Promise<void> {
+    checkInt(throughSeq, 0, Number.MAX_SAFE_INTEGER, 'throughSeq');
+    return this.queue.run(async () => {
+      if (throughSeq >= this.nextSeq) {
+        throw new StoreError(
+          'ERR_STORE_INVALID_ARGUMENT',
+          `ack of outbox message ${throughSeq}, last queued is ${this.nextSeq - 1}`,
+        );
+      }
+      if (throughSeq <= this.acked) return;
+      await this.log.append(new ByteWriter(9).u8(REC_ACK).u64(throughSeq).finish());
+      this.acked = throughSeq;
+      while (this.pending.length > 0 && this.pending[0]!.seq <= throughSeq)
+        this.bytes -= this.pending.shift()!.payload.length;
+      await this.maybeCompact();
+    });
+  }
+
+  close(): Promise<void> {
+    return this.queue.run(() => this.log.close());
+  }
+
+  private async maybeCompact(): Promise<void> {
+    if (this.log.sizeBytes <= this.opts.compactAtBytes) return;
+    // HEAD sets nextSeq to where replay of the kept entries must start, so sequence numbers are never reused.
+    const headSeq = this.pending[0]?.seq ?? this.nextSeq;
+    const records = [new ByteWriter(17).u8(REC_HEAD).u64(headSeq).u64(this.acked).finish()];
+    for (const e of this.pending) {
+      records.push(
+        new ByteWriter(14 + e.payload.length)
+          .u8(REC_ENQ)
+          .u64(e.seq)
+          .u8(KIND_CODE[e.kind])
+          .u32(e.payload.length)
+          .bytes(e.payload)
+          .finish(),
+      );
+    }
+    await this.log.rewrite(records);
+  }
+}
