@@ -13,8 +13,8 @@
  */
 import createDebug from 'debug';
 import { HardwareError } from '../interfaces.js';
-import { collect } from './process-spawner.js';
-import type { ProcessSpawner, SpawnedProcess } from './process-spawner.js';
+import { collect } from '../process-spawner.js';
+import type { ProcessSpawner, SpawnedProcess } from '../process-spawner.js';
 
 const debug = createDebug('tandem:hw:gpio');
 

@@ -7,8 +7,8 @@ import { Listeners } from '../listeners.js';
 import { Debouncer } from './debouncer.js';
 import { LibgpiodTools, toolError, validateLine } from './libgpiod.js';
 import type { GpioBias, GpioLevel, GpioLine, LibgpiodMajor } from './libgpiod.js';
-import { NodeProcessSpawner, collect } from './process-spawner.js';
-import type { ProcessSpawner, SpawnedProcess } from './process-spawner.js';
+import { NodeProcessSpawner, collect } from '../process-spawner.js';
+import type { ProcessSpawner, SpawnedProcess } from '../process-spawner.js';
 
 const debug = createDebug('tandem:hw:gpio');
 

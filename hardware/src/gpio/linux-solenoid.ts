@@ -7,8 +7,8 @@ import { ProcessExitHooks } from './exit-hooks.js';
 import type { ExitHooks } from './exit-hooks.js';
 import { LibgpiodTools, toolError, validateLine } from './libgpiod.js';
 import type { GpioLine, LibgpiodMajor } from './libgpiod.js';
-import { NodeProcessSpawner, collect } from './process-spawner.js';
-import type { ProcessSpawner, SpawnedProcess } from './process-spawner.js';
+import { NodeProcessSpawner, collect } from '../process-spawner.js';
+import type { ProcessSpawner, SpawnedProcess } from '../process-spawner.js';
 import { checkPulse } from './pulse-limit.js';
 
 const debug = createDebug('tandem:hw:gpio');

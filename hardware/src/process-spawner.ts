@@ -1,5 +1,5 @@
 /**
- * The operating-system seam of the GPIO drivers: they run the libgpiod command-line tools through a
+ * The operating-system seam of the drivers that run helper programs (the libgpiod tools, socat) through a
  * {@link ProcessSpawner}, so tests substitute a fake that records the exact argv and scripts the tools'
  * output and exit, and no native npm module is needed on the Pi.
  */
