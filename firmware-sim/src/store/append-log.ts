@@ -168,7 +168,7 @@ export class AppendLog {
   }
 
   /** Append one record or a batch (one write, one fsync); resolves once durable. */
-  append(records: Uint8Array | readonly Uint8Array[]): Promise<void> {
+  async append(records: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const list = records instanceof Uint8Array ? [records] : records;
     for (const r of list) {
       if (r.length > this.maxRecordBytes) {

@@ -167,9 +167,9 @@ export class AuditLog {
     return new AuditLog(log, kept, nextSeq, lastHash, acked, opts);
   }
 
-  /** Records kept, oldest first. */
-  records(): readonly AuditRecord[] {
-    return this.kept;
+  /** Records kept, oldest first (a copy). */
+  records(): AuditRecord[] {
+    return this.kept.slice();
   }
 
   /** Records with seq > `afterSeq`, oldest first (what to send to the cloud). */
@@ -193,7 +193,7 @@ export class AuditLog {
   }
 
   /** Write, chain and sign one record; resolves with it once durable. */
-  append(payload: Uint8Array): Promise<AuditRecord> {
+  async append(payload: Uint8Array): Promise<AuditRecord> {
     if (payload.length > this.opts.maxPayloadBytes) {
       return Promise.reject(
         new StoreError(
@@ -232,7 +232,7 @@ export class AuditLog {
   }
 
   /** Record that the cloud holds every record through `throughSeq`; resolves once durable. */
-  acknowledge(throughSeq: number): Promise<void> {
+  async acknowledge(throughSeq: number): Promise<void> {
     checkInt(throughSeq, 0, Number.MAX_SAFE_INTEGER, 'throughSeq');
     return this.queue.run(async () => {
       if (throughSeq > this.lastSeq) {

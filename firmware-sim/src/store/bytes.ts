@@ -51,7 +51,8 @@ export class ByteWriter {
   }
 
   bytes(b: Uint8Array): this {
-    this.buf.set(b, this.reserve(b.length));
+    const at = this.reserve(b.length); // may replace this.buf
+    this.buf.set(b, at);
     return this;
   }
 

@@ -37,3 +37,5 @@ export { Outbox, OUTBOX_MAX_BYTES, OUTBOX_MAX_ENTRIES, OUTBOX_MAX_PAYLOAD_BYTES 
 export type { OutboxEntry, OutboxKind, OutboxOptions } from './outbox.js';
 export { ConfigStore, CONFIG_MAX_BYTES } from './config-store.js';
 export type { ConfigStoreOptions, ConfigValue } from './config-store.js';
+export { sweepPowerCuts } from './power-cut-sweep.js';
+export type { PowerCutScenario, PowerCutSweepOptions, PowerCutSweepReport } from './power-cut-sweep.js';

@@ -119,7 +119,7 @@ export class Outbox {
   }
 
   /** Queue a message; resolves with its sequence number once durable. */
-  enqueue(kind: OutboxKind, payload: Uint8Array): Promise<number> {
+  async enqueue(kind: OutboxKind, payload: Uint8Array): Promise<number> {
     if (!(kind in KIND_CODE)) {
       return Promise.reject(
         new StoreError('ERR_STORE_INVALID_ARGUMENT', `outbox kind must be alert or audit`),
@@ -164,7 +164,7 @@ export class Outbox {
   }
 
   /** Durably remove every message with seq <= `throughSeq`. */
-  ack(throughSeq: number): Promise<void> {
+  async ack(throughSeq: number): Promise<void> {
     checkInt(throughSeq, 0, Number.MAX_SAFE_INTEGER, 'throughSeq');
     return this.queue.run(async () => {
       if (throughSeq >= this.nextSeq) {

@@ -136,7 +136,7 @@ export class RevocationStore {
   }
 
   /** Replace the whole set with `tokens` at `version` (> stored version); resolves once durable. */
-  replace(version: number, tokens: readonly RevokedToken[]): Promise<void> {
+  async replace(version: number, tokens: readonly RevokedToken[]): Promise<void> {
     checkInt(version, 1, Number.MAX_SAFE_INTEGER, 'revocation version');
     for (const t of tokens) {
       checkTokenId(t.id);
@@ -160,7 +160,7 @@ export class RevocationStore {
   }
 
   /** Apply `delta` on top of the stored version; resolves once durable. Removals apply after additions. */
-  applyDelta(delta: RevocationDelta): Promise<void> {
+  async applyDelta(delta: RevocationDelta): Promise<void> {
     checkInt(delta.baseVersion, 0, Number.MAX_SAFE_INTEGER, 'delta base version');
     checkInt(delta.version, 1, Number.MAX_SAFE_INTEGER, 'delta version');
     const remove = delta.remove ?? [];
@@ -207,7 +207,7 @@ export class RevocationStore {
   }
 
   /** Drop entries whose token expired at or before `now` (Unix seconds, trusted time); resolves with how many. */
-  prune(now: number): Promise<number> {
+  async prune(now: number): Promise<number> {
     checkExp(now);
     return this.queue.run(async () => {
       let expired = 0;

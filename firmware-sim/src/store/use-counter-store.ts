@@ -105,7 +105,7 @@ export class UseCounterStore {
    * Count a use unless `maxUses` are already counted: check and increment in one step, so that two riders
    * racing on one token cannot both get the last use. Resolves once the count is durable.
    */
-  consume(id: Uint8Array, exp: number, maxUses: number): Promise<ConsumeResult> {
+  async consume(id: Uint8Array, exp: number, maxUses: number): Promise<ConsumeResult> {
     checkTokenId(id);
     checkExp(exp);
     checkInt(maxUses, 0, Number.MAX_SAFE_INTEGER, 'maxUses');
@@ -131,7 +131,7 @@ export class UseCounterStore {
   }
 
   /** Drop entries whose token expired at or before `now` (Unix seconds, trusted time); resolves with how many. */
-  prune(now: number): Promise<number> {
+  async prune(now: number): Promise<number> {
     checkExp(now);
     return this.queue.run(async () => {
       let expired = 0;
