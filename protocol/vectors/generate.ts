@@ -1,0 +1,367 @@
+/**
+ * Builds Tandem's own test vectors (SPEC.md §10). `npm run vectors` rewrites the JSON files beside this
+ * script; `protocol/test/vectors.test.ts` runs every vector, and checks that those marked `reproducible`
+ * (EdDSA signatures only, which are deterministic, RFC 8032 §5.1.6) are rebuilt byte for byte.
+ * ES256 signatures are randomised by Node, so vectors that contain one are checked for their verdict only.
+ */
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encode } from '../src/cbor.js';
+import type { CborValue } from '../src/cbor.js';
+import { chainHash } from '../src/chain.js';
+import { sigStructure, signSign1 } from '../src/cose.js';
+import { COSE_ALG, signBytes } from '../src/keys.js';
+import type { PrivateKey } from '../src/keys.js';
+import { Command, createRequest } from '../src/pop.js';
+import type { MintClaims } from '../src/token.js';
+import { encodeClaims, mintToken } from '../src/token.js';
+import { edKey, p256Key } from './keys.js';
+
+/** One vector. `expected.error` is a ProtocolError code; otherwise the listed fields must match. */
+export interface Vector {
+  readonly title: string;
+  readonly reproducible: boolean;
+  readonly input: Record<string, unknown>;
+  readonly expected: { readonly ok: true; readonly [k: string]: unknown } | { readonly error: string };
+}
+
+/** One file of vectors of one kind. */
+export interface VectorFile {
+  readonly file: string;
+  readonly kind: 'cbor-decode' | 'chain-verify' | 'pop-verify';
+  readonly description: string;
+  readonly vectors: Vector[];
+}
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const NOW = 1_795_010_400; // Wednesday 2026-11-18 12:40 Europe/Berlin
+const LOCK = 'lock-7f3a';
+const TZ = 'Europe/Berlin';
+
+const issuer = edKey('issuer');
+const owner = p256Key('owner adam');
+const rider = p256Key('rider bianca');
+const friend = p256Key('rider carla');
+const thief = p256Key('thief');
+const ISSUER_KID = Uint8Array.of(0x01);
+const OWNER_KID = Uint8Array.of(0x0a);
+
+const anchors = [
+  {
+    kid: hex(ISSUER_KID),
+    alg: issuer.alg,
+    publicKey: hex(issuer.publicKey.raw),
+    role: 'issuer',
+    name: 'tandem',
+  },
+  { kid: hex(OWNER_KID), alg: owner.alg, publicKey: hex(owner.publicKey.raw), role: 'owner', name: 'adam' },
+];
+
+function claims(over: Partial<MintClaims> = {}): MintClaims {
+  return {
+    iss: 'tandem',
+    sub: 'adam',
+    aud: LOCK,
+    iat: NOW - 3600,
+    nbf: NOW - 3600,
+    exp: NOW + 7 * 86_400,
+    cti: Buffer.from('0102030405060708090a0b0c', 'hex'),
+    cnf: rider.publicKey,
+    scope: ['unlock', 'status'],
+    rider: 'bianca',
+    schedule: [{ days: 0b0011111, start: 7 * 60, end: 20 * 60 }],
+    ...over,
+  };
+}
+
+// A COSE_Sign1 over hand-made header bytes or payload, for the envelope negatives that signSign1 (which
+// only emits the profile) cannot produce.
+function rawSign1(
+  protectedHeader: Map<number, CborValue> | Uint8Array,
+  unprotected: Map<number, CborValue>,
+  payload: Uint8Array,
+  key: PrivateKey,
+): Uint8Array {
+  const protectedBytes = protectedHeader instanceof Uint8Array ? protectedHeader : encode(protectedHeader);
+  return encode([
+    protectedBytes,
+    unprotected,
+    payload,
+    signBytes(key, sigStructure(protectedBytes, payload)),
+  ]);
+}
+
+function chainVector(
+  title: string,
+  chain: Uint8Array[],
+  expected: Vector['expected'],
+  over: { now?: number; lockId?: string; reproducible?: boolean } = {},
+): Vector {
+  return {
+    title,
+    reproducible: over.reproducible ?? true,
+    input: {
+      anchors,
+      lockId: over.lockId ?? LOCK,
+      now: over.now ?? NOW,
+      timeZone: TZ,
+      chain: chain.map(hex),
+    },
+    expected,
+  };
+}
+
+function tokens(): VectorFile {
+  const typical = mintToken(claims(), issuer, ISSUER_KID);
+  const delegate = mintToken(
+    claims({ scope: ['unlock', 'status', 'delegate'], maxUses: 10 }),
+    issuer,
+    ISSUER_KID,
+  );
+  const link = (over: Partial<MintClaims> = {}) =>
+    mintToken(
+      claims({
+        iss: 'bianca',
+        cnf: friend.publicKey,
+        rider: 'carla',
+        scope: ['unlock'],
+        maxUses: 2,
+        cti: Buffer.from('a1a2a3a4a5a6a7a8', 'hex'),
+        nbf: NOW - 600,
+        exp: NOW + 86_400,
+        ...over,
+      }),
+      rider,
+    );
+  const sigFlipped = Uint8Array.from(typical);
+  sigFlipped[sigFlipped.length - 1]! ^= 1;
+  const payload = encodeClaims(claims());
+  const kidMap = new Map<number, CborValue>([[4, ISSUER_KID]]);
+  const dupPayload = Buffer.concat([
+    Buffer.from([0xab]),
+    Buffer.from(payload.subarray(1)),
+    Buffer.from('0163657665', 'hex'),
+  ]);
+  const v: Vector[] = [
+    chainVector(
+      'SPEC §5.3 TANDEM-TOK-1: a typical issuer token (Ed25519 issuer, P-256 cnf, rider, weekday schedule)',
+      [typical],
+      {
+        ok: true,
+        rider: 'bianca',
+        scope: ['unlock', 'status'],
+        exp: NOW + 7 * 86_400,
+        bytes: typical.length,
+      },
+    ),
+    chainVector(
+      'SPEC §5.5 TANDEM-CHAIN-4: an owner-signed token (offline sharing, ES256)',
+      [mintToken(claims({ iss: 'adam' }), owner, OWNER_KID)],
+      { ok: true, rider: 'bianca', scope: ['unlock', 'status'] },
+      { reproducible: false },
+    ),
+    chainVector(
+      'SPEC §5.5 TANDEM-CHAIN-3: a narrower delegation, signed by the parent holder',
+      [delegate, link()],
+      { ok: true, rider: 'carla', scope: ['unlock'], exp: NOW + 86_400 },
+      { reproducible: false },
+    ),
+    chainVector(
+      'SPEC §4 TANDEM-COSE-1: tagged 61(18(...)) is accepted (RFC 8392 §6)',
+      [signSign1(payload, issuer, { kid: ISSUER_KID, tags: [61, 18] })],
+      { ok: true, rider: 'bianca', scope: ['unlock', 'status'] },
+    ),
+    chainVector(
+      'expired: SPEC §5.7 step 5, TANDEM-TIME-CHECK',
+      [typical],
+      { error: 'ERR_TOKEN_EXPIRED' },
+      { now: NOW + 8 * 86_400 },
+    ),
+    chainVector(
+      'not-yet-valid: SPEC §5.7 step 5',
+      [typical],
+      { error: 'ERR_TOKEN_NOT_YET_VALID' },
+      { now: NOW - 7200 },
+    ),
+    chainVector(
+      'wrong-audience: SPEC §5.7 step 4',
+      [typical],
+      { error: 'ERR_AUDIENCE_MISMATCH' },
+      { lockId: 'lock-other' },
+    ),
+    chainVector(
+      'outside-schedule: Saturday, SPEC §5.4 TANDEM-SCHED-2',
+      [typical],
+      { error: 'ERR_OUTSIDE_SCHEDULE' },
+      { now: NOW + 3 * 86_400 },
+    ),
+    chainVector('unknown-kid: SPEC §5.7 step 2', [mintToken(claims(), issuer, Uint8Array.of(0x77))], {
+      error: 'ERR_KEY_UNKNOWN',
+    }),
+    chainVector('signature-bit-flipped: SPEC §5.7 step 2', [sigFlipped], { error: 'ERR_SIGNATURE_INVALID' }),
+    chainVector(
+      'alg-mismatch: ES256 signature under the Ed25519 issuer kid, TANDEM-COSE-3',
+      [mintToken(claims(), owner, ISSUER_KID)],
+      { error: 'ERR_ALG_UNSUPPORTED' },
+      { reproducible: false },
+    ),
+    chainVector(
+      'alg-unprotected: alg only in the unprotected header, TANDEM-COSE-2',
+      [
+        rawSign1(
+          new Map([[3, 0]]),
+          new Map<number, CborValue>([
+            [1, COSE_ALG.EdDSA],
+            [4, ISSUER_KID],
+          ]),
+          payload,
+          issuer,
+        ),
+      ],
+      { error: 'ERR_COSE_INVALID' },
+    ),
+    chainVector(
+      "empty-protected-map: protected header h'a0', TANDEM-COSE-2",
+      [rawSign1(Uint8Array.of(0xa0), kidMap, payload, issuer)],
+      { error: 'ERR_COSE_INVALID' },
+    ),
+    chainVector(
+      'unknown-critical-header: crit lists label 99, TANDEM-COSE-4',
+      [
+        rawSign1(
+          new Map<number, CborValue>([
+            [1, -8],
+            [2, [99]],
+            [99, 1],
+          ]),
+          kidMap,
+          payload,
+          issuer,
+        ),
+      ],
+      { error: 'ERR_COSE_INVALID' },
+    ),
+    chainVector(
+      'duplicate-claim-key: "sub" twice in the claims map, TANDEM-CBOR-5',
+      [rawSign1(new Map([[1, -8]]), kidMap, dupPayload, issuer)],
+      { error: 'ERR_CBOR_INVALID' },
+    ),
+    chainVector(
+      'widened-scope: delegation adds "manage", TANDEM-CHAIN-3',
+      [delegate, link({ scope: ['unlock', 'manage'] })],
+      { error: 'ERR_CHAIN_INVALID' },
+      { reproducible: false },
+    ),
+    chainVector(
+      'no-delegate-scope: parent lacks "delegate", TANDEM-CHAIN-3',
+      [typical, link()],
+      { error: 'ERR_CHAIN_INVALID' },
+      { reproducible: false },
+    ),
+    chainVector('too-deep: four tokens, TANDEM-CHAIN-1', [delegate, delegate, delegate, delegate], {
+      error: 'ERR_CHAIN_TOO_DEEP',
+    }),
+    chainVector(
+      'forged-link: link signed by a key other than the parent holder, TANDEM-CHAIN-2',
+      [delegate, mintToken(claims({ scope: ['unlock'], maxUses: 1 }), thief)],
+      { error: 'ERR_SIGNATURE_INVALID' },
+      { reproducible: false },
+    ),
+  ];
+  return {
+    file: 'tokens.json',
+    kind: 'chain-verify',
+    description:
+      'Token chains verified as a lock does (SPEC.md §5.7 steps 1-6): decode, signature, narrowing, audience, time, schedule.',
+    vectors: v,
+  };
+}
+
+function pops(): VectorFile {
+  const token = mintToken(claims(), issuer, ISSUER_KID);
+  const h = chainHash([token]);
+  const nonce = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+  const req = (key: PrivateKey, over: { command?: Command; lockId?: string; chainRef?: boolean } = {}) =>
+    createRequest({
+      lockId: over.lockId ?? LOCK,
+      nonce,
+      command: over.command ?? Command.UNLOCK,
+      ...(over.chainRef ? { chainRef: h.subarray(0, 16) } : { chain: [token] }),
+      chainHash: h,
+      holderKey: key,
+    });
+  const base = { anchors, lockId: LOCK, now: NOW, timeZone: TZ, nonce: hex(nonce), chain: [hex(token)] };
+  const vec = (title: string, request: Uint8Array, expected: Vector['expected']): Vector => ({
+    title,
+    reproducible: false,
+    input: { ...base, request: hex(request) },
+    expected,
+  });
+  const truncated = req(rider).subarray(0, 100);
+  return {
+    file: 'pop.json',
+    kind: 'pop-verify',
+    description:
+      'Unlock requests and proof of possession (SPEC.md §5.8): the holder signs lock id, nonce, command, args and chain hash with its cnf key.',
+    vectors: [
+      vec('SPEC §5.8 TANDEM-POP-1: the holder unlocks', req(rider), { ok: true, command: Command.UNLOCK }),
+      vec('SPEC §5.8 TANDEM-POP-6: a repeat with a chain reference', req(rider, { chainRef: true }), {
+        ok: true,
+        command: Command.UNLOCK,
+      }),
+      vec('copied-token: a thief signs with another key, TANDEM-POP-1', req(thief), {
+        error: 'ERR_POP_INVALID',
+      }),
+      vec('other-lock: signed for another lock id, TANDEM-POP-3', req(rider, { lockId: 'lock-other' }), {
+        error: 'ERR_POP_INVALID',
+      }),
+      vec('truncated-request: cut at 100 bytes, TANDEM-CBOR-8', truncated, { error: 'ERR_CBOR_INVALID' }),
+    ],
+  };
+}
+
+function cbor(): VectorFile {
+  const c = (title: string, input: string, expected: Vector['expected']): Vector => ({
+    title,
+    reproducible: true,
+    input: { hex: input },
+    expected,
+  });
+  return {
+    file: 'cbor.json',
+    kind: 'cbor-decode',
+    description: "Tandem's strict CBOR profile (SPEC.md §2, TANDEM-CBOR-1..8).",
+    vectors: [
+      c('SPEC §2: a well-formed map', 'a2012604423131', { ok: true }),
+      c('duplicate-map-key: TANDEM-CBOR-5', 'a201020103', { error: 'ERR_CBOR_INVALID' }),
+      c('regexp-tag-27: TANDEM-CBOR-6', 'd81b8263616263' + '60', { error: 'ERR_CBOR_INVALID' }),
+      c('indefinite-array: TANDEM-CBOR-1', '9f01ff', { error: 'ERR_CBOR_INVALID' }),
+      c('non-shortest-integer: TANDEM-CBOR-2', '1805', { error: 'ERR_CBOR_INVALID' }),
+      c('float: TANDEM-CBOR-3', 'fb3ff0000000000000', { error: 'ERR_CBOR_INVALID' }),
+      c('undefined: TANDEM-CBOR-3', 'f7', { error: 'ERR_CBOR_INVALID' }),
+      c('invalid-utf8: TANDEM-CBOR-4', '62c328', { error: 'ERR_CBOR_INVALID' }),
+      c('huge-length: TANDEM-CBOR-1', '5affffffff00', { error: 'ERR_CBOR_INVALID' }),
+      c('deep-nesting: TANDEM-CBOR-7', '81'.repeat(20) + '00', { error: 'ERR_CBOR_INVALID' }),
+      c('trailing-bytes: TANDEM-CBOR-8', '0000', { error: 'ERR_CBOR_INVALID' }),
+      c('oversized: 5000 bytes, TANDEM-CBOR-7', '591385' + '00'.repeat(4997), { error: 'ERR_TOO_LARGE' }),
+    ],
+  };
+}
+
+/** Builds every vector file. */
+export function build(): VectorFile[] {
+  return [cbor(), tokens(), pops()];
+}
+
+/** Writes the files beside this script. */
+export function writeAll(dir = dirname(fileURLToPath(import.meta.url))): void {
+  for (const f of build()) {
+    writeFileSync(
+      join(dir, f.file),
+      JSON.stringify({ kind: f.kind, description: f.description, vectors: f.vectors }, null, 2) + '\n',
+    );
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) writeAll();
