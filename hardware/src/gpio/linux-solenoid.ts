@@ -32,7 +32,7 @@ interface ActivePulse {
   readonly child: SpawnedProcess;
   done: Promise<void>;
   watchdog: TimerHandle | undefined;
-  killedBy: 'release' | 'watchdog' | undefined;
+  killedBy: 'release' | 'watchdog' | 'exit' | undefined;
 }
 
 /**
@@ -169,6 +169,7 @@ export class LinuxSolenoid implements Solenoid {
   #deEnergiseSync(): void {
     const active = this.#pulse;
     if (active === undefined) return;
+    active.killedBy = 'exit';
     active.child.kill('SIGKILL');
     this.#tools.runSync('gpioset', this.#tools.setArgs(this.#line, 0));
     this.#energised = false;
