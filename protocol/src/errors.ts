@@ -26,6 +26,7 @@ export type ProtocolErrorCode =
   | 'ERR_REVOKED'
   | 'ERR_REVOCATION_STALE'
   | 'ERR_REVOCATION_ROLLBACK'
+  | 'ERR_REVOCATION_BASE_MISMATCH'
   | 'ERR_POP_INVALID'
   | 'ERR_CHALLENGE_MISMATCH'
   | 'ERR_MESSAGE_INVALID'
@@ -53,6 +54,8 @@ export const STATUS_OF_ERROR: Readonly<Record<ProtocolErrorCode, Status>> = {
   ERR_REVOKED: Status.REVOKED,
   ERR_REVOCATION_STALE: Status.REVOCATION_STALE,
   ERR_REVOCATION_ROLLBACK: Status.REVOCATION_ROLLBACK,
+  // A delta for another base version: the lock needs a full update or a delta from the version it holds.
+  ERR_REVOCATION_BASE_MISMATCH: Status.REVOCATION_STALE,
   ERR_POP_INVALID: Status.POP_INVALID,
   ERR_CHALLENGE_MISMATCH: Status.CHALLENGE_UNKNOWN,
   ERR_MESSAGE_INVALID: Status.MALFORMED,
