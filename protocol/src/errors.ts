@@ -1,11 +1,11 @@
 /**
- * The one error family of `protocol/` (SPEC.md §9). Every refusal carries a stable `code`; messages name the
+ * The one error family of `protocol/` (SPEC.md §10). Every refusal carries a stable `code`; messages name the
  * exact field at fault, using the names of the SPEC and the RFCs. A failed signature says nothing more than
  * that it failed.
  */
 import { Status } from './status.js';
 
-/** Every code a `protocol/` function can throw. SPEC.md §9 maps each one to a wire {@link Status}. */
+/** Every code a `protocol/` function can throw. SPEC.md §10 maps each one to a wire {@link Status}. */
 export type ProtocolErrorCode =
   | 'ERR_CBOR_INVALID'
   | 'ERR_TOO_LARGE'
@@ -33,7 +33,7 @@ export type ProtocolErrorCode =
   | 'ERR_FRAME_INVALID'
   | 'ERR_TOPIC_INVALID';
 
-/** Wire status for each error code (SPEC.md §9, "Status codes"). */
+/** Wire status for each error code (SPEC.md §10, "Status codes"). */
 export const STATUS_OF_ERROR: Readonly<Record<ProtocolErrorCode, Status>> = {
   ERR_CBOR_INVALID: Status.MALFORMED,
   ERR_TOO_LARGE: Status.MALFORMED,
@@ -71,7 +71,7 @@ export class ProtocolError extends Error {
     this.name = 'ProtocolError';
     this.code = code;
   }
-  /** The wire status that reports this error (SPEC.md §9). */
+  /** The wire status that reports this error (SPEC.md §10). */
   get status(): Status {
     return STATUS_OF_ERROR[this.code];
   }

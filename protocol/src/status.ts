@@ -1,6 +1,6 @@
 /**
- * Wire status codes shared by lock, phone and cloud (SPEC.md §9). One byte on the wire. The table
- * {@link STATUS_MEANING} is the text the rider CLI prints; SPEC.md §9 is normative.
+ * Wire status codes shared by lock, phone and cloud (SPEC.md §10). One byte on the wire. The table
+ * {@link STATUS_MEANING} is the text the rider CLI prints; SPEC.md §10 is normative.
  */
 export enum Status {
   OK = 0x00,
@@ -33,7 +33,7 @@ export enum Status {
   ALARM = 0x34,
 }
 
-/** What each status means, as printed to people (SPEC.md §9). */
+/** What each status means, as printed to people (SPEC.md §10). */
 export const STATUS_MEANING: Readonly<Record<Status, string>> = {
   [Status.OK]: 'accepted and done',
   [Status.MALFORMED]: 'the message is not well formed (CBOR, COSE, framing or a field of the wrong type)',
