@@ -1,6 +1,12 @@
 /** The virtual radio's clocks: ordering, bounded runs, auto-advance, and the multi-process link framing. */
 import { describe, expect, it } from 'vitest';
-import { RealClock, VirtualClock, VirtualRadio, VirtualRadioError, connectRadio } from '../src/virtual-radio/index.js';
+import {
+  RealClock,
+  VirtualClock,
+  VirtualRadio,
+  VirtualRadioError,
+  connectRadio,
+} from '../src/virtual-radio/index.js';
 
 describe('VirtualClock', () => {
   it('fires timers in due order, same-instant timers in the order they were set', () => {

@@ -68,6 +68,7 @@ export interface ControllerCapabilities {
   aclBufferCount: number;
 }
 
+/** One emulated LE controller (HCI device): see the module comment. Created by {@link VirtualRadio.open}. */
 export class LeController {
   readonly devId: number;
   readonly address: string;

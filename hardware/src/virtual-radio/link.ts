@@ -187,6 +187,8 @@ export async function serveRadio(
     );
     server.listen(listenArgs(ep), () => resolve());
   });
+  // After listening, a server error (rare: e.g. EMFILE on accept) must not crash the process.
+  server.on('error', (err) => debug('radio server error: %s', err.message));
   const addr = server.address();
   const actual: RadioEndpoint = typeof addr === 'object' && addr !== null ? { port: addr.port } : ep;
   debug('serving radio on %o', actual);
