@@ -6,6 +6,7 @@ import {
   VirtualRadio,
   VirtualRadioError,
   connectRadio,
+  serveRadio,
 } from '../src/virtual-radio/index.js';
 
 describe('VirtualClock', () => {
@@ -61,7 +62,34 @@ describe('RealClock', () => {
   });
 });
 
-describe('radio link errors', () => {
+describe('radio link', () => {
+  it("carries HCI both ways over 127.0.0.1 TCP and removes a client's devices when it leaves", async () => {
+    const radio = new VirtualRadio({ clock: new VirtualClock() });
+    const server = await serveRadio(radio, { port: 0 });
+    try {
+      expect('port' in server.endpoint && server.endpoint.port > 0).toBe(true);
+      const remote = await connectRadio(server.endpoint);
+      const got: Buffer[] = [];
+      const answered = new Promise<void>((resolve) => {
+        const channel = remote.open(5, (p) => {
+          got.push(p);
+          resolve();
+        });
+        channel.write(Buffer.from([0x01, 0x09, 0x10, 0x00])); // Read BD_ADDR
+      });
+      await answered;
+      expect(got[0]!.subarray(0, 7)).toEqual(Buffer.from([0x04, 0x0e, 0x0a, 0x01, 0x09, 0x10, 0x00]));
+      expect(Buffer.from(got[0]!.subarray(7, 13)).reverse().toString('hex')).toBe('54414e000005');
+      expect(radio.deviceIds()).toEqual([5]);
+      await remote.close();
+      for (let i = 0; i < 100 && radio.deviceIds().length > 0; i++)
+        await new Promise((r) => setTimeout(r, 5));
+      expect(radio.deviceIds()).toEqual([]);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('fails to connect where nothing serves, with ERR_RADIO_LINK and what to check', async () => {
     const err = (await connectRadio({ port: 1 }).catch((e: unknown) => e)) as VirtualRadioError;
     expect(err).toBeInstanceOf(VirtualRadioError);

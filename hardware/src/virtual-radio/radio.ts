@@ -283,7 +283,11 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
     this.clock.addBusySource(() => [...this.controllers.values()].some((c) => c.busy()));
   }
 
-  /** Change radio conditions at run time (loss, latency, MTU cap, ...). Applies from the next event. */
+  /**
+   * Change radio conditions at run time. Loss, latency, `pdusPerEvent`, link-layer size and MTU cap apply
+   * from the next packet or ATT MTU exchange; interval and supervision timeout apply to connections created
+   * (or updated) afterwards.
+   */
   configure(options: Omit<VirtualRadioOptions, 'clock' | 'seed' | 'addresses'>): void {
     validate(options);
     const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
