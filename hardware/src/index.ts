@@ -50,7 +50,12 @@ export { LineDecoder } from './serial/line-decoder.js';
 export type { DecodedLine } from './serial/line-decoder.js';
 export { DEFAULT_MAX_LINE_LENGTH, StreamConsole } from './serial/stream-console.js';
 export type { StreamConsoleOptions } from './serial/stream-console.js';
-export { SerialportConsole, mockPortOpener, nativePortOpener } from './serial/serialport-console.js';
+export {
+  SerialportConsole,
+  loadMockBinding,
+  mockPortOpener,
+  nativePortOpener,
+} from './serial/serialport-console.js';
 export type { OpenedPort, PortOpener, SerialportConsoleOptions } from './serial/serialport-console.js';
 export { PtyConsole } from './serial/pty-console.js';
 export type { PtyConsoleOptions } from './serial/pty-console.js';

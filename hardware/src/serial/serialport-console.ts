@@ -63,13 +63,25 @@ export const nativePortOpener: PortOpener = async ({ path, baudRate }) => {
 };
 
 /**
- * Ports of `@serialport/binding-mock` (create them first with `MockBinding.createPort(path, { echo, record })`),
- * for tests and demos without a UART.
+ * Ports of `@serialport/binding-mock`, for tests and demos without a UART. Create them first with
+ * `(await loadMockBinding()).createPort(path, { echo, record })`.
  */
 export const mockPortOpener: PortOpener = async ({ path, baudRate }) => {
   const mod = await import('serialport');
   return openWith(new mod.SerialPortMock({ path, baudRate, autoOpen: false }) as unknown as PortLike, path);
 };
+
+/**
+ * The `MockBinding` instance that `serialport`'s SerialPortMock uses. `@serialport/binding-mock` ships
+ * separate CommonJS and ES module builds, so `import { MockBinding }` from an ES module gets a second copy
+ * whose ports SerialPortMock cannot see; create mock ports through this one.
+ */
+export async function loadMockBinding(): Promise<{
+  createPort(path: string, options?: { echo?: boolean; record?: boolean; readyData?: Buffer }): void;
+  reset(): void;
+}> {
+  return (await import('serialport')).SerialPortMock.binding;
+}
 
 /**
  * Serial console on a UART (the Pi's `/dev/serial0` at 115200 by default) through the `serialport` package.
