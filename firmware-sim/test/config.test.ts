@@ -1,0 +1,91 @@
+// The lock's configuration file: every malformed field refused with ERR_CONFIG_INVALID naming its path.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, DEFAULT_CONFIG, loadLockConfig, parseLockConfig } from '../src/config/lock-config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tandem-config-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function refusal(value: unknown): string {
+  try {
+    parseLockConfig(value);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return `${(e as ConfigError).code}: ${(e as ConfigError).message}`;
+  }
+  return 'accepted';
+}
+
+describe('lock configuration', () => {
+  it('an empty object gives the embedded defaults', () => {
+    expect(parseLockConfig({})).toEqual(DEFAULT_CONFIG);
+  });
+
+  it('the shipped sample configs load', async () => {
+    const pi = await loadLockConfig(join(import.meta.dirname, '..', 'config', 'pi.json'));
+    expect(pi.hardware.solenoidLine).toBe(17);
+    const sim = await loadLockConfig(join(import.meta.dirname, '..', 'config', 'sim.json'));
+    expect(sim.behaviour.timeZone).toBe('Europe/Berlin');
+  });
+
+  const table: [string, unknown, RegExp][] = [
+    ['an array', [], /"\(root\)" must be a JSON object/],
+    ['an unknown section', { radio: {} }, /"radio" is not a known section/],
+    ['an unknown setting', { hardware: { gpioPin: 17 } }, /"hardware.gpioPin" is not a known setting/],
+    [
+      'a line as text',
+      { hardware: { solenoidLine: '17' } },
+      /"hardware.solenoidLine" must be an integer from 0 to 511/,
+    ],
+    [
+      'a sysfs-style chip',
+      { hardware: { gpioChip: '/sys/class/gpio' } },
+      /"hardware.gpioChip" must be a GPIO chip name/,
+    ],
+    [
+      'a relative serial path',
+      { hardware: { serialPath: 'serial0' } },
+      /"hardware.serialPath" must be an absolute device path/,
+    ],
+    [
+      'a pulse above the rated maximum',
+      { behaviour: { pulseMs: 900, maxPulseMs: 500 } },
+      /"behaviour.pulseMs" \(900\) must not exceed/,
+    ],
+    [
+      'an unknown time zone',
+      { behaviour: { timeZone: 'Mars/Olympus' } },
+      /"behaviour.timeZone" names an unknown time zone/,
+    ],
+    ['a NaN-like threshold', { theft: { bumpThreshold: 'high' } }, /"theft.bumpThreshold" must be a number/],
+    [
+      'the same line twice',
+      { hardware: { solenoidLine: 5, latchLine: 5 } },
+      /"hardware.latchLine" must differ/,
+    ],
+  ];
+  for (const [name, value, expected] of table) {
+    it(`refuses ${name}`, () => expect(refusal(value)).toMatch(expected));
+  }
+
+  it('refuses unreadable, non-JSON and oversized files with the file name', async () => {
+    await expect(loadLockConfig(join(dir, 'missing.json'))).rejects.toMatchObject({
+      code: 'ERR_CONFIG_UNREADABLE',
+    });
+    writeFileSync(join(dir, 'bad.json'), '{ "dataDir": ');
+    await expect(loadLockConfig(join(dir, 'bad.json'))).rejects.toMatchObject({
+      code: 'ERR_CONFIG_INVALID',
+      message: expect.stringMatching(/bad\.json is not valid JSON/),
+    });
+    writeFileSync(join(dir, 'big.json'), ' '.repeat(70_000));
+    await expect(loadLockConfig(join(dir, 'big.json'))).rejects.toMatchObject({
+      message: expect.stringMatching(/larger than 64 KiB/),
+    });
+    writeFileSync(join(dir, 'field.json'), JSON.stringify({ behaviour: { autoRelockSeconds: 0 } }));
+    await expect(loadLockConfig(join(dir, 'field.json'))).rejects.toThrow(
+      /field\.json: config "behaviour.autoRelockSeconds"/,
+    );
+  });
+});
