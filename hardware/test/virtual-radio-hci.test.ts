@@ -315,6 +315,45 @@ describe('virtual controller: air', () => {
     expect(ctx.clock.now() - vanished).toBe(350);
   });
 
+  it('updates connection parameters at the instant six events ahead (LE Connection Update)', async () => {
+    const ctx = setup();
+    const { lock, phone, phoneHandle, lockHandle } = await connect(ctx);
+    expect(ctx.radio.connections()[0]!.intervalMs).toBe(30);
+    const update = Buffer.alloc(14);
+    update.writeUInt16LE(phoneHandle, 0);
+    update.writeUInt16LE(40, 2); // 50 ms
+    update.writeUInt16LE(40, 4);
+    update.writeUInt16LE(0, 6);
+    update.writeUInt16LE(200, 8); // 2 s
+    const requested = ctx.clock.now();
+    phone.sock.write(cmd(0x2013, update));
+    await turns();
+    expect(phone.events(0x0f).at(-1)!.readUInt8(3)).toBe(0x00);
+    for (let i = 0; i < 1000 && phone.le(0x03).length === 0; i++) await ctx.clock.advanceAsync(1);
+    // The instant is 6 events after the one in progress when the request was made (30 ms interval).
+    const applied = ctx.clock.now() - requested;
+    expect(applied).toBeGreaterThan(5 * 30);
+    expect(applied).toBeLessThanOrEqual(6 * 30);
+    await ctx.clock.advanceAsync(10);
+    for (const [host, handle] of [
+      [phone, phoneHandle],
+      [lock, lockHandle],
+    ] as const) {
+      const done = host.le(0x03)[0]!;
+      expect(done.readUInt16LE(5)).toBe(handle);
+      expect(done.readUInt16LE(7)).toBe(40);
+      expect(done.readUInt16LE(11)).toBe(200);
+    }
+    const info = ctx.radio.connections()[0]!;
+    expect(info.intervalMs).toBe(50);
+    expect(info.supervisionTimeoutMs).toBe(2000);
+    // The peripheral may not start the procedure in Core 4.1.
+    update.writeUInt16LE(lockHandle, 0);
+    lock.sock.write(cmd(0x2013, update));
+    await turns();
+    expect(lock.events(0x0f).at(-1)!.readUInt8(3)).toBe(0x0c);
+  });
+
   it('reads RSSI of a connection', async () => {
     const ctx = setup({ rssiDbm: -71 });
     const { phone, phoneHandle } = await connect(ctx);

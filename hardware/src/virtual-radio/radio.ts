@@ -655,7 +655,10 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
       intervalMs: this.opts.connectionIntervalMs ?? Math.max(7.5, intervalMs),
       latency,
       supervisionTimeoutMs: this.opts.supervisionTimeoutMs ?? supervisionTimeoutMs,
-      instant: conn.eventCounter + 6,
+      // Idle events are not simulated but happen on air: count from the event in progress now.
+      instant:
+        Math.max(conn.eventCounter, Math.floor((this.clock.now() - conn.anchorMs) / conn.intervalMs + 1e-9)) +
+        6,
     };
     this.schedule(conn);
   }
@@ -742,8 +745,8 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
       const u = conn.pendingUpdate;
       conn.pendingUpdate = null;
       // The new timing starts at the instant (simplified: transmitWindowOffset 0).
-      conn.anchorMs = now;
-      conn.eventCounter = 0;
+      // connEventCounter keeps counting through the update.
+      conn.anchorMs = now - k * u.intervalMs;
       conn.intervalMs = u.intervalMs;
       conn.latency = u.latency;
       conn.supervisionTimeoutMs = u.supervisionTimeoutMs;
