@@ -18,7 +18,8 @@ const ALLOWED = {
   test: ['protocol', 'hardware', 'firmware-sim', 'gateway', 'cloud-bridge', 'cli'],
 };
 // protocol/ is the wire contract: pure functions over bytes, no file, network or process access.
-const PROTOCOL_FORBIDDEN_BUILTINS = /^(node:)?(fs|fs\/promises|net|dgram|http|https|http2|child_process|worker_threads|cluster|tls|dns|readline|os)$/;
+const PROTOCOL_FORBIDDEN_BUILTINS =
+  /^(node:)?(fs|fs\/promises|net|dgram|http|https|http2|child_process|worker_threads|cluster|tls|dns|readline|os)$/;
 // gateway/ may use hardware/ only for the virtual radio (ARCHITECTURE.md, "Folders").
 const GATEWAY_HARDWARE_ALLOWED = /^hardware\/src\/(virtual-radio|ble)\b/;
 
@@ -31,7 +32,8 @@ function* walk(dir) {
   }
 }
 
-const SPEC_RE = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|require\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
+const SPEC_RE =
+  /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|require\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
 const problems = [];
 let files = 0;
 for (const folder of Object.keys(ALLOWED)) {
@@ -53,11 +55,20 @@ for (const folder of Object.keys(ALLOWED)) {
         if (top === folder || !(top in ALLOWED)) continue;
         if (!ALLOWED[folder].includes(top)) {
           problems.push(`${rel}: ${folder}/ may not import ${top}/ ("${spec}")`);
-        } else if (folder === 'gateway' && top === 'hardware' && !GATEWAY_HARDWARE_ALLOWED.test(target.split(sep).join('/'))) {
+        } else if (
+          folder === 'gateway' &&
+          top === 'hardware' &&
+          !GATEWAY_HARDWARE_ALLOWED.test(target.split(sep).join('/'))
+        ) {
           problems.push(`${rel}: gateway/ may import hardware/ only for the virtual radio ("${spec}")`);
         }
-      } else if (folder === 'protocol' && !file.includes(`${sep}test${sep}`) && !file.includes(`${sep}vectors${sep}`)) {
-        if (PROTOCOL_FORBIDDEN_BUILTINS.test(spec)) problems.push(`${rel}: protocol/ does no I/O, but imports "${spec}"`);
+      } else if (
+        folder === 'protocol' &&
+        !file.includes(`${sep}test${sep}`) &&
+        !file.includes(`${sep}vectors${sep}`)
+      ) {
+        if (PROTOCOL_FORBIDDEN_BUILTINS.test(spec))
+          problems.push(`${rel}: protocol/ does no I/O, but imports "${spec}"`);
       }
     }
   }
