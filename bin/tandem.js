@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// Launcher of the `tandem` CLI (package.json "bin"). Plain JavaScript so that it runs without a TypeScript
+// loader: it only imports the compiled dispatcher, which imports each command lazily (cli/main.ts).
+const EXIT_USAGE = 2; // cli/README.md, "Exit codes"
+
+let cli;
+try {
+  cli = await import('../dist/cli/main.js');
+} catch (e) {
+  // Only a missing build gets the hint; any other failure is a real error and keeps its stack.
+  if (e?.code !== 'ERR_MODULE_NOT_FOUND' || !/dist[\\/]cli[\\/]/.test(String(e.message))) throw e;
+  process.stderr.write(
+    'ERR_USAGE: the tandem CLI is not built (dist/cli/main.js is missing).\n' +
+      "Run 'npm run build' in the repository (npm ci builds it too), then try again.\n",
+  );
+  process.exit(EXIT_USAGE);
+}
+await cli.runProcess();
