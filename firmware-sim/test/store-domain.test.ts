@@ -291,7 +291,7 @@ describe('RevocationStore', () => {
     const verifyNs = Number(process.hrtime.bigint() - t1) / 200;
     expect(hits).toBeGreaterThan(0);
     console.log(
-      `revocations: ${perEntry16.toFixed(2)} B/entry (16-byte ids), ${perEntry32.toFixed(2)} B/entry (32-byte ids); ` +
+      `revocations: ${perEntry16.toFixed(3)} B/entry (16-byte ids), ${perEntry32.toFixed(3)} B/entry (32-byte ids); ` +
         `has() at ${n} entries ${hasNs.toFixed(0)} ns vs Ed25519 verify ${verifyNs.toFixed(0)} ns (${((100 * hasNs) / verifyNs).toFixed(2)} %)`,
     );
   });

@@ -204,7 +204,9 @@ export class AuditLog {
     }
     return this.queue.run(async () => {
       if (this.kept.length >= this.opts.maxRecords) await this.rollOver();
-      const time = Math.max(0, Math.floor(this.opts.clock()));
+      // A broken clock must not stop the audit trail: record 0 (the epoch) rather than refuse.
+      const now = this.opts.clock();
+      const time = Number.isFinite(now) && now > 0 ? Math.min(Math.floor(now), Number.MAX_SAFE_INTEGER) : 0;
       const seq = this.nextSeq;
       const prevHash = this.lastHash;
       const hash = auditHash(seq, time, prevHash, payload);

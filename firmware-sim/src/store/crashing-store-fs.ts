@@ -173,7 +173,17 @@ export class CrashingStoreFs implements StoreFs {
     } else if (mode === 'w') {
       this.fileOp(inode, { kind: 'truncate', length: 0 });
     }
-    return new CrashingHandle(this, inode, mode, path);
+    const target = inode;
+    return new CrashingHandle(
+      {
+        step: () => this.step(),
+        length: () => target.current.length,
+        apply: (op) => this.fileOp(target, op),
+        sync: () => this.syncInode(target),
+      },
+      mode,
+      path,
+    );
   }
 
   async readFile(path: string): Promise<Uint8Array> {
@@ -233,8 +243,8 @@ export class CrashingStoreFs implements StoreFs {
     node.pending = [];
   }
 
-  /** @internal Counts one operation and cuts the power when it is the chosen one. */
-  step(): void {
+  /** Counts one operation and cuts the power when it is the chosen one. */
+  private step(): void {
     if (this.frozen) throw this.powerLost();
     if (this.ops === this.cutAt) {
       this.powerCut();
@@ -243,14 +253,12 @@ export class CrashingStoreFs implements StoreFs {
     this.ops++;
   }
 
-  /** @internal */
-  fileOp(inode: Inode, op: FileOp): void {
+  private fileOp(inode: Inode, op: FileOp): void {
     inode.current = applyFileOp(inode.current, op);
     inode.pending.push(op);
   }
 
-  /** @internal */
-  syncInode(inode: Inode): void {
+  private syncInode(inode: Inode): void {
     inode.durable = inode.current;
     inode.pending = [];
   }
@@ -320,41 +328,48 @@ export class CrashingStoreFs implements StoreFs {
   }
 }
 
+/** What a handle may do to its file, bound to one inode by CrashingStoreFs.open(). */
+interface InodeAccess {
+  step(): void;
+  length(): number;
+  apply(op: FileOp): void;
+  sync(): void;
+}
+
 class CrashingHandle implements StoreFileHandle {
   private position = 0;
   private closed = false;
 
   constructor(
-    private readonly fs: CrashingStoreFs,
-    private readonly inode: Inode,
+    private readonly file: InodeAccess,
     private readonly mode: 'w' | 'a',
     private readonly path: string,
   ) {}
 
   async write(data: Uint8Array): Promise<void> {
-    this.fs.step();
+    this.file.step();
     this.checkOpen();
-    const pos = this.mode === 'a' ? this.inode.current.length : this.position;
-    this.fs.fileOp(this.inode, { kind: 'write', pos, data: data.slice() });
+    const pos = this.mode === 'a' ? this.file.length() : this.position;
+    this.file.apply({ kind: 'write', pos, data: data.slice() });
     this.position = pos + data.length;
   }
 
   async sync(): Promise<void> {
-    this.fs.step();
+    this.file.step();
     this.checkOpen();
-    this.fs.syncInode(this.inode);
+    this.file.sync();
   }
 
   async truncate(length: number): Promise<void> {
-    this.fs.step();
+    this.file.step();
     this.checkOpen();
-    this.fs.fileOp(this.inode, { kind: 'truncate', length });
+    this.file.apply({ kind: 'truncate', length });
     this.position = Math.min(this.position, length);
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    this.fs.step();
+    this.file.step();
     this.closed = true;
   }
 

@@ -120,7 +120,7 @@ export class Outbox {
 
   /** Queue a message; resolves with its sequence number once durable. */
   async enqueue(kind: OutboxKind, payload: Uint8Array): Promise<number> {
-    if (!(kind in KIND_CODE)) {
+    if (!Object.hasOwn(KIND_CODE, kind)) {
       return Promise.reject(
         new StoreError('ERR_STORE_INVALID_ARGUMENT', `outbox kind must be alert or audit`),
       );

@@ -14,7 +14,7 @@ export interface PowerCutScenario {
 export interface PowerCutSweepOptions {
   /** Default ['lose', 'keep', 'random']. */
   modes?: readonly TornWriteMode[];
-  /** Seeds per 'random' cut (default 2). */
+  /** Seeds per 'random' cut (default 4). */
   randomSeeds?: number;
 }
 
@@ -45,7 +45,7 @@ export async function sweepPowerCuts(
   const modes = options.modes ?? ['lose', 'keep', 'random'];
   let runs = 0;
   for (const mode of modes) {
-    const seeds = mode === 'random' ? (options.randomSeeds ?? 2) : 1;
+    const seeds = mode === 'random' ? (options.randomSeeds ?? 4) : 1;
     for (let seed = 1; seed <= seeds; seed++) {
       for (let n = 0; n <= operations; n++) {
         const fs = new CrashingStoreFs({ cutAtOperation: n, tornWrites: mode, seed: seed * 100_003 + n });
