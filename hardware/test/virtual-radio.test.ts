@@ -56,6 +56,7 @@ async function session(
   expect(peripheral.advertisement.localName).toBe(LOCK_NAME);
   const data = await within('connect + discovery', 10_000, openLock(peripheral));
   expect(peripheral.mtu).toBe(mtuCap);
+  expect(bleno.mtu).toBe(mtuCap);
 
   const value = testValue(300, mtuCap);
   await within('subscribe', 10_000, data.subscribeAsync());
