@@ -40,7 +40,8 @@ interface ActivePulse {
  * itself times the pulse (`gpioset --mode=time` in v1, `gpioset -t <ms>ms,0` in v2), a watchdog timer
  * kills the tool and drives the line low `maxPulseMs` after the pulse started whatever happens, and a
  * process exit hook drives it low if the process ends mid-pulse. Pulses longer than `maxPulseMs` are
- * refused before anything is spawned.
+ * refused before anything is spawned. The watchdog counts from the spawn, before the tool has even started,
+ * so a pulse of exactly `maxPulseMs` may be cut short by the tool's start-up time: the bound wins.
  */
 export class LinuxSolenoid implements Solenoid {
   readonly maxPulseMs: number;
