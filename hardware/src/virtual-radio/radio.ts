@@ -309,6 +309,7 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
     return `54:41:4e:00:${h((devId >> 8) & 0xff)}:${h(devId & 0xff)}`;
   }
 
+  /** RSSI (dBm) reported in advertising reports and by Read RSSI. */
   rssiDbm(): number {
     return this.opts.rssiDbm;
   }
@@ -338,6 +339,7 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
     };
   }
 
+  /** HCI device ids with a controller on this radio (present, not removed). */
   deviceIds(): number[] {
     return [...this.controllers.keys()];
   }
