@@ -59,3 +59,7 @@ export {
 export type { OpenedPort, PortOpener, SerialportConsoleOptions } from './serial/serialport-console.js';
 export { PtyConsole } from './serial/pty-console.js';
 export type { PtyConsoleOptions } from './serial/pty-console.js';
+
+// The virtual BLE radio (its own folder and owner; see README "Virtual radio"). Its names are prefixed
+// (Virtual*, Radio*), so a flat re-export does not collide with the ports above.
+export * from './virtual-radio/index.js';
