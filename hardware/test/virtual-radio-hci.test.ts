@@ -217,6 +217,30 @@ describe('virtual controller: air', () => {
     expect(clock.pending()).toBe(0);
   });
 
+  it('advertises every advertising interval plus a 0-10 ms advDelay', async () => {
+    const { host, clock } = setup({ advertisingIntervalMs: 100 });
+    const adv = host(0);
+    const scan = host(1);
+    adv.sock.write(cmd(OP.LE_SET_ADV_PARAMS, [0x00, 0x08, 0x00, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0]));
+    adv.sock.write(cmd(OP.LE_SET_ADV_ENABLE, [1]));
+    scan.sock.write(cmd(OP.LE_SET_SCAN_PARAMS, [0, 0x12, 0, 0x12, 0, 0, 0])); // passive
+    scan.sock.write(cmd(OP.LE_SET_SCAN_ENABLE, [1, 0])); // no duplicate filter: every event reported
+    await turns();
+    const times: number[] = [];
+    for (let t = 0; t < 1000; t++) {
+      const before = scan.le(0x02).length;
+      await clock.advanceAsync(1);
+      if (scan.le(0x02).length > before) times.push(clock.now());
+    }
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    expect(gaps.length).toBeGreaterThanOrEqual(8);
+    for (const gap of gaps) {
+      expect(gap).toBeGreaterThanOrEqual(100);
+      expect(gap).toBeLessThanOrEqual(111);
+    }
+    expect(scan.le(0x02).every((r) => r.readUInt8(5) === 0x00)).toBe(true); // passive: no SCAN_RSP
+  });
+
   it('creates a connection: Command Status, then LE Connection Complete with each role; advertising stops', async () => {
     const ctx = setup({ connectionIntervalMs: 50 });
     const { lock, phone, lockHandle, phoneHandle } = await connect(ctx);
