@@ -95,24 +95,58 @@ export interface Parsed {
 
 const HELP_OPTION: OptionSpec = { type: 'boolean', short: 'h', description: 'show this help' };
 
+const HELP_WIDTH = 100;
+const FLAG_COLUMN = 34;
+
+// Wraps each line of `text` to `width` columns (keeping its leading spaces), indenting continuation
+// lines by `indent` spaces.
+function wrap(text: string, width: number, indent = 0): string {
+  return text
+    .split('\n')
+    .map((line) => {
+      const lead = /^ */.exec(line)![0];
+      const out: string[] = [];
+      let current = lead;
+      for (const word of line.slice(lead.length).split(' ')) {
+        if (current.trim() !== '' && current.length + 1 + word.length > width) {
+          out.push(current);
+          current = lead + word;
+        } else {
+          current = current.trim() === '' ? current + word : `${current} ${word}`;
+        }
+      }
+      out.push(current);
+      return out.join('\n' + ' '.repeat(indent));
+    })
+    .join('\n');
+}
+
 /** The help text of a command, generated from its spec so that it cannot drift from what is parsed. */
 export function helpText(spec: CommandSpec): string {
   const options = { ...spec.options, help: HELP_OPTION };
-  const rows = Object.entries(options).map(([name, o]) => {
-    const flag = `${o.short === undefined ? '    ' : `-${o.short}, `}--${name}${o.value === undefined ? '' : ` ${o.value}`}`;
-    const extra = [o.required ? 'required' : '', o.multiple ? 'repeatable' : ''].filter(Boolean).join(', ');
-    return [flag, extra === '' ? o.description : `${o.description} (${extra})`] as const;
-  });
-  const width = Math.max(...rows.map(([f]) => f.length)) + 2;
   const lines = [
     `Usage: tandem ${spec.name}${spec.positionals === undefined ? '' : ` ${spec.positionals}`} [options]`,
     '',
-    spec.summary,
+    wrap(spec.summary, HELP_WIDTH),
     '',
     'Options:',
-    ...rows.map(([f, d]) => `  ${f.padEnd(width)}${d}`),
   ];
-  for (const note of spec.notes ?? []) lines.push('', note);
+  for (const [name, o] of Object.entries(options)) {
+    const flag = `  ${o.short === undefined ? '    ' : `-${o.short}, `}--${name}${o.value === undefined ? '' : ` ${o.value}`}`;
+    const extra = [o.required ? 'required' : '', o.multiple ? 'repeatable' : ''].filter(Boolean).join(', ');
+    const description = wrap(
+      extra === '' ? o.description : `${o.description} (${extra})`,
+      HELP_WIDTH - FLAG_COLUMN,
+      FLAG_COLUMN,
+    );
+    // A long flag gets its description on the next line rather than pushing every description right.
+    lines.push(
+      flag.length < FLAG_COLUMN - 1
+        ? flag.padEnd(FLAG_COLUMN) + description
+        : `${flag}\n${' '.repeat(FLAG_COLUMN)}${description}`,
+    );
+  }
+  for (const note of spec.notes ?? []) lines.push('', wrap(note, HELP_WIDTH));
   lines.push('', spec.examples.length === 1 ? 'Example:' : 'Examples:');
   for (const e of spec.examples) lines.push(`  ${e}`);
   return lines.join('\n') + '\n';

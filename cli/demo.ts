@@ -39,7 +39,7 @@ const SPEC: CommandSpec = {
   options: {
     keep: {
       type: 'boolean',
-      description: 'keep the temporary directory (keys and token) and print its path',
+      description: 'keep the temporary directory (the JWK files) and print its path',
     },
   },
   examples: ['tandem demo', 'npm start'],

@@ -140,10 +140,11 @@ const MINT: CommandSpec = {
     format: { type: 'string', value: 'hex|base64url|binary', description: 'output encoding (default hex)' },
   },
   notes: [
-    "A delegation link (--parent) is checked before it is printed with the protocol's chain rules against its\n" +
-      'parent: signed by the parent\'s holder key, the parent grants "delegate", and the link narrows it (scope,\n' +
-      "time, schedule, uses; same owner and lock). The parent's own signature is not checked here, as that needs\n" +
-      'its trust anchor: run `tandem token verify <parent> --chain <link> --anchor ...` for the whole chain.',
+    "A delegation link (--parent) is checked before it is printed, with the protocol's chain rules against " +
+      'its parent: signed by the parent\'s holder key, the parent grants "delegate", and the link narrows it ' +
+      "(scope, time, schedule, uses; same owner and lock). The parent's own signature is not checked here, as " +
+      'that needs its trust anchor: run `tandem token verify <parent> --chain <link> --anchor ...` for the ' +
+      'whole chain.',
   ],
   examples: [
     'tandem token mint --issuer-key issuer.jwk.json --kid hex:01 --iss tandem --sub adam --aud lock-7f3a \\\n' +
@@ -200,7 +201,7 @@ const VERIFY: CommandSpec = {
     'in-format': IN_FORMAT,
   },
   notes: [
-    'Not checked here, because they are state of a lock: revocation (the minimum revocation version is\n' +
+    'Not checked here, because they are state of a lock: revocation (the minimum revocation version is ' +
       'printed), remaining uses, and proof of possession (see `tandem demo`).',
   ],
   examples: [
