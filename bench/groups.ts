@@ -1,0 +1,8 @@
+/**
+ * Every bench group `npm run bench` knows, in the order it runs them. To add a group, write
+ * `bench/<name>.ts` exporting a {@link BenchGroup} and add it to this list.
+ */
+import type { BenchGroup } from './lib.js';
+import { protocolGroup } from './protocol.js';
+
+export const groups: readonly BenchGroup[] = [protocolGroup];
