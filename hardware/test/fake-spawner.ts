@@ -98,9 +98,12 @@ export class FakeSpawner implements ProcessSpawner {
     return process;
   }
 
+  /** Exit codes for the next spawnSync calls, in order; 0 once exhausted. */
+  readonly syncCodes: number[] = [];
+
   spawnSync(command: string, args: readonly string[]): ProcessExit {
     this.syncCalls.push({ command, args: [...args] });
-    return { code: 0, signal: null };
+    return { code: this.syncCodes.shift() ?? 0, signal: null };
   }
 
   last(command: string): FakeProcess | undefined {

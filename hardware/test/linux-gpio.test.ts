@@ -170,6 +170,21 @@ describe('LinuxSolenoid safety', () => {
     expect(exitHooks.callbacks.size).toBe(0);
   });
 
+  it('on process exit, retries the synchronous drive-low while the killed tool still holds the line', async () => {
+    const { spawner, driver, exitHooks } = solenoid(V2);
+    await driver.open();
+    const pulse = driver.pulse(300);
+    await settle();
+    spawner.syncCodes.push(1, 1);
+    exitHooks.fire();
+    expect(spawner.syncCalls.map((c) => c.args.join(' '))).toEqual([
+      '-c gpiochip0 -t 0 17=0',
+      '-c gpiochip0 -t 0 17=0',
+      '-c gpiochip0 -t 0 17=0',
+    ]);
+    await pulse;
+  });
+
   it('refuses a second pulse while one runs', async () => {
     const { spawner, driver } = solenoid(V1);
     await driver.open();

@@ -200,11 +200,15 @@ export class LibgpiodTools {
     return stdout;
   }
 
-  /** Run synchronously (exit hooks only); failures are logged because nothing could act on them there. */
-  runSync(tool: 'gpioset' | 'gpioget' | 'gpiomon', args: readonly string[]): void {
+  /**
+   * Run synchronously (exit hooks only) and return whether it succeeded; failures are only logged because
+   * nothing could act on an error thrown there.
+   */
+  runSync(tool: 'gpioset' | 'gpioget' | 'gpiomon', args: readonly string[]): boolean {
     debug('spawnSync %s %o', tool, args);
     const result = this.#spawner.spawnSync(this.#paths[tool], args);
     if (result.code !== 0) debug('%s %o exited with %o', tool, args, result);
+    return result.code === 0;
   }
 }
 

@@ -172,7 +172,11 @@ export class LinuxSolenoid implements Solenoid {
     if (active === undefined) return;
     active.killedBy = 'exit';
     active.child.kill('SIGKILL');
-    this.#tools.runSync('gpioset', this.#tools.setArgs(this.#line, 0));
+    // The killed tool may still hold the line for a moment (EBUSY); each synchronous attempt takes a few
+    // milliseconds, long enough for the kernel to release it.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (this.#tools.runSync('gpioset', this.#tools.setArgs(this.#line, 0))) break;
+    }
     this.#energised = false;
   }
 }
