@@ -71,7 +71,7 @@ describe('CrashingStoreFs', () => {
   });
 
   it('cuts the power at the chosen operation: that call and every later one throw, handles included', async () => {
-    const fs = new CrashingStoreFs({ cutAtOperation: 3 });
+    const fs = new CrashingStoreFs({ cutAtOperation: 3, tornWrites: 'lose' });
     await fs.mkdir('/s');
     const fh = await fs.open('/s/a', 'a');
     await fh.write(enc('1'));

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppendLog } from '../src/store/append-log.js';
 import { AuditLog, verifyChain } from '../src/store/audit-log.js';
 import { ConfigStore } from '../src/store/config-store.js';
+import { CrashingStoreFs } from '../src/store/crashing-store-fs.js';
 import { StoreError } from '../src/store/errors.js';
 import { Outbox } from '../src/store/outbox.js';
 import { RevocationStore } from '../src/store/revocation-store.js';
@@ -101,6 +102,30 @@ describe('stores on the real filesystem (NodeStoreFs)', () => {
     expect((err as StoreError).code).toBe('ERR_STORE_CORRUPT');
   });
 
+  it('cuts the power over a copy of a real store directory and saves the survivors back', async () => {
+    const d = join(dir, 'copy');
+    const box = await Outbox.open(fs, d);
+    await box.enqueue('alert', enc('acknowledged before the copy'));
+    await box.close();
+    const sim = await CrashingStoreFs.load(fs, [d], { tornWrites: 'lose' });
+    const simBox = await Outbox.open(sim, d);
+    await simBox.enqueue('alert', enc('acknowledged on the simulated card'));
+    sim.powerCut();
+    await expectPowerLost(simBox.enqueue('alert', enc('never acknowledged')));
+    await sim.reboot().saveTo(fs, [d]);
+    const after = await Outbox.open(fs, d);
+    expect(after.peek().map((e) => dec(e.payload))).toEqual([
+      'acknowledged before the copy',
+      'acknowledged on the simulated card',
+    ]);
+    // Only store directories of the card may be written back, never their parents.
+    const refused = await sim
+      .reboot()
+      .saveTo(fs, [dir])
+      .catch((e: unknown) => e);
+    expect((refused as StoreError).code).toBe('ERR_STORE_INVALID_ARGUMENT');
+  });
+
   it('maps a missing directory to ERR_STORE_NOT_FOUND', async () => {
     const err = await fs.readFile(join(dir, 'nope', 'x')).catch((e: unknown) => e);
     expect((err as StoreError).code).toBe('ERR_STORE_NOT_FOUND');
@@ -108,3 +133,11 @@ describe('stores on the real filesystem (NodeStoreFs)', () => {
 });
 
 const APPEND_FRAME = 12;
+
+async function expectPowerLost(p: Promise<unknown>): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect((err as StoreError).code).toBe('ERR_STORE_POWER_LOST');
+}

@@ -44,6 +44,8 @@ class Inode {
 }
 
 class DirNode {
+  /** Made by mkdir() or held in the image, as opposed to an ancestor created on the way. */
+  explicit = false;
   current = new Map<string, Inode>();
   durable = new Map<string, Inode>();
   pending: DirOp[] = [];
@@ -109,11 +111,70 @@ export class CrashingStoreFs implements StoreFs {
     this.dirs.set('/', new DirNode());
     for (const [dir, files] of options.image ?? []) {
       const node = this.ensureDir(dir);
+      node.explicit = true;
       for (const [name, data] of files) {
         const inode = new Inode(data.slice());
         node.current.set(name, inode);
         node.durable.set(name, inode);
       }
+    }
+  }
+
+  /**
+   * A simulated card holding the files of the real directories `dirs` (read through `source`, normally a
+   * NodeStoreFs), so that testers can cut the power over a copy of a real lock's stores. Flat: the stores
+   * keep no subdirectories. A missing directory is loaded empty.
+   */
+  static async load(
+    source: StoreFs,
+    dirs: readonly string[],
+    options: Omit<CrashingStoreFsOptions, 'image'> = {},
+  ) {
+    const image: DiskImage = new Map();
+    for (const dir of dirs) {
+      const files = new Map<string, Uint8Array>();
+      let names: string[] = [];
+      try {
+        names = await source.readdir(dir);
+      } catch (err) {
+        if (!(err instanceof StoreError && err.code === 'ERR_STORE_NOT_FOUND')) throw err;
+      }
+      for (const name of names) files.set(name, await source.readFile(posix.join(dir, name)));
+      image.set(posix.normalize(dir), files);
+    }
+    return new CrashingStoreFs({ ...options, image });
+  }
+
+  /**
+   * Write what this card holds now in the directories `dirs` (durably, through `target`) back to real
+   * directories: after a reboot, to hand the survivors of a simulated cut back to a real lock. Only the
+   * listed directories are touched, each must be one this card holds (as loaded by {@link CrashingStoreFs.load}),
+   * and in each, files the image lacks are removed so that the directory ends up exactly as the image.
+   */
+  async saveTo(target: StoreFs, dirs: readonly string[]): Promise<void> {
+    for (const raw of dirs) {
+      const dir = posix.normalize(raw);
+      const node = this.dirs.get(dir);
+      if (!node?.explicit || dir === '/') {
+        throw new StoreError(
+          'ERR_STORE_INVALID_ARGUMENT',
+          `saveTo: ${raw} is not a store directory of this card`,
+        );
+      }
+      await target.mkdir(dir);
+      for (const name of await target.readdir(dir)) {
+        if (!node.current.has(name)) await target.unlink(posix.join(dir, name));
+      }
+      for (const [name, inode] of node.current) {
+        const fh = await target.open(posix.join(dir, name), 'w');
+        try {
+          await fh.write(inode.current);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+      }
+      await target.fsyncDir(dir);
     }
   }
 
@@ -232,7 +293,7 @@ export class CrashingStoreFs implements StoreFs {
 
   async mkdir(dir: string): Promise<void> {
     this.step();
-    this.ensureDir(posix.normalize(dir));
+    this.ensureDir(posix.normalize(dir)).explicit = true;
   }
 
   async fsyncDir(dir: string): Promise<void> {
@@ -297,6 +358,8 @@ export class CrashingStoreFs implements StoreFs {
     };
     const image: DiskImage = new Map();
     for (const [path, node] of this.dirs) {
+      // Ancestors created on the way are recreated by the next boot; listing them would make them store dirs.
+      if (!node.explicit && node.durable.size === 0 && node.pending.length === 0) continue;
       const entries = new Map(node.durable);
       const k = this.pick(node.pending.length);
       for (let i = 0; i < k; i++) applyDirOp(entries, node.pending[i]!);
