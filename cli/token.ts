@@ -477,16 +477,6 @@ async function verify(argv: readonly string[], streams: CliStreams): Promise<num
   if (sources.filter((s) => s === '-').length > 1) {
     throw new CliError('ERR_USAGE', 'stdin (-) can be read only once', { command: VERIFY.name });
   }
-  const anchors: TrustAnchor[] = [];
-  for (const text of list(p, 'anchor')) {
-    const a = await parseAnchor(text);
-    if (anchors.some((b) => hex(b.kid) === hex(a.kid))) {
-      throw new CliError('ERR_USAGE', `--anchor: two anchors with kid ${hex(a.kid)}`, {
-        command: VERIFY.name,
-      });
-    }
-    anchors.push(a);
-  }
   const timeZone = str(p, 'time-zone') ?? defaultTimeZone();
   try {
     new Intl.DateTimeFormat('en-US', { timeZone });
@@ -501,6 +491,16 @@ async function verify(argv: readonly string[], streams: CliStreams): Promise<num
   }
   const nowText = str(p, 'now');
   const now = nowText === undefined ? nowSeconds() : parseTime(nowText, 'now');
+  const anchors: TrustAnchor[] = [];
+  for (const text of list(p, 'anchor')) {
+    const a = await parseAnchor(text);
+    if (anchors.some((b) => hex(b.kid) === hex(a.kid))) {
+      throw new CliError('ERR_USAGE', `--anchor: two anchors with kid ${hex(a.kid)}`, {
+        command: VERIFY.name,
+      });
+    }
+    anchors.push(a);
+  }
   const chain: Uint8Array[] = [];
   for (const s of sources) chain.push(await readBytes(s, streams, format));
   const lookup: AnchorLookup = (kid) => anchors.find((a) => hex(a.kid) === hex(kid));
