@@ -9,7 +9,7 @@ import { StoreError } from '../src/store/errors.js';
 import { Outbox } from '../src/store/outbox.js';
 import type { OutboxEntry } from '../src/store/outbox.js';
 import { sweepPowerCuts } from '../src/store/power-cut-sweep.js';
-import { RevocationStore } from '../src/store/revocation-store.js';
+import { REVOCATION_MAX_ENTRIES, RevocationStore } from '../src/store/revocation-store.js';
 import type { RevokedToken } from '../src/store/revocation-store.js';
 import type { StoreFs } from '../src/store/store-fs.js';
 import { UseCounterStore } from '../src/store/use-counter-store.js';
@@ -276,6 +276,10 @@ describe('RevocationStore', () => {
     expect(perEntry32).toBeLessThan(37.1);
     const reopened = await RevocationStore.open(fs.reboot(), DIR);
     expect(reopened.size).toBe(n);
+    // The documented bound holds at its default.
+    const big = Array.from({ length: REVOCATION_MAX_ENTRIES + 1 }, (_, i) => ({ id: id(i), exp: 1000 }));
+    await expectCode(reopened.replace(2, big), 'ERR_STORE_FULL');
+    expect(reopened.version).toBe(1);
 
     // Measured side by side and reported, not asserted: timing thresholds make flaky tests.
     const probes = Array.from({ length: 1000 }, (_, i) => id(i * 173));
@@ -472,6 +476,42 @@ describe('Outbox', () => {
       };
     });
     expect(report.operations).toBeGreaterThan(30);
+  });
+
+  it('rolls a failed append back, so a refused write or fsync leaves no record behind (every operation)', async () => {
+    // Count the operations of the sequence, then make each one fail in turn, with the power staying on.
+    const script = async (fs: CrashingStoreFs): Promise<{ ok: string[]; box: Outbox | undefined }> => {
+      const ok: string[] = [];
+      let box: Outbox | undefined;
+      try {
+        box = await Outbox.open(fs, DIR);
+      } catch {
+        return { ok, box: undefined };
+      }
+      for (const p of ['one', 'two', 'three']) {
+        try {
+          await box.enqueue('alert', enc(p));
+          ok.push(p);
+        } catch (err) {
+          if (!(
+            err instanceof StoreError &&
+            (err.code === 'ERR_STORE_IO' || err.code === 'ERR_STORE_CLOSED')
+          ))
+            throw err;
+        }
+      }
+      return { ok, box };
+    };
+    const probe = new CrashingStoreFs();
+    await script(probe);
+    for (let n = 0; n < probe.operationCount; n++) {
+      const fs = new CrashingStoreFs({ failAtOperation: n, tornWrites: 'keep' });
+      const { ok } = await script(fs);
+      const again = await Outbox.open(fs.reboot({ tornWrites: 'keep' }), DIR);
+      const got = again.peek().map((e) => new TextDecoder().decode(e.payload));
+      expect(got, `failure at operation ${n}`).toEqual(ok);
+      expect(again.peek().map((e) => e.seq)).toEqual(ok.map((_, i) => i + 1));
+    }
   });
 
   it('gives ERR_STORE_CORRUPT for a bit flip in any record but the last', async () => {

@@ -1,5 +1,6 @@
 import { posix } from 'node:path';
 import { StoreError } from './errors.js';
+import type { StoreErrorCode } from './errors.js';
 import type { StoreFileHandle, StoreFs } from './store-fs.js';
 
 /**
@@ -16,6 +17,12 @@ export type TornWriteMode = 'lose' | 'keep' | 'random';
 export interface CrashingStoreFsOptions {
   /** Cut the power when operation number `cutAtOperation` (0-based, every call counts) is attempted. */
   cutAtOperation?: number;
+  /**
+   * Make operation number `failAtOperation` fail with `failWith` (default ERR_STORE_IO) without doing
+   * anything, the power staying on: a card that refuses one write or fsync (EIO, ENOSPC).
+   */
+  failAtOperation?: number;
+  failWith?: StoreErrorCode;
   /** Seed for the 'random' mode (default 1): the same seed gives the same surviving state. */
   seed?: number;
   /** Default 'random'. */
@@ -101,11 +108,15 @@ export class CrashingStoreFs implements StoreFs {
   private readonly random: () => number;
   private readonly mode: TornWriteMode;
   private cutAt: number | undefined;
+  private readonly failAt: number | undefined;
+  private readonly failWith: StoreErrorCode;
   private ops = 0;
   private frozen: DiskImage | undefined;
 
   constructor(options: CrashingStoreFsOptions = {}) {
     this.cutAt = options.cutAtOperation;
+    this.failAt = options.failAtOperation;
+    this.failWith = options.failWith ?? 'ERR_STORE_IO';
     this.random = prng(options.seed ?? 1);
     this.mode = options.tornWrites ?? 'random';
     this.dirs.set('/', new DirNode());
@@ -312,6 +323,9 @@ export class CrashingStoreFs implements StoreFs {
       throw this.powerLost();
     }
     this.ops++;
+    if (this.ops - 1 === this.failAt) {
+      throw new StoreError(this.failWith, `simulated failure (${this.failWith}) of operation ${this.failAt}`);
+    }
   }
 
   private fileOp(inode: Inode, op: FileOp): void {
