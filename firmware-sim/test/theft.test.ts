@@ -88,6 +88,24 @@ describe('TheftDetector on the generated traces', () => {
     }
   });
 
+  it('gives the same table at 50 Hz and 200 Hz (filters run on sample time, not sample count)', () => {
+    for (const rateHz of [50, 200]) {
+      for (const row of TABLE) {
+        for (let seed = 1; seed <= 5; seed++) {
+          const { alarm, kinds } = run(generateTrace(row.trace, { seed, rateHz }));
+          expect({ rateHz, trace: row.trace, seed, alarm }).toEqual({
+            rateHz,
+            trace: row.trace,
+            seed,
+            alarm: row.alarm,
+          });
+          for (const k of kinds) expect(row.allowed).toContain(k);
+          for (const k of row.required) expect(kinds).toContain(k);
+        }
+      }
+    }
+  });
+
   it('is deterministic: the same samples give the same events', () => {
     for (const kind of TRACE_KINDS)
       expect(run(generateTrace(kind, { seed: 3 }))).toEqual(run(generateTrace(kind, { seed: 3 })));
