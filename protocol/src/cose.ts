@@ -130,8 +130,8 @@ export function decodeSign1(
   };
 }
 
-// Encodes a CBOR byte-string head for length n (RFC 8949 §3.1, shortest form).
-function bstrHead(n: number): Uint8Array {
+/** A CBOR byte-string head for length `n` (RFC 8949 §3.1, shortest form). */
+export function byteStringHead(n: number): Uint8Array {
   if (n < 24) return Uint8Array.of(0x40 | n);
   if (n < 0x100) return Uint8Array.of(0x58, n);
   if (n < 0x10000) return Uint8Array.of(0x59, n >> 8, n & 0xff);
@@ -151,9 +151,9 @@ export function sigStructure(
   payload: Uint8Array,
   externalAad: Uint8Array = EMPTY,
 ): Uint8Array {
-  const h1 = bstrHead(protectedBytes.length);
-  const h2 = bstrHead(externalAad.length);
-  const h3 = bstrHead(payload.length);
+  const h1 = byteStringHead(protectedBytes.length);
+  const h2 = byteStringHead(externalAad.length);
+  const h3 = byteStringHead(payload.length);
   const out = new Uint8Array(
     SIG1_PREFIX.length +
       h1.length +

@@ -51,7 +51,7 @@ const CACHE_LIMIT = 512;
 const cache = new Map<string, PublicKey>();
 
 function cacheKey(alg: Alg, raw: Uint8Array): string {
-  return alg + Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+  return alg + Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
 }
 
 /**
