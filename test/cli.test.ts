@@ -400,6 +400,41 @@ describe('--help', () => {
   });
 });
 
+describe('start-up', () => {
+  it('loads command modules lazily: `keys` never loads the CBOR stack, `--help` no protocol code', () => {
+    // A module hook that logs every resolved URL to stderr, registered after tsx.
+    const hooks = join(dir, 'trace-hooks.mjs');
+    writeFileSync(
+      hooks,
+      "export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write('load ' + r.url + '\\n'); return r; }\n",
+    );
+    const register = join(dir, 'trace-register.mjs');
+    writeFileSync(
+      register,
+      `import { register } from 'node:module';\nregister(${JSON.stringify(`file://${hooks}`)});\n`,
+    );
+    const loaded = (args: string[]) => {
+      const r = spawnSync(
+        process.execPath,
+        ['--import', 'tsx', '--import', register, 'cli/main.ts', ...args],
+        {
+          cwd: ROOT,
+          timeout: 20_000,
+        },
+      );
+      expect(r.status, r.stderr.toString()).toBe(0);
+      return r.stderr.toString();
+    };
+    const help = loaded(['--help']);
+    expect(help).toMatch(/cli\/args\.ts/);
+    expect(help).not.toMatch(/protocol\/src|cli\/(keys|token|demo)\.ts/);
+    const keys = loaded(['keys', 'generate', '--help']);
+    expect(keys).toMatch(/protocol\/src\/keys\.ts/);
+    expect(keys).not.toMatch(/cbor-x|cli\/(token|demo)\.ts/);
+    expect(loaded(['token', 'inspect', '--help'])).toMatch(/cbor-x/);
+  });
+});
+
 describe('tandem demo', () => {
   it('runs offline, shows the refusals and sizes, and exits 0', () => {
     const r = tandem(['demo']);
