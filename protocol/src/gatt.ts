@@ -12,6 +12,8 @@ import { encode } from './cbor.js';
 import { ProtocolError } from './errors.js';
 import type { Status } from './status.js';
 import { isStatus } from './status.js';
+import type { Command } from './pop.js';
+import { SCOPE_OF_COMMAND } from './pop.js';
 import { LOCK_ID_PATTERN, PayloadReader, isLockId } from './revocation.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -384,8 +386,10 @@ export const LOCK_STATES = ['locked', 'unlocked', 'alarm', 'jammed', 'fault', 's
 /** A lock state. */
 export type LockState = (typeof LOCK_STATES)[number];
 
-/** Command names in results and audit records: the scope token of the command ([TANDEM-GATT-9]). */
-export const COMMAND_PATTERN = /^[a-z][a-z-]{0,15}$/;
+/** True for a command value of [TANDEM-POP-5] (results and audit records carry it as a uint). */
+export function isCommand(value: unknown): value is Command {
+  return typeof value === 'number' && Object.prototype.hasOwnProperty.call(SCOPE_OF_COMMAND, value);
+}
 /** Length of a challenge nonce ([TANDEM-GATT-8]). */
 export const CHALLENGE_NONCE_BYTES = 16;
 /** Largest encoded challenge, result or lock info body ([TANDEM-GATT-10]). */
@@ -408,8 +412,10 @@ export interface Challenge {
 /** The result of a request or delivery ([TANDEM-GATT-9]), notified on the result characteristic. */
 export interface Result {
   readonly status: Status;
-  /** The command answered: the request's command, or `time`, `revocation`, `relay` for deliveries. */
-  readonly command: string;
+  /** The message type answered: a request, or a delivery (time beacon, revocation update, outbox ack). */
+  readonly answers: MessageType;
+  /** The command of the request answered ([TANDEM-POP-5]); absent for deliveries. */
+  readonly command?: Command;
   readonly state: LockState;
   readonly lockTime: number;
   /** The nonce of the challenge the request answered, when it answered one. */
@@ -467,29 +473,46 @@ export function encodeChallenge(c: Challenge): Uint8Array {
   );
 }
 
-const RESULT_KEYS = { 1: 'status', 2: 'command', 3: 'lock state', 4: 'lock time', 5: 'nonce' } as const;
+const RESULT_KEYS = {
+  1: 'status',
+  2: 'command',
+  3: 'lock state',
+  4: 'lock time',
+  5: 'nonce',
+  6: 'answers',
+} as const;
+const MESSAGE_TYPES: readonly number[] = Object.values(MessageType);
 
 /** Decodes a result body ([TANDEM-GATT-9]). Throws only {@link ProtocolError}. */
 export function decodeResult(bytes: Uint8Array): Result {
   const r: PayloadReader = PayloadReader.parse(bytes, BODY_LIMITS, 'result', RESULT_KEYS);
   const status = r.get(1);
   if (!isStatus(status)) r.fail(1, 'must be a known status byte (SPEC.md "Status codes")');
-  const command = r.text(2, 16, COMMAND_PATTERN);
+  const command = r.has(2) ? r.get(2) : undefined;
+  if (command !== undefined && !isCommand(command)) r.fail(2, 'must be a command value of TANDEM-POP-5');
   const state = r.oneOf(3, LOCK_STATES);
   const lockTime = r.uint(4);
   const nonce = r.has(5) ? r.bstr(5, CHALLENGE_NONCE_BYTES, CHALLENGE_NONCE_BYTES) : undefined;
-  return { status, command, state, lockTime, ...(nonce === undefined ? {} : { nonce }) };
+  const answers = r.get(6);
+  if (typeof answers !== 'number' || !MESSAGE_TYPES.includes(answers)) r.fail(6, 'must be a message type');
+  return {
+    status,
+    answers: answers as MessageType,
+    ...(command === undefined ? {} : { command }),
+    state,
+    lockTime,
+    ...(nonce === undefined ? {} : { nonce }),
+  };
 }
 
 /** Encodes a result body ([TANDEM-GATT-9]). */
 export function encodeResult(res: Result): Uint8Array {
-  const m = new Map<number, CborValue>([
-    [1, res.status],
-    [2, res.command],
-    [3, res.state],
-    [4, res.lockTime],
-  ]);
+  const m = new Map<number, CborValue>([[1, res.status]]);
+  if (res.command !== undefined) m.set(2, res.command);
+  m.set(3, res.state);
+  m.set(4, res.lockTime);
   if (res.nonce !== undefined) m.set(5, res.nonce);
+  m.set(6, res.answers);
   return encodeChecked(m, decodeResult);
 }
 

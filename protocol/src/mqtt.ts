@@ -1,12 +1,12 @@
 /**
  * MQTT topics and payloads (SPEC.md §9). One versioned tree, `tandem/v1/...`; lock ids never contain an MQTT
- * wildcard or separator ([TANDEM-REV-1]), so a topic names exactly one lock and a filter built from a lock id
+ * wildcard or separator ([TANDEM-GEN-3]), so a topic names exactly one lock and a filter built from a lock id
  * can never widen a subscription.
  *
  * Payloads are CBOR. Those the lock writes and that may travel through a phone (alert, audit record, state,
  * revocation ack) are COSE_Sign1 signed by the lock's device key (Ed25519), without `kid`: the cloud knows the
  * key by the lock id of the topic. Those the cloud writes (revocation update, outbox ack, time beacon) are
- * signed by the issuer, `kid` in the unprotected header. Each carries its content format ([TANDEM-REV-3]).
+ * signed by the issuer, `kid` in the unprotected header. Each carries its content format ([TANDEM-REV-1]).
  */
 import { createHash } from 'node:crypto';
 import type { CborLimits, CborValue } from './cbor.js';
@@ -18,7 +18,8 @@ import type { PrivateKey, PublicKey } from './keys.js';
 import type { Status } from './status.js';
 import { isStatus } from './status.js';
 import type { LockState } from './gatt.js';
-import { COMMAND_PATTERN, LOCK_STATES } from './gatt.js';
+import { LOCK_STATES, isCommand } from './gatt.js';
+import type { Command } from './pop.js';
 import type { DetailValue } from './revocation.js';
 import {
   CONTENT_FORMAT,
@@ -262,8 +263,8 @@ export interface AuditRecord {
   /** What happened: `unlock`, `refused`, `revocation-applied`, `boot`, ... */
   readonly event: string;
   readonly status: Status;
-  /** The command concerned, when the event answers one. */
-  readonly command?: string;
+  /** The command concerned ([TANDEM-POP-5]), when the event answers a request. */
+  readonly command?: Command;
   readonly tokenId?: Uint8Array;
   readonly rider?: string;
   readonly detail: ReadonlyMap<string, DetailValue>;
@@ -278,7 +279,8 @@ function parseAudit(payload: Uint8Array): AuditRecord {
   const event = r.text(5, 32, EVENT_PATTERN);
   const status = r.get(6);
   if (!isStatus(status)) r.fail(6, 'must be a known status byte (SPEC.md "Status codes")');
-  const command = r.has(7) ? r.text(7, 16, COMMAND_PATTERN) : undefined;
+  const command = r.has(7) ? r.get(7) : undefined;
+  if (command !== undefined && !isCommand(command)) r.fail(7, 'must be a command value of TANDEM-POP-5');
   const tokenId = r.has(8) ? r.bstr(8, 1, 32) : undefined;
   const rider = r.has(9) ? r.text(9, 64) : undefined;
   return {

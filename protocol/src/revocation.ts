@@ -1,10 +1,11 @@
 /**
  * Revocation updates and their acknowledgements (SPEC.md §6), plus the payload conventions that §6 to §9
- * share ([TANDEM-REV-1] to [TANDEM-REV-4]): integer-keyed CBOR maps read field by field, unsigned integers
- * below 2^32, lock ids, and COSE_Sign1 with a Tandem content format in the protected header.
+ * share: integer-keyed CBOR maps read field by field ([TANDEM-REV-2], [TANDEM-GEN-1]), unsigned integers
+ * below 2^32 ([TANDEM-GEN-2]), lock ids ([TANDEM-GEN-3]), and COSE_Sign1 with a Tandem content format in the
+ * protected header ([TANDEM-REV-1]).
  *
  * A revocation update is signed by the issuer (COSE_Sign1, `kid` in the unprotected header) and names one
- * lock. Payload map ([TANDEM-REV-5]):
+ * lock. Payload map ([TANDEM-REV-3]):
  *
  * | key | field         | type                        | rule                                             |
  * | --- | ------------- | --------------------------- | ------------------------------------------------ |
@@ -28,19 +29,19 @@ import type { PrivateKey, PublicKey } from './keys.js';
 // time-beacon.ts and mqtt.ts import them.
 // ---------------------------------------------------------------------------------------------------------
 
-/** Lock id syntax ([TANDEM-REV-1]): never an MQTT wildcard, separator or `$` prefix (MQTT 5.0 §4.7). */
+/** Lock id syntax ([TANDEM-GEN-3]): never an MQTT wildcard, separator or `$` prefix (MQTT 5.0 §4.7). */
 export const LOCK_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
-/** True for a lock id that follows [TANDEM-REV-1]. */
+/** True for a lock id that follows [TANDEM-GEN-3]. */
 export function isLockId(value: unknown): value is string {
   return typeof value === 'string' && LOCK_ID_PATTERN.test(value);
 }
 
-/** Largest unsigned integer in §6-§9 payloads ([TANDEM-REV-2]): times, versions, sequences fit 32 bits. */
+/** Largest unsigned integer in §6-§9 payloads ([TANDEM-GEN-2]): times, versions, sequences fit 32 bits. */
 export const UINT32_MAX = 0xffff_ffff;
 
 /**
- * Content formats in the protected header of each signed payload ([TANDEM-REV-3]), from the CoAP
+ * Content formats in the protected header of each signed payload ([TANDEM-REV-1]), from the CoAP
  * Content-Formats experimental range 65000-65535 (RFC 7252 §12.3). The issuer signs tokens, revocation updates,
  * time beacons and outbox acknowledgements with the same key; the content format makes each signature mean
  * exactly one kind of statement (RFC 9052 §3.1 "content type"), so no payload can be replayed as another.
@@ -69,7 +70,7 @@ function messageError(message: string): never {
 }
 
 /**
- * Reads one integer-keyed payload map field by field ([TANDEM-REV-4]). Every refusal is ERR_MESSAGE_INVALID
+ * Reads one integer-keyed payload map field by field ([TANDEM-REV-2]). Every refusal is ERR_MESSAGE_INVALID
  * and names the message, the field and its key, e.g. `revocation update "version" (key 2) must be ...`.
  * Shared by §6-§9; not part of the public surface of `protocol/`.
  *
@@ -121,7 +122,7 @@ export class PayloadReader {
     if (this.map.has(key)) this.fail(key, `must be absent ${why}`);
   }
 
-  /** An unsigned integer in [min, 2^32-1] ([TANDEM-REV-2]). */
+  /** An unsigned integer in [min, 2^32-1] ([TANDEM-GEN-2]). */
   uint(key: number, min = 0): number {
     const v = this.get(key);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > UINT32_MAX) {
@@ -164,7 +165,7 @@ export class PayloadReader {
     return v as T;
   }
 
-  /** A lock id ([TANDEM-REV-1]). */
+  /** A lock id ([TANDEM-GEN-3]). */
   lockId(key: number): string {
     const v = this.get(key);
     if (!isLockId(v)) this.fail(key, `must be a lock id matching ${LOCK_ID_PATTERN.source}`);
@@ -218,7 +219,7 @@ export class PayloadReader {
 
 /**
  * Signs a payload map as a COSE_Sign1 with the content format `contentFormat` in the protected header
- * ([TANDEM-REV-3]) and, for issuer-signed messages, `kid` in the unprotected header.
+ * ([TANDEM-REV-1]) and, for issuer-signed messages, `kid` in the unprotected header.
  *
  * @internal
  */
@@ -235,7 +236,7 @@ export function signPayload(
 }
 
 /**
- * Decodes a COSE_Sign1 of at most `maxBytes` and checks its protected content format ([TANDEM-REV-3]).
+ * Decodes a COSE_Sign1 of at most `maxBytes` and checks its protected content format ([TANDEM-REV-1]).
  *
  * @internal
  */
@@ -251,7 +252,7 @@ export function openSign1(bytes: Uint8Array, maxBytes: number, contentFormat: nu
 }
 
 /**
- * Resolves the issuer key named by the message's `kid` and verifies the signature ([TANDEM-REV-9]).
+ * Resolves the issuer key named by the message's `kid` and verifies the signature ([TANDEM-REV-7]).
  *
  * @internal
  */
@@ -285,12 +286,12 @@ export { checkAudience as checkLockAudience };
 // Revocation updates (SPEC.md §6).
 // ---------------------------------------------------------------------------------------------------------
 
-/** Most added plus removed entries in one update, and most entries a lock holds ([TANDEM-REV-6]). */
+/** Most added plus removed entries in one update, and most entries a lock holds ([TANDEM-REV-4]). */
 export const MAX_REVOCATION_ENTRIES = 10_000;
-/** Longest token id in a revocation entry, in bytes ([TANDEM-REV-5]). */
+/** Longest token id in a revocation entry, in bytes ([TANDEM-REV-3]). */
 export const MAX_TOKEN_ID_BYTES = 32;
 /**
- * Largest encoded revocation update ([TANDEM-REV-6]): 10,000 entries of at most 39 bytes each (array head,
+ * Largest encoded revocation update ([TANDEM-REV-4]): 10,000 entries of at most 39 bytes each (array head,
  * bstr head, 32-byte id, 5-byte uint) plus headers and signature, rounded up to 400 KiB.
  */
 export const MAX_REVOCATION_UPDATE_BYTES = 400 * 1024;
@@ -308,11 +309,11 @@ export interface RevocationEntry {
   readonly exp: number;
 }
 
-/** The typed body of a revocation update ([TANDEM-REV-5]). */
+/** The typed body of a revocation update ([TANDEM-REV-3]). */
 export interface RevocationUpdate {
   readonly kind: 'full' | 'delta';
   readonly version: number;
-  /** Delta only: the version this delta applies on top of ([TANDEM-REV-8]). */
+  /** Delta only: the version this delta applies on top of ([TANDEM-REV-6]). */
   readonly baseVersion?: number;
   readonly issuedAt: number;
   readonly lockId: string;
@@ -411,7 +412,7 @@ function revocationBodyMap(u: RevocationUpdate): Map<number, CborValue> {
 
 /**
  * Encodes and signs a revocation update with the issuer's key; `kid` goes in the unprotected header
- * ([TANDEM-REV-5]). The body is checked by the decoder's own rules first, so Tandem never emits an update it
+ * ([TANDEM-REV-3]). The body is checked by the decoder's own rules first, so Tandem never emits an update it
  * would refuse. Throws ERR_MESSAGE_INVALID or ERR_TOO_LARGE for an invalid update.
  */
 export function encodeRevocationUpdate(
@@ -428,8 +429,8 @@ export function encodeRevocationUpdate(
 }
 
 /**
- * Decodes a revocation update: structure, content format and body ([TANDEM-REV-3], [TANDEM-REV-5],
- * [TANDEM-REV-6]); the signature is not checked. Throws only {@link ProtocolError}.
+ * Decodes a revocation update: structure, content format and body ([TANDEM-REV-1], [TANDEM-REV-3],
+ * [TANDEM-REV-4]); the signature is not checked. Throws only {@link ProtocolError}.
  */
 export function decodeRevocationUpdate(bytes: Uint8Array): DecodedRevocationUpdate {
   const sign1 = openSign1(bytes, MAX_REVOCATION_UPDATE_BYTES, CONTENT_FORMAT.revocationUpdate, REV);
@@ -437,7 +438,7 @@ export function decodeRevocationUpdate(bytes: Uint8Array): DecodedRevocationUpda
 }
 
 /**
- * Decodes and verifies a revocation update for lock `expectedLockId` ([TANDEM-REV-9]): the issuer key named by
+ * Decodes and verifies a revocation update for lock `expectedLockId` ([TANDEM-REV-7]): the issuer key named by
  * `kid`, then the signature, then the audience. Throws ERR_KEY_UNKNOWN, ERR_SIGNATURE_INVALID,
  * ERR_AUDIENCE_MISMATCH and the decoding errors; never another exception type.
  */
@@ -459,12 +460,12 @@ export interface RevocationState {
   readonly entries: ReadonlyMap<string, number>;
 }
 
-/** The state of a lock that has applied no update yet: version 0, nothing revoked ([TANDEM-REV-7]). */
+/** The state of a lock that has applied no update yet: version 0, nothing revoked ([TANDEM-REV-5]). */
 export const EMPTY_REVOCATION_STATE: RevocationState = { version: 0, entries: new Map() };
 
 /**
- * Applies a verified update to `state` and returns the new state; `state` is not changed ([TANDEM-REV-7],
- * [TANDEM-REV-8], [TANDEM-REV-10]).
+ * Applies a verified update to `state` and returns the new state; `state` is not changed ([TANDEM-REV-5],
+ * [TANDEM-REV-6], [TANDEM-REV-8]).
  *
  * - `update.version` must be greater than `state.version`, else ERR_REVOCATION_ROLLBACK (an equal version is
  *   a re-delivery: the caller may acknowledge it again).
@@ -523,13 +524,13 @@ export function isRevoked(state: RevocationState, tokenId: Uint8Array, now: numb
 // Revocation acknowledgements (lock -> cloud, SPEC.md §6.5).
 // ---------------------------------------------------------------------------------------------------------
 
-/** Largest encoded revocation acknowledgement ([TANDEM-REV-11]). */
+/** Largest encoded revocation acknowledgement ([TANDEM-REV-9]). */
 export const MAX_REVOCATION_ACK_BYTES = 256;
 const ACK_LIMITS: CborLimits = { maxBytes: MAX_REVOCATION_ACK_BYTES, maxDepth: 1, maxItems: 8 };
 const ACK_KEYS = { 1: 'lock id', 2: 'version', 3: 'lock time' } as const;
 const ACK = 'revocation ack';
 
-/** A lock's statement that it has applied revocation version `version` ([TANDEM-REV-11]). */
+/** A lock's statement that it has applied revocation version `version` ([TANDEM-REV-9]). */
 export interface RevocationAck {
   readonly lockId: string;
   readonly version: number;
@@ -548,7 +549,7 @@ function parseAckBody(payload: Uint8Array): RevocationAck {
   return { lockId: r.lockId(1), version: r.uint(2, 1), lockTime: r.uint(3) };
 }
 
-/** Encodes and signs a revocation acknowledgement with the lock's device key ([TANDEM-REV-11]). */
+/** Encodes and signs a revocation acknowledgement with the lock's device key ([TANDEM-REV-9]). */
 export function encodeRevocationAck(ack: RevocationAck, deviceKey: PrivateKey): Uint8Array {
   const body = new Map<number, CborValue>([
     [1, ack.lockId],
@@ -567,7 +568,7 @@ export function decodeRevocationAck(bytes: Uint8Array): DecodedRevocationAck {
 
 /**
  * Verifies a revocation acknowledgement with the device key of `expectedLockId` (the cloud looks it up by the
- * lock id of the MQTT topic it arrived on), then its lock id ([TANDEM-REV-11]).
+ * lock id of the MQTT topic it arrived on), then its lock id ([TANDEM-REV-9]).
  */
 export function verifyRevocationAck(
   bytes: Uint8Array,

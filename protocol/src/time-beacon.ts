@@ -1,7 +1,7 @@
 /**
  * Time beacons (SPEC.md §7): the issuer's signed statement of the time, the only way a lock without a
  * real-time clock learns it. COSE_Sign1 by the issuer, `kid` in the unprotected header, content format
- * 65102 ([TANDEM-REV-3]). Payload map ([TANDEM-TIME-1]):
+ * 65102 ([TANDEM-REV-1]). Payload map ([TANDEM-TIME-1]):
  *
  * | key | field    | type       | rule                                                                    |
  * | --- | -------- | ---------- | ----------------------------------------------------------------------- |

@@ -6,6 +6,7 @@ import type { CborValue } from '../src/cbor.js';
 import { encode } from '../src/cbor.js';
 import { ProtocolError } from '../src/errors.js';
 import { Status } from '../src/status.js';
+import { Command } from '../src/pop.js';
 import {
   CHARACTERISTIC,
   GATT_SERVICE_UUID,
@@ -298,7 +299,8 @@ const CHALLENGE: Challenge = {
 };
 const RESULT: Result = {
   status: Status.OK,
-  command: 'unlock',
+  answers: MessageType.unlockRequest,
+  command: Command.UNLOCK,
   state: 'unlocked',
   lockTime: 1_800_000_001,
   nonce: CHALLENGE.nonce,
@@ -323,16 +325,15 @@ describe('message bodies (TANDEM-GATT-8..10)', () => {
     expect(decodeChallenge(encodeChallenge({ ...CHALLENGE, uncertainty: null })).uncertainty).toBeNull();
   });
 
-  it('result round trips, with and without the nonce echo', () => {
+  it('result round trips, for a request and for a delivery (no command, no nonce)', () => {
     expect(decodeResult(encodeResult(RESULT))).toEqual(RESULT);
-    const { nonce: _n, ...noNonce } = RESULT;
-    expect(
-      decodeResult(encodeResult({ ...noNonce, status: Status.REVOCATION_ROLLBACK, command: 'revocation' })),
-    ).toEqual({
-      ...noNonce,
+    const delivery: Result = {
       status: Status.REVOCATION_ROLLBACK,
-      command: 'revocation',
-    });
+      answers: MessageType.revocationUpdate,
+      state: 'locked',
+      lockTime: 5,
+    };
+    expect(decodeResult(encodeResult(delivery))).toEqual(delivery);
   });
 
   it('lock info round trips', () => {
@@ -371,7 +372,7 @@ describe('message bodies (TANDEM-GATT-8..10)', () => {
         decodeResult(
           m([
             [1, 0x99],
-            [2, 'unlock'],
+            [2, 1],
             [3, 'locked'],
             [4, 1],
           ]),
@@ -379,17 +380,17 @@ describe('message bodies (TANDEM-GATT-8..10)', () => {
       /result "status" \(key 1\) must be a known status byte/,
     ],
     [
-      'result command with a space',
+      'result command 99',
       () =>
         decodeResult(
           m([
             [1, 0],
-            [2, 'un lock'],
+            [2, 99],
             [3, 'locked'],
             [4, 1],
           ]),
         ),
-      /result "command" \(key 2\) must match/,
+      /result "command" \(key 2\) must be a command value of TANDEM-POP-5/,
     ],
     [
       'result unknown lock state',
@@ -397,12 +398,37 @@ describe('message bodies (TANDEM-GATT-8..10)', () => {
         decodeResult(
           m([
             [1, 0],
-            [2, 'unlock'],
+            [2, 1],
             [3, 'open'],
             [4, 1],
           ]),
         ),
       /result "lock state" \(key 3\) must be one of "locked"/,
+    ],
+    [
+      'result without the message type it answers',
+      () =>
+        decodeResult(
+          m([
+            [1, 0],
+            [3, 'locked'],
+            [4, 1],
+          ]),
+        ),
+      /result "answers" \(key 6\) is missing/,
+    ],
+    [
+      'result answering message type 0x00',
+      () =>
+        decodeResult(
+          m([
+            [1, 0],
+            [3, 'locked'],
+            [4, 1],
+            [6, 0],
+          ]),
+        ),
+      /result "answers" \(key 6\) must be a message type/,
     ],
     [
       'lock info firmware version with a space',

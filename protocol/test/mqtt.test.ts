@@ -8,6 +8,7 @@ import { ProtocolError } from '../src/errors.js';
 import { generateKeyPair } from '../src/keys.js';
 import type { PublicKey } from '../src/keys.js';
 import { Status } from '../src/status.js';
+import { Command } from '../src/pop.js';
 import {
   AUDIT_GENESIS_HASH,
   LOCK_TOPIC_KINDS,
@@ -133,7 +134,7 @@ const RECORD: AuditRecord = {
   previousHash: AUDIT_GENESIS_HASH,
   event: 'unlock',
   status: Status.OK,
-  command: 'unlock',
+  command: Command.UNLOCK,
   tokenId: Uint8Array.from({ length: 16 }, (_, i) => 0xf0 + (i & 15)),
   rider: 'bianca',
   detail: new Map(),
@@ -209,7 +210,7 @@ describe('lock-signed payloads (TANDEM-MQTT-5..7, TANDEM-MQTT-10)', () => {
     ]);
   });
 
-  it('payload kinds cannot be swapped: an alert is not an audit record, a revocation ack not a state (TANDEM-REV-3)', () => {
+  it('payload kinds cannot be swapped: an alert is not an audit record, a revocation ack not a state (TANDEM-REV-1)', () => {
     expect(codeOf(() => decodeAuditRecord(encodeAlert(ALERT, device)))).toMatch(
       /^ERR_COSE_INVALID: audit record .*65104/,
     );

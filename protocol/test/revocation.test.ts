@@ -1,4 +1,4 @@
-// Revocation updates and acknowledgements, SPEC.md §6 (TANDEM-REV-1..11). Every refusal is asserted with its
+// Revocation updates and acknowledgements, SPEC.md §6 (TANDEM-REV-1..9). Every refusal is asserted with its
 // code and the field its message names; a seeded fuzz loop asserts that only ProtocolError ever escapes.
 import { describe, expect, it } from 'vitest';
 import type { CborValue } from '../src/cbor.js';
@@ -109,7 +109,7 @@ function body(
   return m;
 }
 
-describe('revocation update round trip (TANDEM-REV-5)', () => {
+describe('revocation update round trip (TANDEM-REV-3)', () => {
   it('a full update encodes, decodes and verifies to the same body', () => {
     const bytes = encodeRevocationUpdate(FULL, issuer, KID);
     const { update, sign1 } = decodeRevocationUpdate(bytes);
@@ -142,7 +142,7 @@ describe('revocation update round trip (TANDEM-REV-5)', () => {
   });
 });
 
-describe('revocation update signature and audience (TANDEM-REV-9)', () => {
+describe('revocation update signature and audience (TANDEM-REV-7)', () => {
   const bytes = encodeRevocationUpdate(DELTA, issuer, KID);
 
   it('a bit flip in the signature fails with ERR_SIGNATURE_INVALID', () => {
@@ -197,14 +197,14 @@ describe('revocation update signature and audience (TANDEM-REV-9)', () => {
     );
   });
 
-  it('a time beacon signed by the same issuer is not a revocation update (TANDEM-REV-3)', () => {
+  it('a time beacon signed by the same issuer is not a revocation update (TANDEM-REV-1)', () => {
     const beacon = encodeTimeBeacon({ time: 1_800_000_000, accuracy: 2 }, issuer, KID);
     expect(codeOf(() => verifyRevocationUpdate(beacon, resolve, 'lock-7'))).toMatch(
       /ERR_COSE_INVALID: revocation update COSE "content type" \(3\) Header Parameter must be 65100/,
     );
   });
 
-  it('a well-signed revocation payload without content format is refused (TANDEM-REV-3)', () => {
+  it('a well-signed revocation payload without content format is refused (TANDEM-REV-1)', () => {
     const bare = signSign1(encode(body()), issuer, { kid: KID });
     expect(codeOf(() => verifyRevocationUpdate(bare, resolve, 'lock-7'))).toMatch(
       /^ERR_COSE_INVALID: .*content type/,
@@ -212,7 +212,7 @@ describe('revocation update signature and audience (TANDEM-REV-9)', () => {
   });
 });
 
-describe('revocation update fields (TANDEM-REV-4..6): each refusal names its field', () => {
+describe('revocation update fields (TANDEM-REV-2..4): each refusal names its field', () => {
   const cases: [string, Map<number, CborValue>, RegExp][] = [
     ['kind 2', body([[1, 2]]), /"kind" \(key 1\) must be 0 \(full\) or 1 \(delta\)/],
     ['kind as text', body([[1, 'full']]), /"kind" \(key 1\) must be 0/],
@@ -289,7 +289,7 @@ describe('revocation update fields (TANDEM-REV-4..6): each refusal names its fie
     });
   }
 
-  it('refuses version 2^32 (hand-encoded: cbor-x would emit a float, TANDEM-REV-2)', () => {
+  it('refuses version 2^32 (hand-encoded: cbor-x would emit a float, TANDEM-GEN-2)', () => {
     const payload = Buffer.from(
       'a5 01 00 02 1b0000000100000000 04 00 05 61 61 06 80'.replace(/ /g, ''),
       'hex',
@@ -314,7 +314,7 @@ describe('revocation update fields (TANDEM-REV-4..6): each refusal names its fie
   });
 });
 
-describe('revocation update size limit: 10,000 entries (TANDEM-REV-6)', () => {
+describe('revocation update size limit: 10,000 entries (TANDEM-REV-4)', () => {
   const many = (n: number): RevocationUpdate => ({
     ...FULL,
     added: Array.from({ length: n }, (_, i) => ({ id: id(i, 32), exp: 4_000_000_000 })),
@@ -347,7 +347,7 @@ describe('revocation update size limit: 10,000 entries (TANDEM-REV-6)', () => {
   });
 });
 
-describe('applyRevocationUpdate (TANDEM-REV-7, TANDEM-REV-8, TANDEM-REV-10)', () => {
+describe('applyRevocationUpdate (TANDEM-REV-5, TANDEM-REV-6, TANDEM-REV-8)', () => {
   const NOW = 1_800_000_500;
   const v3 = applyRevocationUpdate(EMPTY_REVOCATION_STATE, FULL, NOW);
 
@@ -438,7 +438,7 @@ describe('applyRevocationUpdate (TANDEM-REV-7, TANDEM-REV-8, TANDEM-REV-10)', ()
   });
 });
 
-describe('revocation acknowledgement (TANDEM-REV-11)', () => {
+describe('revocation acknowledgement (TANDEM-REV-9)', () => {
   const ACK = { lockId: 'lock-7', version: 4, lockTime: 1_800_000_600 };
   const bytes = encodeRevocationAck(ACK, device);
 
@@ -476,7 +476,7 @@ describe('revocation acknowledgement (TANDEM-REV-11)', () => {
     );
   });
 
-  it('a revocation update is not an acknowledgement (TANDEM-REV-3)', () => {
+  it('a revocation update is not an acknowledgement (TANDEM-REV-1)', () => {
     expect(codeOf(() => decodeRevocationAck(encodeRevocationUpdate(FULL, issuer, KID)))).toMatch(
       /^ERR_COSE_INVALID: .*65101/,
     );

@@ -96,7 +96,7 @@ describe('time beacon refusals (TANDEM-TIME-1..3)', () => {
     );
   });
 
-  it('a revocation update is not a time beacon (TANDEM-REV-3)', () => {
+  it('a revocation update is not a time beacon (TANDEM-REV-1)', () => {
     const rev = encodeRevocationUpdate(
       { kind: 'full', version: 1, issuedAt: 1, lockId: 'lock-7', added: [], removed: [] },
       issuer,
