@@ -143,10 +143,16 @@ function walk(
       return next + arg;
     case 3:
       if (arg > b.length - next) fail(`CBOR text string length ${arg} exceeds the input`);
-      try {
-        UTF8.decode(b.subarray(next, next + arg));
-      } catch {
-        fail('CBOR text string is not valid UTF-8');
+      // Most Tandem text is ASCII; only strings with a high byte pay for the full UTF-8 check.
+      for (let i = next; i < next + arg; i++) {
+        if (b[i]! >= 0x80) {
+          try {
+            UTF8.decode(b.subarray(next, next + arg));
+          } catch {
+            fail('CBOR text string is not valid UTF-8');
+          }
+          break;
+        }
       }
       return next + arg;
     case 4: {

@@ -27,6 +27,8 @@ export const TAG_CWT = 61;
 
 const UNDERSTOOD = new Set<number>([HEADER.alg, HEADER.contentType, HEADER.kid]);
 const HEADER_LIMITS: CborLimits = { maxBytes: 256, maxDepth: 3, maxItems: 16 };
+const PROTECTED_EDDSA: ReadonlyMap<number | string, CborValue> = new Map([[1, -8]]);
+const PROTECTED_ES256: ReadonlyMap<number | string, CborValue> = new Map([[1, -7]]);
 
 /** A decoded COSE_Sign1 whose structure passed the profile; its signature is not yet checked. */
 export interface Sign1 {
@@ -73,7 +75,14 @@ export function decodeSign1(
   if (!(signature instanceof Uint8Array)) invalid('COSE_Sign1 signature must be a byte string');
   if (p.length === 0)
     invalid('COSE_Sign1 protected header is empty; "alg" must be protected (TANDEM-COSE-2)');
-  const ph = decodeStrict(p, HEADER_LIMITS);
+  // The two protected headers Tandem itself emits ({1: -8}, {1: -7}) skip the decoder: they are on the
+  // unlock hot path, and their bytes fully determine their value.
+  const ph =
+    p.length === 3 && p[0] === 0xa1 && p[1] === 0x01 && (p[2] === 0x27 || p[2] === 0x26)
+      ? p[2] === 0x27
+        ? PROTECTED_EDDSA
+        : PROTECTED_ES256
+      : decodeStrict(p, HEADER_LIMITS);
   if (!(ph instanceof Map)) invalid('COSE_Sign1 protected header must be a serialized map');
   if (ph.size === 0)
     invalid('COSE_Sign1 protected header is an empty map; "alg" must be protected (TANDEM-COSE-2)');
