@@ -15,6 +15,10 @@ export type Format = (typeof FORMATS)[number];
 /** Reads a whole file, or stdin for `-`. Throws ERR_IO naming the file. */
 export async function readSource(source: string, streams: CliStreams): Promise<Uint8Array> {
   if (source === '-') {
+    // Waiting for a token to be typed into a terminal looks like a hang; nobody types CBOR.
+    if (streams.stdin.isTTY) {
+      throw new CliError('ERR_USAGE', 'no input: give a file, or pipe the token into stdin');
+    }
     const chunks: Buffer[] = [];
     for await (const chunk of streams.stdin)
       chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);

@@ -277,7 +277,7 @@ async function mint(argv: readonly string[], streams: CliStreams): Promise<numbe
     signer = issuer.key;
     const kidText = str(p, 'kid') ?? (typeof issuer.jwk.kid === 'string' ? issuer.jwk.kid : undefined);
     if (kidText === undefined) throw usage('missing --kid, and --issuer-key has no "kid"');
-    kid = parseKid(kidText, 'kid');
+    kid = parseKid(kidText, str(p, 'kid') === undefined ? 'issuer-key: its "kid"' : 'kid');
   }
 
   const holder = publicKeyFromJwk(await readJwk(req(p, 'holder-key'), 'holder-key'));
