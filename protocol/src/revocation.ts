@@ -252,7 +252,7 @@ export function openSign1(bytes: Uint8Array, maxBytes: number, contentFormat: nu
 }
 
 /**
- * Resolves the issuer key named by the message's `kid` and verifies the signature ([TANDEM-REV-7]).
+ * Resolves the issuer key named by the message's `kid` and verifies the signature ([TANDEM-REV-5]).
  *
  * @internal
  */
@@ -313,7 +313,7 @@ export interface RevocationEntry {
 export interface RevocationUpdate {
   readonly kind: 'full' | 'delta';
   readonly version: number;
-  /** Delta only: the version this delta applies on top of ([TANDEM-REV-6]). */
+  /** Delta only: the version this delta applies on top of ([TANDEM-REV-7]). */
   readonly baseVersion?: number;
   readonly issuedAt: number;
   readonly lockId: string;
@@ -438,7 +438,7 @@ export function decodeRevocationUpdate(bytes: Uint8Array): DecodedRevocationUpda
 }
 
 /**
- * Decodes and verifies a revocation update for lock `expectedLockId` ([TANDEM-REV-7]): the issuer key named by
+ * Decodes and verifies a revocation update for lock `expectedLockId` ([TANDEM-REV-5]): the issuer key named by
  * `kid`, then the signature, then the audience. Throws ERR_KEY_UNKNOWN, ERR_SIGNATURE_INVALID,
  * ERR_AUDIENCE_MISMATCH and the decoding errors; never another exception type.
  */
@@ -460,12 +460,12 @@ export interface RevocationState {
   readonly entries: ReadonlyMap<string, number>;
 }
 
-/** The state of a lock that has applied no update yet: version 0, nothing revoked ([TANDEM-REV-5]). */
+/** The state of a lock that has applied no update yet: version 0, nothing revoked ([TANDEM-REV-6]). */
 export const EMPTY_REVOCATION_STATE: RevocationState = { version: 0, entries: new Map() };
 
 /**
- * Applies a verified update to `state` and returns the new state; `state` is not changed ([TANDEM-REV-5],
- * [TANDEM-REV-6], [TANDEM-REV-8]).
+ * Applies a verified update to `state` and returns the new state; `state` is not changed ([TANDEM-REV-6],
+ * [TANDEM-REV-7], [TANDEM-REV-8]).
  *
  * - `update.version` must be greater than `state.version`, else ERR_REVOCATION_ROLLBACK (an equal version is
  *   a re-delivery: the caller may acknowledge it again).

@@ -142,7 +142,7 @@ describe('revocation update round trip (TANDEM-REV-3)', () => {
   });
 });
 
-describe('revocation update signature and audience (TANDEM-REV-7)', () => {
+describe('revocation update signature and audience (TANDEM-REV-5)', () => {
   const bytes = encodeRevocationUpdate(DELTA, issuer, KID);
 
   it('a bit flip in the signature fails with ERR_SIGNATURE_INVALID', () => {
@@ -347,7 +347,7 @@ describe('revocation update size limit: 10,000 entries (TANDEM-REV-4)', () => {
   });
 });
 
-describe('applyRevocationUpdate (TANDEM-REV-5, TANDEM-REV-6, TANDEM-REV-8)', () => {
+describe('applyRevocationUpdate (TANDEM-REV-6, TANDEM-REV-7, TANDEM-REV-8)', () => {
   const NOW = 1_800_000_500;
   const v3 = applyRevocationUpdate(EMPTY_REVOCATION_STATE, FULL, NOW);
 
