@@ -241,49 +241,42 @@ async function privateKey(path: string, option: string): Promise<{ key: PrivateK
 async function mint(argv: readonly string[], streams: CliStreams): Promise<number> {
   const p = parse(MINT, argv);
   if (helpOr(MINT, p, streams)) return 0;
-  const format = choice(str(p, 'format'), FORMATS, 'format', 'hex');
-  const parentPath = str(p, 'parent');
-  const now = str(p, 'now') === undefined ? nowSeconds() : parseTime(req(p, 'now'), 'now');
   const usage = (message: string) => new CliError('ERR_USAGE', message, { command: MINT.name });
+  // Every option value is checked before any file is read, so that a usage error is reported as one.
+  const format = choice(str(p, 'format'), FORMATS, 'format', 'hex');
+  const now = str(p, 'now') === undefined ? nowSeconds() : parseTime(req(p, 'now'), 'now');
+  const optional = <T>(name: string, f: (text: string) => T): T | undefined => {
+    const text = str(p, name);
+    return text === undefined ? undefined : f(text);
+  };
   if (str(p, 'ttl') !== undefined && str(p, 'exp') !== undefined)
     throw usage('give --ttl or --exp, not both');
-
-  let parent: DecodedToken | undefined;
-  let signer: PrivateKey;
-  let kid: Uint8Array | undefined;
+  const ttl = optional('ttl', (t) => parseDuration(t, 'ttl'));
+  const expGiven = optional('exp', (t) => parseTime(t, 'exp'));
+  const nbfGiven = optional('nbf', (t) => parseTime(t, 'nbf'));
+  const scheduleGiven = optional('schedule', parseScheduleText);
+  const usesGiven = optional('max-uses', (t) => parseUint(t, 'max-uses', 1));
+  const minRevocation = optional('min-revocation', (t) => parseUint(t, 'min-revocation'));
+  const cti = optional('cti', (t) => parseHex(t, 'cti', 8, 16)) ?? new Uint8Array(randomBytes(12));
+  const scope = req(p, 'scope')
+    .split(/\s+/)
+    .filter((s) => s !== '');
+  if (scope.length === 0) throw usage('--scope needs at least one scope, such as "unlock status"');
+  const rider = str(p, 'rider');
+  const parentPath = str(p, 'parent');
   if (parentPath !== undefined) {
     for (const o of ['issuer-key', 'kid']) {
       if (str(p, o) !== undefined)
         throw usage(`--${o} is for root tokens; a link (--parent) is signed by --holder-of-parent-key`);
     }
-    const parentKeyPath = str(p, 'holder-of-parent-key');
-    if (parentKeyPath === undefined) throw usage('--parent needs --holder-of-parent-key');
-    parent = decodeToken(await readBytes(parentPath, streams, inFormat(p)));
-    signer = (await privateKey(parentKeyPath, 'holder-of-parent-key')).key;
-    if (!sameKey(signer.publicKey, parent.claims.cnf)) {
-      throw new CliError(
-        'ERR_INPUT',
-        `--holder-of-parent-key is not the holder key ("cnf") of the parent token`,
-      );
-    }
+    if (str(p, 'holder-of-parent-key') === undefined) throw usage('--parent needs --holder-of-parent-key');
   } else {
     if (str(p, 'holder-of-parent-key') !== undefined) throw usage('--holder-of-parent-key needs --parent');
-    const issuerPath = str(p, 'issuer-key');
-    if (issuerPath === undefined)
+    if (str(p, 'issuer-key') === undefined)
       throw usage('missing required option --issuer-key (or --parent for a delegation link)');
     for (const o of ['iss', 'sub', 'aud'])
       if (str(p, o) === undefined) throw usage(`missing required option --${o}`);
-    const issuer = await privateKey(issuerPath, 'issuer-key');
-    signer = issuer.key;
-    const kidText = str(p, 'kid') ?? (typeof issuer.jwk.kid === 'string' ? issuer.jwk.kid : undefined);
-    if (kidText === undefined) throw usage('missing --kid, and --issuer-key has no "kid"');
-    kid = parseKid(kidText, str(p, 'kid') === undefined ? 'issuer-key: its "kid"' : 'kid');
   }
-
-  const holder = publicKeyFromJwk(await readJwk(req(p, 'holder-key'), 'holder-key'));
-  const scope = req(p, 'scope')
-    .split(/\s+/)
-    .filter((s) => s !== '');
   for (const s of scope) {
     if (!(SCOPES as readonly string[]).includes(s)) {
       streams.stderr.write(
@@ -291,26 +284,37 @@ async function mint(argv: readonly string[], streams: CliStreams): Promise<numbe
       );
     }
   }
+
+  let parent: DecodedToken | undefined;
+  let signer: PrivateKey;
+  let kid: Uint8Array | undefined;
+  if (parentPath !== undefined) {
+    parent = decodeToken(await readBytes(parentPath, streams, inFormat(p)));
+    signer = (await privateKey(req(p, 'holder-of-parent-key'), 'holder-of-parent-key')).key;
+    if (!sameKey(signer.publicKey, parent.claims.cnf)) {
+      throw new CliError(
+        'ERR_INPUT',
+        `--holder-of-parent-key is not the holder key ("cnf") of the parent token`,
+      );
+    }
+  } else {
+    const issuer = await privateKey(req(p, 'issuer-key'), 'issuer-key');
+    signer = issuer.key;
+    const kidText = str(p, 'kid') ?? (typeof issuer.jwk.kid === 'string' ? issuer.jwk.kid : undefined);
+    if (kidText === undefined) throw usage('missing --kid, and --issuer-key has no "kid"');
+    kid = parseKid(kidText, str(p, 'kid') === undefined ? 'issuer-key: its "kid"' : 'kid');
+  }
+  const holder = publicKeyFromJwk(await readJwk(req(p, 'holder-key'), 'holder-key'));
+
+  // A link defaults to its parent's bounds, which are the widest it may have ([TANDEM-CHAIN-3]).
   const pc: TokenClaims | undefined = parent?.claims;
-  const nbfText = str(p, 'nbf');
-  const nbf = nbfText !== undefined ? parseTime(nbfText, 'nbf') : Math.max(now - 60, pc?.nbf ?? 0);
-  const expText = str(p, 'exp');
-  const ttlText = str(p, 'ttl');
-  const exp =
-    expText !== undefined
-      ? parseTime(expText, 'exp')
-      : ttlText !== undefined
-        ? now + parseDuration(ttlText, 'ttl')
-        : (pc?.exp ?? now + 86_400);
+  const nbf = nbfGiven ?? Math.max(now - 60, pc?.nbf ?? 0);
+  const exp = expGiven ?? (ttl !== undefined ? now + ttl : (pc?.exp ?? now + 86_400));
   if (exp <= nbf) throw usage(`the token would expire (${iso(exp)}) before it is valid (${iso(nbf)})`);
   const iss = str(p, 'iss') ?? pc?.rider;
   if (iss === undefined) throw usage('missing --iss (the parent token has no "rider" to default to)');
-  const scheduleText = str(p, 'schedule');
-  const maxUses = str(p, 'max-uses');
-  const minRevocation = str(p, 'min-revocation');
-  const rider = str(p, 'rider');
-  const schedule = scheduleText !== undefined ? parseScheduleText(scheduleText) : pc?.schedule;
-  const uses = maxUses !== undefined ? parseUint(maxUses, 'max-uses', 1) : pc?.maxUses;
+  const schedule = scheduleGiven ?? pc?.schedule;
+  const maxUses = usesGiven ?? pc?.maxUses;
   const claims: MintClaims = {
     iss,
     sub: str(p, 'sub') ?? pc!.sub,
@@ -318,14 +322,13 @@ async function mint(argv: readonly string[], streams: CliStreams): Promise<numbe
     exp,
     nbf,
     iat: now,
-    cti:
-      str(p, 'cti') !== undefined ? parseHex(req(p, 'cti'), 'cti', 8, 16) : new Uint8Array(randomBytes(12)),
+    cti,
     cnf: holder,
     scope,
     ...(rider !== undefined ? { rider } : {}),
     ...(schedule !== undefined ? { schedule } : {}),
-    ...(uses !== undefined ? { maxUses: uses } : {}),
-    ...(minRevocation !== undefined ? { minRevocation: parseUint(minRevocation, 'min-revocation') } : {}),
+    ...(maxUses !== undefined ? { maxUses } : {}),
+    ...(minRevocation !== undefined ? { minRevocation } : {}),
   };
   const token = mintToken(claims, signer, kid);
   if (parent !== undefined) checkLink(parent, token);
