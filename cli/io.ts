@@ -48,9 +48,9 @@ const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
 
 /**
  * Decodes input bytes. With `format` the encoding is forced; otherwise it is detected: bytes that are not
- * all printable text are binary; text that is hex digits (an even number, optional `0x`) is hex, the CLI's
- * default output (an odd count is refused as truncated hex: a real base64url token is never all hex digits);
- * other text in the base64url alphabet is base64url (standard base64 `+/` is accepted too).
+ * all printable text are binary; text of hex digits only (optional `0x`) is hex, the CLI's default output,
+ * and an odd count of them is refused as truncated (a real base64url token is never all hex digits); other
+ * text in the base64url alphabet is base64url (standard base64 `+/` is accepted too).
  * Whitespace inside text is ignored, so wrapped output can be pasted back. Throws ERR_INPUT naming `label`.
  */
 export function decodeInput(raw: Uint8Array, label: string, format?: Format): Uint8Array {
