@@ -38,14 +38,17 @@ export const CHARACTERISTIC = {
   lockInfo: characteristic(4),
   /** write: time beacons and revocation updates carried by the phone. */
   delivery: characteristic(5),
-  /** read, notify: queued alerts, audit records, revocation acks and state; write: outbox acks. */
+  /** read, notify: queued alerts, audit records, revocation acks and state; write: outbox acks ([TANDEM-GATT-11]). */
   relay: characteristic(6),
 } as const;
 
 /** Name of a characteristic of the Tandem service. */
 export type CharacteristicName = keyof typeof CHARACTERISTIC;
 
-/** GATT properties of each characteristic ([TANDEM-GATT-1]), in bleno's spelling. */
+/**
+ * GATT properties of each characteristic ([TANDEM-GATT-1]), in bleno's spelling. Reads return a body unframed
+ * (ATT long reads, at most 512 bytes); writes and notifications carry frames ([TANDEM-GATT-12]).
+ */
 export const CHARACTERISTIC_PROPERTIES: Readonly<Record<CharacteristicName, readonly string[]>> = {
   challenge: ['read', 'notify'],
   request: ['write', 'writeWithoutResponse'],
