@@ -253,6 +253,7 @@ export function openSign1(bytes: Uint8Array, maxBytes: number, contentFormat: nu
 
 /**
  * Resolves the issuer key named by the message's `kid` and verifies the signature ([TANDEM-REV-5]).
+ * `resolveKey` is the caller's trust-anchor lookup; it must not throw (whatever it throws passes through).
  *
  * @internal
  */
@@ -271,8 +272,13 @@ export function verifyIssuerSigned(
   verifySign1(sign1, key);
 }
 
-/** Refuses a verified message addressed to another lock. */
-function checkAudience(lockId: string, expectedLockId: string, what: string): void {
+/**
+ * Refuses, with ERR_AUDIENCE_MISMATCH, a verified message whose lock id is not `expectedLockId`. Called after
+ * the signature check, so that an unauthenticated sender learns nothing from the refusal ([TANDEM-REV-5]).
+ *
+ * @internal
+ */
+export function checkLockAudience(lockId: string, expectedLockId: string, what: string): void {
   if (lockId !== expectedLockId) {
     throw new ProtocolError(
       'ERR_AUDIENCE_MISMATCH',
@@ -280,7 +286,6 @@ function checkAudience(lockId: string, expectedLockId: string, what: string): vo
     );
   }
 }
-export { checkAudience as checkLockAudience };
 
 // ---------------------------------------------------------------------------------------------------------
 // Revocation updates (SPEC.md §6).
@@ -449,7 +454,7 @@ export function verifyRevocationUpdate(
 ): RevocationUpdate {
   const { sign1, update } = decodeRevocationUpdate(bytes);
   verifyIssuerSigned(sign1, resolveKey, REV);
-  checkAudience(update.lockId, expectedLockId, REV);
+  checkLockAudience(update.lockId, expectedLockId, REV);
   return update;
 }
 
@@ -577,6 +582,6 @@ export function verifyRevocationAck(
 ): RevocationAck {
   const { sign1, ack } = decodeRevocationAck(bytes);
   verifySign1(sign1, deviceKey);
-  checkAudience(ack.lockId, expectedLockId, ACK);
+  checkLockAudience(ack.lockId, expectedLockId, ACK);
   return ack;
 }

@@ -181,6 +181,11 @@ describe('boundFromBeacon: nonce-bound versus unbound (TANDEM-TIME-4, TANDEM-TIM
     });
   });
 
+  it('a NaN anywhere in the lock context falls to the safe side (floor only)', () => {
+    expect(boundFromBeacon(BOUND, { ...ctx, maxRelayDelayMs: Number.NaN })).toMatchObject({ kind: 'floor' });
+    expect(boundFromBeacon(BOUND, { ...ctx, nowLocalMs: Number.NaN })).toMatchObject({ kind: 'floor' });
+  });
+
   it('a relay delay of exactly maxRelayDelayMs is still bound', () => {
     expect(boundFromBeacon(BOUND, { ...ctx, nowLocalMs: 40_000 })).toMatchObject({
       kind: 'bound',
