@@ -1,0 +1,110 @@
+/**
+ * What the lock writes to its audit log for every attempt (ARCHITECTURE.md flow 4; SPEC.md §5.7: "every
+ * attempt, accepted or refused, becomes an audit record"), and how an audit record is queued for the cloud.
+ *
+ * Payload: a CBOR map with integer keys ([TANDEM-GEN-1]):
+ *
+ * | key | field      | type   | meaning                                                             |
+ * | --- | ---------- | ------ | ------------------------------------------------------------------- |
+ * | 1   | status     | uint   | the wire status (SPEC.md §10)                                       |
+ * | 2   | kind       | uint   | 0 request, 1 revocation update, 2 time beacon, 3 lock event         |
+ * | 3   | command    | uint   | the request's command ([TANDEM-POP-5]), when it decoded             |
+ * | 4   | cti        | bstr   | the leaf token's id, when the chain decoded                         |
+ * | 5   | rider      | tstr   | the leaf's `tandem.rider`, when present                             |
+ * | 6   | time       | uint   | trusted time, earliest bound (Unix seconds)                         |
+ * | 7   | peer       | tstr   | who sent it (connection id given by the transport), ≤ 32 chars      |
+ * | 8   | suppressed | uint   | refusals of this peer not written individually while rate limited   |
+ * | 9   | version    | uint   | revocation version applied or offered                               |
+ * | 10  | event      | tstr   | lock events: "lockout", "lockout-cleared", "safe-mode", …           |
+ *
+ * The outbox carries the whole signed record, `[seq, time ms, prevHash, payload, signature]`, so the cloud
+ * can check the hash chain and the device signature (`verifyChain` in `../store/audit-log.ts`).
+ */
+import type { CborValue } from '../../../protocol/src/cbor.js';
+import { decodeStrict, encode } from '../../../protocol/src/cbor.js';
+import { ProtocolError } from '../../../protocol/src/errors.js';
+import type { Command } from '../../../protocol/src/pop.js';
+import { isStatus } from '../../../protocol/src/status.js';
+import type { Status } from '../../../protocol/src/status.js';
+import type { AuditRecord } from '../store/audit-log.js';
+
+/** What an audit entry is about. */
+export type AuditKind = 'request' | 'revocation' | 'time' | 'event';
+const KIND_CODE: Record<AuditKind, number> = { request: 0, revocation: 1, time: 2, event: 3 };
+const CODE_KIND: readonly AuditKind[] = ['request', 'revocation', 'time', 'event'];
+
+/** One audit entry (the payload of an audit record). */
+export interface AuditEntry {
+  readonly status: Status;
+  readonly kind: AuditKind;
+  readonly command?: Command;
+  readonly cti?: Uint8Array;
+  readonly rider?: string;
+  /** Unix seconds (trusted earliest). */
+  readonly time: number;
+  readonly peer: string;
+  readonly suppressed?: number;
+  readonly version?: number;
+  readonly event?: string;
+}
+
+/** Longest peer id kept in an audit entry. */
+export const AUDIT_PEER_MAX = 32;
+
+/** Encodes an audit entry (module comment). */
+export function encodeAuditEntry(e: AuditEntry): Uint8Array {
+  const m = new Map<number, CborValue>([
+    [1, e.status],
+    [2, KIND_CODE[e.kind]],
+  ]);
+  if (e.command !== undefined) m.set(3, e.command);
+  if (e.cti !== undefined) m.set(4, e.cti);
+  if (e.rider !== undefined) m.set(5, e.rider);
+  m.set(6, e.time);
+  m.set(7, e.peer.slice(0, AUDIT_PEER_MAX));
+  if (e.suppressed !== undefined && e.suppressed > 0) m.set(8, e.suppressed);
+  if (e.version !== undefined) m.set(9, e.version);
+  if (e.event !== undefined) m.set(10, e.event);
+  return encode(m);
+}
+
+function bad(what: string): never {
+  throw new ProtocolError('ERR_MESSAGE_INVALID', `audit entry ${what}`);
+}
+
+/** Decodes an audit entry (for READ_AUDIT readers, the cloud and tests). Throws only ProtocolError. */
+export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
+  const m = decodeStrict(bytes, { maxBytes: 512, maxDepth: 1, maxItems: 16 });
+  if (!(m instanceof Map)) bad('must be a map');
+  for (const k of m.keys()) if (typeof k !== 'number' || k < 1 || k > 10) bad(`has unknown key ${String(k)}`);
+  const status = m.get(1);
+  if (!isStatus(status)) bad('"status" (1) must be a status byte');
+  const kind = CODE_KIND[m.get(2) as number];
+  if (kind === undefined) bad('"kind" (2) must be 0..3');
+  const time = m.get(6);
+  const peer = m.get(7);
+  if (typeof time !== 'number' || typeof peer !== 'string') bad('needs "time" (6) and "peer" (7)');
+  const command = m.get(3);
+  const cti = m.get(4);
+  const rider = m.get(5);
+  const suppressed = m.get(8);
+  const version = m.get(9);
+  const event = m.get(10);
+  return {
+    status,
+    kind,
+    time,
+    peer,
+    ...(typeof command === 'number' ? { command: command as Command } : {}),
+    ...(cti instanceof Uint8Array ? { cti } : {}),
+    ...(typeof rider === 'string' ? { rider } : {}),
+    ...(typeof suppressed === 'number' ? { suppressed } : {}),
+    ...(typeof version === 'number' ? { version } : {}),
+    ...(typeof event === 'string' ? { event } : {}),
+  };
+}
+
+/** The outbox payload of an audit record: `[seq, time ms, prevHash, payload, signature]` (module comment). */
+export function encodeAuditRecord(r: AuditRecord): Uint8Array {
+  return encode([r.seq, r.time, r.prevHash, r.payload, r.signature]);
+}

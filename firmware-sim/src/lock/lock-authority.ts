@@ -1,0 +1,828 @@
+/**
+ * The lock's authority (issue 3, "What it does" 3): decides every request offline in the fixed order of
+ * SPEC.md §5.7, counts uses durably before acting, acts through the {@link LockStateMachine}, and writes every
+ * attempt to the audit log and the outbox.
+ *
+ * Before §5.7 (cheap refusals that parse nothing and spend no challenge):
+ *   BUSY while another command acts; RATE_LIMITED while the peer (or, briefly, every peer) is backing off.
+ * §5.7, in this order; the first failing step gives the status:
+ *   1. decode the request, the command's args and every token (or find the cached chain by `chainRef`):
+ *      MALFORMED, TOKEN_REF_UNKNOWN. The named challenge is spent here, whatever follows ([TANDEM-POP-4]).
+ *      Then the lock's own state: LOCKED_OUT (any command but CLEAR_LOCKOUT), SAFE_MODE (any command but
+ *      management).
+ *   2. signatures: UNKNOWN_SIGNER, BAD_SIGNATURE. 3. narrowing: CHAIN_INVALID. 4. audience: WRONG_AUDIENCE.
+ *      In safe mode the chain's root must be an owner anchor: SAFE_MODE.
+ *   5. time against the trusted bound: EXPIRED, NOT_YET_VALID, TIME_UNCERTAIN.
+ *   6. weekly schedule in the lock's time zone: OUTSIDE_SCHEDULE, TIME_UNCERTAIN.
+ *   7. revocation: REVOKED, REVOCATION_STALE.  8. uses: USES_EXHAUSTED.  9. scope: SCOPE_DENIED.
+ *   10. proof of possession against a live challenge: CHALLENGE_UNKNOWN, CHALLENGE_EXPIRED, POP_INVALID.
+ *   11. count the use durably, then act: OK, or BUSY, JAMMED, FAULT, SAFE_MODE from the mechanism; MALFORMED
+ *       for a management command the lock's state forbids (removing the last issuer, an unknown kid).
+ * Any exception that is not a ProtocolError, anywhere, is FAULT and the lock stays locked: the only code that
+ * energises the solenoid is the state machine's unlock(), reached only after step 10 passed and the use was
+ * durably counted.
+ */
+import createDebug from 'debug';
+import type { Clock } from '../../../hardware/src/clock.js';
+import { encode } from '../../../protocol/src/cbor.js';
+import type { Grant, TimeBound } from '../../../protocol/src/chain.js';
+import { checkSchedule, checkScope, checkTime, verifyChain } from '../../../protocol/src/chain.js';
+import { ProtocolError } from '../../../protocol/src/errors.js';
+import type { Challenge, LockState } from '../../../protocol/src/gatt.js';
+import type { PrivateKey } from '../../../protocol/src/keys.js';
+import type { UnlockRequest } from '../../../protocol/src/pop.js';
+import {
+  CHAIN_REF_LENGTH,
+  Command,
+  SCOPE_OF_COMMAND,
+  decodeRequest,
+  verifyPop,
+} from '../../../protocol/src/pop.js';
+import { encodeRevocationAck, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
+import { Status } from '../../../protocol/src/status.js';
+import type { BeaconBound } from '../../../protocol/src/time-beacon.js';
+import { verifyTimeBeacon } from '../../../protocol/src/time-beacon.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { ConfigStore } from '../store/config-store.js';
+import { isStoreError } from '../store/errors.js';
+import type { Outbox } from '../store/outbox.js';
+import type { RevocationStore } from '../store/revocation-store.js';
+import type { UseCounterStore } from '../store/use-counter-store.js';
+import type { AuditEntry } from './audit.js';
+import { encodeAuditEntry, encodeAuditRecord } from './audit.js';
+import { ChallengeBook } from './challenges.js';
+import type { RandomSource } from './challenges.js';
+import { LockError } from './errors.js';
+import type { LockStateMachine } from './lock-state-machine.js';
+import type { AnchorStore, CommandArgs, LockConfig } from './management.js';
+import {
+  CONFIG_STORE_KEY,
+  LOCKOUT_STORE_KEY,
+  decodeCommandArgs,
+  isManagementCommand,
+  loadLockConfig,
+} from './management.js';
+import { LockoutCounter, RateLimiter } from './rate-limiter.js';
+import type { TrustedClock } from './trusted-clock.js';
+
+const debug = createDebug('tandem:lock:authority');
+
+/** The stores the authority uses: structural, so that tests can put a failing double in any place. */
+export interface AuthorityStores {
+  readonly config: ConfigStore;
+  readonly useCounters: Pick<UseCounterStore, 'get' | 'consume' | 'prune'>;
+  readonly revocations: Pick<RevocationStore, 'has' | 'version' | 'replace' | 'applyDelta' | 'prune'>;
+  readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq'>;
+  readonly outbox: Pick<Outbox, 'enqueue'>;
+}
+
+/** Options of {@link LockAuthority}. */
+export interface LockAuthorityOptions {
+  /** This lock's id ([TANDEM-GEN-3]); tokens' `aud` and PoP signatures name it. */
+  readonly lockId: string;
+  readonly anchors: AnchorStore;
+  readonly stores: AuthorityStores;
+  /** Monotonic time (challenge lifetimes, rate limits). */
+  readonly clock: Clock;
+  /** Random bytes for nonces (node:crypto on the lock; seeded in tests). */
+  readonly random: RandomSource;
+  readonly stateMachine: LockStateMachine;
+  readonly trustedClock: TrustedClock;
+  /** The device key: signs revocation acknowledgements ([TANDEM-REV-11]). */
+  readonly deviceKey: PrivateKey;
+  /** Settings from the lock's config file; values set by SET_CONFIG (persisted) override them. */
+  readonly config?: Partial<LockConfig>;
+  /** Corrupt stores found at start ({@link openLockStores}): non-empty starts the lock in safe mode. */
+  readonly safeModeReasons?: readonly string[];
+  /** Verified chains kept for `chainRef` requests ([TANDEM-POP-6]); default 32. */
+  readonly chainCacheSize?: number;
+  /** Most live challenges (default 16) and per peer (default 2). */
+  readonly maxChallenges?: number;
+  readonly maxChallengesPerPeer?: number;
+}
+
+/** Where a request came from: the transport's id of the connection (BLE address, "serial", "mqtt"). */
+export interface RequestContext {
+  readonly peer?: string;
+}
+
+/** The answer to a request (SPEC.md [TANDEM-GATT-9] and [TANDEM-STATUS-3]). */
+export interface LockResult {
+  readonly status: Status;
+  /** The request's command, when it decoded. */
+  readonly command?: Command;
+  /**
+   * Whether the action may have happened: false for every refusal; true for OK of a command that acts and
+   * for JAMMED or FAULT after the solenoid was (or may have been) energised or a management change written.
+   */
+  readonly mayHaveActed: boolean;
+  /** The lock's state after the request. */
+  readonly state: LockState;
+  /** Trusted time (earliest), Unix seconds. */
+  readonly lockTime: number;
+  /** The nonce of the challenge answered, when the request decoded. */
+  readonly nonce?: Uint8Array;
+  /** READ_AUDIT: CBOR array of `[seq, time ms, prevHash, payload, signature]`. */
+  readonly data?: Uint8Array;
+  /** Why, for logs and the CLI (never sent to an unauthenticated peer by the lead's transports). */
+  readonly message?: string;
+}
+
+/** The answer to a revocation update or a time beacon delivered to the lock. */
+export interface DeliveryResult {
+  readonly status: Status;
+  /** Revocation: the signed acknowledgement to send back ([TANDEM-REV-11]), on OK. */
+  readonly ack?: Uint8Array;
+  /** Revocation: the version the lock holds after the delivery. */
+  readonly version?: number;
+  /** Beacon: how it was used. */
+  readonly beacon?: BeaconBound;
+  readonly message?: string;
+}
+
+/** What the authority reports to the runtime around it. */
+export type AuthorityEvent =
+  | { readonly type: 'decision'; readonly peer: string; readonly result: LockResult }
+  | { readonly type: 'lockout'; readonly active: boolean }
+  | { readonly type: 'safe-mode'; readonly active: boolean; readonly reasons: readonly string[] }
+  | { readonly type: 'config'; readonly config: LockConfig }
+  | { readonly type: 'anchors-changed' }
+  | { readonly type: 'revocation'; readonly version: number }
+  | { readonly type: 'store-error'; readonly what: string; readonly error: unknown };
+
+/** A refusal inside the decision: the step's status and why. */
+class Refusal {
+  constructor(
+    readonly status: Status,
+    readonly message: string,
+  ) {}
+}
+
+interface Verified {
+  readonly request: UnlockRequest;
+  readonly args: CommandArgs;
+  readonly grant: Grant;
+}
+
+interface Attempt {
+  request?: UnlockRequest;
+  grant?: Grant;
+}
+
+/** Commands that do not count a use: they change nothing (see README.md, "Lock runtime"). */
+const READ_ONLY = new Set<Command>([Command.STATUS, Command.READ_AUDIT]);
+const MAX_SUPPRESSED_PEERS = 64;
+const READ_AUDIT_MAX_BYTES = 8 * 1024;
+
+const refKey = (b: Uint8Array): string =>
+  String.fromCharCode.apply(null, b.subarray(0, CHAIN_REF_LENGTH) as unknown as number[]);
+
+/** The lock's authority (module comment). */
+export class LockAuthority {
+  readonly lockId: string;
+  readonly #anchors: AnchorStore;
+  readonly #stores: AuthorityStores;
+  readonly #clock: Clock;
+  readonly #sm: LockStateMachine;
+  readonly #time: TrustedClock;
+  readonly #deviceKey: PrivateKey;
+  readonly #challenges: ChallengeBook;
+  readonly #limiter: RateLimiter;
+  readonly #lockout: LockoutCounter;
+  readonly #cache = new Map<string, Grant>();
+  readonly #cacheSize: number;
+  readonly #listeners = new Set<(e: AuthorityEvent) => void>();
+  readonly #suppressed = new Map<string, number>();
+  readonly #baseConfig: Partial<LockConfig>;
+  #config: LockConfig;
+  #acting = false;
+  #lockedOut = false;
+  #safeMode: readonly string[];
+  #started = false;
+  #closed = false;
+
+  constructor(options: LockAuthorityOptions) {
+    this.lockId = options.lockId;
+    this.#anchors = options.anchors;
+    this.#stores = options.stores;
+    this.#clock = options.clock;
+    this.#sm = options.stateMachine;
+    this.#time = options.trustedClock;
+    this.#deviceKey = options.deviceKey;
+    this.#baseConfig = options.config ?? {};
+    this.#config = loadLockConfig(options.stores.config, this.#baseConfig);
+    this.#safeMode = [...(options.safeModeReasons ?? [])];
+    this.#cacheSize = options.chainCacheSize ?? 32;
+    const c = this.#config;
+    this.#challenges = new ChallengeBook({
+      clock: options.clock,
+      random: options.random,
+      lifetimeMs: c.challengeLifetimeS * 1000,
+      ...(options.maxChallenges === undefined ? {} : { maxOutstanding: options.maxChallenges }),
+      ...(options.maxChallengesPerPeer === undefined ? {} : { maxPerPeer: options.maxChallengesPerPeer }),
+    });
+    this.#limiter = new RateLimiter({
+      clock: options.clock,
+      windowMs: c.rateWindowS * 1000,
+      threshold: c.rateThreshold,
+      backoffMaxMs: c.backoffMaxS * 1000,
+      globalThreshold: c.globalRateThreshold,
+    });
+    this.#lockout = new LockoutCounter({
+      clock: options.clock,
+      threshold: c.lockoutThreshold,
+      windowMs: c.lockoutWindowS * 1000,
+    });
+    this.#lockedOut = options.stores.config.get(LOCKOUT_STORE_KEY) !== undefined;
+  }
+
+  /** The configuration in force. */
+  get config(): LockConfig {
+    return this.#config;
+  }
+
+  /** True while refused attempts hold the lock in lockout. */
+  get lockedOut(): boolean {
+    return this.#lockedOut;
+  }
+
+  /** The corrupt stores that put the lock in safe mode; empty when not in safe mode. */
+  get safeModeReasons(): readonly string[] {
+    return this.#safeMode;
+  }
+
+  /** Subscribe to {@link AuthorityEvent}s; returns the unsubscribe function. */
+  onEvent(listener: (e: AuthorityEvent) => void): () => void {
+    const entry = (e: AuthorityEvent): void => listener(e);
+    this.#listeners.add(entry);
+    return () => {
+      this.#listeners.delete(entry);
+    };
+  }
+
+  /**
+   * Starts the state machine (which releases the solenoid and reads the latch), applies the configuration,
+   * and enters safe mode if a store was found corrupt (audited). Idempotent.
+   */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    await this.#sm.start();
+    this.#applyConfig(this.#config);
+    if (this.#safeMode.length > 0) {
+      await this.#sm.enterSafeMode();
+      this.#emit({ type: 'safe-mode', active: true, reasons: this.#safeMode });
+      await this.#auditEvent(Status.SAFE_MODE, 'safe-mode');
+    }
+  }
+
+  /** Stop answering: later requests get FAULT. The stores, clock and state machine belong to the caller. */
+  close(): void {
+    this.#closed = true;
+    this.#challenges.clear();
+  }
+
+  /**
+   * A fresh challenge for `peer` ([TANDEM-GATT-8]): 16 random bytes, single use, valid for the configured
+   * lifetime; with the lock's time, its uncertainty (null when no fresh time since boot) and revocation
+   * version, so that the phone knows to relay a beacon or an update.
+   */
+  issueChallenge(context: RequestContext = {}): Challenge {
+    const issued = this.#challenges.issue(context.peer ?? 'unknown');
+    const bound = this.#time.bound();
+    return {
+      lockId: this.lockId,
+      nonce: issued.nonce,
+      lockTime: bound.earliest,
+      uncertainty: this.#time.source() === 'unknown' ? null : bound.latest - bound.earliest,
+      revocationVersion: this.#stores.revocations.version,
+    };
+  }
+
+  /** Decides and, if accepted, carries out one request (module comment). Never rejects. */
+  async handleRequest(bytes: Uint8Array, context: RequestContext = {}): Promise<LockResult> {
+    const peer = context.peer ?? 'unknown';
+    if (this.#closed || !this.#started) {
+      return this.#result(Status.FAULT, {}, false, this.#closed ? 'lock authority closed' : 'not started');
+    }
+    if (this.#acting || this.#sm.busy) {
+      const r = this.#result(Status.BUSY, {}, false, 'another command is acting; retry');
+      await this.#audit({ status: Status.BUSY, kind: 'request', peer });
+      return this.#done(peer, r);
+    }
+    const verdict = this.#limiter.check(peer);
+    if (verdict.limited) {
+      const r = this.#result(
+        Status.RATE_LIMITED,
+        {},
+        false,
+        `retry in ${Math.ceil((verdict.untilMs - this.#clock.now()) / 1000)} s`,
+      );
+      if (verdict.first) await this.#audit({ status: Status.RATE_LIMITED, kind: 'request', peer });
+      else this.#suppress(peer);
+      return this.#done(peer, r);
+    }
+    const attempt: Attempt = {};
+    let bound: TimeBound;
+    let verified: Verified;
+    try {
+      bound = this.#time.bound();
+      verified = this.#verify(bytes, bound, attempt);
+    } catch (error) {
+      return this.#refused(peer, attempt, error);
+    }
+    return this.#act(peer, verified, bound);
+  }
+
+  /**
+   * A revocation update delivered over BLE or MQTT (SPEC.md §6): verified with the issuer anchors, applied to
+   * the revocation store (never backwards: REVOCATION_ROLLBACK; a delta on another base: REVOCATION_STALE),
+   * acknowledged with a signed ack. Re-delivery of the version held is acknowledged again. Never rejects.
+   */
+  async applyRevocationUpdate(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
+    const peer = context.peer ?? 'unknown';
+    const limited = this.#limiter.check(peer);
+    if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
+    let result: DeliveryResult;
+    let offered: number | undefined;
+    try {
+      const update = verifyRevocationUpdate(bytes, this.#anchors.issuerKey, this.lockId);
+      offered = update.version;
+      const held = this.#stores.revocations.version;
+      if (update.version < held) {
+        throw new Refusal(
+          Status.REVOCATION_ROLLBACK,
+          `version ${update.version} is older than the held ${held}`,
+        );
+      }
+      if (update.version > held) {
+        // Entries of tokens expired before the floor can never matter again ([TANDEM-REV-7]).
+        const floor = this.#time.bound().earliest;
+        const add = update.added.filter((e) => e.exp > floor).map((e) => ({ id: e.id, exp: e.exp }));
+        if (update.kind === 'full') {
+          await this.#stores.revocations.replace(update.version, add);
+        } else {
+          if (update.baseVersion !== held) {
+            throw new Refusal(
+              Status.REVOCATION_STALE,
+              `delta on version ${String(update.baseVersion)}, the lock holds ${held}: send a full update`,
+            );
+          }
+          await this.#stores.revocations.applyDelta({
+            baseVersion: held,
+            version: update.version,
+            add,
+            remove: update.removed,
+          });
+        }
+        this.#emit({ type: 'revocation', version: update.version });
+      }
+      const version = this.#stores.revocations.version;
+      const ack = encodeRevocationAck(
+        { lockId: this.lockId, version, lockTime: this.#time.bound().earliest },
+        this.#deviceKey,
+      );
+      result = { status: Status.OK, ack, version };
+    } catch (error) {
+      const status = deliveryStatus(error);
+      result = { status, version: this.#stores.revocations.version, message: messageOf(error) };
+      if (status !== Status.FAULT) this.#limiter.refused(peer);
+    }
+    await this.#audit({
+      status: result.status,
+      kind: 'revocation',
+      peer,
+      ...(offered === undefined ? {} : { version: offered }),
+    });
+    return result;
+  }
+
+  /**
+   * A time beacon delivered to the lock (SPEC.md §7): verified with the issuer anchors; a beacon answering
+   * one of this lock's recent nonces within the relay limit anchors the trusted bound, any other raises the
+   * floor only. Use counters and revocation entries of tokens expired before the new floor are pruned.
+   */
+  async applyTimeBeacon(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
+    const peer = context.peer ?? 'unknown';
+    const limited = this.#limiter.check(peer);
+    if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
+    let result: DeliveryResult;
+    try {
+      const beacon = verifyTimeBeacon(bytes, this.#anchors.issuerKey, this.lockId);
+      const issued = beacon.nonce === undefined ? undefined : this.#challenges.recent(beacon.nonce);
+      const used = await this.#time.applyBeacon(
+        beacon,
+        issued === undefined ? undefined : { nonce: issued.nonce, issuedAtMs: issued.issuedAtMs },
+      );
+      result = { status: Status.OK, beacon: used };
+    } catch (error) {
+      const status = deliveryStatus(error);
+      result = { status, message: messageOf(error) };
+      if (status !== Status.FAULT) this.#limiter.refused(peer);
+    }
+    await this.#audit({ status: result.status, kind: 'time', peer });
+    if (result.status === Status.OK) await this.#prune();
+    return result;
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // The decision, steps 1-10: synchronous, so nothing can interleave between spending the challenge and
+  // claiming the mechanism in #act.
+  // -------------------------------------------------------------------------------------------------------
+
+  #verify(bytes: Uint8Array, bound: TimeBound, attempt: Attempt): Verified {
+    // Step 1: decode. The challenge is spent by any request that names it ([TANDEM-POP-4]).
+    const request = decodeRequest(bytes);
+    attempt.request = request;
+    const challenge = this.#challenges.take(request.nonce);
+    const args = decodeCommandArgs(request.command, request.args, this.#sm.maxPulseMs);
+    let grant: Grant | undefined;
+    let chain: readonly Uint8Array[] | undefined;
+    if (request.chainRef !== undefined) {
+      grant = this.#cache.get(refKey(request.chainRef));
+      if (grant === undefined) {
+        throw new Refusal(Status.TOKEN_REF_UNKNOWN, 'the lock does not hold this chain; send it in full');
+      }
+      // Least recently used goes first: re-insert on use.
+      this.#cache.delete(refKey(request.chainRef));
+      this.#cache.set(refKey(request.chainRef), grant);
+      attempt.grant = grant;
+    } else {
+      chain = request.chain!;
+    }
+    // The lock's own state, before any signature work.
+    if (this.#lockedOut && request.command !== Command.CLEAR_LOCKOUT) {
+      throw new Refusal(Status.LOCKED_OUT, 'locked out after repeated refusals; the owner must clear it');
+    }
+    if (this.#safeMode.length > 0 && !isManagementCommand(request.command)) {
+      throw new Refusal(Status.SAFE_MODE, `safe mode (corrupt: ${this.#safeMode.join(', ')})`);
+    }
+    // Steps 1 (tokens) to 4: decode every token, signatures, narrowing, audience.
+    if (grant === undefined) {
+      grant = verifyChain(chain!, this.#anchors.lookup, this.lockId);
+      attempt.grant = grant;
+      this.#cacheGrant(grant);
+    }
+    if (this.#safeMode.length > 0 && grant.anchor.role !== 'owner') {
+      throw new Refusal(Status.SAFE_MODE, 'safe mode: only the owner may manage the lock');
+    }
+    // Step 5 [TANDEM-TIME-CHECK] and step 6 [TANDEM-SCHED-2].
+    checkTime(grant, bound);
+    checkSchedule(grant.leaf.schedule, bound, this.#config.timeZone);
+    // Step 7: revocation of any link, then the chain's minimum revocation version.
+    for (const cti of grant.ctis) {
+      if (this.#stores.revocations.has(cti))
+        throw new Refusal(Status.REVOKED, 'a token of the chain is revoked');
+    }
+    if (this.#stores.revocations.version < grant.minRevocation) {
+      throw new Refusal(
+        Status.REVOCATION_STALE,
+        `the lock holds revocation version ${this.#stores.revocations.version}, the token needs ${grant.minRevocation}`,
+      );
+    }
+    // Step 8 [TANDEM-USES-1] (checked again, atomically, when counted in step 11).
+    if (!READ_ONLY.has(request.command)) {
+      for (const t of grant.tokens) {
+        const max = t.claims.maxUses;
+        if (max !== undefined && this.#stores.useCounters.get(t.claims.cti) >= max) {
+          throw new Refusal(Status.USES_EXHAUSTED, `all ${max} uses of a token of the chain are spent`);
+        }
+      }
+    }
+    // Step 9 [TANDEM-POP-5].
+    checkScope(grant.leaf, SCOPE_OF_COMMAND[request.command]);
+    // Step 10 [TANDEM-POP-4], [TANDEM-POP-3].
+    if (challenge.kind === 'unknown') {
+      throw new Refusal(Status.CHALLENGE_UNKNOWN, 'the nonce is unknown or already spent');
+    }
+    if (challenge.kind === 'expired') throw new Refusal(Status.CHALLENGE_EXPIRED, 'the challenge expired');
+    verifyPop(request, this.lockId, grant.leaf.cnf, grant.chainHash);
+    return { request, args, grant };
+  }
+
+  #cacheGrant(grant: Grant): void {
+    const key = refKey(grant.chainHash);
+    this.#cache.delete(key);
+    this.#cache.set(key, grant);
+    while (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string);
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+  // Step 11 and the bookkeeping of every attempt.
+  // -------------------------------------------------------------------------------------------------------
+
+  async #act(peer: string, v: Verified, bound: TimeBound): Promise<LockResult> {
+    const { request, args, grant } = v;
+    const attempt: Attempt = { request, grant };
+    this.#acting = true;
+    let stage: 'before' | 'acting' = 'before';
+    let result: LockResult;
+    try {
+      const precheck = this.#precheck(args);
+      if (precheck !== undefined) throw precheck;
+      if (!READ_ONLY.has(request.command)) {
+        // Step 11: count durably BEFORE acting ([TANDEM-USES-1]): a power cut here loses a use, never
+        // lets one go uncounted.
+        for (const t of grant.tokens) {
+          const max = t.claims.maxUses;
+          if (max === undefined) continue;
+          const r = await this.#stores.useCounters.consume(t.claims.cti, t.claims.exp, max);
+          if (!r.allowed) throw new Refusal(Status.USES_EXHAUSTED, `all ${max} uses of a token are spent`);
+        }
+      }
+      stage = 'acting';
+      result = await this.#perform(args, attempt);
+    } catch (error) {
+      this.#acting = false;
+      if (stage === 'before') return this.#refused(peer, attempt, error);
+      debug('action failed: %O', error);
+      result = this.#result(Status.FAULT, attempt, true, messageOf(error));
+    } finally {
+      this.#acting = false;
+    }
+    if (result.status === Status.OK) this.#limiter.accepted(peer);
+    await this.#audit(this.#entry(result.status, peer, attempt, bound));
+    return this.#done(peer, result);
+  }
+
+  /** Refusals of step 11 that depend on the lock's state, checked before a use is counted. */
+  #precheck(args: CommandArgs): Refusal | undefined {
+    switch (args.command) {
+      case Command.REMOVE_ANCHOR:
+      case Command.REMOVE_OWNER_KEY: {
+        const why = this.#anchors.checkRemove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
+        if (why === 'last-issuer')
+          return new Refusal(Status.MALFORMED, 'cannot remove the last issuer anchor');
+        if (why === 'unknown-kid') return new Refusal(Status.MALFORMED, 'no anchor has this kid');
+        if (why === 'not-owner')
+          return new Refusal(Status.MALFORMED, 'this kid names an issuer, not an owner key');
+        return undefined;
+      }
+      case Command.ADD_ANCHOR:
+      case Command.ADD_OWNER_KEY:
+        return this.#anchors.has(args.anchor.kid)
+          ? new Refusal(Status.MALFORMED, 'an anchor with this kid exists; remove it first')
+          : undefined;
+      default:
+        return undefined;
+    }
+  }
+
+  async #perform(args: CommandArgs, attempt: Attempt): Promise<LockResult> {
+    switch (args.command) {
+      case Command.UNLOCK: {
+        const o = await this.#sm.unlock();
+        switch (o.kind) {
+          case 'opened':
+            return this.#result(Status.OK, attempt, o.pulsed);
+          case 'jammed':
+            return this.#result(Status.JAMMED, attempt, true, 'the latch did not move');
+          case 'busy':
+            return this.#result(Status.BUSY, attempt, false, 'the mechanism is busy');
+          case 'safe-mode':
+            return this.#result(Status.SAFE_MODE, attempt, false, 'safe mode');
+          case 'fault':
+            return this.#result(
+              Status.FAULT,
+              attempt,
+              o.pulsed,
+              o.error === undefined ? 'hardware fault' : messageOf(o.error),
+            );
+        }
+        break;
+      }
+      case Command.LOCK: {
+        const s = await this.#sm.lock();
+        return s === 'busy'
+          ? this.#result(Status.BUSY, attempt, false, 'the mechanism is busy')
+          : this.#result(s === 'fault' ? Status.FAULT : Status.OK, attempt, true);
+      }
+      case Command.STATUS:
+        return this.#result(Status.OK, attempt, false);
+      case Command.ADD_ANCHOR:
+      case Command.ADD_OWNER_KEY:
+        await this.#anchors.add(args.anchor);
+        this.#cache.clear();
+        this.#emit({ type: 'anchors-changed' });
+        return this.#result(Status.OK, attempt, true);
+      case Command.REMOVE_ANCHOR:
+      case Command.REMOVE_OWNER_KEY: {
+        const why = await this.#anchors.remove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
+        if (why !== undefined) return this.#result(Status.MALFORMED, attempt, false, why);
+        // Chains verified with the removed key must not be accepted by reference any more.
+        this.#cache.clear();
+        this.#emit({ type: 'anchors-changed' });
+        return this.#result(Status.OK, attempt, true);
+      }
+      case Command.SET_CONFIG: {
+        const stored = this.#stores.config.get(CONFIG_STORE_KEY);
+        const prev =
+          stored !== null &&
+          typeof stored === 'object' &&
+          !Array.isArray(stored) &&
+          !(stored instanceof Uint8Array)
+            ? stored
+            : {};
+        await this.#stores.config.set(CONFIG_STORE_KEY, { ...prev, ...args.changes });
+        this.#config = loadLockConfig(this.#stores.config, this.#baseConfig);
+        this.#applyConfig(this.#config);
+        this.#emit({ type: 'config', config: this.#config });
+        return this.#result(Status.OK, attempt, true);
+      }
+      case Command.READ_AUDIT: {
+        const out: unknown[] = [];
+        let size = 0;
+        for (const r of this.#stores.audit.since(args.fromSeq - 1)) {
+          if (out.length >= args.max) break;
+          size += r.payload.length + r.signature.length + 64;
+          if (size > READ_AUDIT_MAX_BYTES && out.length > 0) break;
+          out.push([r.seq, r.time, r.prevHash, r.payload, r.signature]);
+        }
+        return { ...this.#result(Status.OK, attempt, false), data: encode(out as never) };
+      }
+      case Command.CLEAR_LOCKOUT: {
+        await this.#clearLockout();
+        return this.#result(Status.OK, attempt, true);
+      }
+    }
+    throw new LockError('ERR_LOCK_INVALID_ARGUMENT', 'unreachable command');
+  }
+
+  async #clearLockout(): Promise<void> {
+    if (this.#stores.config.get(LOCKOUT_STORE_KEY) !== undefined)
+      await this.#stores.config.delete(LOCKOUT_STORE_KEY);
+    const was = this.#lockedOut;
+    this.#lockedOut = false;
+    this.#limiter.reset();
+    this.#lockout.reset();
+    if (was) this.#emit({ type: 'lockout', active: false });
+    if (this.#safeMode.length > 0) {
+      // The owner acknowledges the data loss of safe mode (README.md, "Lock runtime", "Safe mode").
+      this.#safeMode = [];
+      await this.#sm.exitSafeMode();
+      this.#emit({ type: 'safe-mode', active: false, reasons: [] });
+    }
+  }
+
+  async #refused(peer: string, attempt: Attempt, error: unknown): Promise<LockResult> {
+    const status = refusalStatus(error);
+    if (status === Status.FAULT) debug('exception inside the decision: %O', error);
+    const result = this.#result(status, attempt, false, messageOf(error));
+    if (status !== Status.FAULT && status !== Status.BUSY) {
+      this.#limiter.refused(peer);
+      if (this.#lockout.record(status) && !this.#lockedOut) await this.#enterLockout();
+    }
+    await this.#audit(this.#entry(status, peer, attempt, this.#safeBound()));
+    return this.#done(peer, result);
+  }
+
+  async #enterLockout(): Promise<void> {
+    this.#lockedOut = true;
+    this.#emit({ type: 'lockout', active: true });
+    try {
+      await this.#stores.config.set(LOCKOUT_STORE_KEY, { since: this.#safeBound().earliest });
+    } catch (error) {
+      // Still locked out in memory: refusing is the safe side.
+      this.#emit({ type: 'store-error', what: 'lockout', error });
+    }
+    await this.#auditEvent(Status.LOCKED_OUT, 'lockout');
+  }
+
+  #applyConfig(c: LockConfig): void {
+    this.#sm.setPulseMs(Math.min(c.pulseMs, this.#sm.maxPulseMs));
+    this.#sm.setAutoRelockMs(c.autoRelockS * 1000);
+    this.#challenges.lifetimeMs = c.challengeLifetimeS * 1000;
+    this.#limiter.configure({
+      windowMs: c.rateWindowS * 1000,
+      threshold: c.rateThreshold,
+      backoffMaxMs: c.backoffMaxS * 1000,
+      globalThreshold: c.globalRateThreshold,
+    });
+    this.#lockout.configure({ threshold: c.lockoutThreshold, windowMs: c.lockoutWindowS * 1000 });
+  }
+
+  #result(status: Status, attempt: Attempt, mayHaveActed: boolean, message?: string): LockResult {
+    const r = attempt.request;
+    return {
+      status,
+      mayHaveActed:
+        status === Status.OK || status === Status.JAMMED || status === Status.FAULT ? mayHaveActed : false,
+      state: this.#reportedState(),
+      lockTime: this.#safeBound().earliest,
+      ...(r === undefined ? {} : { command: r.command, nonce: r.nonce }),
+      ...(message === undefined ? {} : { message }),
+    };
+  }
+
+  #reportedState(): LockState {
+    try {
+      return this.#sm.reportedState;
+    } catch {
+      return 'fault';
+    }
+  }
+
+  #safeBound(): TimeBound {
+    try {
+      return this.#time.bound();
+    } catch {
+      return { earliest: 0, latest: 0xffff_ffff };
+    }
+  }
+
+  #entry(status: Status, peer: string, attempt: Attempt, bound: TimeBound): AuditEntry {
+    const leaf = attempt.grant?.leaf;
+    return {
+      status,
+      kind: 'request',
+      peer,
+      time: bound.earliest,
+      ...(attempt.request === undefined ? {} : { command: attempt.request.command }),
+      ...(leaf === undefined ? {} : { cti: leaf.cti }),
+      ...(leaf?.rider === undefined ? {} : { rider: leaf.rider }),
+    };
+  }
+
+  #suppress(peer: string): void {
+    if (!this.#suppressed.has(peer) && this.#suppressed.size >= MAX_SUPPRESSED_PEERS) {
+      this.#suppressed.delete(this.#suppressed.keys().next().value as string);
+    }
+    this.#suppressed.set(peer, (this.#suppressed.get(peer) ?? 0) + 1);
+  }
+
+  async #audit(entry: Omit<AuditEntry, 'time'> & { time?: number }): Promise<void> {
+    const suppressed = this.#suppressed.get(entry.peer);
+    if (suppressed !== undefined) this.#suppressed.delete(entry.peer);
+    const full: AuditEntry = {
+      ...entry,
+      time: entry.time ?? this.#safeBound().earliest,
+      ...(suppressed === undefined ? {} : { suppressed }),
+    };
+    let record;
+    try {
+      record = await this.#stores.audit.append(encodeAuditEntry(full));
+    } catch (error) {
+      debug('audit append failed: %O', error);
+      this.#emit({ type: 'store-error', what: 'audit', error });
+      return;
+    }
+    try {
+      await this.#stores.outbox.enqueue('audit', encodeAuditRecord(record));
+    } catch (error) {
+      debug('outbox enqueue failed: %O', error);
+      this.#emit({ type: 'store-error', what: 'outbox', error });
+    }
+  }
+
+  #auditEvent(status: Status, event: string): Promise<void> {
+    return this.#audit({ status, kind: 'event', peer: 'lock', event });
+  }
+
+  async #prune(): Promise<void> {
+    const floor = this.#time.bound().earliest;
+    try {
+      await this.#stores.useCounters.prune(floor);
+      await this.#stores.revocations.prune(floor);
+    } catch (error) {
+      this.#emit({ type: 'store-error', what: 'prune', error });
+    }
+  }
+
+  #done(peer: string, result: LockResult): LockResult {
+    this.#emit({ type: 'decision', peer, result });
+    return result;
+  }
+
+  #emit(e: AuthorityEvent): void {
+    for (const l of [...this.#listeners]) {
+      try {
+        l(e);
+      } catch (error) {
+        debug('event listener threw: %O', error);
+      }
+    }
+  }
+}
+
+/** Status of an exception thrown inside the decision: protocol refusals map by code; anything else is FAULT. */
+function refusalStatus(error: unknown): Status {
+  if (error instanceof Refusal) return error.status;
+  if (error instanceof ProtocolError) return error.status;
+  return Status.FAULT;
+}
+
+/** Status of a failed delivery (revocation update, time beacon). */
+function deliveryStatus(error: unknown): Status {
+  if (error instanceof Refusal) return error.status;
+  if (error instanceof ProtocolError) return error.status;
+  if (isStoreError(error, 'ERR_STORE_STALE_VERSION')) return Status.REVOCATION_ROLLBACK;
+  if (isStoreError(error, 'ERR_STORE_BASE_MISMATCH')) return Status.REVOCATION_STALE;
+  if (isStoreError(error, 'ERR_STORE_FULL')) return Status.TOO_LARGE;
+  return Status.FAULT;
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof Refusal) return error.message;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
