@@ -14,7 +14,7 @@ import type { Status } from './status.js';
 import { isStatus } from './status.js';
 import type { Command } from './pop.js';
 import { SCOPE_OF_COMMAND } from './pop.js';
-import { LOCK_ID_PATTERN, PayloadReader, isLockId } from './revocation.js';
+import { LOCK_ID_PATTERN, PayloadReader, isLockId } from './lib/signed-payload.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Service, characteristics, advertising ([TANDEM-GATT-1] to [TANDEM-GATT-3]).

@@ -20,7 +20,7 @@ import { isStatus } from './status.js';
 import type { LockState } from './gatt.js';
 import { LOCK_STATES, isCommand } from './gatt.js';
 import type { Command } from './pop.js';
-import type { DetailValue } from './revocation.js';
+import type { DetailValue } from './lib/signed-payload.js';
 import {
   CONTENT_FORMAT,
   LOCK_ID_PATTERN,
@@ -30,7 +30,7 @@ import {
   openSign1,
   signPayload,
   verifyIssuerSigned,
-} from './revocation.js';
+} from './lib/signed-payload.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Topics ([TANDEM-MQTT-1] to [TANDEM-MQTT-4]).

@@ -21,7 +21,7 @@ import {
   openSign1,
   signPayload,
   verifyIssuerSigned,
-} from './revocation.js';
+} from './lib/signed-payload.js';
 
 /** Length of a challenge nonce carried in a beacon ([TANDEM-TIME-1], [TANDEM-GATT-8]). */
 export const BEACON_NONCE_BYTES = 16;

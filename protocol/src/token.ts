@@ -20,7 +20,7 @@
  */
 import type { CborLimits, CborValue } from './cbor.js';
 import { decodeStrict, encode } from './cbor.js';
-import { decodeSign1, signSign1 } from './cose.js';
+import { HEADER, decodeSign1, signSign1 } from './cose.js';
 import type { Sign1 } from './cose.js';
 import { ProtocolError } from './errors.js';
 import type { Alg, PrivateKey, PublicKey } from './keys.js';
@@ -231,6 +231,14 @@ export function parseClaims(payload: Uint8Array): TokenClaims {
 /** Decodes a token's COSE_Sign1 envelope and claims without checking its signature. */
 export function decodeToken(bytes: Uint8Array): DecodedToken {
   const sign1 = decodeSign1(bytes, TOKEN_LIMITS, [61, 18]);
+  // The other signed payloads carry a Tandem content format ([TANDEM-REV-1]); a token carries none, so that
+  // a revocation update, beacon or audit record can never be presented as a token ([TANDEM-TOK-1]).
+  if (sign1.protectedHeader.has(HEADER.contentType) || sign1.unprotectedHeader.has(HEADER.contentType)) {
+    throw new ProtocolError(
+      'ERR_COSE_INVALID',
+      'a token carries no COSE "content type" Header Parameter (TANDEM-TOK-1)',
+    );
+  }
   return { bytes, sign1, claims: parseClaims(sign1.payload) };
 }
 

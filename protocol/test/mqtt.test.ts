@@ -31,7 +31,8 @@ import {
   verifyOutboxAck,
 } from '../src/mqtt.js';
 import type { Alert, AuditRecord, LockStateReport } from '../src/mqtt.js';
-import { CONTENT_FORMAT, encodeRevocationAck } from '../src/revocation.js';
+import { encodeRevocationAck } from '../src/revocation.js';
+import { CONTENT_FORMAT } from '../src/lib/signed-payload.js';
 
 const device = generateKeyPair('EdDSA');
 const issuer = generateKeyPair('EdDSA');

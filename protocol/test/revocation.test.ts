@@ -7,8 +7,8 @@ import { HEADER, signSign1 } from '../src/cose.js';
 import { ProtocolError } from '../src/errors.js';
 import { generateKeyPair } from '../src/keys.js';
 import type { PublicKey } from '../src/keys.js';
+import { CONTENT_FORMAT } from '../src/lib/signed-payload.js';
 import {
-  CONTENT_FORMAT,
   EMPTY_REVOCATION_STATE,
   MAX_REVOCATION_ENTRIES,
   applyRevocationUpdate,

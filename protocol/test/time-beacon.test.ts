@@ -7,7 +7,8 @@ import { HEADER, signSign1 } from '../src/cose.js';
 import { ProtocolError } from '../src/errors.js';
 import { generateKeyPair } from '../src/keys.js';
 import type { PublicKey } from '../src/keys.js';
-import { CONTENT_FORMAT, encodeRevocationUpdate } from '../src/revocation.js';
+import { encodeRevocationUpdate } from '../src/revocation.js';
+import { CONTENT_FORMAT } from '../src/lib/signed-payload.js';
 import { boundFromBeacon, decodeTimeBeacon, encodeTimeBeacon, verifyTimeBeacon } from '../src/time-beacon.js';
 import type { TimeBeacon } from '../src/time-beacon.js';
 

@@ -149,6 +149,14 @@ describe('token', () => {
     });
   }
 
+  it('refuses a token with a content type, so that another signed payload cannot pass as one [TANDEM-TOK-1]', () => {
+    const payload = encodeClaims(claims(w));
+    const typed = signSign1(payload, w.issuer, { kid: w.issuerKid, protectedHeader: new Map([[3, 65100]]) });
+    expect(refusal(() => decodeToken(typed))).toMatch(
+      /ERR_COSE_INVALID: a token carries no COSE "content type"/,
+    );
+  });
+
   it('mintToken refuses to issue claims a lock would refuse', () => {
     expect(refusal(() => mintToken(claims(w, { scope: [''] }), w.issuer))).toMatch(/ERR_CLAIM_INVALID/);
   });
