@@ -17,7 +17,7 @@
  * | 9   | version    | uint   | revocation version applied or offered                               |
  * | 10  | event      | tstr   | lock events: "lockout", "lockout-cleared", "safe-mode", …           |
  *
- * The outbox carries the whole signed record, `[seq, time ms, prevHash, payload, signature]`, so the cloud
+ * The outbox carries the whole signed record, `[seq, time, prevHash, payload, signature]`, so the cloud
  * can check the hash chain and the device signature (`verifyChain` in `../store/audit-log.ts`).
  */
 import type { CborValue } from '../../../protocol/src/cbor.js';
@@ -104,7 +104,18 @@ export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
   };
 }
 
-/** The outbox payload of an audit record: `[seq, time ms, prevHash, payload, signature]` (module comment). */
+/**
+ * The outbox payload of an audit record: `[seq, time, prevHash, payload, signature]` (module comment). `time`
+ * (Unix milliseconds) is an 8-byte big-endian byte string, exactly as `auditHash` hashes it: milliseconds pass
+ * 2^32, which Tandem's CBOR profile cannot carry as an integer ([TANDEM-CBOR-9]).
+ */
 export function encodeAuditRecord(r: AuditRecord): Uint8Array {
-  return encode([r.seq, r.time, r.prevHash, r.payload, r.signature]);
+  return encode(auditRecordCbor(r));
+}
+
+/** The CBOR form of an audit record (outbox and READ_AUDIT). */
+export function auditRecordCbor(r: AuditRecord): CborValue {
+  const time = new Uint8Array(8);
+  new DataView(time.buffer).setBigUint64(0, BigInt(r.time));
+  return [r.seq, time, r.prevHash, r.payload, r.signature];
 }

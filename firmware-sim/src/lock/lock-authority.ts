@@ -24,6 +24,7 @@
  */
 import createDebug from 'debug';
 import type { Clock } from '../../../hardware/src/clock.js';
+import type { CborValue } from '../../../protocol/src/cbor.js';
 import { encode } from '../../../protocol/src/cbor.js';
 import type { Grant, TimeBound } from '../../../protocol/src/chain.js';
 import { checkSchedule, checkScope, checkTime, verifyChain } from '../../../protocol/src/chain.js';
@@ -49,7 +50,7 @@ import type { Outbox } from '../store/outbox.js';
 import type { RevocationStore } from '../store/revocation-store.js';
 import type { UseCounterStore } from '../store/use-counter-store.js';
 import type { AuditEntry } from './audit.js';
-import { encodeAuditEntry, encodeAuditRecord } from './audit.js';
+import { auditRecordCbor, encodeAuditEntry, encodeAuditRecord } from './audit.js';
 import { ChallengeBook } from './challenges.js';
 import type { RandomSource } from './challenges.js';
 import { LockError } from './errors.js';
@@ -122,7 +123,7 @@ export interface LockResult {
   readonly lockTime: number;
   /** The nonce of the challenge answered, when the request decoded. */
   readonly nonce?: Uint8Array;
-  /** READ_AUDIT: CBOR array of `[seq, time ms, prevHash, payload, signature]`. */
+  /** READ_AUDIT: CBOR array of records `[seq, time (8-byte big-endian ms), prevHash, payload, signature]`. */
   readonly data?: Uint8Array;
   /** Why, for logs and the CLI (never sent to an unauthenticated peer by the lead's transports). */
   readonly message?: string;
@@ -630,15 +631,15 @@ export class LockAuthority {
         return this.#result(Status.OK, attempt, true);
       }
       case Command.READ_AUDIT: {
-        const out: unknown[] = [];
+        const out: CborValue[] = [];
         let size = 0;
         for (const r of this.#stores.audit.since(args.fromSeq - 1)) {
           if (out.length >= args.max) break;
           size += r.payload.length + r.signature.length + 64;
           if (size > READ_AUDIT_MAX_BYTES && out.length > 0) break;
-          out.push([r.seq, r.time, r.prevHash, r.payload, r.signature]);
+          out.push(auditRecordCbor(r));
         }
-        return { ...this.#result(Status.OK, attempt, false), data: encode(out as never) };
+        return { ...this.#result(Status.OK, attempt, false), data: encode(out) };
       }
       case Command.CLEAR_LOCKOUT: {
         await this.#clearLockout();
