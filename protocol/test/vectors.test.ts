@@ -11,6 +11,10 @@ import { ProtocolError } from '../src/errors.js';
 import { publicKeyFromRaw } from '../src/keys.js';
 import type { Alg } from '../src/keys.js';
 import { decodeRequest, verifyPop } from '../src/pop.js';
+import { EMPTY_REVOCATION_STATE, applyRevocationUpdate, verifyRevocationUpdate } from '../src/revocation.js';
+import { verifyTimeBeacon } from '../src/time-beacon.js';
+import { frameMessage } from '../src/gatt.js';
+import { parseTopic } from '../src/mqtt.js';
 import { build } from '../vectors/generate.js';
 import type { Vector, VectorFile } from '../vectors/generate.js';
 
@@ -58,6 +62,32 @@ const RUN: Record<VectorFile['kind'], (input: Record<string, unknown>) => Record
       exp: g.exp,
       bytes: (input.chain as string[])[0]!.length / 2,
     };
+  },
+  'revocation-apply': (input) => {
+    const lookup = lookupOf(input.anchors as AnchorJson[]);
+    let state = EMPTY_REVOCATION_STATE;
+    for (const u of input.updates as string[]) {
+      const update = verifyRevocationUpdate(b(u), (kid) => lookup(kid)?.key, input.lockId as string);
+      state = applyRevocationUpdate(state, update, input.now as number);
+    }
+    return { version: state.version, revoked: [...state.entries.keys()].sort() };
+  },
+  'time-beacon-verify': (input) => {
+    const lookup = lookupOf(input.anchors as AnchorJson[]);
+    const beacon = verifyTimeBeacon(
+      b(input.beacon as string),
+      (kid) => lookup(kid)?.key,
+      input.lockId as string,
+    );
+    return { time: beacon.time, bound: beacon.nonce !== undefined };
+  },
+  'gatt-frames': (input) => {
+    const frames = frameMessage(input.type as number, b(input.body as string), input.attMtu as number);
+    return { frames: frames.map((f) => Buffer.from(f).toString('hex')), count: frames.length };
+  },
+  'mqtt-topic': (input) => {
+    const t = parseTopic(input.topic as string);
+    return { ...t };
   },
   'pop-verify': (input) => {
     const g = verifyAsLock(input);

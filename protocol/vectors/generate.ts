@@ -14,6 +14,11 @@ import { sigStructure, signSign1 } from '../src/cose.js';
 import { COSE_ALG, signBytes } from '../src/keys.js';
 import type { PrivateKey } from '../src/keys.js';
 import { Command, createRequest } from '../src/pop.js';
+import { encodeRevocationUpdate } from '../src/revocation.js';
+import type { RevocationUpdate } from '../src/revocation.js';
+import { encodeTimeBeacon } from '../src/time-beacon.js';
+import type { TimeBeacon } from '../src/time-beacon.js';
+import { MessageType, frameMessage } from '../src/gatt.js';
 import type { MintClaims } from '../src/token.js';
 import { encodeClaims, mintToken } from '../src/token.js';
 import { edKey, p256Key } from './keys.js';
@@ -29,7 +34,14 @@ export interface Vector {
 /** One file of vectors of one kind. */
 export interface VectorFile {
   readonly file: string;
-  readonly kind: 'cbor-decode' | 'chain-verify' | 'pop-verify';
+  readonly kind:
+    | 'cbor-decode'
+    | 'chain-verify'
+    | 'pop-verify'
+    | 'revocation-apply'
+    | 'time-beacon-verify'
+    | 'gatt-frames'
+    | 'mqtt-topic';
   readonly description: string;
   readonly vectors: Vector[];
 }
@@ -349,9 +361,177 @@ function cbor(): VectorFile {
   };
 }
 
+function revocations(): VectorFile {
+  const id = (n: number) => Buffer.alloc(12, n);
+  const update = (u: Partial<RevocationUpdate>, key: PrivateKey = issuer) =>
+    hex(
+      encodeRevocationUpdate(
+        { kind: 'full', version: 1, issuedAt: NOW, lockId: LOCK, added: [], removed: [], ...u },
+        key,
+        ISSUER_KID,
+      ),
+    );
+  const full = update({
+    version: 7,
+    added: [
+      { id: id(1), exp: NOW + 3600 },
+      { id: id(2), exp: NOW - 10 },
+    ],
+  });
+  const delta = update({
+    kind: 'delta',
+    version: 8,
+    baseVersion: 7,
+    added: [{ id: id(3), exp: NOW + 60 }],
+    removed: [id(1)],
+  });
+  const vec = (
+    title: string,
+    updates: string[],
+    expected: Vector['expected'],
+    reproducible = true,
+  ): Vector => ({
+    title,
+    reproducible,
+    input: { anchors, lockId: LOCK, now: NOW, updates },
+    expected,
+  });
+  const flipped = Buffer.from(full, 'hex');
+  flipped[flipped.length - 1]! ^= 1;
+  return {
+    file: 'revocation.json',
+    kind: 'revocation-apply',
+    description:
+      'Revocation updates (SPEC.md §6) applied in order to an empty state; expected: the version and revoked token ids held after the last update.',
+    vectors: [
+      vec('SPEC §6 TANDEM-REV-3: a full update; the entry already expired is dropped', [full], {
+        ok: true,
+        version: 7,
+        revoked: [hex(id(1))],
+      }),
+      vec('SPEC §6 TANDEM-REV-7: a delta on top of its base', [full, delta], {
+        ok: true,
+        version: 8,
+        revoked: [hex(id(3))],
+      }),
+      vec('rollback: the same version again, TANDEM-REV-6', [full, full], {
+        error: 'ERR_REVOCATION_ROLLBACK',
+      }),
+      vec('wrong-base: a delta on an empty lock, TANDEM-REV-7', [delta], {
+        error: 'ERR_REVOCATION_BASE_MISMATCH',
+      }),
+      vec('other-lock: an update for another lock', [update({ lockId: 'lock-other' })], {
+        error: 'ERR_AUDIENCE_MISMATCH',
+      }),
+      vec('signature-bit-flipped', [hex(flipped)], { error: 'ERR_SIGNATURE_INVALID' }),
+      vec(
+        'owner-signed: only the issuer signs revocations',
+        [update({}, owner)],
+        { error: 'ERR_ALG_UNSUPPORTED' },
+        false,
+      ),
+    ],
+  };
+}
+
+function beacons(): VectorFile {
+  const nonce = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
+  const beacon = (b: Partial<TimeBeacon>, key: PrivateKey = issuer) =>
+    hex(encodeTimeBeacon({ time: NOW, accuracy: 2, ...b }, key, ISSUER_KID));
+  const vec = (title: string, bytes: string, expected: Vector['expected'], reproducible = true): Vector => ({
+    title,
+    reproducible,
+    input: { anchors, lockId: LOCK, beacon: bytes },
+    expected,
+  });
+  return {
+    file: 'time-beacons.json',
+    kind: 'time-beacon-verify',
+    description:
+      'Issuer-signed time beacons (SPEC.md §7); expected: the time, and whether the beacon answers a nonce.',
+    vectors: [
+      vec('SPEC §7 TANDEM-TIME-1: a broadcast beacon', beacon({}), { ok: true, time: NOW, bound: false }),
+      vec('SPEC §7 TANDEM-TIME-2: a beacon bound to a lock nonce', beacon({ nonce, lockId: LOCK }), {
+        ok: true,
+        time: NOW,
+        bound: true,
+      }),
+      vec('other-lock: a beacon for another lock', beacon({ lockId: 'lock-other' }), {
+        error: 'ERR_AUDIENCE_MISMATCH',
+      }),
+      vec(
+        'owner-signed: only the issuer signs beacons',
+        beacon({}, owner),
+        { error: 'ERR_ALG_UNSUPPORTED' },
+        false,
+      ),
+      vec(
+        'token-as-beacon: a token is not a beacon, TANDEM-REV-1',
+        hex(mintToken(claims(), issuer, ISSUER_KID)),
+        {
+          error: 'ERR_COSE_INVALID',
+        },
+      ),
+    ],
+  };
+}
+
+function frames(): VectorFile {
+  const body = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => i & 0xff));
+  const vec = (title: string, length: number, mtu: number, count: number): Vector => ({
+    title,
+    reproducible: true,
+    input: { type: MessageType.unlockRequest, body: hex(body(length)), attMtu: mtu },
+    expected: {
+      ok: true,
+      frames: frameMessage(MessageType.unlockRequest, body(length), mtu).map(hex),
+      count,
+    },
+  });
+  return {
+    file: 'gatt-frames.json',
+    kind: 'gatt-frames',
+    description: 'GATT framing (SPEC.md §8): a message split into ATT writes; expected: the exact frames.',
+    vectors: [
+      vec('SPEC §8: a 178-byte message is one write at MTU 185', 178, 185, 1),
+      vec('SPEC §8: a 312-byte unlock request is two writes at MTU 185', 312, 185, 2),
+      vec('SPEC §8: a 359-byte message is the most two writes carry at MTU 185', 359, 185, 2),
+      vec('SPEC §8: a 40-byte message at the minimum MTU 23', 40, 23, 3),
+      vec('SPEC §8: an empty message is one frame', 0, 23, 1),
+    ],
+  };
+}
+
+function topics(): VectorFile {
+  const vec = (title: string, topic: string, expected: Vector['expected']): Vector => ({
+    title,
+    reproducible: true,
+    input: { topic },
+    expected,
+  });
+  return {
+    file: 'mqtt-topics.json',
+    kind: 'mqtt-topic',
+    description: 'The MQTT topic tree (SPEC.md §9); expected: the parsed kind and lock id.',
+    vectors: [
+      vec('SPEC §9: a lock alert topic', 'tandem/v1/lock/lock-7f3a/alert', {
+        ok: true,
+        kind: 'alert',
+        lockId: LOCK,
+      }),
+      vec('SPEC §9: the fleet time topic', 'tandem/v1/time', { ok: true, kind: 'time' }),
+      vec('wildcard-lock-id', 'tandem/v1/lock/+/alert', { error: 'ERR_TOPIC_INVALID' }),
+      vec('multi-level-wildcard', 'tandem/v1/lock/#', { error: 'ERR_TOPIC_INVALID' }),
+      vec('other-version', 'tandem/v2/lock/lock-7f3a/alert', { error: 'ERR_TOPIC_INVALID' }),
+      vec('unknown-kind', 'tandem/v1/lock/lock-7f3a/unlock', { error: 'ERR_TOPIC_INVALID' }),
+      vec('upper-case-lock-id', 'tandem/v1/lock/Lock-7F3A/alert', { error: 'ERR_TOPIC_INVALID' }),
+    ],
+  };
+}
+
 /** Builds every vector file. */
 export function build(): VectorFile[] {
-  return [cbor(), tokens(), pops()];
+  return [cbor(), tokens(), pops(), revocations(), beacons(), frames(), topics()];
 }
 
 /** Writes the files beside this script. */
