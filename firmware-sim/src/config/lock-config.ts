@@ -7,6 +7,9 @@
  * ERR_CONFIG_INVALID and the exact path of the field, before the lock touches any hardware.
  */
 import { readFile } from 'node:fs/promises';
+import { CONFIG_KEYS, DEFAULT_LOCK_CONFIG, isTimeZone } from '../lock/management.js';
+import type { LockConfig } from '../lock/management.js';
+import { TRUSTED_CLOCK_DEFAULTS } from '../lock/trusted-clock.js';
 import { DEFAULT_THEFT_DETECTOR_CONFIG } from '../theft/theft-detector.js';
 import type { TheftDetectorConfig } from '../theft/theft-detector.js';
 
@@ -23,7 +26,7 @@ export class ConfigError extends Error {
   }
 }
 
-/** Hardware wiring on the Raspberry Pi (ignored with `--simulate`). */
+/** Hardware wiring and ratings on the Raspberry Pi (wiring is ignored with `--simulate`). */
 export interface HardwareConfig {
   /** GPIO character device chip, e.g. `gpiochip0` (line offsets are chip-relative, not sysfs numbers). */
   readonly gpioChip: string;
@@ -31,6 +34,12 @@ export interface HardwareConfig {
   readonly latchLine: number;
   /** True when the latch switch pulls the line low while the latch is closed. */
   readonly latchActiveLow: boolean;
+  /** The solenoid's rated maximum on-time, ms, enforced by the driver itself. */
+  readonly maxPulseMs: number;
+  /** A pulse after which the shackle has not left `closed` within this long is reported jammed. */
+  readonly jamTimeoutMs: number;
+  /** True for a spring-loaded shackle that opens by itself; false for a latch the rider pulls. */
+  readonly latchSpringsOpen: boolean;
   /** IIO device name of the accelerometer (`cat /sys/bus/iio/devices/iio:device*\/name`). */
   readonly accelerometer: string;
   readonly accelSampleRateHz: number;
@@ -39,56 +48,62 @@ export interface HardwareConfig {
   readonly serialBaudRate: number;
 }
 
-/** Lock behaviour. */
-export interface BehaviourConfig {
-  /** Solenoid pulse for one unlock, milliseconds. */
-  readonly pulseMs: number;
-  /** The solenoid's rated maximum on-time, enforced by the driver. */
-  readonly maxPulseMs: number;
-  /** After an unlock whose latch was never opened, the lock counts as locked again after this. */
-  readonly autoRelockSeconds: number;
-  /** A pulse whose latch has not opened after this is reported as jammed. */
-  readonly jamTimeoutMs: number;
-  /** Lifetime of a challenge nonce ([TANDEM-POP-4]). */
-  readonly challengeLifetimeSeconds: number;
-  /** IANA time zone of the lock, for weekly schedules ([TANDEM-SCHED-2]). */
-  readonly timeZone: string;
-  /** How far the system clock may drift per day without a beacon, seconds (Pi Zero crystal: ~ 2 s/day). */
-  readonly clockDriftSecondsPerDay: number;
+/** Trusted time without a real-time clock (README.md, "Lock runtime"). */
+export interface TimeConfig {
+  /** Longest power-off assumed after a boot without a time beacon, seconds. */
+  readonly maxUnknownOfflineS: number;
+  /** Bound on the clock's rate error, parts per million (the Pi Zero's crystal: well under 100). */
+  readonly driftPpm: number;
+  /** How far the operating system's clock is trusted when it lies above the persisted floor, seconds. */
+  readonly systemToleranceS: number;
 }
 
+/** Theft detector settings other than the four thresholds, which are in `behaviour` (owner-settable). */
+export type TheftTuning = Omit<TheftDetectorConfig, 'bumpThreshold' | 'tamperRms' | 'tiltDeg' | 'motionRms'>;
+
 /** The whole configuration. */
-export interface LockConfig {
+export interface LockFileConfig {
   /** Where the stores live (on the Pi: `/var/lib/tandem`). */
   readonly dataDir: string;
   readonly hardware: HardwareConfig;
-  readonly behaviour: BehaviourConfig;
-  readonly theft: TheftDetectorConfig;
+  /**
+   * Behaviour the owner may also change with SET_CONFIG (SPEC §5.8): the same names and ranges as
+   * `CONFIG_KEYS` in `lock/management.ts`; a value set by SET_CONFIG and persisted wins over the file.
+   */
+  readonly behaviour: Partial<LockConfig>;
+  readonly time: TimeConfig;
+  readonly theft: TheftTuning;
 }
 
+const THEFT_THRESHOLDS = ['bumpThreshold', 'tamperRms', 'tiltDeg', 'motionRms'] as const;
+
 /** The embedded defaults: a Pi Zero W wired as in README.md, Europe/Berlin. */
-export const DEFAULT_CONFIG: LockConfig = {
+export const DEFAULT_CONFIG: LockFileConfig = {
   dataDir: '/var/lib/tandem',
   hardware: {
     gpioChip: 'gpiochip0',
     solenoidLine: 17,
     latchLine: 27,
     latchActiveLow: true,
+    maxPulseMs: 500,
+    jamTimeoutMs: 1500,
+    latchSpringsOpen: true,
     accelerometer: 'adxl345',
     accelSampleRateHz: 100,
     serialPath: '/dev/serial0',
     serialBaudRate: 115200,
   },
-  behaviour: {
-    pulseMs: 300,
-    maxPulseMs: 500,
-    autoRelockSeconds: 10,
-    jamTimeoutMs: 1500,
-    challengeLifetimeSeconds: 30,
-    timeZone: 'Europe/Berlin',
-    clockDriftSecondsPerDay: 2,
+  behaviour: { pulseMs: 300, timeZone: 'Europe/Berlin' },
+  time: {
+    maxUnknownOfflineS: TRUSTED_CLOCK_DEFAULTS.maxUnknownOfflineS,
+    driftPpm: TRUSTED_CLOCK_DEFAULTS.driftPpm,
+    systemToleranceS: TRUSTED_CLOCK_DEFAULTS.systemToleranceS,
   },
-  theft: { ...DEFAULT_THEFT_DETECTOR_CONFIG },
+  theft: Object.fromEntries(
+    Object.entries(DEFAULT_THEFT_DETECTOR_CONFIG).filter(
+      ([k]) => !(THEFT_THRESHOLDS as readonly string[]).includes(k),
+    ),
+  ) as unknown as TheftTuning,
 };
 
 type Check = (value: unknown, path: string) => unknown;
@@ -114,38 +129,51 @@ const str =
   (re: RegExp, what: string): Check =>
   (v, p) =>
     typeof v === 'string' && re.test(v) ? v : invalid(p, `must be ${what}`);
-const timeZone: Check = (v, p) => {
-  if (typeof v !== 'string') invalid(p, 'must be an IANA time zone name such as "Europe/Berlin"');
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: v });
-  } catch {
-    invalid(p, `names an unknown time zone ${JSON.stringify(v)}`);
-  }
-  return v;
-};
 
 const HARDWARE: Record<keyof HardwareConfig, Check> = {
   gpioChip: str(/^gpiochip\d{1,3}$/, 'a GPIO chip name such as "gpiochip0"'),
   solenoidLine: int(0, 511),
   latchLine: int(0, 511),
   latchActiveLow: bool,
+  maxPulseMs: int(10, 5000),
+  jamTimeoutMs: int(100, 60_000),
+  latchSpringsOpen: bool,
   accelerometer: str(/^[a-z0-9_-]{1,32}$/, 'an IIO device name such as "adxl345"'),
   accelSampleRateHz: int(1, 1000),
   serialPath: str(/^\/[\w./-]{1,255}$/, 'an absolute device path such as "/dev/serial0"'),
   serialBaudRate: int(1200, 4_000_000),
 };
-const BEHAVIOUR: Record<keyof BehaviourConfig, Check> = {
-  pulseMs: int(10, 5000),
-  maxPulseMs: int(10, 5000),
-  autoRelockSeconds: int(1, 3600),
-  jamTimeoutMs: int(100, 60_000),
-  challengeLifetimeSeconds: int(5, 600),
-  timeZone,
-  clockDriftSecondsPerDay: num(0, 3600),
+const TIME: Record<keyof TimeConfig, Check> = {
+  maxUnknownOfflineS: int(60, 10 * 365 * 86_400),
+  driftPpm: int(0, 100_000),
+  systemToleranceS: int(0, 86_400),
 };
+// Behaviour: the SET_CONFIG whitelist and its ranges, so that the file and the owner's command agree. Wire
+// values are scaled integers (no floats in CBOR, [TANDEM-CBOR-3]); the file holds natural units.
+const BEHAVIOUR = Object.fromEntries(
+  Object.values(CONFIG_KEYS).map((f) => [
+    f.name,
+    ((v, p) => {
+      if (f.kind === 'zone') {
+        return isTimeZone(v) ? v : invalid(p, `must be an IANA time zone such as "Europe/Berlin"`);
+      }
+      const scale = f.scale ?? 1;
+      const wire = typeof v === 'number' && Number.isFinite(v) ? Math.round(v * scale) : NaN;
+      const min = (f.min ?? 0) / scale;
+      const max = (f.max ?? Number.MAX_SAFE_INTEGER) / scale;
+      if (
+        !(wire >= (f.min ?? 0) && wire <= (f.max ?? Number.MAX_SAFE_INTEGER)) ||
+        (scale === 1 && !Number.isInteger(v))
+      ) {
+        invalid(p, `must be ${scale === 1 ? 'an integer' : 'a number'} from ${min} to ${max}`);
+      }
+      return v;
+    }) as Check,
+  ]),
+) as Record<keyof LockConfig, Check>;
 const THEFT = Object.fromEntries(
-  Object.keys(DEFAULT_THEFT_DETECTOR_CONFIG).map((k) => [k, num(0, 1_000_000)]),
-) as Record<keyof TheftDetectorConfig, Check>;
+  Object.keys(DEFAULT_CONFIG.theft).map((k) => [k, num(0, 1_000_000)]),
+) as Record<keyof TheftTuning, Check>;
 
 function section<T extends object>(
   value: unknown,
@@ -159,6 +187,12 @@ function section<T extends object>(
   for (const [k, v] of Object.entries(value)) {
     const check = (checks as Record<string, Check>)[k];
     if (check === undefined) {
+      if (path === 'theft' && (THEFT_THRESHOLDS as readonly string[]).includes(k)) {
+        invalid(
+          `${path}.${k}`,
+          `is set as behaviour.theft${k[0]!.toUpperCase()}${k.slice(1)} (owner-settable)`,
+        );
+      }
       invalid(`${path}.${k}`, `is not a known setting (known: ${Object.keys(checks).join(', ')})`);
     }
     out[k] = check(v, `${path}.${k}`);
@@ -167,29 +201,37 @@ function section<T extends object>(
 }
 
 /** Checks a parsed configuration object, filling in defaults. Throws ERR_CONFIG_INVALID naming the field. */
-export function parseLockConfig(value: unknown, defaults: LockConfig = DEFAULT_CONFIG): LockConfig {
+export function parseLockFileConfig(
+  value: unknown,
+  defaults: LockFileConfig = DEFAULT_CONFIG,
+): LockFileConfig {
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     invalid('(root)', 'must be a JSON object');
   const root = value as Record<string, unknown>;
   for (const k of Object.keys(root)) {
-    if (!['dataDir', 'hardware', 'behaviour', 'theft', '$comment'].includes(k)) {
-      invalid(k, 'is not a known section (known: dataDir, hardware, behaviour, theft)');
+    if (!['dataDir', 'hardware', 'behaviour', 'time', 'theft', '$comment'].includes(k)) {
+      invalid(k, 'is not a known section (known: dataDir, hardware, behaviour, time, theft)');
     }
   }
   const dataDir =
     root.dataDir === undefined
       ? defaults.dataDir
       : (str(/^[^\0]{1,4096}$/, 'a directory path')(root.dataDir, 'dataDir') as string);
-  const config: LockConfig = {
+  const behaviour = { ...defaults.behaviour };
+  if (root.behaviour !== undefined) {
+    Object.assign(behaviour, section(root.behaviour, 'behaviour', BEHAVIOUR, {} as Partial<LockConfig>));
+  }
+  const config: LockFileConfig = {
     dataDir,
     hardware: section(root.hardware, 'hardware', HARDWARE, defaults.hardware),
-    behaviour: section(root.behaviour, 'behaviour', BEHAVIOUR, defaults.behaviour),
+    behaviour,
+    time: section(root.time, 'time', TIME, defaults.time),
     theft: section(root.theft, 'theft', THEFT, defaults.theft),
   };
-  if (config.behaviour.pulseMs > config.behaviour.maxPulseMs) {
+  if ((config.behaviour.pulseMs ?? DEFAULT_LOCK_CONFIG.pulseMs) > config.hardware.maxPulseMs) {
     invalid(
       'behaviour.pulseMs',
-      `(${config.behaviour.pulseMs}) must not exceed behaviour.maxPulseMs (${config.behaviour.maxPulseMs})`,
+      `(${config.behaviour.pulseMs}) must not exceed the solenoid's rating hardware.maxPulseMs (${config.hardware.maxPulseMs})`,
     );
   }
   if (config.hardware.solenoidLine === config.hardware.latchLine) {
@@ -199,10 +241,10 @@ export function parseLockConfig(value: unknown, defaults: LockConfig = DEFAULT_C
 }
 
 /** Reads and checks a configuration file. Throws ERR_CONFIG_UNREADABLE or ERR_CONFIG_INVALID. */
-export async function loadLockConfig(
+export async function loadLockFileConfig(
   path: string,
-  defaults: LockConfig = DEFAULT_CONFIG,
-): Promise<LockConfig> {
+  defaults: LockFileConfig = DEFAULT_CONFIG,
+): Promise<LockFileConfig> {
   let text: string;
   try {
     const bytes = await readFile(path);
@@ -228,7 +270,7 @@ export async function loadLockConfig(
     );
   }
   try {
-    return parseLockConfig(value, defaults);
+    return parseLockFileConfig(value, defaults);
   } catch (e) {
     if (e instanceof ConfigError) throw new ConfigError(e.code, `${path}: ${e.message}`);
     throw e;
