@@ -46,5 +46,6 @@ export type {
   DeliveryResult,
   LockAuthorityOptions,
   LockResult,
+  LockSnapshot,
   RequestContext,
 } from './lock-authority.js';

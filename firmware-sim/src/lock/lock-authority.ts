@@ -54,7 +54,7 @@ import { auditRecordCbor, encodeAuditEntry, encodeAuditRecord } from './audit.js
 import { ChallengeBook } from './challenges.js';
 import type { RandomSource } from './challenges.js';
 import { LockError } from './errors.js';
-import type { LockStateMachine } from './lock-state-machine.js';
+import type { LockStateMachine, MechanismState } from './lock-state-machine.js';
 import type { AnchorStore, CommandArgs, LockConfig } from './management.js';
 import {
   CONFIG_STORE_KEY,
@@ -64,7 +64,7 @@ import {
   loadLockConfig,
 } from './management.js';
 import { LockoutCounter, RateLimiter } from './rate-limiter.js';
-import type { TrustedClock } from './trusted-clock.js';
+import type { TimeSource, TrustedClock } from './trusted-clock.js';
 
 const debug = createDebug('tandem:lock:authority');
 
@@ -139,6 +139,27 @@ export interface DeliveryResult {
   /** Beacon: how it was used. */
   readonly beacon?: BeaconBound;
   readonly message?: string;
+}
+
+/** A snapshot of the lock's state ({@link LockAuthority.snapshot}). */
+export interface LockSnapshot {
+  readonly lockId: string;
+  /** As reported on BLE and MQTT ([TANDEM-GATT-9]). */
+  readonly state: LockState;
+  /** The state machine's own state. */
+  readonly mechanism: MechanismState;
+  readonly lockedOut: boolean;
+  /** Non-empty in safe mode: the stores found corrupt. */
+  readonly safeModeReasons: readonly string[];
+  readonly revocationVersion: number;
+  /** Trusted time bound, Unix seconds. */
+  readonly time: TimeBound;
+  /** The persisted floor of trusted time. */
+  readonly timeFloor: number;
+  readonly timeSource: TimeSource;
+  /** Seconds, or null when no fresh time since boot (as in the challenge, [TANDEM-GATT-8]). */
+  readonly uncertainty: number | null;
+  readonly liveChallenges: number;
 }
 
 /** What the authority reports to the runtime around it. */
@@ -250,6 +271,25 @@ export class LockAuthority {
   /** The corrupt stores that put the lock in safe mode; empty when not in safe mode. */
   get safeModeReasons(): readonly string[] {
     return this.#safeMode;
+  }
+
+  /** What the lock reports about itself (lock info, [TANDEM-GATT-10]; the dashboard and the console). */
+  snapshot(): LockSnapshot {
+    const bound = this.#safeBound();
+    const source = this.#time.source();
+    return {
+      lockId: this.lockId,
+      state: this.#reportedState(),
+      mechanism: this.#sm.state,
+      lockedOut: this.#lockedOut,
+      safeModeReasons: this.#safeMode,
+      revocationVersion: this.#stores.revocations.version,
+      time: bound,
+      timeFloor: this.#time.floor,
+      timeSource: source,
+      uncertainty: source === 'unknown' ? null : bound.latest - bound.earliest,
+      liveChallenges: this.#challenges.size,
+    };
   }
 
   /** Subscribe to {@link AuthorityEvent}s; returns the unsubscribe function. */

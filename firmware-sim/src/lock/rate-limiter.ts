@@ -105,6 +105,7 @@ export class RateLimiter {
       return { limited: false };
     }
     const first = !this.#announced.has(peer);
+    if (this.#announced.size >= 4 * this.#maxPeers) this.#announced.clear();
     this.#announced.add(peer);
     return { limited: true, untilMs: until, first };
   }
