@@ -1,0 +1,766 @@
+/**
+ * The phone-side client of the GATT flow (SPEC §8, protocol/spec/08-gatt-flow.md): find a lock by its tag,
+ * connect, subscribe to the result characteristic (round trip 1, the lock notifies a fresh challenge), write
+ * the signed request without response (round trip 2, the lock notifies the result). Framing and reassembly
+ * ([TANDEM-GATT-5] to [TANDEM-GATT-7]) live here, over any {@link LockTransport}.
+ *
+ * Retry meaning follows Tesla's vehicle-command: a {@link GatewayError} says whether the lock may have acted
+ * (`mayHaveActed`, [TANDEM-STATUS-3]) and whether trying again soon is reasonable (`temporary`).
+ */
+import createDebug from 'debug';
+import { chainHash } from '../../protocol/src/chain.js';
+import { ProtocolError } from '../../protocol/src/errors.js';
+import type { Challenge, LockState, Message, Result } from '../../protocol/src/gatt.js';
+import type { CharacteristicName } from '../../protocol/src/gatt.js';
+import {
+  MessageType,
+  Reassembler,
+  decodeChallenge,
+  decodeResult,
+  frameMessage,
+} from '../../protocol/src/gatt.js';
+import type { PrivateKey } from '../../protocol/src/keys.js';
+import { CHAIN_REF_LENGTH, Command, createRequest } from '../../protocol/src/pop.js';
+import { STATUS_MEANING, Status } from '../../protocol/src/status.js';
+import { GatewayError } from './errors.js';
+import type { FoundLock, LockLink, LockTransport } from './transport.js';
+
+const debug = createDebug('tandem:gw:client');
+
+/** Timers the client waits with; injected so that tests and benches can run it on simulated time. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** Node's own timers. */
+export const SYSTEM_TIMERS: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/**
+ * Which chains each lock has verified: the client then sends a 16-byte `chainRef` instead of the chain
+ * ([TANDEM-POP-6]), one ATT write at MTU 185 instead of two.
+ */
+export interface ChainRefMemory {
+  knows(lockId: string, chainHash: Uint8Array): boolean;
+  remember(lockId: string, chainHash: Uint8Array): void;
+  forget(lockId: string, chainHash: Uint8Array): void;
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** A {@link ChainRefMemory} in memory, for one process. */
+export class InMemoryChainRefs implements ChainRefMemory {
+  private readonly known = new Map<string, Set<string>>();
+  knows(lockId: string, hash: Uint8Array): boolean {
+    return this.known.get(lockId)?.has(hex(hash)) ?? false;
+  }
+  remember(lockId: string, hash: Uint8Array): void {
+    let set = this.known.get(lockId);
+    if (set === undefined) this.known.set(lockId, (set = new Set()));
+    set.add(hex(hash));
+  }
+  forget(lockId: string, hash: Uint8Array): void {
+    this.known.get(lockId)?.delete(hex(hash));
+  }
+}
+
+/**
+ * Signed updates the phone carries to offline locks (ARCHITECTURE.md flows 6 and 7): the newest revocation
+ * update and time beacon it holds, delivered before a request when the challenge shows the lock needs them.
+ */
+export interface CarriedUpdates {
+  /** The newest revocation update (signed bytes, §6.2) and its version. */
+  revocationUpdate?(lockId: string): { readonly version: number; readonly bytes: Uint8Array } | undefined;
+  /** The newest time beacon (signed bytes, §7). */
+  timeBeacon?(lockId: string): Uint8Array | undefined;
+}
+
+/** Options of {@link LockClient}. */
+export interface LockClientOptions {
+  readonly transport: LockTransport;
+  readonly timers?: Timers;
+  /** How long to look for the lock's advertisement (default 10 s). */
+  readonly scanTimeoutMs?: number;
+  /** How long connecting, discovering and settling the MTU may take (default 10 s). */
+  readonly connectTimeoutMs?: number;
+  /** How long to wait for each answer of the lock: the challenge, a result (default 5 s). */
+  readonly responseTimeoutMs?: number;
+  /** Relay collection ends once no frame arrived for this long (default 1 s). */
+  readonly relayIdleMs?: number;
+  readonly chainRefs?: ChainRefMemory;
+  readonly carry?: CarriedUpdates;
+  /**
+   * Deliver a carried time beacon first when the challenge's clock uncertainty exceeds this many seconds,
+   * or is unbounded (default 60; [TANDEM-GATT-8]).
+   */
+  readonly maxUncertaintySeconds?: number;
+}
+
+/** What to ask the lock. */
+export interface CommandRequest {
+  /** The token chain, root first ([TANDEM-CHAIN-1]). */
+  readonly chain: readonly Uint8Array[];
+  /** The leaf's holder key: the rider's phone key (P-256). */
+  readonly holderKey: PrivateKey;
+  /** Default UNLOCK. */
+  readonly command?: Command;
+  /** CBOR-encoded arguments of management commands. */
+  readonly args?: Uint8Array;
+}
+
+/** The lock's answer to a request. */
+export interface CommandOutcome {
+  readonly status: Status;
+  /** The status's name, such as `EXPIRED`. */
+  readonly statusName: string;
+  /** What it means, from SPEC §10 ({@link STATUS_MEANING}). */
+  readonly meaning: string;
+  /** The lock's state after acting ([TANDEM-GATT-9]). */
+  readonly state: LockState;
+  /** True when the lock reports it acted (OK or JAMMED for a command other than STATUS). */
+  readonly mayHaveActed: boolean;
+  readonly command: Command;
+  readonly lockTime: number;
+  /** True when the request that got this answer named the chain by reference. */
+  readonly usedChainRef: boolean;
+  /** True when a TOKEN_REF_UNKNOWN made the client resend the full chain. */
+  readonly resentFullChain: boolean;
+  /** Updates delivered before the request (message types). */
+  readonly delivered: readonly MessageType[];
+  /** ATT writes of the request that got this answer. */
+  readonly requestFrames: number;
+}
+
+/** The answer of {@link LockClient.unlockSafely}. */
+export interface SafeUnlockOutcome extends CommandOutcome {
+  /**
+   * `direct`: the unlock's own result arrived. `status`: its result was lost, and a STATUS request showed
+   * the lock unlocked, so it is not sent again. `retry`: its result was lost, STATUS showed the lock still
+   * locked, and the unlock was sent once more with a fresh challenge.
+   */
+  readonly recoveredBy: 'direct' | 'status' | 'retry';
+}
+
+/** The answer to a delivery (time beacon, revocation update, outbox ack). */
+export interface DeliveryOutcome {
+  readonly status: Status;
+  readonly statusName: string;
+  readonly meaning: string;
+  readonly state: LockState;
+  readonly lockTime: number;
+}
+
+/** One record the lock queued for the cloud ([TANDEM-GATT-11]): the lock-signed COSE_Sign1 bytes. */
+export interface RelayItem {
+  readonly type: MessageType;
+  readonly typeName: 'alert' | 'auditRecord' | 'revocationAck' | 'lockState';
+  readonly bytes: Uint8Array;
+}
+
+const RELAY_TYPES: Readonly<Partial<Record<number, RelayItem['typeName']>>> = {
+  [MessageType.alert]: 'alert',
+  [MessageType.auditRecord]: 'auditRecord',
+  [MessageType.revocationAck]: 'revocationAck',
+  [MessageType.lockState]: 'lockState',
+};
+
+/** Where each type the phone writes goes ([TANDEM-GATT-4]). */
+const CHARACTERISTIC_OF: Readonly<Partial<Record<number, CharacteristicName>>> = {
+  [MessageType.unlockRequest]: 'request',
+  [MessageType.timeBeacon]: 'delivery',
+  [MessageType.revocationUpdate]: 'delivery',
+  [MessageType.outboxAck]: 'relay',
+};
+
+// Commands after whose request the lock may have moved something: only STATUS never acts.
+const acts = (command: Command): boolean => command !== Command.STATUS;
+
+function outcomeOf(
+  result: Result,
+  command: Command,
+  extra: Pick<CommandOutcome, 'usedChainRef' | 'resentFullChain' | 'delivered' | 'requestFrames'>,
+): CommandOutcome {
+  return {
+    status: result.status,
+    statusName: Status[result.status],
+    meaning: STATUS_MEANING[result.status],
+    state: result.state,
+    mayHaveActed: acts(command) && (result.status === Status.OK || result.status === Status.JAMMED),
+    command,
+    lockTime: result.lockTime,
+    ...extra,
+  };
+}
+
+interface Waiter<T> {
+  readonly resolve: (value: T) => void;
+  readonly reject: (error: unknown) => void;
+  readonly timer: unknown;
+}
+
+/**
+ * One connection's view of the result characteristic: reassembles frames, keeps the newest challenge and a
+ * queue of results, and turns a dropped link or a silent lock into coded errors. A new session (and so a new
+ * reassembler) per connection: [TANDEM-GATT-6] drops partial messages on disconnect.
+ */
+class Session {
+  private readonly reassembler = new Reassembler({
+    allowedTypes: [MessageType.challenge, MessageType.result],
+  });
+  private challenge: Challenge | undefined;
+  private challengeFresh = false;
+  private readonly results: Result[] = [];
+  private challengeWaiter: Waiter<Challenge> | undefined;
+  private resultWaiter: Waiter<Result> | undefined;
+  private failure: GatewayError | undefined;
+  /** True from the moment the last frame of an acting request is handed to the transport. */
+  acting = false;
+
+  constructor(
+    readonly lockId: string,
+    readonly link: LockLink,
+    private readonly timers: Timers,
+  ) {
+    link.onDisconnect((reason) =>
+      this.fail(
+        new GatewayError(
+          'ERR_GW_DISCONNECTED',
+          `the link to ${lockId} dropped (${reason})${this.acting ? ' after the request was written: the lock may have acted' : ''}`,
+          { mayHaveActed: this.acting, temporary: !this.acting },
+        ),
+      ),
+    );
+  }
+
+  /** Takes one notified value of the result characteristic. */
+  onValue(value: Uint8Array): void {
+    let message: Message | undefined;
+    try {
+      message = this.reassembler.push(value);
+    } catch (cause) {
+      this.fail(this.protocolError(`a result frame is malformed: ${(cause as Error).message}`, cause));
+      return;
+    }
+    if (message === undefined) return;
+    try {
+      if (message.type === MessageType.challenge) {
+        this.challenge = decodeChallenge(message.body);
+        this.challengeFresh = true;
+        debug('%s: challenge, revocation version %d', this.lockId, this.challenge.revocationVersion);
+        const w = this.challengeWaiter;
+        if (w !== undefined) {
+          this.challengeWaiter = undefined;
+          this.timers.clearTimeout(w.timer);
+          this.challengeFresh = false;
+          w.resolve(this.challenge);
+        }
+      } else {
+        const result = decodeResult(message.body);
+        const w = this.resultWaiter;
+        if (w !== undefined) {
+          this.resultWaiter = undefined;
+          this.timers.clearTimeout(w.timer);
+          w.resolve(result);
+        } else this.results.push(result);
+      }
+    } catch (cause) {
+      this.fail(
+        this.protocolError(`a message from the lock is malformed: ${(cause as Error).message}`, cause),
+      );
+    }
+  }
+
+  private protocolError(message: string, cause: unknown): GatewayError {
+    return new GatewayError('ERR_GW_PROTOCOL', `${this.lockId}: ${message}`, {
+      cause,
+      mayHaveActed: this.acting,
+    });
+  }
+
+  /** Fails every wait of this session, now and later. */
+  fail(error: GatewayError): void {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    this.reassembler.reset();
+    for (const w of [this.challengeWaiter, this.resultWaiter]) {
+      if (w === undefined) continue;
+      this.timers.clearTimeout(w.timer);
+      w.reject(error);
+    }
+    this.challengeWaiter = undefined;
+    this.resultWaiter = undefined;
+  }
+
+  throwIfFailed(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** A challenge not used yet (the one notified on subscription, or a later one), waiting up to `ms`. */
+  nextChallenge(ms: number): Promise<Challenge> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.challengeFresh && this.challenge !== undefined) {
+      this.challengeFresh = false;
+      return Promise.resolve(this.challenge);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = this.timers.setTimeout(() => {
+        this.challengeWaiter = undefined;
+        reject(
+          new GatewayError('ERR_GW_TIMEOUT', `${this.lockId} sent no challenge within ${ms} ms`, {
+            temporary: true,
+          }),
+        );
+      }, ms);
+      this.challengeWaiter = { resolve, reject, timer };
+    });
+  }
+
+  /** Marks a challenge read from the challenge characteristic as the current one. */
+  useChallenge(c: Challenge): void {
+    this.challenge = c;
+    this.challengeFresh = false;
+  }
+
+  /**
+   * The next result answering `answers` (and `nonce`, when the lock echoes one), waiting up to `ms`.
+   * Results for something else (a late answer to an earlier delivery) are skipped.
+   */
+  async nextResult(ms: number, answers: MessageType, nonce?: Uint8Array): Promise<Result> {
+    for (;;) {
+      const r = await this.takeResult(ms, answers);
+      if (r.answers !== answers) {
+        debug('%s: skipping a result answering type %d', this.lockId, r.answers);
+        continue;
+      }
+      if (nonce !== undefined && r.nonce !== undefined && hex(r.nonce) !== hex(nonce)) {
+        debug('%s: skipping a result for another challenge', this.lockId);
+        continue;
+      }
+      return r;
+    }
+  }
+
+  private takeResult(ms: number, answers: MessageType): Promise<Result> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    const queued = this.results.shift();
+    if (queued !== undefined) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = this.timers.setTimeout(() => {
+        this.resultWaiter = undefined;
+        const acted = this.acting;
+        reject(
+          new GatewayError(
+            'ERR_GW_TIMEOUT',
+            `${this.lockId} sent no result for message type 0x0${answers.toString(16)} within ${ms} ms` +
+              (acted ? ': the lock may have acted; ask STATUS before retrying' : ''),
+            { mayHaveActed: acted, temporary: !acted },
+          ),
+        );
+      }, ms);
+      this.resultWaiter = { resolve, reject, timer };
+    });
+  }
+
+  /**
+   * Runs a transport operation, failing it when the link drops or it takes longer than `ms` (noble leaves
+   * an ATT operation pending forever when the link goes away).
+   */
+  guard<T>(op: () => Promise<T>, what: string, ms: number): Promise<T> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const finish = (fn: () => void): void => {
+        if (done) return;
+        done = true;
+        this.timers.clearTimeout(timer);
+        fn();
+      };
+      const timer = this.timers.setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new GatewayError('ERR_GW_TIMEOUT', `${this.lockId}: ${what} took longer than ${ms} ms`, {
+                mayHaveActed: this.acting,
+                temporary: !this.acting,
+              }),
+            ),
+          ),
+        ms,
+      );
+      this.link.onDisconnect(() => finish(() => reject(this.failure)));
+      op().then(
+        (v) => finish(() => resolve(v)),
+        (cause: unknown) =>
+          finish(() =>
+            reject(
+              this.failure ??
+                new GatewayError(
+                  'ERR_GW_DISCONNECTED',
+                  `${this.lockId}: ${what} failed: ${(cause as Error).message}`,
+                  { cause, mayHaveActed: this.acting, temporary: !this.acting },
+                ),
+            ),
+          ),
+      );
+    });
+  }
+}
+
+/**
+ * The phone-side client: one object per phone (it remembers which chains each lock has verified). One
+ * command at a time per transport.
+ */
+export class LockClient {
+  private readonly transport: LockTransport;
+  private readonly timers: Timers;
+  private readonly scanTimeoutMs: number;
+  private readonly connectTimeoutMs: number;
+  private readonly responseTimeoutMs: number;
+  private readonly relayIdleMs: number;
+  private readonly chainRefs: ChainRefMemory;
+  private readonly carry: CarriedUpdates;
+  private readonly maxUncertainty: number;
+
+  constructor(options: LockClientOptions) {
+    this.transport = options.transport;
+    this.timers = options.timers ?? SYSTEM_TIMERS;
+    this.scanTimeoutMs = options.scanTimeoutMs ?? 10_000;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.responseTimeoutMs = options.responseTimeoutMs ?? 5_000;
+    this.relayIdleMs = options.relayIdleMs ?? 1_000;
+    this.chainRefs = options.chainRefs ?? new InMemoryChainRefs();
+    this.carry = options.carry ?? {};
+    this.maxUncertainty = options.maxUncertaintySeconds ?? 60;
+  }
+
+  /** Finds and connects to `lockId`; scan and connect failures are temporary. */
+  private async open(lockId: string): Promise<{ found: FoundLock; link: LockLink }> {
+    const found = await this.transport.scan(lockId, { timeoutMs: this.scanTimeoutMs });
+    debug('%s: found at %s (rssi %d)', lockId, found.address, found.rssi);
+    const link = await this.transport.connect(found, { timeoutMs: this.connectTimeoutMs });
+    debug('%s: connected, ATT MTU %d', lockId, link.mtu);
+    return { found, link };
+  }
+
+  /** Opens a session subscribed to the result characteristic (round trip 1); the lock then notifies a challenge. */
+  private async session(lockId: string): Promise<Session> {
+    const { link } = await this.open(lockId);
+    const session = new Session(lockId, link, this.timers);
+    try {
+      await session.guard(
+        () => link.subscribe('result', (v) => session.onValue(v)),
+        'subscribing to the result characteristic',
+        this.responseTimeoutMs,
+      );
+    } catch (e) {
+      await link.disconnect();
+      throw e;
+    }
+    return session;
+  }
+
+  /** Writes one framed message, every frame without response ([TANDEM-GATT-5]). */
+  private async writeMessage(
+    session: Session,
+    type: MessageType,
+    body: Uint8Array,
+    beforeLast?: () => void,
+  ): Promise<number> {
+    const name = CHARACTERISTIC_OF[type];
+    if (name === undefined) {
+      throw new GatewayError(
+        'ERR_GW_PROTOCOL',
+        `message type 0x${type.toString(16)} is not written by a phone`,
+      );
+    }
+    const frames = frameMessage(type, body, session.link.mtu);
+    for (let i = 0; i < frames.length; i++) {
+      if (i === frames.length - 1) beforeLast?.();
+      const frame = frames[i]!;
+      await session.guard(
+        () => session.link.write(name, frame, true),
+        `writing frame ${i + 1} of ${frames.length}`,
+        this.responseTimeoutMs,
+      );
+    }
+    return frames.length;
+  }
+
+  /** Delivers the carried updates this lock lacks, judging by its challenge ([TANDEM-GATT-8]). */
+  private async deliverCarried(session: Session, challenge: Challenge): Promise<MessageType[]> {
+    const delivered: MessageType[] = [];
+    const update = this.carry.revocationUpdate?.(session.lockId);
+    if (update !== undefined && update.version > challenge.revocationVersion) {
+      await this.deliverOn(session, MessageType.revocationUpdate, update.bytes);
+      delivered.push(MessageType.revocationUpdate);
+    }
+    if (challenge.uncertainty === null || challenge.uncertainty > this.maxUncertainty) {
+      const beacon = this.carry.timeBeacon?.(session.lockId);
+      if (beacon !== undefined) {
+        await this.deliverOn(session, MessageType.timeBeacon, beacon);
+        delivered.push(MessageType.timeBeacon);
+      }
+    }
+    return delivered;
+  }
+
+  private async deliverOn(session: Session, type: MessageType, body: Uint8Array): Promise<Result> {
+    await this.writeMessage(session, type, body);
+    const result = await session.nextResult(this.responseTimeoutMs, type);
+    debug('%s: delivery 0x%s answered %s', session.lockId, type.toString(16), Status[result.status]);
+    return result;
+  }
+
+  /**
+   * Sends `request.command` (default UNLOCK) to `lockId` and returns the lock's decision, whatever it is
+   * (a refusal is an outcome, not an error). Throws {@link GatewayError} when no decision arrived; check its
+   * `mayHaveActed` before retrying, or use {@link unlockSafely}.
+   */
+  async unlock(lockId: string, request: CommandRequest): Promise<CommandOutcome> {
+    const command = request.command ?? Command.UNLOCK;
+    const hash = chainHash(request.chain);
+    const session = await this.session(lockId);
+    try {
+      let challenge = await session.nextChallenge(this.responseTimeoutMs);
+      if (challenge.lockId !== lockId) {
+        throw new GatewayError(
+          'ERR_GW_PROTOCOL',
+          `the device advertising the tag of ${lockId} answers as ${challenge.lockId}`,
+        );
+      }
+      const delivered = await this.deliverCarried(session, challenge);
+      let useRef = this.chainRefs.knows(lockId, hash);
+      let resent = false;
+      for (;;) {
+        const body = createRequest({
+          lockId,
+          nonce: challenge.nonce,
+          command,
+          ...(request.args === undefined ? {} : { args: request.args }),
+          ...(useRef ? { chainRef: hash.subarray(0, CHAIN_REF_LENGTH) } : { chain: request.chain }),
+          chainHash: hash,
+          holderKey: request.holderKey,
+        });
+        const frames = await this.writeMessage(session, MessageType.unlockRequest, body, () => {
+          if (acts(command)) session.acting = true;
+        });
+        debug('%s: request written (%d frames, %s)', lockId, frames, useRef ? 'chainRef' : 'full chain');
+        const result = await session.nextResult(
+          this.responseTimeoutMs,
+          MessageType.unlockRequest,
+          challenge.nonce,
+        );
+        session.acting = false;
+        if (result.status === Status.TOKEN_REF_UNKNOWN && useRef) {
+          // [TANDEM-POP-6]: the lock no longer holds the chain; a challenge is single use, so take a fresh one.
+          this.chainRefs.forget(lockId, hash);
+          useRef = false;
+          resent = true;
+          challenge = await this.freshChallenge(session);
+          continue;
+        }
+        if (result.status === Status.OK) this.chainRefs.remember(lockId, hash);
+        debug('%s: %s -> %s, %s', lockId, Command[command], Status[result.status], result.state);
+        return outcomeOf(result, command, {
+          usedChainRef: useRef,
+          resentFullChain: resent,
+          delivered,
+          requestFrames: frames,
+        });
+      }
+    } catch (e) {
+      throw this.wrap(e, session);
+    } finally {
+      await session.link.disconnect();
+    }
+  }
+
+  /** A challenge not used yet: one the lock notified after its result, else a read of the challenge characteristic. */
+  private async freshChallenge(session: Session): Promise<Challenge> {
+    try {
+      return await session.nextChallenge(0);
+    } catch (e) {
+      if (!(e instanceof GatewayError) || e.code !== 'ERR_GW_TIMEOUT') throw e;
+    }
+    const body = await session.guard(
+      () => session.link.read('challenge'),
+      'reading a challenge',
+      this.responseTimeoutMs,
+    );
+    const c = decodeChallenge(body);
+    session.useChallenge(c);
+    return c;
+  }
+
+  private wrap(e: unknown, session: Session): unknown {
+    if (e instanceof GatewayError) return e;
+    if (e instanceof ProtocolError) {
+      return new GatewayError('ERR_GW_PROTOCOL', `${session.lockId}: ${e.message}`, {
+        cause: e,
+        mayHaveActed: session.acting,
+      });
+    }
+    return e;
+  }
+
+  /** LOCK with the same chain. */
+  lock(lockId: string, request: Omit<CommandRequest, 'command'>): Promise<CommandOutcome> {
+    return this.unlock(lockId, { ...request, command: Command.LOCK });
+  }
+
+  /** STATUS with the same chain: the result's `state` is the lock's state. */
+  status(lockId: string, request: Omit<CommandRequest, 'command' | 'args'>): Promise<CommandOutcome> {
+    return this.unlock(lockId, {
+      chain: request.chain,
+      holderKey: request.holderKey,
+      command: Command.STATUS,
+    });
+  }
+
+  /**
+   * UNLOCK without ever unlocking twice ([TANDEM-STATUS-3]): when the result is lost after the request was
+   * written, reconnect and ask STATUS first. Unlocked: done, nothing is resent. Locked: the unlock did not
+   * happen, so it is sent once more (with a fresh challenge; the old request cannot be replayed anyway,
+   * [TANDEM-POP-4]). Any other state is reported as it is.
+   */
+  async unlockSafely(lockId: string, request: Omit<CommandRequest, 'command'>): Promise<SafeUnlockOutcome> {
+    try {
+      return {
+        ...(await this.unlock(lockId, { ...request, command: Command.UNLOCK })),
+        recoveredBy: 'direct',
+      };
+    } catch (e) {
+      if (!(e instanceof GatewayError) || !e.mayHaveActed) throw e;
+      debug('%s: result lost after the request (%s); asking STATUS', lockId, e.code);
+      let status: CommandOutcome;
+      try {
+        status = await this.status(lockId, request);
+      } catch (again) {
+        throw new GatewayError(
+          again instanceof GatewayError ? again.code : 'ERR_GW_PROTOCOL',
+          `the unlock's result was lost (${e.message}) and STATUS failed too: the lock may have acted`,
+          { cause: again, mayHaveActed: true, temporary: true },
+        );
+      }
+      if (status.state === 'unlocked') {
+        return {
+          ...status,
+          status: Status.OK,
+          statusName: Status[Status.OK],
+          meaning: 'the result was lost, and the lock reports itself unlocked',
+          mayHaveActed: true,
+          command: Command.UNLOCK,
+          recoveredBy: 'status',
+        };
+      }
+      if (status.state === 'locked') {
+        return {
+          ...(await this.unlock(lockId, { ...request, command: Command.UNLOCK })),
+          recoveredBy: 'retry',
+        };
+      }
+      return { ...status, command: Command.UNLOCK, mayHaveActed: true, recoveredBy: 'status' };
+    }
+  }
+
+  /**
+   * Delivers a time beacon, revocation update or outbox ack ([TANDEM-GATT-4], [TANDEM-GATT-11]) and returns
+   * the lock's answer. Throws ERR_GW_REFUSED (with `status`) when the lock refuses it.
+   */
+  async deliver(lockId: string, type: MessageType, body: Uint8Array): Promise<DeliveryOutcome> {
+    if (
+      type !== MessageType.timeBeacon &&
+      type !== MessageType.revocationUpdate &&
+      type !== MessageType.outboxAck
+    ) {
+      throw new GatewayError(
+        'ERR_GW_PROTOCOL',
+        `message type 0x${type.toString(16)} is not a delivery (time beacon, revocation update, outbox ack)`,
+      );
+    }
+    const session = await this.session(lockId);
+    try {
+      const result = await this.deliverOn(session, type, body);
+      const outcome: DeliveryOutcome = {
+        status: result.status,
+        statusName: Status[result.status],
+        meaning: STATUS_MEANING[result.status],
+        state: result.state,
+        lockTime: result.lockTime,
+      };
+      if (result.status !== Status.OK) {
+        throw new GatewayError(
+          'ERR_GW_REFUSED',
+          `${lockId} refused the delivery: ${outcome.statusName} (${outcome.meaning})`,
+          { status: result.status },
+        );
+      }
+      return outcome;
+    } catch (e) {
+      throw this.wrap(e, session);
+    } finally {
+      await session.link.disconnect();
+    }
+  }
+
+  /**
+   * Collects the records the lock queued for the cloud ([TANDEM-GATT-11]): subscribes to the relay
+   * characteristic and gathers framed records until none arrived for `relayIdleMs`. The phone is not trusted:
+   * the records are the lock's signed bytes, for upload as they are; the lock keeps them until the cloud's
+   * signed outbox ack comes back.
+   */
+  async collectRelay(lockId: string): Promise<RelayItem[]> {
+    const { link } = await this.open(lockId);
+    const items: RelayItem[] = [];
+    const reassembler = new Reassembler({ allowedTypes: Object.keys(RELAY_TYPES).map(Number) });
+    let idle: unknown;
+    let settle: (() => void) | undefined;
+    let fail: ((e: unknown) => void) | undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      settle = resolve;
+      fail = reject;
+    });
+    const arm = (): void => {
+      if (idle !== undefined) this.timers.clearTimeout(idle);
+      idle = this.timers.setTimeout(() => {
+        if (!reassembler.busy) settle?.();
+        else arm();
+      }, this.relayIdleMs);
+    };
+    link.onDisconnect((reason) =>
+      fail?.(
+        new GatewayError('ERR_GW_DISCONNECTED', `the link to ${lockId} dropped while relaying (${reason})`, {
+          temporary: true,
+        }),
+      ),
+    );
+    try {
+      await link.subscribe('relay', (value) => {
+        try {
+          const m = reassembler.push(value);
+          if (m !== undefined) {
+            items.push({ type: m.type as MessageType, typeName: RELAY_TYPES[m.type]!, bytes: m.body });
+          }
+        } catch (cause) {
+          fail?.(new GatewayError('ERR_GW_PROTOCOL', `${lockId}: a relay frame is malformed`, { cause }));
+        }
+        arm();
+      });
+      arm();
+      await done;
+      debug('%s: %d relay records', lockId, items.length);
+      return items;
+    } finally {
+      if (idle !== undefined) this.timers.clearTimeout(idle);
+      await link.disconnect();
+    }
+  }
+
+  /** Releases the transport. Idempotent. */
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+}

@@ -1,0 +1,399 @@
+/**
+ * {@link LockTransport} on `@abandonware/noble`, the BLE central stack, over Linux HCI or the virtual radio
+ * (hardware/src/virtual-radio). Noble is loaded on the first scan, never at import: its HCI binding opens a
+ * Bluetooth socket when constructed, which fails on machines without Bluetooth (EAFNOSUPPORT) or without
+ * the capabilities; those failures become ERR_GW_BLE_UNAVAILABLE with the command that fixes them.
+ */
+import type { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import createDebug from 'debug';
+import type { CharacteristicName } from '../../protocol/src/gatt.js';
+import {
+  CHARACTERISTIC,
+  GATT_SERVICE_UUID,
+  compactUuid,
+  lockTag,
+  parseServiceData,
+} from '../../protocol/src/gatt.js';
+import { createNoble } from '../../hardware/src/virtual-radio/stacks.js';
+import { GatewayError } from './errors.js';
+import type { Timers } from './lock-client.js';
+import { SYSTEM_TIMERS } from './lock-client.js';
+import type { ConnectOptions, FoundLock, LockLink, LockTransport, ScanOptions } from './transport.js';
+
+const debug = createDebug('tandem:gw:noble');
+
+// Minimal local types: only what this adapter uses of noble (CommonJS, no types of its own that we rely on).
+interface NobleCharacteristicLike extends EventEmitter {
+  readonly uuid: string;
+  readAsync(): Promise<Buffer>;
+  writeAsync(data: Buffer, withoutResponse: boolean): Promise<void>;
+  subscribeAsync(): Promise<void>;
+}
+
+interface NoblePeripheralLike extends EventEmitter {
+  readonly id: string;
+  readonly address: string;
+  readonly rssi: number;
+  readonly state: string;
+  readonly mtu: number | null;
+  readonly advertisement: {
+    readonly serviceUuids?: string[];
+    readonly serviceData?: Array<{ readonly uuid: string; readonly data: Buffer }>;
+  };
+  connectAsync(): Promise<void>;
+  cancelConnect(): void;
+  disconnectAsync(): Promise<void>;
+  discoverSomeServicesAndCharacteristicsAsync(
+    serviceUuids: string[],
+    characteristicUuids: string[],
+  ): Promise<{ characteristics: NobleCharacteristicLike[] }>;
+}
+
+/** The parts of a noble instance this adapter uses. */
+export interface NobleLike extends EventEmitter {
+  readonly state: string;
+  startScanningAsync(serviceUuids?: string[], allowDuplicates?: boolean): Promise<void>;
+  stopScanningAsync(): Promise<void>;
+  stop?(): void;
+}
+
+/** Which noble binding to use. */
+export type NobleBinding =
+  /** Linux HCI (`/dev` hci device `deviceId`, default 0) through the native bluetooth-hci-socket. */
+  | { readonly kind: 'hci'; readonly deviceId?: number }
+  /**
+   * The virtual radio: `installVirtualHci(radio)` must have run in this process (a VirtualRadio here, or
+   * `connectRadio(path)` to a radio served by another process).
+   */
+  | { readonly kind: 'virtual'; readonly deviceId: number }
+  /** An already created noble instance (tests). */
+  | { readonly kind: 'instance'; readonly noble: NobleLike };
+
+/** Options of {@link NobleTransport}. */
+export interface NobleTransportOptions {
+  readonly binding: NobleBinding;
+  readonly timers?: Timers;
+  /** How long the adapter may take to report `poweredOn` (default 5 s). */
+  readonly powerOnTimeoutMs?: number;
+}
+
+const SERVICE = compactUuid(GATT_SERVICE_UUID);
+const UUID_OF: Readonly<Record<CharacteristicName, string>> = Object.fromEntries(
+  Object.entries(CHARACTERISTIC).map(([name, uuid]) => [name, compactUuid(uuid)]),
+) as Record<CharacteristicName, string>;
+
+/** Longest wait for Disconnection Complete after asking to disconnect. */
+const DISCONNECT_WAIT_MS = 2_000;
+
+const FIX_CAPS =
+  'noble needs CAP_NET_RAW/CAP_NET_ADMIN: `sudo setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which node))`';
+const FIX_ADAPTER = 'is the adapter up? `bluetoothctl power on` / `sudo hciconfig hci0 up`';
+
+/** Turns what noble throws or reports when the adapter is unusable into ERR_GW_BLE_UNAVAILABLE with fix-it text. */
+export function bleUnavailable(cause: unknown, state?: string): GatewayError {
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  let message: string;
+  if (code === 'EAFNOSUPPORT') {
+    message =
+      'this machine has no Bluetooth HCI support (socket: EAFNOSUPPORT); use a Linux machine with a BLE adapter, ' +
+      'or drive a simulated lock over the virtual radio with --radio <socket>';
+  } else if (code === 'EPERM' || code === 'EACCES' || state === 'unauthorized') {
+    message = `no permission to use the Bluetooth adapter: ${FIX_CAPS}`;
+  } else if (code === 'ENODEV' || state === 'poweredOff') {
+    message = `the Bluetooth adapter is missing or powered off: ${FIX_ADAPTER}`;
+  } else if (state === 'unsupported') {
+    message = 'the Bluetooth adapter does not support Bluetooth Low Energy (needs Bluetooth 4.0 or later)';
+  } else {
+    message = `Bluetooth is not usable (${state ?? (cause instanceof Error ? cause.message : String(cause))}); ${FIX_ADAPTER}; ${FIX_CAPS}`;
+  }
+  return new GatewayError('ERR_GW_BLE_UNAVAILABLE', message, { cause });
+}
+
+function loadNoble(binding: NobleBinding): NobleLike {
+  if (binding.kind === 'instance') return binding.noble;
+  if (binding.kind === 'virtual') return createNoble({ deviceId: binding.deviceId }) as unknown as NobleLike;
+  const require = createRequire(import.meta.url);
+  try {
+    const withCustomBinding = require('@abandonware/noble/with-custom-binding') as (o: {
+      deviceId: number;
+    }) => NobleLike;
+    return withCustomBinding({ deviceId: binding.deviceId ?? 0 });
+  } catch (cause) {
+    throw bleUnavailable(cause);
+  }
+}
+
+/** A {@link LockTransport} on noble. One scan or connection attempt at a time. */
+export class NobleTransport implements LockTransport {
+  private readonly binding: NobleBinding;
+  private readonly timers: Timers;
+  private readonly powerOnTimeoutMs: number;
+  private noble: NobleLike | undefined;
+  private readonly links = new Set<NobleLink>();
+  /** Peripherals seen by {@link scan}, by id, for {@link connect}. */
+  private readonly seen = new Map<string, NoblePeripheralLike>();
+  private closed = false;
+
+  constructor(options: NobleTransportOptions) {
+    this.binding = options.binding;
+    this.timers = options.timers ?? SYSTEM_TIMERS;
+    this.powerOnTimeoutMs = options.powerOnTimeoutMs ?? 5_000;
+  }
+
+  private async poweredOn(): Promise<NobleLike> {
+    if (this.closed) throw new GatewayError('ERR_GW_BLE_UNAVAILABLE', 'the transport is closed');
+    const noble = (this.noble ??= loadNoble(this.binding));
+    if (noble.state === 'poweredOn') return noble;
+    // Real time: powering on is the adapter's business, not the modelled radio's (a simulated clock may
+    // jump ahead while the HCI start-up commands are still being answered).
+    const timers = SYSTEM_TIMERS;
+    return new Promise<NobleLike>((resolve, reject) => {
+      const timer = timers.setTimeout(() => {
+        noble.off('stateChange', onState);
+        reject(bleUnavailable(undefined, noble.state));
+      }, this.powerOnTimeoutMs);
+      const onState = (state: string): void => {
+        if (state === 'poweredOn') {
+          timers.clearTimeout(timer);
+          noble.off('stateChange', onState);
+          resolve(noble);
+        } else if (state === 'unauthorized' || state === 'unsupported') {
+          timers.clearTimeout(timer);
+          noble.off('stateChange', onState);
+          reject(bleUnavailable(undefined, state));
+        }
+      };
+      try {
+        // The first stateChange listener makes noble open the HCI socket (bindRaw), which throws EPERM or
+        // ENODEV synchronously on a machine that cannot use it.
+        noble.on('stateChange', onState);
+      } catch (cause) {
+        timers.clearTimeout(timer);
+        reject(bleUnavailable(cause));
+      }
+    });
+  }
+
+  async scan(lockId: string, options: ScanOptions): Promise<FoundLock> {
+    const noble = await this.poweredOn();
+    const tag = Buffer.from(lockTag(lockId));
+    return new Promise<FoundLock>((resolve, reject) => {
+      let settled = false;
+      const finish = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        this.timers.clearTimeout(timer);
+        noble.off('discover', onDiscover);
+        noble.stopScanningAsync().then(fn, fn);
+      };
+      const onDiscover = (p: NoblePeripheralLike): void => {
+        // [TANDEM-GATT-3]: the tag in the scan response's service data names the lock without connecting.
+        const entry = p.advertisement.serviceData?.find((s) => s.uuid === SERVICE);
+        if (entry === undefined) return;
+        let parsed: ReturnType<typeof parseServiceData>;
+        try {
+          parsed = parseServiceData(new Uint8Array(entry.data));
+        } catch {
+          return;
+        }
+        if (!tag.equals(Buffer.from(parsed.tag))) return;
+        debug('%s: tag seen from %s', lockId, p.address);
+        this.seen.set(p.id, p);
+        finish(() => resolve({ lockId, id: p.id, address: p.address, rssi: p.rssi, flags: parsed.flags }));
+      };
+      const timer = this.timers.setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new GatewayError(
+                'ERR_GW_LOCK_NOT_FOUND',
+                `no lock advertising the tag of ${lockId} within ${options.timeoutMs} ms; is it in range and powered?`,
+                { temporary: true },
+              ),
+            ),
+          ),
+        options.timeoutMs,
+      );
+      noble.on('discover', onDiscover);
+      noble
+        .startScanningAsync([SERVICE], false)
+        .catch((cause: unknown) => finish(() => reject(bleUnavailable(cause))));
+    });
+  }
+
+  async connect(lock: FoundLock, options: ConnectOptions): Promise<LockLink> {
+    await this.poweredOn();
+    const peripheral = this.seen.get(lock.id);
+    if (peripheral === undefined) {
+      throw new GatewayError(
+        'ERR_GW_DISCONNECTED',
+        `${lock.lockId} is no longer known to the adapter; scan again`,
+        {
+          temporary: true,
+        },
+      );
+    }
+    return new Promise<LockLink>((resolve, reject) => {
+      let settled = false;
+      const fail = (error: GatewayError): void => {
+        if (settled) return;
+        settled = true;
+        this.timers.clearTimeout(timer);
+        peripheral.off('disconnect', onDrop);
+        if (peripheral.state === 'connecting') peripheral.cancelConnect();
+        else if (peripheral.state === 'connected') void peripheral.disconnectAsync().catch(() => undefined);
+        reject(error);
+      };
+      const onDrop = (): void =>
+        fail(
+          new GatewayError('ERR_GW_DISCONNECTED', `${lock.lockId} dropped the link while connecting`, {
+            temporary: true,
+          }),
+        );
+      const timer = this.timers.setTimeout(
+        () =>
+          fail(
+            new GatewayError(
+              'ERR_GW_TIMEOUT',
+              `connecting to ${lock.lockId} took longer than ${options.timeoutMs} ms`,
+              {
+                temporary: true,
+              },
+            ),
+          ),
+        options.timeoutMs,
+      );
+      peripheral.once('disconnect', onDrop);
+      (async () => {
+        await peripheral.connectAsync();
+        const { characteristics } = await peripheral.discoverSomeServicesAndCharacteristicsAsync(
+          [SERVICE],
+          Object.values(UUID_OF),
+        );
+        return characteristics;
+      })().then(
+        (characteristics) => {
+          if (settled) return;
+          const byUuid = new Map(characteristics.map((c) => [c.uuid, c]));
+          const missing = Object.entries(UUID_OF).filter(([, u]) => !byUuid.has(u));
+          if (missing.length > 0) {
+            fail(
+              new GatewayError(
+                'ERR_GW_PROTOCOL',
+                `${lock.lockId} lacks the characteristics ${missing.map(([n]) => n).join(', ')} of the Tandem service (SPEC §8.1)`,
+              ),
+            );
+            return;
+          }
+          settled = true;
+          this.timers.clearTimeout(timer);
+          peripheral.off('disconnect', onDrop);
+          const link = new NobleLink(peripheral, byUuid, this.timers, () => this.links.delete(link));
+          this.links.add(link);
+          resolve(link);
+        },
+        (cause: unknown) =>
+          fail(
+            new GatewayError(
+              'ERR_GW_DISCONNECTED',
+              `connecting to ${lock.lockId} failed: ${(cause as Error).message}`,
+              {
+                cause,
+                temporary: true,
+              },
+            ),
+          ),
+      );
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all([...this.links].map((l) => l.disconnect()));
+    const noble = this.noble;
+    if (noble !== undefined) {
+      await noble.stopScanningAsync().catch(() => undefined);
+      noble.removeAllListeners('discover');
+      noble.stop?.();
+    }
+  }
+}
+
+class NobleLink implements LockLink {
+  private dropped: string | undefined;
+  private readonly listeners: Array<(reason: string) => void> = [];
+  private readonly subscribed = new Map<string, (data: Buffer, isNotification: boolean) => void>();
+
+  constructor(
+    private readonly peripheral: NoblePeripheralLike,
+    private readonly characteristics: ReadonlyMap<string, NobleCharacteristicLike>,
+    private readonly timers: Timers,
+    private readonly onClosed: () => void,
+  ) {
+    peripheral.once('disconnect', (reason?: number) => {
+      // HCI reasons (Core Vol 1 Part F): 0x08 supervision timeout, 0x13 remote user, 0x16 local host.
+      this.dropped =
+        reason === undefined ? 'disconnected' : `HCI reason 0x${reason.toString(16).padStart(2, '0')}`;
+      debug('%s: disconnected (%s)', peripheral.address, this.dropped);
+      for (const [uuid, listener] of this.subscribed) this.characteristics.get(uuid)?.off('data', listener);
+      this.subscribed.clear();
+      this.onClosed();
+      for (const l of this.listeners.splice(0)) l(this.dropped);
+    });
+  }
+
+  get mtu(): number {
+    return this.peripheral.mtu ?? 23;
+  }
+
+  get connected(): boolean {
+    return this.dropped === undefined;
+  }
+
+  private characteristic(name: CharacteristicName): NobleCharacteristicLike {
+    return this.characteristics.get(UUID_OF[name])!;
+  }
+
+  async subscribe(name: CharacteristicName, onValue: (value: Uint8Array) => void): Promise<void> {
+    const c = this.characteristic(name);
+    const listener = (data: Buffer, isNotification: boolean): void => {
+      if (isNotification) onValue(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    };
+    c.on('data', listener);
+    this.subscribed.set(c.uuid, listener);
+    await c.subscribeAsync();
+  }
+
+  write(name: CharacteristicName, value: Uint8Array, withoutResponse: boolean): Promise<void> {
+    return this.characteristic(name).writeAsync(
+      Buffer.from(value.buffer, value.byteOffset, value.byteLength),
+      withoutResponse,
+    );
+  }
+
+  async read(name: CharacteristicName): Promise<Uint8Array> {
+    const data = await this.characteristic(name).readAsync();
+    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  onDisconnect(listener: (reason: string) => void): void {
+    if (this.dropped !== undefined) listener(this.dropped);
+    else this.listeners.push(listener);
+  }
+
+  async disconnect(): Promise<void> {
+    if (this.dropped !== undefined) return;
+    // Bounded: a controller that lost the peer reports Disconnection Complete only after the supervision
+    // timeout; the caller need not wait for it.
+    await new Promise<void>((resolve) => {
+      const timer = this.timers.setTimeout(resolve, DISCONNECT_WAIT_MS);
+      this.onDisconnect(() => {
+        this.timers.clearTimeout(timer);
+        resolve();
+      });
+      this.peripheral.disconnectAsync().catch(() => undefined);
+    });
+  }
+}
