@@ -119,28 +119,35 @@ export class Outbox {
   }
 
   /** Queue a message; resolves with its sequence number once durable. */
-  async enqueue(kind: OutboxKind, payload: Uint8Array): Promise<number> {
+  enqueue(kind: OutboxKind, payload: Uint8Array): Promise<number> {
+    return this.enqueueWith(kind, () => payload);
+  }
+
+  /**
+   * Queue a message built from its own sequence number (alerts and audit records carry it, signed,
+   * [TANDEM-MQTT-8]); `build` runs inside the store's queue, so the number it sees is the one it gets.
+   */
+  enqueueWith(kind: OutboxKind, build: (seq: number) => Uint8Array): Promise<number> {
     if (!Object.hasOwn(KIND_CODE, kind)) {
       return Promise.reject(
         new StoreError('ERR_STORE_INVALID_ARGUMENT', `outbox kind must be alert or audit`),
       );
     }
-    if (payload.length > this.opts.maxPayloadBytes) {
-      return Promise.reject(
-        new StoreError(
+    return this.queue.run(async () => {
+      const seq = this.nextSeq;
+      const payload = build(seq);
+      if (payload.length > this.opts.maxPayloadBytes) {
+        throw new StoreError(
           'ERR_STORE_INVALID_ARGUMENT',
           `outbox payload of ${payload.length} bytes exceeds ${this.opts.maxPayloadBytes}`,
-        ),
-      );
-    }
-    return this.queue.run(async () => {
+        );
+      }
       if (this.pending.length >= this.opts.maxEntries || this.bytes + payload.length > this.opts.maxBytes) {
         throw new StoreError(
           'ERR_STORE_FULL',
           `outbox full (${this.pending.length} messages, ${this.bytes} bytes): the cloud has not acknowledged them`,
         );
       }
-      const seq = this.nextSeq;
       await this.log.append(
         new ByteWriter(14 + payload.length)
           .u8(REC_ENQ)

@@ -1,0 +1,281 @@
+/**
+ * The lock runtime assembled: hardware (real or simulated), crash-safe stores, trusted time, the authority
+ * that decides, theft detection and the provisioning console (ARCHITECTURE.md, flows 1, 4 and 7). This is what
+ * `tandem lock --config <file> [--simulate]` runs, on the Pi and on a laptop alike.
+ *
+ * Start-up order is chosen so that the lock is locked before anything else can happen: the state machine
+ * starts first (solenoid released, latch read), then stores and time; a corrupt store puts the authority in
+ * safe mode; an unprovisioned lock (no lock id or no issuer anchor) runs with no authority at all and refuses
+ * every request, with only the console open.
+ */
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import createDebug from 'debug';
+import type { Clock } from '../../../hardware/src/clock.js';
+import type { SerialConsole } from '../../../hardware/src/interfaces.js';
+import {
+  Status,
+  encodeAlert,
+  generateKeyPair,
+  privateKeyFromKeyObject,
+  signBytes,
+} from '../../../protocol/src/index.js';
+import type { AlertKind, PrivateKey } from '../../../protocol/src/index.js';
+import type { LockFileConfig } from '../config/lock-config.js';
+import { ConsoleInterpreter } from '../console/console-interpreter.js';
+import { AnchorStore, LockAuthority, LockStateMachine, TrustedClock, openLockStores } from '../lock/index.js';
+import type { LockStores } from '../lock/index.js';
+import { NodeStoreFs } from '../store/index.js';
+import type { StoreFs } from '../store/index.js';
+import { TheftDetector } from '../theft/theft-detector.js';
+import type { TheftEvent } from '../theft/theft-detector.js';
+import { runtimeCommands } from './console-commands.js';
+import type { LockHardware } from './hardware.js';
+
+const debug = createDebug('tandem:lock:runtime');
+
+/** ConfigStore keys of the provisioned identity (flow 1). */
+export const IDENTITY = {
+  lockId: 'identity.lockId',
+  deviceKey: 'identity.deviceKey',
+  mqtt: 'identity.mqtt',
+  claimed: 'identity.claimed',
+} as const;
+
+/** Options of {@link LockRuntime.open}. */
+export interface LockRuntimeOptions {
+  readonly config: LockFileConfig;
+  readonly hardware: LockHardware;
+  readonly clock: Clock;
+  /** The provisioning console (default: the hardware's). */
+  readonly console?: SerialConsole;
+  /** Default: the real filesystem. */
+  readonly fs?: StoreFs;
+  /** The operating system's clock, Unix ms (default Date.now); trusted only within bounds (TrustedClock). */
+  readonly systemTime?: () => number;
+  readonly random?: (n: number) => Uint8Array;
+  /** Simulated hardware: enables the `sim` console commands. */
+  readonly simulated: boolean;
+}
+
+/** A running lock. */
+export class LockRuntime {
+  #authority: LockAuthority | undefined;
+  #detachConsole: (() => void) | undefined;
+  #unsubscribe: (() => void)[] = [];
+  #closed = false;
+  readonly theft: TheftDetector;
+  readonly console: ConsoleInterpreter;
+
+  private constructor(
+    readonly options: LockRuntimeOptions,
+    readonly stateMachine: LockStateMachine,
+    readonly trustedClock: TrustedClock,
+    readonly stores: LockStores,
+    readonly anchors: AnchorStore,
+    readonly corrupt: readonly string[],
+    private readonly device: { key: PrivateKey },
+  ) {
+    const b = options.config.behaviour;
+    this.theft = new TheftDetector({
+      ...options.config.theft,
+      ...(b.theftBumpThreshold === undefined ? {} : { bumpThreshold: b.theftBumpThreshold }),
+      ...(b.theftTamperRms === undefined ? {} : { tamperRms: b.theftTamperRms }),
+      ...(b.theftTiltDeg === undefined ? {} : { tiltDeg: b.theftTiltDeg }),
+      ...(b.theftMotionRms === undefined ? {} : { motionRms: b.theftMotionRms }),
+    });
+    this.console = new ConsoleInterpreter(runtimeCommands(this), {
+      isClaimed: () => this.claimed,
+      simulated: options.simulated,
+    });
+  }
+
+  /** Opens the hardware, stores and time, and starts the lock locked. */
+  static async open(options: LockRuntimeOptions): Promise<LockRuntime> {
+    const { config, hardware, clock } = options;
+    const fs = options.fs ?? new NodeStoreFs();
+    await hardware.solenoid.open();
+    await hardware.solenoid.release();
+    await hardware.latch.open();
+    const stateMachine = new LockStateMachine({
+      clock,
+      solenoid: hardware.solenoid,
+      latch: hardware.latch,
+      pulseMs: Math.min(config.behaviour.pulseMs ?? 300, config.hardware.maxPulseMs),
+      autoRelockMs: (config.behaviour.autoRelockS ?? 10) * 1000,
+      jamTimeoutMs: config.hardware.jamTimeoutMs,
+      latchSpringsOpen: config.hardware.latchSpringsOpen,
+    });
+    await stateMachine.start();
+    const trustedClock = await TrustedClock.open({
+      clock,
+      fs,
+      dir: config.dataDir,
+      systemTime: options.systemTime ?? Date.now,
+      maxUnknownOfflineS: config.time.maxUnknownOfflineS,
+      driftPpm: config.time.driftPpm,
+      systemToleranceS: config.time.systemToleranceS,
+    });
+    // The device key signs audit records; it is read from the config store, which opens with the others,
+    // so the signer reads it through this holder.
+    const device: { key: PrivateKey } = { key: generateKeyPair('EdDSA') };
+    const { stores, corrupt } = await openLockStores(fs, config.dataDir, {
+      auditSign: (hash) => signBytes(device.key, hash),
+      auditClock: () => trustedClock.auditTimeMs(),
+    });
+    const stored = stores.config.getBytes(IDENTITY.deviceKey);
+    if (stored) {
+      device.key = privateKeyFromKeyObject(
+        'EdDSA',
+        createPrivateKey({ key: Buffer.from(stored), format: 'der', type: 'pkcs8' }),
+      );
+    } else {
+      // First start: the lock makes its own device key, so the private half never leaves it (flow 1).
+      await stores.config.set(
+        IDENTITY.deviceKey,
+        new Uint8Array(device.key.key.export({ format: 'der', type: 'pkcs8' })),
+      );
+    }
+    const anchors = AnchorStore.load(stores.config);
+    const runtime = new LockRuntime(options, stateMachine, trustedClock, stores, anchors, corrupt, device);
+    await runtime.#startAuthority();
+    runtime.#startTheftDetection();
+    const console = options.console ?? hardware.console;
+    if (console) {
+      await console.open();
+      runtime.#detachConsole = runtime.console.attach(console);
+    }
+    debug(
+      'lock %s started (%s)',
+      runtime.lockId ?? '(unprovisioned)',
+      runtime.#authority ? 'serving' : 'provisioning only',
+    );
+    return runtime;
+  }
+
+  /** The provisioned lock id, or undefined. */
+  get lockId(): string | undefined {
+    const v = this.stores.config.get(IDENTITY.lockId);
+    return typeof v === 'string' ? v : undefined;
+  }
+
+  /** True once the owner has claimed the lock: provisioning is then closed for good. */
+  get claimed(): boolean {
+    return this.stores.config.get(IDENTITY.claimed) === true;
+  }
+
+  /** The authority, once the lock is provisioned (lock id and an issuer anchor). */
+  get authority(): LockAuthority | undefined {
+    return this.#authority;
+  }
+
+  /** The device public key (raw Ed25519), for registering the lock with the cloud. */
+  get devicePublicKey(): Uint8Array {
+    return this.device.key.publicKey.raw;
+  }
+
+  /** Starts the authority if the lock is provisioned and it is not running yet. Called after provisioning. */
+  async reload(): Promise<void> {
+    await this.#startAuthority();
+  }
+
+  async #startAuthority(): Promise<void> {
+    const lockId = this.lockId;
+    if (this.#authority || lockId === undefined || this.anchors.count('issuer') === 0) return;
+    const authority = new LockAuthority({
+      lockId,
+      anchors: this.anchors,
+      stores: this.stores,
+      clock: this.options.clock,
+      random: this.options.random ?? ((n: number) => new Uint8Array(randomBytes(n))),
+      stateMachine: this.stateMachine,
+      trustedClock: this.trustedClock,
+      deviceKey: this.device.key,
+      config: this.options.config.behaviour,
+      safeModeReasons: this.corrupt,
+    });
+    await authority.start();
+    this.#authority = authority;
+  }
+
+  #startTheftDetection(): void {
+    // Armed while locked; disarmed while the rider has it open. An alarm keeps it armed (the detector's own
+    // alarm escalates), and re-arming only happens from disarmed so the reference orientation is kept.
+    const follow = () => {
+      const state = this.stateMachine.reportedState;
+      if (state === 'unlocked') this.theft.disarm();
+      else if (state === 'locked' && this.theft.alarm === 'disarmed') this.theft.arm();
+    };
+    follow();
+    this.#unsubscribe.push(this.stateMachine.onTransition(() => follow()));
+    this.#unsubscribe.push(this.options.hardware.accelerometer.onSample((s) => this.theft.push(s)));
+    this.#unsubscribe.push(this.theft.onEvent((e) => void this.#alert(e)));
+    void this.options.hardware.accelerometer
+      .open()
+      .catch((e: unknown) => debug('accelerometer failed: %O', e));
+  }
+
+  // A bump is only logged; tampering and the bike moving raise the alarm and a signed alert that waits in
+  // the outbox until the cloud acknowledges it (flow 7).
+  async #alert(event: TheftEvent): Promise<void> {
+    debug('theft event %s at %d ms (peak %d)', event.kind, event.t, event.peak);
+    if (event.kind !== 'bump') this.stateMachine.raiseAlarm();
+    const lockId = this.lockId;
+    if (lockId === undefined) return;
+    const kind: AlertKind = event.kind;
+    try {
+      await this.stores.outbox.enqueueWith('alert', (sequence) =>
+        encodeAlert(
+          {
+            lockId,
+            sequence,
+            time: this.trustedClock.bound().earliest,
+            kind,
+            // CBOR carries no floats ([TANDEM-CBOR-3]): the peak in cm/s².
+            detail: new Map([
+              ['peak_cm_s2', Math.round(event.peak * 100)],
+              ['duration_ms', Math.round(event.durationMs)],
+            ]),
+          },
+          this.device.key,
+        ),
+      );
+    } catch (e) {
+      debug('alert could not be queued: %O', e);
+    }
+  }
+
+  /** A one-line summary for the console and the CLI. */
+  status(): Record<string, string | number | boolean> {
+    const bound = this.trustedClock.bound();
+    return {
+      lockId: this.lockId ?? '(unprovisioned)',
+      state: this.stateMachine.reportedState,
+      claimed: this.claimed,
+      serving: this.#authority !== undefined,
+      safeMode: this.corrupt.length > 0,
+      timeEarliest: new Date(bound.earliest * 1000).toISOString(),
+      uncertaintyS: bound.latest - bound.earliest,
+      revocationVersion: this.stores.revocations.version,
+      outbox: this.stores.outbox.size,
+      alarm: this.theft.alarm,
+      status: Status[this.#authority ? Status.OK : Status.FAULT] ?? '',
+    };
+  }
+
+  /** Stops everything; the lock stays locked (the solenoid is released). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#detachConsole?.();
+    for (const u of this.#unsubscribe.splice(0)) u();
+    this.#authority?.close();
+    await this.stateMachine.close();
+    await this.trustedClock.close();
+    const { hardware } = this.options;
+    await hardware.accelerometer.close().catch(() => undefined);
+    await (this.options.console ?? hardware.console)?.close().catch(() => undefined);
+    await hardware.latch.close().catch(() => undefined);
+    await hardware.solenoid.release().catch(() => undefined);
+    await hardware.solenoid.close().catch(() => undefined);
+  }
+}
