@@ -173,6 +173,27 @@ describe('audit of rate-limited peers', () => {
     expect(last).toMatchObject({ status: Status.MALFORMED, peer: 'noisy', suppressed: 19 });
   });
 
+  it('a sender rotating its peer id past the global cap gets one audit record per pause, not one per request', async () => {
+    const lock = await makeLock();
+    for (let i = 0; i < 40; i++) await lock.send(Uint8Array.of(0xff), `rot-${i}`);
+    const before = lock.stores.audit.lastSeq;
+    for (let i = 40; i < 100; i++) {
+      expect((await lock.send(Uint8Array.of(0xff), `rot-${i}`)).status).toBe(Status.RATE_LIMITED);
+    }
+    expect(lock.stores.audit.lastSeq).toBe(before + 1);
+    lock.clock.advance(5_000);
+    expect((await lock.send(lock.request({ chain: [lock.token()] }), 'rider')).status).toBe(Status.OK);
+  });
+
+  it('refusals stop filling the outbox past its audit budget (alerts keep their room); accepted ones never do', async () => {
+    const lock = await makeLock({ outboxAuditBudget: 5 });
+    for (let i = 0; i < 12; i++) await lock.send(Uint8Array.of(0xff), `peer-${i}`);
+    expect(lock.stores.outbox.size).toBe(5);
+    expect(lock.stores.audit.lastSeq).toBeGreaterThanOrEqual(13);
+    expect((await lock.send(lock.request({ chain: [lock.token()] }), 'rider')).status).toBe(Status.OK);
+    expect(lock.stores.outbox.size).toBe(6);
+  });
+
   it('the thief key cannot become a trust anchor through a copied owner token', async () => {
     const lock = await makeLock();
     const thief = generateKeyPair('ES256');

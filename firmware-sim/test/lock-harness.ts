@@ -64,6 +64,7 @@ export interface LockOptions {
   readonly noBeacon?: boolean;
   readonly clock?: ManualClock;
   readonly beaconTime?: number;
+  readonly outboxAuditBudget?: number;
 }
 
 export type Lock = Awaited<ReturnType<typeof makeLock>>;
@@ -106,6 +107,7 @@ export async function makeLock(options: LockOptions = {}) {
     deviceKey: device,
     config: options.config ?? {},
     safeModeReasons: corrupt,
+    ...(options.outboxAuditBudget === undefined ? {} : { outboxAuditBudget: options.outboxAuditBudget }),
   });
   await settle(clock, authority.start());
   const lock = {

@@ -74,7 +74,7 @@ export interface AuthorityStores {
   readonly useCounters: Pick<UseCounterStore, 'get' | 'consume' | 'prune'>;
   readonly revocations: Pick<RevocationStore, 'has' | 'version' | 'replace' | 'applyDelta' | 'prune'>;
   readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq'>;
-  readonly outbox: Pick<Outbox, 'enqueue'>;
+  readonly outbox: Pick<Outbox, 'enqueue' | 'size'>;
 }
 
 /** Options of {@link LockAuthority}. */
@@ -97,6 +97,12 @@ export interface LockAuthorityOptions {
   readonly safeModeReasons?: readonly string[];
   /** Verified chains kept for `chainRef` requests ([TANDEM-POP-6]); default 32. */
   readonly chainCacheSize?: number;
+  /**
+   * Most outbox messages before audit records of refused attempts stop being queued (default 600): the
+   * outbox also carries theft alerts, which a flood of refusals must never crowd out. Accepted attempts are
+   * always queued; every attempt stays in the audit log (READ_AUDIT) either way.
+   */
+  readonly outboxAuditBudget?: number;
   /** Most live challenges (default 16) and per peer (default 2). */
   readonly maxChallenges?: number;
   readonly maxChallengesPerPeer?: number;
@@ -213,6 +219,7 @@ export class LockAuthority {
   readonly #lockout: LockoutCounter;
   readonly #cache = new Map<string, Grant>();
   readonly #cacheSize: number;
+  readonly #outboxAuditBudget: number;
   readonly #listeners = new Set<(e: AuthorityEvent) => void>();
   readonly #suppressed = new Map<string, number>();
   readonly #baseConfig: Partial<LockConfig>;
@@ -235,6 +242,7 @@ export class LockAuthority {
     this.#config = loadLockConfig(options.stores.config, this.#baseConfig);
     this.#safeMode = [...(options.safeModeReasons ?? [])];
     this.#cacheSize = options.chainCacheSize ?? 32;
+    this.#outboxAuditBudget = options.outboxAuditBudget ?? 600;
     const c = this.#config;
     this.#challenges = new ChallengeBook({
       clock: options.clock,
@@ -805,6 +813,13 @@ export class LockAuthority {
     } catch (error) {
       debug('audit append failed: %O', error);
       this.#emit({ type: 'store-error', what: 'audit', error });
+      return;
+    }
+    if (
+      full.kind !== 'event' &&
+      full.status !== Status.OK &&
+      this.#stores.outbox.size >= this.#outboxAuditBudget
+    ) {
       return;
     }
     try {

@@ -74,6 +74,7 @@ export class RateLimiter {
   readonly #globalBackoffMs: number;
   readonly #maxPeers: number;
   readonly #announced = new Set<string>();
+  #globalAnnounced = false;
 
   constructor(options: RateLimiterOptions) {
     this.#clock = options.clock;
@@ -98,16 +99,20 @@ export class RateLimiter {
   check(peer: string): RateVerdict {
     const now = this.#clock.now();
     const p = this.#peers.get(peer);
-    let until = this.#globalBlockedUntil;
-    if (p !== undefined && p.blockedUntil > until) until = p.blockedUntil;
-    if (now >= until) {
-      this.#announced.delete(peer);
-      return { limited: false };
+    if (p !== undefined && p.blockedUntil > now && p.blockedUntil >= this.#globalBlockedUntil) {
+      const first = !this.#announced.has(peer);
+      if (this.#announced.size >= 4 * this.#maxPeers) this.#announced.clear();
+      this.#announced.add(peer);
+      return { limited: true, untilMs: p.blockedUntil, first };
     }
-    const first = !this.#announced.has(peer);
-    if (this.#announced.size >= 4 * this.#maxPeers) this.#announced.clear();
-    this.#announced.add(peer);
-    return { limited: true, untilMs: until, first };
+    this.#announced.delete(peer);
+    if (now < this.#globalBlockedUntil) {
+      // One announcement per global pause, not per peer: a sender rotating its address gets no record each.
+      const first = !this.#globalAnnounced;
+      this.#globalAnnounced = true;
+      return { limited: true, untilMs: this.#globalBlockedUntil, first };
+    }
+    return { limited: false };
   }
 
   /** Count one refusal of `peer`. */
@@ -136,7 +141,7 @@ export class RateLimiter {
     if (this.#global.length >= this.#globalThreshold) {
       this.#globalBlockedUntil = now + this.#globalBackoffMs;
       this.#global.length = 0;
-      this.#announced.clear();
+      this.#globalAnnounced = false;
     }
   }
 
@@ -151,6 +156,7 @@ export class RateLimiter {
     this.#peers.clear();
     this.#global.length = 0;
     this.#globalBlockedUntil = 0;
+    this.#globalAnnounced = false;
     this.#announced.clear();
   }
 }
