@@ -35,6 +35,8 @@ export interface LockEntry {
 export interface RiderKeyFile {
   readonly key: PrivateKey;
   readonly locks: Record<string, LockEntry>;
+  /** `jwk`: read from a bare private JWK, which a writer should not silently turn into a key file. */
+  readonly format: 'key-file' | 'jwk';
 }
 
 const FORMAT_VERSION = 1;
@@ -116,7 +118,9 @@ export async function readKeyFile(path: string): Promise<RiderKeyFile> {
   }
   if (key.alg !== 'ES256')
     fail(path, '"key" must be a P-256 (ES256) key: riders prove possession with ES256');
-  return { key, locks: obj.kty !== undefined ? {} : parseLocks(path, obj.locks) };
+  return obj.kty !== undefined
+    ? { key, locks: {}, format: 'jwk' }
+    : { key, locks: parseLocks(path, obj.locks), format: 'key-file' };
 }
 
 /** The JSON text of a key file. */
@@ -160,7 +164,7 @@ export async function writeKeyFile(path: string, file: RiderKeyFile): Promise<vo
 
 /** A new key file with a fresh P-256 key and no locks (not yet written). */
 export function newKeyFile(): RiderKeyFile {
-  return { key: generateKeyPair('ES256'), locks: {} };
+  return { key: generateKeyPair('ES256'), locks: {}, format: 'key-file' };
 }
 
 /**

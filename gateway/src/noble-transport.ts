@@ -55,7 +55,23 @@ export interface NobleLike extends EventEmitter {
   readonly state: string;
   startScanningAsync(serviceUuids?: string[], allowDuplicates?: boolean): Promise<void>;
   stopScanningAsync(): Promise<void>;
-  stop?(): void;
+}
+
+/** The internals of noble's HCI binding that {@link stopHci} reaches for. */
+interface NobleHciInternals {
+  _bindings?: { _hci?: { pollIsDevUp?: () => void; _socket?: { stop?: () => void } } };
+}
+
+/**
+ * Releases noble's HCI socket. noble has no stop: once started, its HCI layer re-arms a 1 s adapter poll
+ * forever (lib/hci-socket/hci.js `pollIsDevUp`), which keeps a CLI process alive after its command is done.
+ * The poll becomes a no-op from its next turn on, and the socket stops delivering.
+ */
+function stopHci(noble: NobleLike): void {
+  const hci = (noble as unknown as NobleHciInternals)._bindings?._hci;
+  if (hci === undefined) return;
+  hci.pollIsDevUp = () => undefined;
+  hci._socket?.stop?.();
 }
 
 /** Which noble binding to use. */
@@ -316,7 +332,7 @@ export class NobleTransport implements LockTransport {
     if (noble !== undefined) {
       await noble.stopScanningAsync().catch(() => undefined);
       noble.removeAllListeners('discover');
-      noble.stop?.();
+      stopHci(noble);
     }
   }
 }
