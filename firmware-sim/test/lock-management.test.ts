@@ -188,7 +188,8 @@ describe('management commands', () => {
     const records = decodeStrict(r.data!, { maxBytes: 65536, maxDepth: 3, maxItems: 64 }) as CborValue[][];
     expect(records).toHaveLength(2);
     expect(records[0]![0]).toBe(1);
-    expect(decodeAuditEntry(records[0]![3] as Uint8Array).kind).toBe('time');
+    expect(decodeAuditEntry(records[0]![3] as Uint8Array)).toMatchObject({ kind: 'event', event: 'boot' });
+    expect(decodeAuditEntry(records[1]![3] as Uint8Array).kind).toBe('time');
   });
 });
 

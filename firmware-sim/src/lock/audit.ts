@@ -15,10 +15,13 @@
  * | 7   | peer       | tstr   | who sent it (connection id given by the transport), ≤ 32 chars      |
  * | 8   | suppressed | uint   | refusals of this peer not written individually while rate limited   |
  * | 9   | version    | uint   | revocation version applied or offered                               |
- * | 10  | event      | tstr   | lock events: "lockout", "lockout-cleared", "safe-mode", …           |
+ * | 10  | event      | tstr   | lock events: "boot", "lockout", "lockout-cleared", "safe-mode", …   |
+ * | 11  | wire seq   | uint   | outbox sequence of the signed record sent to the cloud, if queued   |
+ * | 12  | wire hash  | bstr   | SHA-256 of that record ([TANDEM-MQTT-7]): the chain resumes from it |
  *
- * The outbox carries the whole signed record, `[seq, time, prevHash, payload, signature]`, so the cloud
- * can check the hash chain and the device signature (`verifyChain` in `../store/audit-log.ts`).
+ * This is the lock's own trail (READ_AUDIT returns it as `[seq, time, prevHash, payload, signature]` records of
+ * the AuditLog, whose hash chain and device signatures `verifyChain` in `../store/audit-log.ts` checks). The
+ * cloud receives the signed audit records of SPEC.md [TANDEM-MQTT-6] through the outbox instead.
  */
 import type { CborValue } from '../../../protocol/src/cbor.js';
 import { decodeStrict, encode } from '../../../protocol/src/cbor.js';
@@ -46,6 +49,8 @@ export interface AuditEntry {
   readonly suppressed?: number;
   readonly version?: number;
   readonly event?: string;
+  readonly wireSequence?: number;
+  readonly wireHash?: Uint8Array;
 }
 
 /** Longest peer id kept in an audit entry. */
@@ -65,6 +70,8 @@ export function encodeAuditEntry(e: AuditEntry): Uint8Array {
   if (e.suppressed !== undefined && e.suppressed > 0) m.set(8, e.suppressed);
   if (e.version !== undefined) m.set(9, e.version);
   if (e.event !== undefined) m.set(10, e.event);
+  if (e.wireSequence !== undefined) m.set(11, e.wireSequence);
+  if (e.wireHash !== undefined) m.set(12, e.wireHash);
   return encode(m);
 }
 
@@ -76,7 +83,7 @@ function bad(what: string): never {
 export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
   const m = decodeStrict(bytes, { maxBytes: 512, maxDepth: 1, maxItems: 16 });
   if (!(m instanceof Map)) bad('must be a map');
-  for (const k of m.keys()) if (typeof k !== 'number' || k < 1 || k > 10) bad(`has unknown key ${String(k)}`);
+  for (const k of m.keys()) if (typeof k !== 'number' || k < 1 || k > 12) bad(`has unknown key ${String(k)}`);
   const status = m.get(1);
   if (!isStatus(status)) bad('"status" (1) must be a status byte');
   const kind = CODE_KIND[m.get(2) as number];
@@ -90,6 +97,8 @@ export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
   const suppressed = m.get(8);
   const version = m.get(9);
   const event = m.get(10);
+  const wireSequence = m.get(11);
+  const wireHash = m.get(12);
   return {
     status,
     kind,
@@ -101,19 +110,16 @@ export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
     ...(typeof suppressed === 'number' ? { suppressed } : {}),
     ...(typeof version === 'number' ? { version } : {}),
     ...(typeof event === 'string' ? { event } : {}),
+    ...(typeof wireSequence === 'number' ? { wireSequence } : {}),
+    ...(wireHash instanceof Uint8Array ? { wireHash } : {}),
   };
 }
 
 /**
- * The outbox payload of an audit record: `[seq, time, prevHash, payload, signature]` (module comment). `time`
- * (Unix milliseconds) is an 8-byte big-endian byte string, exactly as `auditHash` hashes it: milliseconds pass
- * 2^32, which Tandem's CBOR profile cannot carry as an integer ([TANDEM-CBOR-9]).
+ * The CBOR form of a local audit log record for READ_AUDIT: `[seq, time, prevHash, payload, signature]`, with
+ * `time` (Unix milliseconds) as an 8-byte big-endian byte string exactly as `auditHash` hashes it:
+ * milliseconds pass 2^32, which Tandem's CBOR profile cannot carry as an integer ([TANDEM-CBOR-9]).
  */
-export function encodeAuditRecord(r: AuditRecord): Uint8Array {
-  return encode(auditRecordCbor(r));
-}
-
-/** The CBOR form of an audit record (outbox and READ_AUDIT). */
 export function auditRecordCbor(r: AuditRecord): CborValue {
   const time = new Uint8Array(8);
   new DataView(time.buffer).setBigUint64(0, BigInt(r.time));

@@ -29,13 +29,7 @@ export {
   loadLockConfig,
 } from './management.js';
 export type { AnchorRecord, AnchorRemoveRefusal, CommandArgs, LockConfig } from './management.js';
-export {
-  AUDIT_PEER_MAX,
-  auditRecordCbor,
-  decodeAuditEntry,
-  encodeAuditEntry,
-  encodeAuditRecord,
-} from './audit.js';
+export { AUDIT_PEER_MAX, auditRecordCbor, decodeAuditEntry, encodeAuditEntry } from './audit.js';
 export type { AuditEntry, AuditKind } from './audit.js';
 export { openLockStores } from './stores.js';
 export type { LockStores, OpenLockStoresOptions, OpenedLockStores } from './stores.js';

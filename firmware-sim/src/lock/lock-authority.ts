@@ -40,6 +40,12 @@ import {
   verifyPop,
 } from '../../../protocol/src/pop.js';
 import { encodeRevocationAck, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
+import {
+  AUDIT_GENESIS_HASH,
+  auditRecordHash,
+  encodeAuditRecord as encodeWireAuditRecord,
+} from '../../../protocol/src/mqtt.js';
+import type { DetailValue } from '../../../protocol/src/index.js';
 import { Status } from '../../../protocol/src/status.js';
 import type { BeaconBound } from '../../../protocol/src/time-beacon.js';
 import { verifyTimeBeacon } from '../../../protocol/src/time-beacon.js';
@@ -50,7 +56,7 @@ import type { Outbox } from '../store/outbox.js';
 import type { RevocationStore } from '../store/revocation-store.js';
 import type { UseCounterStore } from '../store/use-counter-store.js';
 import type { AuditEntry } from './audit.js';
-import { auditRecordCbor, encodeAuditEntry, encodeAuditRecord } from './audit.js';
+import { auditRecordCbor, decodeAuditEntry, encodeAuditEntry } from './audit.js';
 import { ChallengeBook } from './challenges.js';
 import type { RandomSource } from './challenges.js';
 import { LockError } from './errors.js';
@@ -73,8 +79,8 @@ export interface AuthorityStores {
   readonly config: ConfigStore;
   readonly useCounters: Pick<UseCounterStore, 'get' | 'consume' | 'prune'>;
   readonly revocations: Pick<RevocationStore, 'has' | 'version' | 'replace' | 'applyDelta' | 'prune'>;
-  readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq'>;
-  readonly outbox: Pick<Outbox, 'enqueue' | 'size'>;
+  readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq' | 'records'>;
+  readonly outbox: Pick<Outbox, 'enqueueWith' | 'size' | 'peek'>;
 }
 
 /** Options of {@link LockAuthority}. */
@@ -220,6 +226,11 @@ export class LockAuthority {
   readonly #cache = new Map<string, Grant>();
   readonly #cacheSize: number;
   readonly #outboxAuditBudget: number;
+  /** [TANDEM-MQTT-7]: SHA-256 of the last audit record queued for the cloud; recovered at start. */
+  #wirePrev: Uint8Array = AUDIT_GENESIS_HASH;
+  #wireChain: Promise<unknown> = Promise.resolve();
+  /** Refused attempts not queued for the cloud since the last queued record (outbox budget). */
+  #notQueued = 0;
   readonly #listeners = new Set<(e: AuthorityEvent) => void>();
   readonly #suppressed = new Map<string, number>();
   readonly #baseConfig: Partial<LockConfig>;
@@ -316,8 +327,10 @@ export class LockAuthority {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
+    this.#recoverWireChain();
     await this.#sm.start();
     this.#applyConfig(this.#config);
+    await this.#auditEvent(this.#safeMode.length > 0 ? Status.SAFE_MODE : Status.OK, 'boot');
     if (this.#safeMode.length > 0) {
       await this.#sm.enterSafeMode();
       this.#emit({ type: 'safe-mode', active: true, reasons: this.#safeMode });
@@ -590,7 +603,7 @@ export class LockAuthority {
       this.#acting = false;
     }
     if (result.status === Status.OK) this.#limiter.accepted(peer);
-    await this.#audit(this.#entry(result.status, peer, attempt, bound));
+    await this.#audit(this.#entry(result.status, peer, attempt, bound), result.mayHaveActed);
     return this.#done(peer, result);
   }
 
@@ -799,34 +812,104 @@ export class LockAuthority {
     this.#suppressed.set(peer, (this.#suppressed.get(peer) ?? 0) + 1);
   }
 
-  async #audit(entry: Omit<AuditEntry, 'time'> & { time?: number }): Promise<void> {
+  /**
+   * Every attempt and lock event: first the signed audit record for the cloud ([TANDEM-MQTT-6], chained by
+   * [TANDEM-MQTT-7], numbered in the outbox sequence [TANDEM-MQTT-8]), then the local audit log entry, which
+   * notes that record's sequence and hash so that the chain continues after a reboot. Failures are reported
+   * as events and never change the answer.
+   */
+  async #audit(entry: Omit<AuditEntry, 'time'> & { time?: number }, acted = false): Promise<void> {
     const suppressed = this.#suppressed.get(entry.peer);
     if (suppressed !== undefined) this.#suppressed.delete(entry.peer);
-    const full: AuditEntry = {
+    let full: AuditEntry = {
       ...entry,
       time: entry.time ?? this.#safeBound().earliest,
       ...(suppressed === undefined ? {} : { suppressed }),
     };
-    let record;
+    const queue =
+      full.kind === 'event' ||
+      full.status === Status.OK ||
+      this.#stores.outbox.size < this.#outboxAuditBudget;
+    if (queue) {
+      try {
+        const wire = await this.#queueWire(full, acted);
+        full = { ...full, wireSequence: wire.sequence, wireHash: wire.hash };
+      } catch (error) {
+        debug('outbox enqueue failed: %O', error);
+        this.#emit({ type: 'store-error', what: 'outbox', error });
+      }
+    } else {
+      this.#notQueued++;
+    }
     try {
-      record = await this.#stores.audit.append(encodeAuditEntry(full));
+      await this.#stores.audit.append(encodeAuditEntry(full));
     } catch (error) {
       debug('audit append failed: %O', error);
       this.#emit({ type: 'store-error', what: 'audit', error });
-      return;
     }
-    if (
-      full.kind !== 'event' &&
-      full.status !== Status.OK &&
-      this.#stores.outbox.size >= this.#outboxAuditBudget
-    ) {
-      return;
+  }
+
+  /** Queues one signed audit record; records are built one after the other so that each chains on the last. */
+  #queueWire(e: AuditEntry, acted: boolean): Promise<{ sequence: number; hash: Uint8Array }> {
+    const run = async (): Promise<{ sequence: number; hash: Uint8Array }> => {
+      const detail = new Map<string, DetailValue>([['peer', e.peer.slice(0, 64)]]);
+      if (e.suppressed !== undefined) detail.set('suppressed', e.suppressed);
+      if (e.version !== undefined) detail.set('version', e.version);
+      const notQueued = this.#notQueued;
+      if (notQueued > 0) detail.set('not_queued', notQueued);
+      let bytes: Uint8Array | undefined;
+      const previousHash = this.#wirePrev;
+      const sequence = await this.#stores.outbox.enqueueWith('audit', (seq) => {
+        bytes = encodeWireAuditRecord(
+          {
+            lockId: this.lockId,
+            sequence: seq,
+            time: e.time,
+            previousHash,
+            event: wireEvent(e, acted),
+            status: e.status,
+            ...(e.command === undefined ? {} : { command: e.command }),
+            ...(e.cti === undefined ? {} : { tokenId: e.cti }),
+            ...(e.rider === undefined ? {} : { rider: e.rider }),
+            detail,
+          },
+          this.#deviceKey,
+        );
+        return bytes;
+      });
+      // Only a record that is durable in the outbox moves the chain on.
+      const hash = auditRecordHash(bytes!);
+      this.#wirePrev = hash;
+      this.#notQueued -= notQueued;
+      return { sequence, hash };
+    };
+    const p = this.#wireChain.then(run, run);
+    this.#wireChain = p.catch(() => undefined);
+    return p;
+  }
+
+  /**
+   * [TANDEM-MQTT-7] across reboots: the chain continues from the newest audit record this lock queued, found
+   * in the outbox (not yet acknowledged) or noted in the local audit log, whichever has the higher sequence.
+   */
+  #recoverWireChain(): void {
+    let best = 0;
+    for (const m of this.#stores.outbox.peek(this.#stores.outbox.size)) {
+      if (m.kind !== 'audit' || m.seq <= best) continue;
+      best = m.seq;
+      this.#wirePrev = auditRecordHash(m.payload);
     }
-    try {
-      await this.#stores.outbox.enqueue('audit', encodeAuditRecord(record));
-    } catch (error) {
-      debug('outbox enqueue failed: %O', error);
-      this.#emit({ type: 'store-error', what: 'outbox', error });
+    const local = this.#stores.audit.records();
+    for (let i = local.length - 1; i >= 0; i--) {
+      let e: AuditEntry;
+      try {
+        e = decodeAuditEntry(local[i]!.payload);
+      } catch {
+        continue;
+      }
+      if (e.wireSequence === undefined || e.wireHash === undefined) continue;
+      if (e.wireSequence > best) this.#wirePrev = e.wireHash;
+      break;
     }
   }
 
@@ -881,4 +964,24 @@ function messageOf(error: unknown): string {
   if (error instanceof Refusal) return error.message;
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/** The `event` of an audit record ([TANDEM-MQTT-6]): what happened, in the record's own words. */
+function wireEvent(e: AuditEntry, acted: boolean): string {
+  switch (e.kind) {
+    case 'event':
+      return e.event ?? 'event';
+    case 'revocation':
+      return e.status === Status.OK ? 'revocation-applied' : 'revocation-refused';
+    case 'time':
+      return e.status === Status.OK ? 'time-beacon' : 'time-refused';
+    case 'request':
+      if ((e.status === Status.OK || acted) && e.command !== undefined) {
+        return Command[e.command].toLowerCase().replace(/_/g, '-');
+      }
+      if (e.status === Status.BUSY) return 'busy';
+      if (e.status === Status.RATE_LIMITED) return 'rate-limited';
+      if (e.status === Status.FAULT) return 'fault';
+      return 'refused';
+  }
 }
