@@ -443,6 +443,44 @@ describe('LockAuthority: fuzzing', () => {
   });
 });
 
+describe('LockAuthority: fuzzing deliveries', () => {
+  it('random and mutated revocation updates and beacons never throw and never change the lock', async () => {
+    const lock = await makeLock();
+    let seed = 99;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    const update = encodeRevocationUpdate(
+      {
+        kind: 'full',
+        version: 7,
+        issuedAt: NOW,
+        lockId: LOCK,
+        added: [{ id: freshCti(), exp: NOW + 99 }],
+        removed: [],
+      },
+      lock.w.issuer,
+      lock.w.issuerKid,
+    );
+    const floor = lock.trusted.floor;
+    for (let i = 0; i < 200; i++) {
+      const base = i % 2 === 0 ? update : Uint8Array.from({ length: 1 + rnd(300) }, () => rnd(256));
+      const bytes = base.slice();
+      for (let f = 0; f <= rnd(3); f++) bytes[rnd(bytes.length)]! ^= 1 << rnd(8);
+      const peer = `f${i}`;
+      const r1 = await settle(lock.clock, lock.authority.applyRevocationUpdate(bytes, { peer }));
+      const r2 = await settle(lock.clock, lock.authority.applyTimeBeacon(bytes, { peer }));
+      expect(r1.status).not.toBe(Status.FAULT);
+      expect(r2.status).not.toBe(Status.OK);
+      if (i % 20 === 0) lock.clock.advance(10_000);
+    }
+    expect(lock.stores.revocations.version).toBe(0);
+    expect(lock.trusted.floor).toBeGreaterThanOrEqual(floor);
+    expect(lock.pulses).toHaveLength(0);
+  });
+});
+
 describe('LockAuthority: rate limiting and lockout', () => {
   it('refusals from one peer back it off with RATE_LIMITED; other peers are unaffected', async () => {
     const lock = await makeLock();
