@@ -331,6 +331,8 @@ export class LockAuthority {
     await this.#sm.start();
     this.#applyConfig(this.#config);
     await this.#auditEvent(this.#safeMode.length > 0 ? Status.SAFE_MODE : Status.OK, 'boot');
+    // A lost floor fails closed (every token uncertain until a beacon) but the owner should know why.
+    if (this.#time.floorWasCorrupt) await this.#auditEvent(Status.TIME_UNCERTAIN, 'time-floor-lost');
     if (this.#safeMode.length > 0) {
       await this.#sm.enterSafeMode();
       this.#emit({ type: 'safe-mode', active: true, reasons: this.#safeMode });
