@@ -410,7 +410,15 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
     if (this.stateValue === 'failed') return;
     debug('giving up: %s', err.message);
     this.stateValue = 'failed';
+    const connected = this.session !== undefined;
     this.endSession('failed');
+    // Nobody is served by a peripheral that gave up: drop the link and go quiet until the process restarts.
+    try {
+      if (connected) this.bleno?.disconnect();
+      this.bleno?.stopAdvertising();
+    } catch (cause) {
+      debug('quieting bleno: %s', cause instanceof Error ? cause.message : cause);
+    }
     if (this.listenerCount('fatal') === 0) debug('no fatal listener: the process owner will not hear of it');
     this.safeEmit('fatal', err);
   }
