@@ -146,6 +146,17 @@ describe('LockStateMachine', () => {
     expect(await sm.clearAlarm()).toBe('locked');
   });
 
+  it('an unlock with the shackle already out (forced open during an alarm) opens without a pulse', async () => {
+    const { clock, mech, sm } = rig();
+    await sm.start();
+    mech.latch.setRaw('open');
+    await clock.advanceAsync(50, 5);
+    expect(sm.state).toBe('alarm');
+    expect(await sm.unlock()).toEqual({ kind: 'opened', pulsed: false });
+    expect(sm.state).toBe('open');
+    expect(mech.solenoid.pulses).toHaveLength(0);
+  });
+
   it('a solenoid stuck on is a fault; unlock is refused until recover() succeeds', async () => {
     const { clock, mech, sm } = rig();
     await sm.start();

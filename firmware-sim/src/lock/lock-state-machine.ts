@@ -211,6 +211,20 @@ export class LockStateMachine {
     if (from === 'open' || from === 'unlocking') return { kind: 'opened', pulsed: false };
     this.#busy = true;
     try {
+      // A shackle already out (forced open during an alarm, or never pushed in) needs no pulse.
+      let latch: LatchState;
+      try {
+        latch = await this.#latch.read();
+      } catch (error) {
+        await this.#fault(error);
+        return { kind: 'fault', pulsed: false, error };
+      }
+      if (latch === 'open') {
+        this.#cancelRelock();
+        this.#openedSinceUnlock = true;
+        this.#set('open', 'latch-open');
+        return { kind: 'opened', pulsed: false };
+      }
       this.#cancelRelock();
       this.#openedSinceUnlock = false;
       const start = this.#clock.now();
