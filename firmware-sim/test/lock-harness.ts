@@ -25,6 +25,7 @@ import { openLockStores } from '../src/lock/stores.js';
 import type { LockStores } from '../src/lock/stores.js';
 import { TrustedClock } from '../src/lock/trusted-clock.js';
 import { CrashingStoreFs } from '../src/store/crashing-store-fs.js';
+import type { StoreFs } from '../src/store/store-fs.js';
 
 export { LOCK, NOW, claims, world };
 export const DIR = '/var/lib/tandem';
@@ -55,6 +56,9 @@ export function seededRandom(seed: number): (n: number) => Uint8Array {
 
 export interface LockOptions {
   readonly fs?: CrashingStoreFs;
+  /** Run the stores on another filesystem (the real one) in `dir` instead of `fs`. */
+  readonly storeFs?: StoreFs;
+  readonly dir?: string;
   readonly world?: World;
   readonly device?: PrivateKey;
   readonly config?: Partial<LockConfig>;
@@ -75,8 +79,10 @@ export async function makeLock(options: LockOptions = {}) {
   const device = options.device ?? generateKeyPair('EdDSA');
   const fs = options.fs ?? new CrashingStoreFs({ tornWrites: 'lose' });
   const clock = options.clock ?? new ManualClock(1_000);
-  const trusted = await TrustedClock.open({ clock, fs, dir: DIR });
-  const { stores, corrupt } = await openLockStores(fs, DIR, {
+  const sfs: StoreFs = options.storeFs ?? fs;
+  const dir = options.dir ?? DIR;
+  const trusted = await TrustedClock.open({ clock, fs: sfs, dir });
+  const { stores, corrupt } = await openLockStores(sfs, dir, {
     auditSign: (hash) => signBytes(device, hash),
     auditClock: () => trusted.auditTimeMs(),
   });
