@@ -24,3 +24,5 @@ export type {
 export type { BlenoApi, BlenoLoader } from './bleno-types.js';
 export { BleError, isBleError, bleErrorFrom, bleErrorForState } from './errors.js';
 export type { BleErrorCode } from './errors.js';
+export { AuthorityBackend } from './authority-backend.js';
+export type { AuthorityBackendOptions } from './authority-backend.js';

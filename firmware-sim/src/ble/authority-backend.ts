@@ -1,0 +1,146 @@
+/**
+ * The {@link LockGattBackend} port over the lock runtime's {@link LockAuthority}, its outbox and its issuer
+ * anchors: what the GATT service calls, in the runtime's own terms. The authority decides requests and takes
+ * time beacons and revocation updates; this adapter adds what the GATT flow needs around it (SPEC §8): lock
+ * info, the relay of outbox records and the latest revocation acknowledgement, and outbox acknowledgements
+ * carried by a phone, which it verifies with the issuer's key before it lets the outbox drop anything
+ * ([TANDEM-GATT-11], [TANDEM-MQTT-8]: the phone is not trusted).
+ */
+import createDebug from 'debug';
+import { ProtocolError } from '../../../protocol/src/errors.js';
+import type { AdvertisedFlags, Challenge, LockInfo, Result } from '../../../protocol/src/gatt.js';
+import { MessageType } from '../../../protocol/src/gatt.js';
+import type { PublicKey } from '../../../protocol/src/keys.js';
+import { verifyOutboxAck } from '../../../protocol/src/mqtt.js';
+import { Status } from '../../../protocol/src/status.js';
+import type { DeliveryResult, LockAuthority } from '../lock/lock-authority.js';
+import type { Outbox } from '../store/outbox.js';
+import type { LockGattBackend, RelayItem } from './lock-gatt-backend.js';
+
+const debug = createDebug('tandem:lock:ble');
+
+/** Options of an {@link AuthorityBackend}. */
+export interface AuthorityBackendOptions {
+  /** The lock's decision maker. */
+  readonly authority: Pick<
+    LockAuthority,
+    'lockId' | 'snapshot' | 'issueChallenge' | 'handleRequest' | 'applyTimeBeacon' | 'applyRevocationUpdate'
+  >;
+  /** The outbox of signed alerts and audit records waiting for the cloud. */
+  readonly outbox: Pick<Outbox, 'peek' | 'ack' | 'size' | 'ackedThrough'>;
+  /** Issuer keys by kid (AnchorStore.issuerKey): only the issuer's signed ack clears the outbox. */
+  readonly issuerKey: (kid: Uint8Array) => PublicKey | undefined;
+  /** Reported in lock info ([TANDEM-GATT-10]): 1-32 printable ASCII characters without space. */
+  readonly firmwareVersion: string;
+  /** The lock's latest signed state report (§9.5) to relay, when the runtime keeps one. */
+  readonly lockStateReport?: () => Uint8Array | undefined;
+}
+
+/** Outbox kinds as relay message types ([TANDEM-GATT-4]). */
+const RELAY_TYPE_OF_KIND = { alert: MessageType.alert, audit: MessageType.auditRecord } as const;
+
+/** Adapts a {@link LockAuthority} (and the outbox around it) to the GATT service's port. */
+export class AuthorityBackend implements LockGattBackend {
+  readonly lockId: string;
+  private readonly options: AuthorityBackendOptions;
+  /** The last revocation acknowledgement the authority signed: relayed until a newer one replaces it. */
+  private latestAck: Uint8Array | undefined;
+
+  constructor(options: AuthorityBackendOptions) {
+    this.options = options;
+    this.lockId = options.authority.lockId;
+  }
+
+  lockInfo(): LockInfo {
+    const s = this.options.authority.snapshot();
+    return {
+      lockId: s.lockId,
+      firmwareVersion: this.options.firmwareVersion,
+      revocationVersion: s.revocationVersion,
+      timeFloor: s.timeFloor,
+      uncertainty: s.uncertainty,
+      state: s.state,
+    };
+  }
+
+  issueChallenge(peer: string): Challenge {
+    return this.options.authority.issueChallenge({ peer });
+  }
+
+  async handleRequest(peer: string, body: Uint8Array): Promise<Result> {
+    const r = await this.options.authority.handleRequest(body, { peer });
+    // LockResult.data (READ_AUDIT) has no field in the GATT result ([TANDEM-GATT-9]); it is not sent.
+    return {
+      status: r.status,
+      answers: MessageType.unlockRequest,
+      ...(r.command === undefined ? {} : { command: r.command }),
+      state: r.state,
+      lockTime: r.lockTime,
+      ...(r.nonce === undefined ? {} : { nonce: r.nonce }),
+    };
+  }
+
+  async deliver(peer: string, type: MessageType, body: Uint8Array): Promise<Result> {
+    let status: Status;
+    if (type === MessageType.timeBeacon) {
+      status = (await this.options.authority.applyTimeBeacon(body, { peer })).status;
+    } else if (type === MessageType.revocationUpdate) {
+      const r: DeliveryResult = await this.options.authority.applyRevocationUpdate(body, { peer });
+      if (r.ack !== undefined) this.latestAck = r.ack;
+      status = r.status;
+    } else if (type === MessageType.outboxAck) {
+      status = await this.applyOutboxAck(body);
+    } else {
+      status = Status.MALFORMED;
+    }
+    const s = this.options.authority.snapshot();
+    return { status, answers: type, state: s.state, lockTime: s.time.earliest };
+  }
+
+  async pendingRelay(max: number): Promise<readonly RelayItem[]> {
+    const items: RelayItem[] = this.options.outbox
+      .peek(max)
+      .map((e) => ({ type: RELAY_TYPE_OF_KIND[e.kind], body: e.payload }));
+    if (this.latestAck !== undefined) items.push({ type: MessageType.revocationAck, body: this.latestAck });
+    const state = this.options.lockStateReport?.();
+    if (state !== undefined) items.push({ type: MessageType.lockState, body: state });
+    return items.slice(0, max);
+  }
+
+  lockTime(): number {
+    return this.options.authority.snapshot().time.earliest;
+  }
+
+  advertisedFlags(): AdvertisedFlags {
+    return {
+      relayPending: this.options.outbox.size > 0,
+      alarm: this.options.authority.snapshot().state === 'alarm',
+    };
+  }
+
+  /**
+   * [TANDEM-MQTT-8]: verify the issuer's signature and the lock id, then drop the outbox through the acked
+   * sequence, never past what was queued (an ack for more than the lock holds, after its card was replaced,
+   * clears what there is).
+   */
+  private async applyOutboxAck(body: Uint8Array): Promise<Status> {
+    let sequence: number;
+    try {
+      sequence = verifyOutboxAck(body, this.options.issuerKey, this.lockId).sequence;
+    } catch (err) {
+      debug('outbox ack refused: %s', err instanceof Error ? err.message : err);
+      return err instanceof ProtocolError ? err.status : Status.MALFORMED;
+    }
+    const pending = this.options.outbox.peek(Number.MAX_SAFE_INTEGER);
+    const last = pending.length > 0 ? pending[pending.length - 1]!.seq : this.options.outbox.ackedThrough;
+    const through = Math.min(sequence, last);
+    if (through <= this.options.outbox.ackedThrough) return Status.OK;
+    try {
+      await this.options.outbox.ack(through);
+      return Status.OK;
+    } catch (err) {
+      debug('outbox ack not stored: %s', err instanceof Error ? err.message : err);
+      return Status.FAULT;
+    }
+  }
+}
