@@ -15,10 +15,13 @@
  *   disconnect), the services are set again and advertising restarts. The lock runtime is not touched: a
  *   crash can at most cost the rider on that connection a result.
  * - It cannot rebuild bleno itself: bleno is a process-wide singleton whose HCI socket is opened once, with
- *   no close. A socket error, an adapter that stays powered off or unauthorized, a crash outside the data
- *   path (bleno timers), or more than `maxRestarts` restarts within `restartWindowMs` end in the `fatal`
- *   event and state `failed`. The process owner then exits non-zero; on the Pi, systemd restarts the process
- *   and the lock comes back locked (the solenoid line is released low on exit, ARCHITECTURE.md "Hardware facts").
+ *   no close. An adapter that turns unauthorized or unsupported, or more than `maxRestarts` restarts within
+ *   `restartWindowMs`, end in the `fatal` event and state `failed` (central dropped, advertising stopped).
+ *   The process owner then exits non-zero; on the Pi, systemd restarts the process and the lock comes back
+ *   locked (the solenoid line is released low on exit, ARCHITECTURE.md "Hardware facts"). An adapter that
+ *   goes down (poweredOff) is waited for: bleno polls it and the service is set again when it is back.
+ * - A throw from bleno's own timers (outside the data path) is not caught here: it ends the process, with
+ *   the same systemd outcome.
  */
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';

@@ -1,9 +1,10 @@
 /**
  * One BLE connection to the lock's GATT service, independent of bleno: frames in, messages to the
  * {@link LockGattBackend}, framed results, challenges and relay items out, and the per-connection limits that
- * keep a malicious peer from crashing the runtime, opening the lock or holding it for long (SPEC §8, the GATT
- * flow of protocol/spec/08-gatt.md). The bleno adapter creates one per accepted central and closes it on
- * disconnect; nothing survives from one connection to the next.
+ * keep a malicious peer from crashing the runtime, opening the lock or holding it for long (SPEC §8: the flow
+ * is [TANDEM-GATT-13] and [TANDEM-GATT-14], the receiving policy and its limits [TANDEM-GATT-15]). The bleno
+ * adapter creates one per accepted central and closes it on disconnect; nothing survives from one connection
+ * to the next.
  */
 import createDebug from 'debug';
 import type { Clock, TimerHandle } from '../../../hardware/src/clock.js';
