@@ -214,6 +214,23 @@ describe('GattSession', () => {
     expect(backend.gone).toEqual(['aa:bb#1']);
   });
 
+  it('names a refused message by its own type when the characteristic takes it, else by the first type', async () => {
+    const h = harness();
+    h.session.write('delivery', Uint8Array.of(0xc0, MessageType.revocationUpdate, 0x00, 0x01, 9));
+    await settle(h);
+    h.session.write('delivery', Uint8Array.of(0x80)); // a first frame without its type: not the last message's
+    h.session.write('delivery', Uint8Array.of(0x80, MessageType.revocationUpdate, 0x00)); // short header
+    h.session.write('relay', Uint8Array.of(0xc0, MessageType.alert, 0x00, 0x01, 0)); // not taken here
+    await settle(h);
+    expect(h.results().map((r) => [r.status, r.answers])).toEqual([
+      [Status.OK, MessageType.revocationUpdate],
+      [Status.MALFORMED, MessageType.timeBeacon],
+      [Status.MALFORMED, MessageType.revocationUpdate],
+      [Status.MALFORMED, MessageType.outboxAck],
+    ]);
+    expect(h.backend.deliveries.length).toBe(1);
+  });
+
   it('keeps a read value for its blob reads and refuses offsets past it', async () => {
     const h = harness();
     const whole = await h.session.read('challenge', 0);

@@ -267,7 +267,8 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
   restart(reason: string): Promise<void> {
     if (this.restarting !== undefined) return this.restarting;
     const bleno = this.bleno;
-    if (bleno === undefined || this.stateValue === 'stopped' || this.stateValue === 'failed') {
+    // While starting, start() itself reports failures; stopped and failed peripherals serve nobody.
+    if (bleno === undefined || (this.stateValue !== 'running' && this.stateValue !== 'restarting')) {
       return Promise.resolve();
     }
     const now = this.clock.now();
@@ -327,7 +328,7 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
   // -------------------------------------------------------------------------------------------------------
   // bleno events and the service.
 
-  private on2(bleno: BlenoApi, event: string, listener: Listener): void {
+  private listen(bleno: BlenoApi, event: string, listener: Listener): void {
     const guarded: Listener = (...args) => {
       try {
         listener(...args);
@@ -340,13 +341,13 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
   }
 
   private attach(bleno: BlenoApi): void {
-    this.on2(bleno, 'accept', (address) => this.onAccept(String(address)));
-    this.on2(bleno, 'disconnect', (address) => this.onDisconnect(String(address)));
-    this.on2(bleno, 'mtuChange', (mtu) => this.session?.setMtu(Number(mtu)));
+    this.listen(bleno, 'accept', (address) => this.onAccept(String(address)));
+    this.listen(bleno, 'disconnect', (address) => this.onDisconnect(String(address)));
+    this.listen(bleno, 'mtuChange', (mtu) => this.session?.setMtu(Number(mtu)));
     try {
       // The first stateChange listener makes bleno open and bind its HCI socket (bleno.js, `newListener`):
       // the OS-level failures (EPERM, ENODEV, EBUSY) are thrown from here.
-      this.on2(bleno, 'stateChange', (state) => this.onStateChange(String(state)));
+      this.listen(bleno, 'stateChange', (state) => this.onStateChange(String(state)));
     } catch (err) {
       throw bleErrorFrom(err, 'opening the HCI device');
     }

@@ -279,6 +279,11 @@ export class GattSession {
       // Flow step 5: a new first frame abandons the half-finished message; the new one starts afresh.
       this.abandon(characteristic, 'replaced by a new first frame');
     }
+    if (first) {
+      // The type names BLE-made results for this message, even when its first frame is refused below.
+      state.type = frame.length >= 2 ? frame[1]! : 0;
+      state.declared = 0;
+    }
     if (first && frame.length >= FIRST_HEADER_BYTES) {
       const declared = (frame[2]! << 8) | frame[3]!;
       if (
@@ -292,7 +297,6 @@ export class GattSession {
         );
         return;
       }
-      state.type = frame[1]!;
       state.declared = declared;
     }
     let message;
