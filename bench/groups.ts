@@ -3,6 +3,7 @@
  * `bench/<name>.ts` exporting a {@link BenchGroup} and add it to this list.
  */
 import type { BenchGroup } from './lib.js';
+import { bleGroup } from './ble.js';
 import { protocolGroup } from './protocol.js';
 
-export const groups: readonly BenchGroup[] = [protocolGroup];
+export const groups: readonly BenchGroup[] = [protocolGroup, bleGroup];

@@ -105,6 +105,8 @@ export class RecordingTransport implements LockTransport {
   afterWrite: ((name: CharacteristicName, index: number) => void) | undefined;
   onFound: ((lock: FoundLock) => void) | undefined;
   onConnected: ((link: LockLink) => void) | undefined;
+  /** Called with each notified value, before the client sees it. */
+  onNotify: ((name: CharacteristicName, value: Uint8Array) => void) | undefined;
   private pendingUnanswered = false;
 
   constructor(private readonly inner: LockTransport) {}
@@ -141,6 +143,7 @@ export class RecordingTransport implements LockTransport {
         rec().roundTrips++;
         await link.subscribe(name, (v) => {
           rec().notifications++;
+          self.onNotify?.(name, v);
           if (self.pendingUnanswered) {
             self.pendingUnanswered = false;
             rec().roundTrips++;
