@@ -194,6 +194,23 @@ describe('GattSession', () => {
     ]);
   });
 
+  it('counts relay records against the operation budget, so re-subscribing cannot replay the outbox forever', async () => {
+    const backend = new FakeBackend();
+    backend.relay = Array.from({ length: 10 }, (_, i) => ({
+      type: MessageType.alert,
+      body: Uint8Array.of(i),
+    }));
+    const h = harness({ maxOperations: 5 }, backend) as Harness & { subscribeRelay(): void };
+    h.subscribeRelay(); // operations: the result subscription, this one, then 3 records
+    await settle(h);
+    expect(h.messages('relay').map((m) => m.body[0])).toEqual([0, 1, 2]);
+    expect(h.dropped).toEqual([]);
+    h.subscribeRelay();
+    await settle(h);
+    expect(h.dropped).toEqual(['operations']);
+    expect(h.messages('relay').length).toBe(3);
+  });
+
   it('drops a connection kept open longer than maxConnectionMs even while busy, and notifies nothing after close', async () => {
     const backend = new FakeBackend();
     const h = harness({ maxConnectionMs: 30_000, idleTimeoutMs: 10_000 }, backend);

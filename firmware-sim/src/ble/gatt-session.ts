@@ -54,7 +54,10 @@ export interface GattSessionLimits {
   readonly maxRefusals: number;
   /** Complete messages waiting for the runtime; one more is refused with BUSY. */
   readonly maxQueuedMessages: number;
-  /** Messages, challenges, reads and relay subscriptions on one connection; one more drops it. */
+  /**
+   * Messages, challenges, reads, relay subscriptions and relay records notified on one connection; one more
+   * drops it (a record past the budget is simply not notified).
+   */
   readonly maxOperations: number;
   /** Bytes held for a peer (declared lengths of messages in reassembly plus queued bodies); over: BUSY. */
   readonly maxOutstandingBytes: number;
@@ -648,6 +651,13 @@ export class GattSession {
         debug('%s: relay item of type %s and %d bytes skipped', this.peer, item.type, item.body?.length);
         continue;
       }
+      // Each record notified is an operation: re-subscribing cannot make the lock queue its outbox again and
+      // again into bleno's (unbounded) send queue. Past the budget the relay stops; the link stays.
+      if (this.operations >= this.limits.maxOperations) {
+        debug('%s: operation budget spent: relay stopped', this.peer);
+        return;
+      }
+      this.operations += 1;
       this.notifyMessage('relay', item.type, item.body);
     }
   }
