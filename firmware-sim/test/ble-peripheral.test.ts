@@ -101,6 +101,39 @@ describe('BlenoLockPeripheral on the virtual radio', () => {
     backend.flags = { relayPending: false, alarm: false };
   });
 
+  it('advertises flags changed during a connection once the central has gone', async () => {
+    await within('connect', 15_000, phone.connect());
+    backend.flags = { relayPending: false, alarm: true };
+    await lock.refreshAdvertising(); // connected: applied when advertising resumes
+    await phone.disconnect();
+    const peripheral = await within('connect', 15_000, phone.connect());
+    const serviceData =
+      (peripheral.advertisement as { serviceData?: { uuid: string; data: Buffer }[] }).serviceData ?? [];
+    const ours = serviceData.find((d) => d.uuid === compactUuid(GATT_SERVICE_UUID))!;
+    expect(parseServiceData(Uint8Array.from(ours.data)).flags).toEqual({ relayPending: false, alarm: true });
+    await phone.disconnect();
+    backend.flags = { relayPending: false, alarm: false };
+    await lock.refreshAdvertising();
+  });
+
+  it('unlocks at ATT MTU 185 with 10 % packet loss: lost packets only delay the same two writes', async () => {
+    radio.configure({ attMtuCap: 185, lossRate: 0.1 });
+    try {
+      await within('connect', 15_000, phone.connect());
+      await within('subscribe', 15_000, phone.subscribe('result'));
+      const challenge = await within('challenge', 15_000, phone.challenge('result', 0));
+      const before = tap.phoneAtt(ATT.writeCommand).length;
+      const lostBefore = radio.connections().at(-1)!.lostPackets;
+      expect(await phone.send('request', MessageType.unlockRequest, firstRequest(challenge.nonce))).toBe(2);
+      expect((await within('result', 15_000, phone.result(0))).status).toBe(Status.OK);
+      expect(tap.phoneAtt(ATT.writeCommand).length - before).toBe(2);
+      expect(radio.connections().at(-1)!.lostPackets).toBeGreaterThan(lostBefore);
+      await phone.disconnect();
+    } finally {
+      radio.configure({ lossRate: 0 });
+    }
+  });
+
   it('unlocks at ATT MTU 185 in 2 round trips: 2 writes for a 312-byte request, 1 for a 106-byte repeat', async () => {
     radio.configure({ attMtuCap: 185 });
     await within('connect', 15_000, phone.connect());
