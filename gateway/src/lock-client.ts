@@ -214,7 +214,7 @@ class Session {
   private challengeFresh = false;
   private readonly results: Result[] = [];
   private challengeWaiter: Waiter<Challenge> | undefined;
-  private resultWaiter: Waiter<Result> | undefined;
+  private resultWaiter: (Waiter<Result> & { readonly matches: (r: Result) => boolean }) | undefined;
   private failure: GatewayError | undefined;
   /** True from the moment the last frame of an acting request is handed to the transport. */
   acting = false;
@@ -258,13 +258,8 @@ class Session {
           w.resolve(this.challenge);
         }
       } else {
-        const result = decodeResult(message.body);
-        const w = this.resultWaiter;
-        if (w !== undefined) {
-          this.resultWaiter = undefined;
-          this.timers.clearTimeout(w.timer);
-          w.resolve(result);
-        } else this.results.push(result);
+        this.results.push(decodeResult(message.body));
+        this.matchResult();
       }
     } catch (cause) {
       this.fail(
@@ -324,29 +319,25 @@ class Session {
     this.challengeFresh = false;
   }
 
-  /**
-   * The next result answering `answers` (and `nonce`, when the lock echoes one), waiting up to `ms`.
-   * Results for something else (a late answer to an earlier delivery) are skipped.
-   */
-  async nextResult(ms: number, answers: MessageType, nonce?: Uint8Array): Promise<Result> {
-    for (;;) {
-      const r = await this.takeResult(ms, answers);
-      if (r.answers !== answers) {
-        debug('%s: skipping a result answering type %d', this.lockId, r.answers);
-        continue;
-      }
-      if (nonce !== undefined && r.nonce !== undefined && hex(r.nonce) !== hex(nonce)) {
-        debug('%s: skipping a result for another challenge', this.lockId);
-        continue;
-      }
-      return r;
-    }
+  private matchResult(): void {
+    const w = this.resultWaiter;
+    if (w === undefined) return;
+    const i = this.results.findIndex(w.matches);
+    if (i < 0) return;
+    const [r] = this.results.splice(i, 1);
+    this.resultWaiter = undefined;
+    this.timers.clearTimeout(w.timer);
+    w.resolve(r!);
   }
 
-  private takeResult(ms: number, answers: MessageType): Promise<Result> {
+  /**
+   * The result answering `answers` (and `nonce`, when the lock echoes one), waiting up to `ms`. Results
+   * for other messages (pipelined deliveries, [TANDEM-GATT-14]) stay queued for {@link takeResults}.
+   */
+  nextResult(ms: number, answers: MessageType, nonce?: Uint8Array): Promise<Result> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    const queued = this.results.shift();
-    if (queued !== undefined) return Promise.resolve(queued);
+    const matches = (r: Result): boolean =>
+      r.answers === answers && (nonce === undefined || r.nonce === undefined || hex(r.nonce) === hex(nonce));
     return new Promise((resolve, reject) => {
       const timer = this.timers.setTimeout(() => {
         this.resultWaiter = undefined;
@@ -354,14 +345,22 @@ class Session {
         reject(
           new GatewayError(
             'ERR_GW_TIMEOUT',
-            `${this.lockId} sent no result for message type 0x0${answers.toString(16)} within ${ms} ms` +
+            `${this.lockId} sent no result for message type 0x${answers.toString(16).padStart(2, '0')} within ${ms} ms` +
               (acted ? ': the lock may have acted; ask STATUS before retrying' : ''),
             { mayHaveActed: acted, temporary: !acted },
           ),
         );
       }, ms);
-      this.resultWaiter = { resolve, reject, timer };
+      this.resultWaiter = { resolve, reject, timer, matches };
+      this.matchResult();
     });
+  }
+
+  /** Takes the queued results answering `answers`, without waiting. */
+  takeResults(answers: MessageType): Result[] {
+    const taken = this.results.filter((r) => r.answers === answers);
+    for (const r of taken) this.results.splice(this.results.indexOf(r), 1);
+    return taken;
   }
 
   /**
@@ -489,18 +488,22 @@ export class LockClient {
     return frames.length;
   }
 
-  /** Delivers the carried updates this lock lacks, judging by its challenge ([TANDEM-GATT-8]). */
-  private async deliverCarried(session: Session, challenge: Challenge): Promise<MessageType[]> {
+  /**
+   * Writes the carried updates this lock lacks, judging by its challenge ([TANDEM-GATT-8]), without waiting
+   * for their results: the lock applies messages of one connection in order, so they take effect before the
+   * request written after them is decided ([TANDEM-GATT-14]), and the unlock stays at two round trips.
+   */
+  private async writeCarried(session: Session, challenge: Challenge): Promise<MessageType[]> {
     const delivered: MessageType[] = [];
     const update = this.carry.revocationUpdate?.(session.lockId);
     if (update !== undefined && update.version > challenge.revocationVersion) {
-      await this.deliverOn(session, MessageType.revocationUpdate, update.bytes);
+      await this.writeMessage(session, MessageType.revocationUpdate, update.bytes);
       delivered.push(MessageType.revocationUpdate);
     }
     if (challenge.uncertainty === null || challenge.uncertainty > this.maxUncertainty) {
       const beacon = this.carry.timeBeacon?.(session.lockId);
       if (beacon !== undefined) {
-        await this.deliverOn(session, MessageType.timeBeacon, beacon);
+        await this.writeMessage(session, MessageType.timeBeacon, beacon);
         delivered.push(MessageType.timeBeacon);
       }
     }
@@ -531,7 +534,7 @@ export class LockClient {
           `the device advertising the tag of ${lockId} answers as ${challenge.lockId}`,
         );
       }
-      const delivered = await this.deliverCarried(session, challenge);
+      const delivered = await this.writeCarried(session, challenge);
       let useRef = this.chainRefs.knows(lockId, hash);
       let resent = false;
       for (;;) {
@@ -554,6 +557,11 @@ export class LockClient {
           challenge.nonce,
         );
         session.acting = false;
+        for (const type of delivered) {
+          for (const r of session.takeResults(type)) {
+            debug('%s: carried 0x%s answered %s', lockId, type.toString(16), Status[r.status]);
+          }
+        }
         if (result.status === Status.TOKEN_REF_UNKNOWN && useRef) {
           // [TANDEM-POP-6]: the lock no longer holds the chain; a challenge is single use, so take a fresh one.
           this.chainRefs.forget(lockId, hash);
@@ -578,10 +586,13 @@ export class LockClient {
     }
   }
 
-  /** A challenge not used yet: one the lock notified after its result, else a read of the challenge characteristic. */
+  /**
+   * A challenge not used yet: the one the lock notifies after each request's result ([TANDEM-GATT-8],
+   * [TANDEM-GATT-13]); a lock that sends none within the response timeout is asked with a read.
+   */
   private async freshChallenge(session: Session): Promise<Challenge> {
     try {
-      return await session.nextChallenge(0);
+      return await session.nextChallenge(this.responseTimeoutMs);
     } catch (e) {
       if (!(e instanceof GatewayError) || e.code !== 'ERR_GW_TIMEOUT') throw e;
     }

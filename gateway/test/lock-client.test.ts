@@ -122,8 +122,9 @@ describe('LockClient.unlock over noble and bleno (virtual radio, 27-byte link la
       resentFullChain: true,
       requestFrames: 2,
     });
-    // The refused chainRef request, a read of a fresh challenge, then the full chain.
+    // The refused chainRef request, then the full chain answering the challenge notified after that result.
     expect(phone1.record.writesWithoutResponse).toBe(3);
+    expect(phone1.record.reads).toBe(0);
     expect(lock.results.slice(-2)).toEqual([Status.TOKEN_REF_UNKNOWN, Status.OK]);
   });
 
@@ -300,6 +301,8 @@ describe('LockClient deliveries and relay', () => {
     const outcome = await c.unlock(LOCK_ID, { chain: bianca.chain, holderKey: bianca.key });
     expect(outcome.status).toBe(Status.OK);
     expect(outcome.delivered).toEqual([MessageType.revocationUpdate, MessageType.timeBeacon]);
+    // Pipelined before the request without waiting ([TANDEM-GATT-14]): still two round trips.
+    expect(phone1.record.roundTrips).toBe(2);
     expect(lock.deliveries.slice(-2).map((d) => d.type)).toEqual([
       MessageType.revocationUpdate,
       MessageType.timeBeacon,
