@@ -21,6 +21,7 @@ interface CommandEntry {
 export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   keys: { summary: 'generate key pairs as JWK files', load: () => import('./keys.js') },
   token: { summary: 'mint, inspect and verify delegated access tokens', load: () => import('./token.js') },
+  lock: { summary: 'run the lock (on the Pi, or --simulate)', load: () => import('./lock.js') },
   unlock: { summary: 'unlock a bike over BLE', load: async () => (await import('./unlock.js')).unlock },
   relock: { summary: 'lock a bike over BLE', load: async () => (await import('./unlock.js')).relock },
   status: { summary: "a lock's state over BLE", load: async () => (await import('./unlock.js')).status },

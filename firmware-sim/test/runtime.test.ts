@@ -145,8 +145,8 @@ describe('LockRuntime', () => {
     clock.advance(3000);
     hardware.sim!.accelerometer.shake(6000);
     for (let i = 0; i < 80; i++) clock.advance(100);
-    for (let i = 0; i < 50 && runtime.stores.outbox.size === 0; i++)
-      await new Promise((r) => setTimeout(r, 2));
+    const hasAlert = () => runtime.stores.outbox.peek(16).some((e) => e.kind === 'alert');
+    for (let i = 0; i < 100 && !hasAlert(); i++) await new Promise((r) => setTimeout(r, 2));
     expect(runtime.theft.alarm).toBe('tamper');
     expect(runtime.stateMachine.reportedState).toBe('alarm');
     const alerts = runtime.stores.outbox.peek(16).filter((e) => e.kind === 'alert');

@@ -13,7 +13,6 @@ import createDebug from 'debug';
 import type { Clock } from '../../../hardware/src/clock.js';
 import type { SerialConsole } from '../../../hardware/src/interfaces.js';
 import {
-  Status,
   encodeAlert,
   generateKeyPair,
   privateKeyFromKeyObject,
@@ -258,7 +257,6 @@ export class LockRuntime {
       revocationVersion: this.stores.revocations.version,
       outbox: this.stores.outbox.size,
       alarm: this.theft.alarm,
-      status: Status[this.#authority ? Status.OK : Status.FAULT] ?? '',
     };
   }
 

@@ -1,0 +1,141 @@
+/**
+ * `tandem lock`: runs the lock runtime (issue 3, "How it starts"). On the Pi: `tandem lock --config
+ * /etc/tandem/lock.json`, under systemd, which restarts it after a crash; it always comes back locked. On a
+ * laptop or CI: `tandem lock --simulate`, with simulated solenoid, latch and accelerometer and the console
+ * on a pseudo-terminal (or this terminal's stdin/stdout with `--console stdio`).
+ */
+import { existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+import { SystemClock } from '../hardware/src/clock.js';
+import type { SerialConsole } from '../hardware/src/interfaces.js';
+import { PtyConsole } from '../hardware/src/serial/pty-console.js';
+import { StreamConsole } from '../hardware/src/serial/stream-console.js';
+import { ConfigError, DEFAULT_CONFIG, loadLockFileConfig } from '../firmware-sim/src/config/lock-config.js';
+import type { LockFileConfig } from '../firmware-sim/src/config/lock-config.js';
+import { linuxHardware, simulatedHardware } from '../firmware-sim/src/runtime/hardware.js';
+import { LockRuntime } from '../firmware-sim/src/runtime/lock-runtime.js';
+import { CliError, EXIT, choice, flag, helpText, parse, str } from './args.js';
+import type { CliStreams, CommandSpec } from './args.js';
+import { Duplex } from 'node:stream';
+
+const SPEC: CommandSpec = {
+  name: 'lock',
+  maxPositionals: 0,
+  summary:
+    'Runs the lock: hardware, stores, trusted time, the offline decision, theft detection and the provisioning console. It starts locked and stays locked on any fault; stop it with Ctrl-C or SIGTERM.',
+  options: {
+    config: {
+      type: 'string',
+      value: '<file>',
+      description:
+        'the lock configuration (JSON; samples in firmware-sim/config/); default: embedded defaults',
+    },
+    simulate: {
+      type: 'boolean',
+      description: 'simulated solenoid, latch and accelerometer instead of the Pi hardware',
+    },
+    console: {
+      type: 'string',
+      value: 'uart|pty|stdio|none',
+      description:
+        'where the provisioning console is: the configured UART (default on hardware), a pseudo-terminal made with socat (default with --simulate when socat is installed), this terminal, or none',
+    },
+    'data-dir': { type: 'string', value: '<dir>', description: "override the configuration's dataDir" },
+  },
+  notes: [
+    'The lock identity (lock id, trust anchors, MQTT settings, the owner claim) is provisioned over the console: type help there.',
+  ],
+  examples: [
+    'tandem lock --config firmware-sim/config/sim.json --simulate',
+    'tandem lock --simulate --console stdio --data-dir /tmp/lock1',
+    'sudo systemctl start tandem-lock   # on the Pi: runs tandem lock --config /etc/tandem/lock.json',
+  ],
+};
+
+function onPath(program: string): boolean {
+  return (process.env.PATH ?? '').split(delimiter).some((d) => d !== '' && existsSync(join(d, program)));
+}
+
+/** Runs the lock until SIGINT or SIGTERM. */
+export async function run(argv: readonly string[], streams: CliStreams): Promise<number> {
+  const p = parse(SPEC, argv);
+  if (p.help) {
+    streams.stdout.write(helpText(SPEC));
+    return EXIT.OK;
+  }
+  const simulate = flag(p, 'simulate');
+  const consoleKind = choice(
+    str(p, 'console'),
+    ['uart', 'pty', 'stdio', 'none'] as const,
+    'console',
+    simulate ? (onPath('socat') ? 'pty' : 'stdio') : 'uart',
+  );
+  if (consoleKind === 'uart' && simulate) {
+    throw new CliError(
+      'ERR_USAGE',
+      '--console uart needs the real hardware: drop --simulate or pick pty|stdio|none',
+    );
+  }
+  let config: LockFileConfig;
+  const path = str(p, 'config');
+  try {
+    config = path === undefined ? DEFAULT_CONFIG : await loadLockFileConfig(path);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError('ERR_INPUT', `${e.code}: ${e.message}`);
+    throw e;
+  }
+  const dataDir =
+    str(p, 'data-dir') ?? (path === undefined && simulate ? join('.tandem-tmp', 'lock') : config.dataDir);
+  config = { ...config, dataDir };
+
+  const clock = new SystemClock();
+  const hardware = simulate ? simulatedHardware(clock, config.hardware) : linuxHardware(config.hardware);
+  let console: SerialConsole | undefined;
+  if (consoleKind === 'pty') console = new PtyConsole({});
+  else if (consoleKind === 'stdio') {
+    console = new StreamConsole({
+      stream: Duplex.from({ readable: streams.stdin, writable: streams.stdout }),
+    });
+  } else if (consoleKind === 'uart') console = hardware.console;
+
+  const runtime = await LockRuntime.open({
+    config,
+    hardware: { ...hardware, ...(console ? {} : { console: undefined }) },
+    clock,
+    ...(console ? { console } : {}),
+    simulated: simulate,
+  });
+  const s = runtime.status();
+  const log = consoleKind === 'stdio' ? streams.stderr : streams.stdout;
+  log.write(
+    `tandem lock ${s.lockId}: ${s.state}${runtime.corrupt.length > 0 ? ' (SAFE MODE: ' + runtime.corrupt.join(', ') + ' corrupt)' : ''}; ` +
+      `${simulate ? 'simulated hardware' : 'Raspberry Pi hardware'}; data in ${dataDir}\n`,
+  );
+  if (console instanceof PtyConsole)
+    log.write(`console: attach with  picocom -b 115200 ${console.peerPath}\n`);
+  else if (consoleKind === 'stdio') log.write('console: type commands here (help lists them)\n');
+  if (!runtime.authority)
+    log.write('not provisioned: set lock-id, an issuer anchor and the claim on the console\n');
+
+  // A daemon ends when told to: the process exits once the runtime has closed (solenoid released, time floor
+  // persisted), whatever handles (console, timers) remain; a close that hangs is cut short, since the
+  // solenoid driver de-energises on exit by itself.
+  return new Promise<number>(() => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.write(`${signal}: stopping; the lock stays locked\n`);
+      const cutShort = setTimeout(() => process.exit(EXIT.INTERNAL), 5000);
+      runtime.close().then(
+        () => {
+          clearTimeout(cutShort);
+          process.exit(EXIT.OK);
+        },
+        () => process.exit(EXIT.INTERNAL),
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}
