@@ -1,8 +1,9 @@
 /**
- * End to end across processes: this process serves a virtual radio on a Unix socket and runs a bleno lock
- * (gateway's fixture lock, a protocol-level verifier) on device 0; `tandem unlock|relock|status --radio`
- * runs as a child process on device 1, as a tester drives a simulated lock. Real time (the radio is shared
- * between processes), short intervals to keep the run quick; nothing asserts on durations.
+ * End to end across processes: this process serves a virtual radio on a Unix socket and runs the lock
+ * runtime (LockAuthority behind BlenoLockPeripheral, ./radio-lock.ts) on device 0; `tandem
+ * unlock|relock|status --radio` runs as a child process on device 1, as a tester drives a simulated lock.
+ * Real time (the radio is shared between processes), short intervals to keep the run quick; nothing asserts
+ * on durations.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,10 +19,11 @@ import {
 } from '../../hardware/src/virtual-radio/index.js';
 import type { RadioServer } from '../../hardware/src/virtual-radio/index.js';
 import { newKeyFile, readKeyFile, writeKeyFile } from '../../gateway/src/key-file.js';
-import { startFixtureLock } from '../../gateway/test/fixtures/fixture-lock.js';
-import type { FixtureLock } from '../../gateway/test/fixtures/fixture-lock.js';
+import { SystemClock } from '../../hardware/src/clock.js';
 import { NOW, tokenWorld } from '../../gateway/test/helpers.js';
 import { mintToken } from '../../protocol/src/token.js';
+import { startRadioLock } from './radio-lock.js';
+import type { RadioLock } from './radio-lock.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const LOCK_ID = 'lock-7f3a';
@@ -38,7 +40,7 @@ installVirtualHci(radio);
 const bleno = loadBleno({ deviceId: 0 });
 const world = tokenWorld();
 let server: RadioServer | null = null;
-let lock: FixtureLock;
+let lock: RadioLock;
 const keyPath = join(dir, 'bianca.json');
 const tokenPath = join(dir, 'bianca.hex');
 const expiredPath = join(dir, 'expired.hex');
@@ -80,7 +82,14 @@ const ble = (verb: string, ...extra: string[]): Promise<Run> =>
 
 beforeAll(async () => {
   server = await serveRadio(radio, socketPath);
-  lock = await startFixtureLock(bleno, { lockId: LOCK_ID, anchors: world.anchors, now: () => NOW });
+  lock = await startRadioLock({
+    bleno,
+    clock: new SystemClock(),
+    lockId: LOCK_ID,
+    issuer: world.issuer,
+    issuerKid: world.kid,
+    now: NOW,
+  });
   const file = newKeyFile();
   await writeKeyFile(keyPath, file);
   const claims = {
@@ -114,10 +123,15 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await lock.stop();
   await server?.close();
   radio.close();
   rmSync(dir, { recursive: true, force: true });
 });
+
+async function locked(): Promise<void> {
+  if (lock.authority.snapshot().state !== 'locked') await lock.relock();
+}
 
 describe('tandem unlock / relock / status over a served virtual radio', { timeout: 120_000 }, () => {
   it('unlocks (exit 0), remembers the verified chain in the key file, and repeats in one ATT write', async () => {
@@ -127,14 +141,19 @@ describe('tandem unlock / relock / status over a served virtual radio', { timeou
     expect(first.code).toBe(0);
     expect((await readKeyFile(keyPath)).locks[LOCK_ID]?.verified).toHaveLength(1);
 
-    const writes = lock.written.request.length;
+    await lock.relock();
+    let peer = '';
+    lock.peripheral.once('connect', (p) => (peer = p));
     const repeat = await ble('unlock', '--token', tokenPath, '--json');
     expect(repeat.code).toBe(0);
     expect(JSON.parse(repeat.stdout)).toMatchObject({ status: 'OK', state: 'unlocked', usedChainRef: true });
-    expect(lock.written.request.length - writes).toBe(1);
+    // Counted by the lock's GATT session: the repeat request was one ATT write.
+    expect(lock.peripheral.connectionStats(peer)?.writes.request).toBe(1);
   });
 
   it('relocks and reports the state (exit 0)', async () => {
+    // The shackle sprang open at the unlock: the rider pushes it back in, then locks.
+    await lock.relock();
     const relock = await ble('relock', '--token', tokenPath);
     expect(relock.stdout).toBe(`${LOCK_ID}: relocked, state locked\nstatus OK (0x00): accepted and done\n`);
     expect(relock.code).toBe(0);
@@ -143,26 +162,32 @@ describe('tandem unlock / relock / status over a served virtual radio', { timeou
     expect(status.code).toBe(0);
   });
 
-  it('prints EXPIRED with its meaning and exits 1 for an expired token, without acting', async () => {
-    const acts = lock.acts.length;
+  it('prints EXPIRED with its meaning and exits 1 for an expired token, without a pulse', async () => {
+    await locked();
+    const pulses = lock.pulses.length;
     const r = await ble('unlock', '--token', expiredPath);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe(
       `${LOCK_ID}: refused, state locked\nstatus EXPIRED (0x15): the token has expired\n`,
     );
-    expect(lock.acts.length).toBe(acts);
+    expect(lock.pulses.length).toBe(pulses);
   });
 
-  it('exits 3 when the outcome is unknown: the unlock acted, but neither its result nor the STATUS answer arrived', async () => {
-    lock.state = 'locked';
-    lock.dropResults(2);
+  it('exits 3 when the outcome is unknown: the lock pulsed, then the phone left range for good', async () => {
+    await locked();
+    const pulses = lock.pulses.length;
+    lock.onPulse = () => {
+      lock.onPulse = undefined;
+      radio.setInRange(1, false);
+    };
     const r = await ble('unlock', '--token', tokenPath);
+    radio.setInRange(1, true);
     expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/^ERR_GW_TIMEOUT: the unlock's result was lost/);
     expect(r.stderr).toMatch(
       /the outcome is unknown: the lock may have acted\. Run `tandem status lock-7f3a/,
     );
-    expect(lock.state).toBe('unlocked');
+    expect(lock.pulses.length).toBe(pulses + 1);
+    expect(lock.authority.snapshot().state).toBe('unlocked');
   });
 
   it('exits 4 when no lock carries the tag, and 2 for a usage error', async () => {
