@@ -14,8 +14,9 @@ import { ConfigError, DEFAULT_CONFIG, loadLockFileConfig } from '../firmware-sim
 import type { LockFileConfig } from '../firmware-sim/src/config/lock-config.js';
 import { linuxHardware, simulatedHardware } from '../firmware-sim/src/runtime/hardware.js';
 import { LockRuntime } from '../firmware-sim/src/runtime/lock-runtime.js';
-import { CliError, EXIT, choice, flag, helpText, parse, str } from './args.js';
-import type { CliStreams, CommandSpec } from './args.js';
+import type { BlenoLoader } from '../firmware-sim/src/ble/index.js';
+import { CliError, EXIT, choice, flag, helpText, parse, parseUint, str } from './args.js';
+import type { CliStreams, CommandSpec, Parsed } from './args.js';
 import { Duplex } from 'node:stream';
 
 const SPEC: CommandSpec = {
@@ -41,6 +42,28 @@ const SPEC: CommandSpec = {
         'where the provisioning console is: the configured UART (default on hardware), a pseudo-terminal made with socat (default with --simulate when socat is installed), this terminal, or none',
     },
     'data-dir': { type: 'string', value: '<dir>', description: "override the configuration's dataDir" },
+    ble: {
+      type: 'string',
+      value: 'hci|none',
+      description:
+        'serve the GATT service with bleno on the system HCI adapter (default on hardware) or not at all (default with --simulate unless a radio is named)',
+    },
+    radio: {
+      type: 'string',
+      value: '<socket>',
+      description:
+        'serve BLE on the virtual radio listening at this Unix socket (node hardware/src/virtual-radio/serve.ts)',
+    },
+    'serve-radio': {
+      type: 'string',
+      value: '<socket>',
+      description: 'host a virtual radio in this process, listening at this Unix socket, and serve BLE on it',
+    },
+    'device-id': {
+      type: 'string',
+      value: '<n>',
+      description: "this lock's device id on the virtual radio (default 0)",
+    },
   },
   notes: [
     'The lock identity (lock id, trust anchors, MQTT settings, the owner claim) is provisioned over the console: type help there.',
@@ -48,12 +71,57 @@ const SPEC: CommandSpec = {
   examples: [
     'tandem lock --config firmware-sim/config/sim.json --simulate',
     'tandem lock --simulate --console stdio --data-dir /tmp/lock1',
+    'tandem lock --simulate --serve-radio /tmp/tandem-radio.sock   # then: tandem unlock <lock> --radio /tmp/tandem-radio.sock',
     'sudo systemctl start tandem-lock   # on the Pi: runs tandem lock --config /etc/tandem/lock.json',
   ],
 };
 
 function onPath(program: string): boolean {
   return (process.env.PATH ?? '').split(delimiter).some((d) => d !== '' && existsSync(join(d, program)));
+}
+
+function log0(streams: CliStreams, consoleKind: string): NodeJS.WritableStream {
+  return consoleKind === 'stdio' ? streams.stderr : streams.stdout;
+}
+
+/**
+ * How the lock gets bleno: the system's HCI adapter, or bleno on a virtual radio (hosted here or reached over
+ * a Unix socket). The virtual HCI module is installed before bleno is first required (hardware/README.md).
+ */
+async function bleLoader(
+  p: Parsed,
+  simulate: boolean,
+  log: NodeJS.WritableStream,
+): Promise<BlenoLoader | undefined> {
+  const radioPath = str(p, 'radio');
+  const servePath = str(p, 'serve-radio');
+  if (radioPath !== undefined && servePath !== undefined) {
+    throw new CliError('ERR_USAGE', '--radio and --serve-radio are exclusive: join a radio, or host one');
+  }
+  const deviceId =
+    str(p, 'device-id') === undefined ? 0 : parseUint(str(p, 'device-id')!, 'device-id', 0, 255);
+  if (radioPath !== undefined || servePath !== undefined) {
+    if (str(p, 'ble') === 'hci')
+      throw new CliError('ERR_USAGE', '--ble hci and a virtual radio are exclusive');
+    const vr = await import('../hardware/src/virtual-radio/index.js');
+    if (servePath !== undefined) {
+      const radio = new vr.VirtualRadio({
+        clock: new vr.RealClock(),
+        connectionIntervalMs: 30,
+        linkLayerPayload: 27,
+      });
+      await vr.serveRadio(radio, servePath);
+      vr.installVirtualHci(radio);
+      log.write(`virtual radio: listening at ${servePath}\n`);
+    } else {
+      vr.installVirtualHci(await vr.connectRadio(radioPath!));
+    }
+    return () => vr.loadBleno({ deviceId }) as unknown as ReturnType<BlenoLoader>;
+  }
+  const kind = choice(str(p, 'ble'), ['hci', 'none'] as const, 'ble', simulate ? 'none' : 'hci');
+  if (kind === 'none') return undefined;
+  const { loadSystemBleno } = await import('../firmware-sim/src/ble/bleno-lock-peripheral.js');
+  return loadSystemBleno;
 }
 
 /** Runs the lock until SIGINT or SIGTERM. */
@@ -88,6 +156,7 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
     str(p, 'data-dir') ?? (path === undefined && simulate ? join('.tandem-tmp', 'lock') : config.dataDir);
   config = { ...config, dataDir };
 
+  const ble = await bleLoader(p, simulate, log0(streams, consoleKind));
   const clock = new SystemClock();
   const hardware = simulate ? simulatedHardware(clock, config.hardware) : linuxHardware(config.hardware);
   let console: SerialConsole | undefined;
@@ -104,6 +173,12 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
     clock,
     ...(console ? { console } : {}),
     simulated: simulate,
+    ...(ble ? { ble } : {}),
+    // bleno is wedged beyond an in-process restart: exit so that systemd starts the lock again, locked.
+    onFatal: (e) => {
+      streams.stderr.write(`${e.code}: ${e.message}; exiting so the service manager restarts the lock\n`);
+      void runtime.close().finally(() => process.exit(EXIT.INTERNAL));
+    },
   });
   const s = runtime.status();
   const log = consoleKind === 'stdio' ? streams.stderr : streams.stdout;

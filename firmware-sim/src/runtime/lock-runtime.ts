@@ -27,6 +27,8 @@ import { NodeStoreFs } from '../store/index.js';
 import type { StoreFs } from '../store/index.js';
 import { TheftDetector } from '../theft/theft-detector.js';
 import type { TheftEvent } from '../theft/theft-detector.js';
+import { AuthorityBackend, BlenoLockPeripheral } from '../ble/index.js';
+import type { BlenoLoader, BleError } from '../ble/index.js';
 import { runtimeCommands } from './console-commands.js';
 import type { LockHardware } from './hardware.js';
 
@@ -54,11 +56,21 @@ export interface LockRuntimeOptions {
   readonly random?: (n: number) => Uint8Array;
   /** Simulated hardware: enables the `sim` console commands. */
   readonly simulated: boolean;
+  /**
+   * How to obtain bleno for the GATT service (SPEC §8): the system's HCI (`loadSystemBleno`) or bleno on a
+   * virtual radio. Absent: no BLE (console and API only). The service starts once the lock is provisioned.
+   */
+  readonly ble?: BlenoLoader;
+  /** Called when the BLE peripheral gives up (bleno wedged): the process should exit so systemd restarts it. */
+  readonly onFatal?: (error: BleError) => void;
+  /** Reported in lock info over BLE. */
+  readonly firmwareVersion?: string;
 }
 
 /** A running lock. */
 export class LockRuntime {
   #authority: LockAuthority | undefined;
+  #peripheral: BlenoLockPeripheral | undefined;
   #detachConsole: (() => void) | undefined;
   #unsubscribe: (() => void)[] = [];
   #closed = false;
@@ -136,7 +148,7 @@ export class LockRuntime {
     }
     const anchors = AnchorStore.load(stores.config);
     const runtime = new LockRuntime(options, stateMachine, trustedClock, stores, anchors, corrupt, device);
-    await runtime.#startAuthority();
+    await runtime.reload();
     runtime.#startTheftDetection();
     const console = options.console ?? hardware.console;
     if (console) {
@@ -172,9 +184,36 @@ export class LockRuntime {
     return this.device.key.publicKey.raw;
   }
 
-  /** Starts the authority if the lock is provisioned and it is not running yet. Called after provisioning. */
+  /** The BLE peripheral, once the lock is provisioned and BLE is enabled. */
+  get peripheral(): BlenoLockPeripheral | undefined {
+    return this.#peripheral;
+  }
+
+  /** Starts the authority and BLE if the lock is provisioned and they are not running yet (after provisioning). */
   async reload(): Promise<void> {
     await this.#startAuthority();
+    await this.#startBle();
+  }
+
+  async #startBle(): Promise<void> {
+    const authority = this.#authority;
+    if (!authority || !this.options.ble || this.#peripheral) return;
+    const peripheral = new BlenoLockPeripheral({
+      backend: new AuthorityBackend({
+        authority,
+        outbox: this.stores.outbox,
+        issuerKey: this.anchors.issuerKey,
+        firmwareVersion: this.options.firmwareVersion ?? 'tandem-0.1.0',
+      }),
+      loadBleno: this.options.ble,
+      clock: this.options.clock,
+    });
+    peripheral.on('fatal', (e) => {
+      debug('BLE gave up: %O', e);
+      this.options.onFatal?.(e);
+    });
+    this.#peripheral = peripheral;
+    await peripheral.start();
   }
 
   async #startAuthority(): Promise<void> {
@@ -251,6 +290,7 @@ export class LockRuntime {
       state: this.stateMachine.reportedState,
       claimed: this.claimed,
       serving: this.#authority !== undefined,
+      ble: this.#peripheral?.state ?? 'off',
       safeMode: this.corrupt.length > 0,
       timeEarliest: new Date(bound.earliest * 1000).toISOString(),
       uncertaintyS: bound.latest - bound.earliest,
@@ -266,6 +306,7 @@ export class LockRuntime {
     this.#closed = true;
     this.#detachConsole?.();
     for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#peripheral?.stop().catch((e: unknown) => debug('BLE stop failed: %O', e));
     this.#authority?.close();
     await this.stateMachine.close();
     await this.trustedClock.close();
