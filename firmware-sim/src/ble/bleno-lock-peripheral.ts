@@ -1,5 +1,5 @@
 /**
- * The lock's GATT service on `@abandonware/bleno` (SPEC §8; the flow of protocol/spec/08-gatt.md): advertising
+ * The lock's GATT service on `@abandonware/bleno` (SPEC §8; the flow of SPEC §8.7): advertising
  * with the lock tag, the six characteristics, one {@link GattSession} per connected central, and a supervisor
  * that contains bleno's own crashes.
  *
