@@ -199,7 +199,14 @@ export async function startRadioLock(options: RadioLockOptions): Promise<RadioLo
     onPulse: undefined,
     async relock() {
       mechanism.push();
-      while (authority.snapshot().state !== 'locked') await new Promise((r) => setTimeout(r, 1));
+      // Event-loop turns, not wall-clock sleeps: on an auto-advancing VirtualClock a real sleep lets modelled
+      // time run on through the lock's periodic timers (hours, with tokens expiring); a turn lets the latch
+      // debounce fire and no more.
+      for (let turns = 0; authority.snapshot().state !== 'locked'; turns++) {
+        if (turns > 1_000_000)
+          throw new Error('the lock did not report locked after the shackle was pushed in');
+        await new Promise((r) => setImmediate(r));
+      }
     },
     async stop() {
       await peripheral.stop();
