@@ -12,6 +12,7 @@ import {
   loadBleno,
 } from '../../hardware/src/virtual-radio/index.js';
 import { MessageType, Reassembler, decodeResult } from '../../protocol/src/gatt.js';
+import { encodeOutboxAck, verifyAuditRecord } from '../../protocol/src/mqtt.js';
 import { Command } from '../../protocol/src/pop.js';
 import { Status } from '../../protocol/src/status.js';
 import { GatewayError } from '../../gateway/src/errors.js';
@@ -204,5 +205,29 @@ describe('LockClient against the lock runtime over the virtual radio (27-byte li
     expect(safe).toMatchObject({ status: Status.OK, state: 'unlocked', recoveredBy: 'status' });
     expect(safe.command).toBe(Command.UNLOCK);
     expect(lock.pulses.length).toBe(pulses + 1);
+  });
+
+  it('relays the lock-signed audit records, and only the issuer-signed outbox ack clears them', async () => {
+    await reset();
+    radio.configure({ attMtuCap: 185 });
+    const items = await client(phone1, { relayIdleMs: 500 }).collectRelay(LOCK_ID);
+    expect(items.length).toBeGreaterThan(0);
+    expect(new Set(items.map((i) => i.typeName))).toEqual(new Set(['auditRecord']));
+    const records = items.map((i) => verifyAuditRecord(i.bytes, lock.deviceKey.publicKey, LOCK_ID));
+    const waiting = lock.stores.outbox.size;
+    expect(waiting).toBeGreaterThan(0);
+
+    // The phone is not trusted: an ack it signs itself is refused and clears nothing.
+    const forged = encodeOutboxAck({ lockId: LOCK_ID, sequence: 1_000 }, bianca.key, world.kid);
+    const refused = await settle(client(phone1).deliver(LOCK_ID, MessageType.outboxAck, forged));
+    expect(refused).toMatchObject({ code: 'ERR_GW_REFUSED' });
+    expect(lock.stores.outbox.size).toBe(waiting);
+
+    const sequence = lock.stores.outbox.peek(waiting).at(-1)!.seq;
+    const ack = encodeOutboxAck({ lockId: LOCK_ID, sequence }, world.issuer, world.kid);
+    const done = await client(phone1).deliver(LOCK_ID, MessageType.outboxAck, ack);
+    expect(done).toMatchObject({ status: Status.OK });
+    expect(lock.stores.outbox.size).toBeLessThan(waiting);
+    expect(records.length).toBe(items.length);
   });
 });

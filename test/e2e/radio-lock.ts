@@ -49,6 +49,8 @@ export interface RadioLock {
   readonly peripheral: BlenoLockPeripheral;
   readonly stores: LockStores;
   readonly mechanism: SimLockMechanism;
+  /** The lock's device key: signs its audit records and alerts. */
+  readonly deviceKey: PrivateKey;
   /** Modelled times at which the solenoid was energised. */
   readonly pulses: number[];
   /** Called when the solenoid is energised (after it is recorded). */
@@ -195,6 +197,7 @@ export async function startRadioLock(options: RadioLockOptions): Promise<RadioLo
     peripheral,
     stores,
     mechanism,
+    deviceKey: device,
     pulses: [],
     onPulse: undefined,
     async relock() {
