@@ -748,8 +748,21 @@ export class LockClient {
         }),
       ),
     );
+    const subscribing = this.timers.setTimeout(
+      () =>
+        fail?.(
+          new GatewayError(
+            'ERR_GW_TIMEOUT',
+            `${lockId}: subscribing to the relay characteristic took too long`,
+            {
+              temporary: true,
+            },
+          ),
+        ),
+      this.responseTimeoutMs,
+    );
     try {
-      await link.subscribe('relay', (value) => {
+      const subscribed = link.subscribe('relay', (value) => {
         try {
           const m = reassembler.push(value);
           if (m !== undefined) {
@@ -760,11 +773,16 @@ export class LockClient {
         }
         arm();
       });
+      // A subscription still pending when the link drops settles later; its failure is `done`'s to report.
+      subscribed.catch(() => undefined);
+      await Promise.race([subscribed, done]);
+      this.timers.clearTimeout(subscribing);
       arm();
       await done;
       debug('%s: %d relay records', lockId, items.length);
       return items;
     } finally {
+      this.timers.clearTimeout(subscribing);
       if (idle !== undefined) this.timers.clearTimeout(idle);
       await link.disconnect();
     }
