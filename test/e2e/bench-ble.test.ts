@@ -16,10 +16,12 @@ const NAMES = [
   'ble.att_writes_first',
   'ble.tap_to_solenoid_ms_first',
   'ble.tap_to_result_ms_first',
+  'ble.connected_to_solenoid_ms_first',
   'ble.gatt_round_trips_repeat',
   'ble.att_writes_repeat',
   'ble.tap_to_solenoid_ms_repeat',
   'ble.tap_to_result_ms_repeat',
+  'ble.connected_to_solenoid_ms_repeat',
 ];
 
 describe('npm run bench -- ble', () => {
