@@ -155,6 +155,8 @@ export class NobleTransport implements LockTransport {
     this.binding = options.binding;
     this.timers = options.timers ?? SYSTEM_TIMERS;
     this.powerOnTimeoutMs = options.powerOnTimeoutMs ?? 5_000;
+    // An instance given by the caller is already loaded; close() must release it even if never scanned with.
+    if (options.binding.kind === 'instance') this.noble = options.binding.noble;
   }
 
   private async poweredOn(): Promise<NobleLike> {
