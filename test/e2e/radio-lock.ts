@@ -1,11 +1,13 @@
 /**
- * The real lock on the virtual radio, for the end-to-end suites and the ble bench: firmware-sim's
+ * The real lock on the virtual radio, for the end-to-end suites: firmware-sim's
  * LockAuthority (SPEC §5.7 decision, stores, trusted time, state machine) behind its BlenoLockPeripheral
  * (SPEC §8 GATT service), on a simulated solenoid and latch, all on one clock (the radio's VirtualClock, so
  * pulses, challenge lifetimes and radio timing share modelled time).
  *
  * The adapter from LockAuthority to the peripheral's LockGattBackend port lives here because the lock runtime
  * does not wire BLE yet; it only translates shapes (results, deliveries, the outbox), deciding nothing.
+ * bench/radio-lock.ts is the same harness for the ble bench (bench/ and test/ may not import each other,
+ * scripts/check-imports.mjs); keep them in step.
  */
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../hardware/src/clock.js';
