@@ -4,6 +4,7 @@
  */
 import type { BenchGroup } from './lib.js';
 import { bleGroup } from './ble.js';
+import { firmwareGroup } from './firmware.js';
 import { protocolGroup } from './protocol.js';
 
-export const groups: readonly BenchGroup[] = [protocolGroup, bleGroup];
+export const groups: readonly BenchGroup[] = [protocolGroup, bleGroup, firmwareGroup];

@@ -1,0 +1,633 @@
+/**
+ * Bench group `firmware` (issue 3, "Measured"): what the lock runtime costs beyond the signatures it cannot
+ * avoid, how its revocation store scales, and how heavy the runtime is to start.
+ *
+ * - `decision.*`: `LockAuthority.handleRequest` on a lock built as `firmware-sim/test/lock-harness.ts` builds
+ *   it (ManualClock, SimLockMechanism, stores on an in-memory CrashingStoreFs or a temp dir on the real
+ *   filesystem), against bare `crypto.verify` of the same token and proof-of-possession bytes. handleRequest
+ *   is asynchronous and every request needs a fresh challenge, so {@link compareAsync} below times it the way
+ *   `compare` of `lib.ts` times synchronous operations, with the requests of a slice signed before the slice.
+ * - `revocation.*`: `RevocationStore.has` at 100,000 entries and the log's bytes per entry on disk.
+ * - `runtime.*`: the compiled runtime (`dist/`) started by `bench/start-lock.mjs` against `node -e`.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, statSync, cpSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { flushMicrotasks } from '../hardware/src/clock.js';
+import { decodeSign1, sigStructure } from '../protocol/src/cose.js';
+import { Command, createRequest, decodeRequest, popSignedBytes } from '../protocol/src/pop.js';
+import { generateKeyPair } from '../protocol/src/keys.js';
+import { chainHash } from '../protocol/src/chain.js';
+import { Status } from '../protocol/src/status.js';
+import { TOKEN_LIMITS, mintToken } from '../protocol/src/token.js';
+import { claims, issued, world } from '../protocol/test/fixtures.js';
+import type { AuthorityStores, LockResult } from '../firmware-sim/src/lock/lock-authority.js';
+import type { LockStores } from '../firmware-sim/src/lock/stores.js';
+import type { AuditRecord } from '../firmware-sim/src/store/audit-log.js';
+import { RevocationStore } from '../firmware-sim/src/store/revocation-store.js';
+import { NodeStoreFs } from '../firmware-sim/src/store/store-fs.js';
+import { LOCK, makeLock } from '../firmware-sim/test/lock-harness.js';
+import type { Lock } from '../firmware-sim/test/lock-harness.js';
+import type { BenchContext, BenchGroup, CompareOptions, Comparison } from './lib.js';
+import { QUICK, atMost, comparisonNote } from './lib.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+// --------------------------------------------------------------------------------------------------------
+// compare() for asynchronous operations with per-slice set-up (lib.ts `compare` is synchronous).
+// --------------------------------------------------------------------------------------------------------
+
+/** One side of {@link compareAsync}: `run(n)` does its own set-up, then times n calls and returns ns. */
+interface Side {
+  /** Most calls per slice (a lock holds 16 live challenges). */
+  readonly maxCalls: number;
+  run(n: number): Promise<number>;
+}
+
+const sink: unknown[] = new Array<unknown>(8);
+let sinkCount = 0;
+function consume(v: unknown): void {
+  sink[sinkCount & 7] = v;
+  sinkCount++;
+}
+
+/** A synchronous operation as a side. */
+function syncSide(op: () => unknown): Side {
+  return {
+    maxCalls: 1 << 24,
+    run(n) {
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) consume(op());
+      return Promise.resolve(Number(process.hrtime.bigint() - start));
+    },
+  };
+}
+
+/**
+ * An asynchronous operation: `prepare(n)` (untimed) makes the inputs of n calls, `op(i)` is timed call by
+ * call with `await`, `after()` (untimed) tidies up (acknowledges the outbox and audit log so they never fill).
+ */
+function asyncSide(
+  maxCalls: number,
+  prepare: (n: number) => void | Promise<void>,
+  op: (i: number) => Promise<unknown>,
+  after: () => Promise<void>,
+): Side {
+  return {
+    maxCalls,
+    async run(n) {
+      await prepare(n);
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) consume(await op(i));
+      const t = Number(process.hrtime.bigint() - start);
+      await after();
+      return t;
+    },
+  };
+}
+
+function median(values: readonly number[]): number {
+  const s = [...values].sort((x, y) => x - y);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+async function calibrate(side: Side, sliceMs: number): Promise<number> {
+  const target = sliceMs * 1e6;
+  let n = 1;
+  for (;;) {
+    const t = Math.min(await side.run(n), await side.run(n), await side.run(n));
+    if (t >= target || n >= side.maxCalls) return n;
+    n = Math.min(side.maxCalls, t <= 0 ? n * 16 : Math.max(n * 2, Math.ceil((n * target) / t)));
+  }
+}
+
+/** `compare` of lib.ts (same defaults, alternation, fastest slice, median) for {@link Side}s. */
+async function compareAsync(a: Side, b: Side, options: CompareOptions = {}): Promise<Comparison> {
+  const rounds = options.rounds ?? 101;
+  const warmupRounds = options.warmupRounds ?? 10;
+  const slices = options.slices ?? 8;
+  const sliceMs = options.sliceMs ?? 0.5;
+  const until = process.hrtime.bigint() + BigInt(Math.round((options.warmupMs ?? 100) * 1e6));
+  while (process.hrtime.bigint() < until) {
+    await a.run(Math.min(4, a.maxCalls));
+    await b.run(Math.min(4, b.maxCalls));
+  }
+  const iterationsA = await calibrate(a, sliceMs);
+  const iterationsB = await calibrate(b, sliceMs);
+  const ratios: number[] = [];
+  const perA: number[] = [];
+  const perB: number[] = [];
+  for (let r = 0; r < warmupRounds + rounds; r++) {
+    let ta = Infinity;
+    let tb = Infinity;
+    for (let s = 0; s < slices; s++) {
+      if ((r + s) % 2 === 0) {
+        ta = Math.min(ta, await a.run(iterationsA));
+        tb = Math.min(tb, await b.run(iterationsB));
+      } else {
+        tb = Math.min(tb, await b.run(iterationsB));
+        ta = Math.min(ta, await a.run(iterationsA));
+      }
+    }
+    if (r < warmupRounds) continue;
+    ratios.push(ta / iterationsA / (tb / iterationsB));
+    perA.push(ta / iterationsA);
+    perB.push(tb / iterationsB);
+  }
+  return {
+    ratio: median(ratios),
+    minRatio: Math.min(...ratios),
+    maxRatio: Math.max(...ratios),
+    nsA: median(perA),
+    nsB: median(perB),
+    rounds,
+    slices,
+    iterationsA,
+    iterationsB,
+  };
+}
+
+// --------------------------------------------------------------------------------------------------------
+// decision.*
+// --------------------------------------------------------------------------------------------------------
+
+/** A lock holds 16 live challenges, 2 per peer: requests of one slice come from 8 peers. */
+const PEERS = ['p0', 'p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7'];
+const MAX_LIVE_CHALLENGES = 16;
+/** Shortest pulse SET_CONFIG allows; the lock's zone as in the protocol group. */
+const LOCK_CONFIG = { pulseMs: 20, timeZone: 'Europe/Berlin' } as const;
+/** Simulated ms per step while an unlock is driven: pulse 20 ms, actuation 15 ms, latch debounce 20 ms. */
+const STEP_MS = 10;
+
+/**
+ * Stores whose audit log and outbox write nothing: `append` returns a record without signing or writing it;
+ * `enqueueWith` builds (encodes and device-signs) the cloud audit record, because the authority chains the
+ * next record on its hash, but does not write it.
+ */
+function noAuditWrites(s: LockStores): AuthorityStores {
+  let seq = 0;
+  let auditSeq = 0;
+  const empty = new Uint8Array(0);
+  const audit: AuthorityStores['audit'] = {
+    append: (payload: Uint8Array): Promise<AuditRecord> =>
+      Promise.resolve({
+        seq: ++auditSeq,
+        time: 0,
+        prevHash: empty,
+        payload,
+        hash: empty,
+        signature: empty,
+      }),
+    since: () => [],
+    records: () => [],
+    get lastSeq() {
+      return auditSeq;
+    },
+  };
+  const outbox: AuthorityStores['outbox'] = {
+    enqueueWith: (_kind, build) => {
+      seq++;
+      consume(build(seq));
+      return Promise.resolve(seq);
+    },
+    peek: () => [],
+    get size() {
+      return 0;
+    },
+  };
+  return { ...s, audit, outbox };
+}
+
+/** Closes what holds file handles (the real-filesystem lock), so that none is left to the collector. */
+async function closeLock(lock: Lock): Promise<void> {
+  lock.authority.close();
+  const { stores } = lock;
+  await Promise.all([
+    stores.useCounters.close(),
+    stores.revocations.close(),
+    stores.audit.close(),
+    stores.outbox.close(),
+  ]);
+  await lock.trusted.close();
+}
+
+interface Bench {
+  readonly lock: Lock;
+  readonly token: Uint8Array;
+  /** First-time requests (full chain), or repeats by chainRef; UNLOCK through the mechanism, or STATUS. */
+  side(kind: 'full' | 'ref', command: Command.UNLOCK | Command.STATUS): Side;
+}
+
+function bench(lock: Lock, token: Uint8Array): Bench {
+  const { authority, clock, mech, sm } = lock;
+  let pending: { bytes: Uint8Array; peer: string }[] = [];
+
+  // Drives the manual clock until the request is answered (the pulse, the latch), yielding in between so
+  // that the state machine's continuations run; then the rider pushes the shackle back in.
+  const unlock = async (bytes: Uint8Array, peer: string): Promise<LockResult> => {
+    let result: LockResult | undefined;
+    const p = authority.handleRequest(bytes, { peer }).then((r) => (result = r));
+    await flushMicrotasks();
+    while (result === undefined) {
+      // Simulated time moves only while the mechanism is moving: on the real filesystem the audit's fsyncs
+      // take many turns of the event loop, and the clock must not run ahead of them (challenges expire).
+      if (sm.state === 'unlocking') clock.advance(STEP_MS);
+      await flushMicrotasks();
+    }
+    await p;
+    mech.push();
+    while (sm.state !== 'locked') {
+      clock.advance(STEP_MS);
+      await flushMicrotasks();
+    }
+    return result;
+  };
+
+  const after = async (): Promise<void> => {
+    const out = lock.stores.outbox;
+    const last = out.peek(out.size).at(-1);
+    if (last !== undefined) await out.ack(last.seq);
+    if (lock.stores.audit.lastSeq > lock.stores.audit.ackedThrough)
+      await lock.stores.audit.acknowledge(lock.stores.audit.lastSeq);
+  };
+
+  const side = (kind: 'full' | 'ref', command: Command.UNLOCK | Command.STATUS): Side =>
+    asyncSide(
+      MAX_LIVE_CHALLENGES,
+      (n) => {
+        pending = [];
+        for (let i = 0; i < n; i++) {
+          const peer = PEERS[i % PEERS.length]!;
+          pending.push({
+            bytes: lock.request({ chain: [token], command, byRef: kind === 'ref', peer }),
+            peer,
+          });
+        }
+      },
+      command === Command.UNLOCK
+        ? (i) => unlock(pending[i]!.bytes, pending[i]!.peer)
+        : (i) => authority.handleRequest(pending[i]!.bytes, { peer: pending[i]!.peer }),
+      after,
+    );
+  return { lock, token, side };
+}
+
+/** Runs a side once and throws unless the lock accepted every request (and pulsed for an UNLOCK). */
+async function checkSide(b: Bench, side: Side, unlocks: boolean): Promise<void> {
+  const pulses = b.lock.pulses.length;
+  const results: LockResult[] = [];
+  const off = b.lock.authority.onEvent((e) => {
+    if (e.type === 'decision') results.push(e.result);
+  });
+  await side.run(3);
+  off();
+  for (const r of results) {
+    if (r.status !== Status.OK)
+      throw new Error(`bench setup: the lock refused a request: ${Status[r.status]} ${r.message ?? ''}`);
+  }
+  if (results.length !== 3) throw new Error('bench setup: requests went unanswered');
+  if (unlocks && b.lock.pulses.length !== pulses + 3) throw new Error('bench setup: an unlock did not pulse');
+}
+
+/** Where a decision row's lock keeps its stores. */
+type Where = 'memory' | 'no-audit' | 'disk' | 'memory-trail' | 'disk-trail';
+
+/** Records in the audit trail of the `*-trail` locks: past the point where every append compacts. */
+const TRAIL_RECORDS = 5_500;
+
+const WHERE: Record<Where, string> = {
+  memory: 'stores on an in-memory CrashingStoreFs (no power cuts), fresh lock',
+  'no-audit':
+    'audit log and outbox writes replaced by no-ops in bench code (the cloud record is still built and device-signed), fresh lock',
+  disk: `stores in a temp dir on the real filesystem (${tmpdir()}, fsync per append), fresh lock`,
+  'memory-trail': `in-memory CrashingStoreFs, audit trail pre-filled with ${TRAIL_RECORDS} acknowledged typical records (207 B each on disk, 1.14 MB > the 1 MiB compactAtBytes of AuditLog: every append then rewrites the whole log)`,
+  'disk-trail': `real filesystem (${tmpdir()}), audit trail pre-filled with ${TRAIL_RECORDS} acknowledged typical records (1.14 MB > 1 MiB: every append rewrites the whole log)`,
+};
+
+async function decision(ctx: BenchContext, opts: CompareOptions, trailOpts: CompareOptions): Promise<void> {
+  const w = world();
+  const device = generateKeyPair('EdDSA');
+  const token = mintToken(claims(w), w.issuer, w.issuerKid);
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-'));
+  let locks = 0;
+  const fresh = async (where: Where): Promise<Bench> => {
+    const base = { config: LOCK_CONFIG, world: w, device };
+    const disk = where === 'disk' || where === 'disk-trail';
+    const lock = await makeLock(
+      disk
+        ? { ...base, storeFs: new NodeStoreFs(), dir: join(dir, `lock${locks++}`) }
+        : where === 'no-audit'
+          ? { ...base, wrapStores: noAuditWrites }
+          : base,
+    );
+    const b = bench(lock, token);
+    // One first-time request, so that the chain is cached for the chainRef rows.
+    await b.side('full', Command.STATUS).run(1);
+    if (where === 'memory-trail' || where === 'disk-trail') {
+      const typical = lock.stores.audit.records().at(-1)!.payload;
+      while (lock.stores.audit.lastSeq < TRAIL_RECORDS) await lock.stores.audit.append(typical);
+      await lock.stores.audit.acknowledge(lock.stores.audit.lastSeq);
+    }
+    return b;
+  };
+
+  try {
+    // The bare signature checks a first-time request cannot avoid, over the same bytes.
+    const sign1 = decodeSign1(token, TOKEN_LIMITS, [61, 18]);
+    const tbs = sigStructure(sign1.protectedBytes, sign1.payload);
+    const issuerKey = w.issuer.publicKey.key;
+    const bareToken = () => nodeVerify(null, tbs, issuerKey, sign1.signature);
+    const nonce = new Uint8Array(randomBytes(16));
+    const hash = chainHash([token]);
+    const request = decodeRequest(
+      createRequest({
+        lockId: LOCK,
+        nonce,
+        command: Command.UNLOCK,
+        chain: [token],
+        chainHash: hash,
+        holderKey: w.rider,
+      }),
+    );
+    const popBytes = popSignedBytes(LOCK, nonce, Command.UNLOCK, new Uint8Array(0), hash);
+    const riderKey = { key: w.rider.publicKey.key, dsaEncoding: 'ieee-p1363' as const };
+    const barePop = () => nodeVerify('sha256', popBytes, riderKey, request.signature);
+    const bareTwo = () => bareToken() && barePop();
+    if (!bareToken() || !barePop()) throw new Error('bench setup: a bare verification failed');
+    const hash32 = new Uint8Array(randomBytes(32));
+    const bareSign = () => nodeSign(null, hash32, device.key);
+
+    const ed: [Side, string] = [syncSide(bareToken), 'bare Ed25519 verify'];
+    const es: [Side, string] = [syncSide(barePop), 'bare ES256 verify'];
+    const two: [Side, string] = [syncSide(bareTwo), 'bare Ed25519 + ES256 verify'];
+    const bareCrypto = () => bareTwo() && bareSign() && bareSign();
+    const crypto: [Side, string] = [syncSide(bareCrypto), 'bare Ed25519 + ES256 verify + 2 Ed25519 signs'];
+    const UNLOCK = Command.UNLOCK;
+    const STATUS = Command.STATUS;
+    const rows: [string, Where, 'full' | 'ref', Command.UNLOCK | Command.STATUS, [Side, string]][] = [
+      ['unlock_ratio', 'memory', 'full', UNLOCK, ed],
+      ['unlock_ratio_vs_two_verifies', 'memory', 'full', UNLOCK, two],
+      ['unlock_ratio_vs_crypto', 'memory', 'full', UNLOCK, crypto],
+      ['repeat_ratio', 'memory', 'ref', UNLOCK, es],
+      ['status_ratio', 'memory', 'full', STATUS, ed],
+      ['unlock_ratio_no_audit', 'no-audit', 'full', UNLOCK, ed],
+      ['unlock_ratio_vs_two_verifies_no_audit', 'no-audit', 'full', UNLOCK, two],
+      ['repeat_ratio_no_audit', 'no-audit', 'ref', UNLOCK, es],
+      ['status_ratio_no_audit', 'no-audit', 'full', STATUS, ed],
+      ['unlock_ratio_real_fs', 'disk', 'full', UNLOCK, ed],
+      ['unlock_ratio_vs_two_verifies_real_fs', 'disk', 'full', UNLOCK, two],
+      ['repeat_ratio_real_fs', 'disk', 'ref', UNLOCK, es],
+      ['unlock_ratio_full_trail', 'memory-trail', 'full', UNLOCK, ed],
+      ['unlock_ratio_full_trail_real_fs', 'disk-trail', 'full', UNLOCK, ed],
+    ];
+    for (const [name, where, kind, command, [base, baseName]] of rows) {
+      const trail = where === 'memory-trail' || where === 'disk-trail';
+      // Filling a trail past the compaction threshold alone takes ~15 s: not in a smoke test.
+      if (trail && ctx.quick) continue;
+      const b = await fresh(where);
+      const side = b.side(kind, command);
+      await checkSide(b, side, command === UNLOCK);
+      const c = await compareAsync(side, base, trail ? trailOpts : opts);
+      const what = `${command === UNLOCK ? 'UNLOCK' : 'STATUS (no mechanism)'}, ${kind === 'full' ? 'full chain' : 'by chainRef'}`;
+      ctx.report({
+        name: `decision.${name}`,
+        value: c.ratio,
+        unit: 'ratio',
+        goal: name === 'unlock_ratio' ? atMost(1.2) : null,
+        note: `${what} via handleRequest; ${WHERE[where]}; ${comparisonNote(c, what, baseName)}`,
+      });
+      await closeLock(b.lock);
+    }
+    const sc = await compareAsync(syncSide(bareSign), ed[0], opts);
+    ctx.report({
+      name: 'decision.step.device_sign',
+      value: sc.ratio,
+      unit: 'ratio',
+      goal: null,
+      note: `one Ed25519 sign with the device key (an accepted request makes two: the cloud record and the local audit entry) per bare Ed25519 verify; ${comparisonNote(sc, 'sign', 'verify')}`,
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// --------------------------------------------------------------------------------------------------------
+// revocation.*
+// --------------------------------------------------------------------------------------------------------
+
+const REVOKED = 100_000;
+
+async function revocation(ctx: BenchContext, opts: CompareOptions): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-'));
+  try {
+    const store = await RevocationStore.open(new NodeStoreFs(), dir, { maxEntries: 200_000 });
+    const exp = 1_800_000_000;
+    const ids = Array.from({ length: REVOKED }, () => new Uint8Array(randomBytes(16)));
+    await store.replace(
+      1,
+      ids.map((id) => ({ id, exp })),
+    );
+    const fileBytes = statSync(join(dir, 'revocations.log')).size;
+    ctx.report({
+      name: 'revocation.bytes_per_entry',
+      value: fileBytes / REVOKED,
+      unit: 'bytes',
+      goal: null,
+      note: `revocations.log ${fileBytes} B on the real filesystem after replace() of ${REVOKED} entries with 16-byte ids (store.diskBytes ${store.diskBytes} B)`,
+    });
+
+    // Alternating hit and miss, over ids spread through the set (fresh Uint8Arrays, as decoded tokens give).
+    const probes: Uint8Array[] = [];
+    for (let i = 0; i < 1024; i++) {
+      probes.push(i % 2 === 0 ? new Uint8Array(ids[(i * 97) % REVOKED]!) : new Uint8Array(randomBytes(16)));
+    }
+    let i = 0;
+    const lookup = () => store.has(probes[i++ & 1023]!);
+    for (let k = 0; k < 1024; k++) {
+      if (lookup() !== (k % 2 === 0)) throw new Error('bench setup: revocation lookup gave a wrong answer');
+    }
+    const c = await compareAsync(syncSide(lookup), syncSide(bareEd25519()), opts);
+    await store.close();
+    ctx.report({
+      name: 'revocation.lookup_ratio',
+      value: c.ratio,
+      unit: 'ratio',
+      goal: atMost(0.01),
+      note: `RevocationStore.has at ${store.size} entries, hit and miss alternating / bare Ed25519 verify of a token; ${comparisonNote(c, 'has', 'verify')}`,
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A bare Ed25519 verification of a typical token (`protocol/test/fixtures.ts`), as in the protocol group. */
+function bareEd25519(): () => boolean {
+  const w = world();
+  const sign1 = decodeSign1(issued(w), TOKEN_LIMITS, [61, 18]);
+  const tbs = sigStructure(sign1.protectedBytes, sign1.payload);
+  const key = w.issuer.publicKey.key;
+  const verify = () => nodeVerify(null, tbs, key, sign1.signature);
+  if (!verify()) throw new Error('bench setup: bare Ed25519 verification failed');
+  return verify;
+}
+
+// --------------------------------------------------------------------------------------------------------
+// runtime.*
+// --------------------------------------------------------------------------------------------------------
+
+interface Spawned {
+  readonly ms: number;
+  readonly stdout: string;
+}
+
+/**
+ * The baseline child: `node -e` printing its peak RSS as start-lock.mjs does (VmHWM; see there why not
+ * `resourceUsage().maxRSS`).
+ */
+const NODE_E =
+  "let m;try{m=/VmHWM:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/status','utf8'))}catch{}" +
+  'console.log(m?m[1]:process.resourceUsage().maxRSS)';
+
+function spawnTimed(args: readonly string[]): Promise<Spawned> {
+  return new Promise((resolve, reject) => {
+    const start = process.hrtime.bigint();
+    const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      if (code !== 0) reject(new Error(`${args.join(' ')} exited ${String(code)}: ${stderr}`));
+      else resolve({ ms, stdout });
+    });
+  });
+}
+
+function distBuilt(): boolean {
+  return existsSync(join(ROOT, 'dist/firmware-sim/src/runtime/lock-runtime.js'));
+}
+
+async function runtime(ctx: BenchContext): Promise<void> {
+  if (!distBuilt()) {
+    await new Promise<void>((resolve, reject) => {
+      const tsc = spawn(
+        process.execPath,
+        [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
+        {
+          cwd: ROOT,
+          stdio: 'ignore',
+        },
+      );
+      tsc.on('error', reject);
+      tsc.on('exit', () => resolve());
+    });
+    if (!distBuilt())
+      throw new Error('runtime: dist/ is missing and `npx tsc -p tsconfig.build.json` did not build it');
+  }
+  const script = join(ROOT, 'bench/start-lock.mjs');
+  const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-'));
+  try {
+    const template = join(dir, 'template');
+    await spawnTimed([script, 'provision', template]);
+    const n = ctx.quick ? 3 : 15;
+    const startRatios: number[] = [];
+    const rssRatios: number[] = [];
+    const nodeMs: number[] = [];
+    const lockMs: number[] = [];
+    const ready: number[] = [];
+    const nodeRss: number[] = [];
+    const lockRss: number[] = [];
+    const lockMaxRss: number[] = [];
+    // One untimed run of each first (file cache).
+    await spawnTimed(['-e', NODE_E]);
+    cpSync(template, join(dir, 'warm'), { recursive: true });
+    await spawnTimed([script, 'start', join(dir, 'warm')]);
+    for (let k = 0; k < n; k++) {
+      const run = join(dir, `run${k}`);
+      cpSync(template, run, { recursive: true });
+      const pair = async (): Promise<[Spawned, Spawned]> => {
+        if (k % 2 === 0) {
+          const a = await spawnTimed(['-e', NODE_E]);
+          return [a, await spawnTimed([script, 'start', run])];
+        }
+        const b = await spawnTimed([script, 'start', run]);
+        return [await spawnTimed(['-e', NODE_E]), b];
+      };
+      const [a, b] = await pair();
+      const r = JSON.parse(b.stdout) as { ready: number; rss: number; maxRSS: number; peakKB: number };
+      const aRss = Number(a.stdout.trim());
+      nodeMs.push(a.ms);
+      lockMs.push(b.ms);
+      ready.push(r.ready);
+      nodeRss.push(aRss);
+      lockRss.push(r.peakKB);
+      lockMaxRss.push(r.maxRSS);
+      startRatios.push(b.ms / a.ms);
+      rssRatios.push(r.peakKB / aRss);
+    }
+    // Where the start time goes: the import of each layer, in load order (each only what it adds).
+    const imports: { ms: Record<string, number>; rss: Record<string, number> }[] = [];
+    for (let k = 0; k < (ctx.quick ? 1 : 5); k++) {
+      imports.push(JSON.parse((await spawnTimed([script, 'imports'])).stdout) as (typeof imports)[number]);
+    }
+    const top3 = (of: 'ms' | 'rss', unit: (v: number) => string): string => {
+      const layers = Object.keys(imports[0]![of])
+        .map((k) => [k, median(imports.map((x) => x[of][k]!))] as const)
+        .sort((x, y) => y[1] - x[1]);
+      const total = layers.reduce((sum, [, v]) => sum + v, 0);
+      return `${unit(total)} in all, top 3: ${layers
+        .slice(0, 3)
+        .map(([k, v]) => `${k} ${unit(v)}`)
+        .join(', ')}`;
+    };
+    const importMs = top3('ms', (v) => `${v.toFixed(1)} ms`);
+    const importRss = top3('rss', (v) => `${(v / 1024).toFixed(0)} KB`);
+    const ms = (x: number) => `${x.toFixed(0)} ms`;
+    ctx.report({
+      name: 'runtime.start_ratio',
+      value: median(startRatios),
+      unit: 'ratio',
+      goal: atMost(1.5),
+      note:
+        `median of ${n} alternating pairs of spawn-to-exit wall times (min ${Math.min(...startRatios).toFixed(3)}, max ${Math.max(...startRatios).toFixed(3)}): ` +
+        `bench/start-lock.mjs (dist/ runtime, simulated hardware, no console or BLE, provisioned data dir copied fresh, exits once locked and serving) ${ms(median(lockMs))} ` +
+        `(ready mark at ${ms(median(ready))} after process start) against node -e ${ms(median(nodeMs))}; ` +
+        `imports (bench/start-lock.mjs imports, median of runs, each layer only what it adds) ${importMs}`,
+    });
+    ctx.report({
+      name: 'runtime.rss_ratio',
+      value: median(rssRatios),
+      unit: 'ratio',
+      goal: atMost(1.3),
+      note:
+        `median of ${n} pairs of peak RSS (VmHWM of /proc/self/status, printed by each child): runtime at ready ${median(lockRss)} KB ` +
+        `against node -e ${median(nodeRss)} KB (min ${Math.min(...rssRatios).toFixed(3)}, max ${Math.max(...rssRatios).toFixed(3)}); ` +
+        `RSS added by imports ${importRss}; the child's process.resourceUsage().maxRSS read ${median(lockMaxRss)} KB: Linux carries the bench parent's peak across fork+exec, so it is not used`,
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function run(ctx: BenchContext): Promise<void> {
+  // Decision rows keep each lock's audit trail under ~2,500 records (see WHERE and the README).
+  await decision(
+    ctx,
+    ctx.quick ? QUICK : { sliceMs: 2, rounds: 31, warmupRounds: 5 },
+    ctx.quick ? QUICK : { sliceMs: 2, rounds: 11, warmupRounds: 2, slices: 4, warmupMs: 20 },
+  );
+  await revocation(ctx, ctx.quick ? QUICK : {});
+  await runtime(ctx);
+}
+
+export const firmwareGroup: BenchGroup = {
+  name: 'firmware',
+  description: 'lock decision against bare signatures, revocation lookup and size, runtime start and memory',
+  run,
+};

@@ -1,0 +1,110 @@
+/**
+ * Child of the `firmware` bench group (bench/firmware.ts, `runtime.*`): starts the compiled lock runtime
+ * (`dist/`) with simulated hardware and no console or BLE, as `tandem lock --simulate --console none` does,
+ * and exits as soon as it is locked and serving (authority started).
+ *
+ *   node bench/start-lock.mjs provision <dir>   # once: provisions a lock in <dir> (lock id, issuer anchor)
+ *   node bench/start-lock.mjs start <dir>       # timed: opens the runtime on <dir>, prints one JSON line
+ *   node bench/start-lock.mjs imports           # diagnostic: ms and RSS bytes each module's import adds
+ *
+ * `start` prints `{"ready": performance.now() ms, "rss": bytes, "maxRSS": KB, "peakKB": VmHWM KB}` once serving.
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+
+const DIST = new URL('../dist/', import.meta.url);
+const mod = (path) => import(new URL(path, DIST).href);
+
+const RUNTIME = 'firmware-sim/src/runtime/lock-runtime.js';
+const HARDWARE = 'firmware-sim/src/runtime/hardware.js';
+const CONFIG = 'firmware-sim/src/config/lock-config.js';
+const CLOCK = 'hardware/src/clock.js';
+
+async function open(dir) {
+  const [{ LockRuntime }, { simulatedHardware }, { DEFAULT_CONFIG }, { SystemClock }] = await Promise.all([
+    mod(RUNTIME),
+    mod(HARDWARE),
+    mod(CONFIG),
+    mod(CLOCK),
+  ]);
+  const config = { ...DEFAULT_CONFIG, dataDir: dir };
+  const clock = new SystemClock();
+  const hardware = simulatedHardware(clock, config.hardware);
+  return LockRuntime.open({ config, hardware: { ...hardware, console: undefined }, clock, simulated: true });
+}
+
+/**
+ * Peak RSS of this process image in KB: VmHWM of /proc/self/status. `resourceUsage().maxRSS` is not used for
+ * the ratio because Linux carries the larger of the parent's and the child's peak across fork and exec, so
+ * a child of a big bench process reports the parent's peak (falls back to it where /proc is missing).
+ */
+function peakRssKB() {
+  try {
+    const m = /VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]);
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS;
+}
+
+const [command, dir] = process.argv.slice(2);
+if (command === 'provision') {
+  const { IDENTITY } = await mod(RUNTIME);
+  const { generateKeyPair } = await mod('protocol/src/index.js');
+  const runtime = await open(dir);
+  await runtime.stores.config.set(IDENTITY.lockId, 'lock-bench');
+  const issuer = generateKeyPair('EdDSA');
+  await runtime.anchors.add({
+    kid: Uint8Array.of(1),
+    alg: issuer.publicKey.alg,
+    key: issuer.publicKey.raw,
+    role: 'issuer',
+    name: 'tandem',
+  });
+  await runtime.close();
+  process.exit(0);
+} else if (command === 'start') {
+  const runtime = await open(dir);
+  await runtime.reload();
+  if (runtime.authority === undefined || runtime.stateMachine.reportedState !== 'locked') {
+    process.stderr.write(`not serving: ${JSON.stringify(runtime.status())}\n`);
+    process.exit(1);
+  }
+  const ready = performance.now();
+  const rss = process.memoryUsage().rss;
+  const maxRSS = process.resourceUsage().maxRSS;
+  process.stdout.write(`${JSON.stringify({ ready, rss, maxRSS, peakKB: peakRssKB() })}\n`);
+  process.exit(0);
+} else if (command === 'imports') {
+  // Each step costs only what it loads new (modules are cached): third-party packages first, then ours
+  // from the bottom of the import graph up, so that each line is that layer's own cost.
+  const steps = [
+    ['ESM loader (first dynamic import)', () => import('data:text/javascript,export default 0')],
+    ['debug', () => import('debug')],
+    ['cbor-x', () => import('cbor-x')],
+    ['protocol', () => mod('protocol/src/index.js')],
+    ['hardware (clock, sim gpio, sim accel)', () => mod(HARDWARE)],
+    ['firmware-sim/store', () => mod('firmware-sim/src/store/index.js')],
+    ['firmware-sim/lock', () => mod('firmware-sim/src/lock/index.js')],
+    ['firmware-sim/theft', () => mod('firmware-sim/src/theft/theft-detector.js')],
+    ['firmware-sim/ble', () => mod('firmware-sim/src/ble/index.js')],
+    ['firmware-sim/console', () => mod('firmware-sim/src/console/console-interpreter.js')],
+    ['firmware-sim/runtime', () => mod(RUNTIME)],
+    ['config', () => mod(CONFIG)],
+  ];
+  const ms = {};
+  const rss = {};
+  for (const [name, load] of steps) {
+    const t = performance.now();
+    const r = process.memoryUsage().rss;
+    await load();
+    ms[name] = performance.now() - t;
+    rss[name] = process.memoryUsage().rss - r;
+  }
+  process.stdout.write(`${JSON.stringify({ ms, rss })}\n`);
+  process.exit(0);
+} else {
+  process.stderr.write('usage: node bench/start-lock.mjs provision|start <dir> | imports\n');
+  process.exit(2);
+}
