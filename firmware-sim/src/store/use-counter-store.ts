@@ -148,11 +148,17 @@ export class UseCounterStore {
     return this.queue.run(() => this.log.close());
   }
 
+  // Compact only once the log has doubled since the last compaction as well as passed the bound: when the
+  // live entries alone fill the bound, a rewrite on every write would wear the SD card out (amortised O(1)).
+  private lastCompactedBytes = 0;
+
   private async maybeCompact(): Promise<void> {
-    if (this.log.sizeBytes <= this.compactAtBytes) return;
+    const size = this.log.sizeBytes;
+    if (size <= this.compactAtBytes || size <= 2 * this.lastCompactedBytes) return;
     const records: Uint8Array[] = [];
     for (const [key, e] of this.entries) records.push(encodeSet(keyBytes(key), e));
     await this.log.rewrite(records);
+    this.lastCompactedBytes = this.log.sizeBytes;
   }
 }
 
