@@ -3,7 +3,7 @@
  * stacks run on the virtual radio with phone-like timing: 30 ms connection interval, ATT MTU 185 (iOS),
  * 27-byte link layer (Pi Zero W, no Data Length Extension), 100 ms advertising interval, on a VirtualClock,
  * so every time below is modelled radio time, not this machine's speed. The phone is gateway/'s LockClient;
- * the lock is the lock runtime (LockAuthority behind BlenoLockPeripheral, bench/radio-lock.ts) with a
+ * the lock is the lock runtime (LockAuthority behind BlenoLockPeripheral, firmware-sim/src/runtime/radio-lock.ts) with a
  * simulated solenoid on the same clock. The lock's CPU time (token and PoP verification, signing the audit
  * record) takes no modelled time: on a Pi Zero W it adds a few milliseconds per unlock.
  *
@@ -23,8 +23,15 @@ import { Status } from '../protocol/src/status.js';
 import { InMemoryChainRefs, LockClient } from '../gateway/src/lock-client.js';
 import { NobleTransport } from '../gateway/src/noble-transport.js';
 import type { NobleLike } from '../gateway/src/noble-transport.js';
-import { startRadioLock } from './radio-lock.js';
-import { NOW, RecordingTransport, clockTimers, tokenWorld } from '../gateway/test/helpers.js';
+import { startRadioLock } from '../firmware-sim/src/runtime/radio-lock.js';
+import type { BlenoApi } from '../firmware-sim/src/ble/bleno-types.js';
+import {
+  NOW,
+  RecordingTransport,
+  clockTimers,
+  issuerProvisioning,
+  tokenWorld,
+} from '../gateway/test/helpers.js';
 import type { BenchContext, BenchGroup } from './lib.js';
 import { atMost } from './lib.js';
 
@@ -75,12 +82,10 @@ async function run(ctx: BenchContext): Promise<void> {
   const world = tokenWorld();
   const rider = world.rider(LOCK_ID);
   const lock = await startRadioLock({
-    bleno,
+    loadBleno: () => bleno as unknown as BlenoApi,
     clock,
     lockId: LOCK_ID,
-    issuer: world.issuer,
-    issuerKid: world.kid,
-    now: NOW,
+    ...issuerProvisioning(world, LOCK_ID, NOW),
   });
   // A bystander phone scanning all the time (device 3). The virtual radio simulates advertising events only
   // while someone listens, and starts them within 0-10 ms when a scanner appears; with a listener the lock

@@ -1,5 +1,5 @@
 /**
- * The phone-side client of the GATT flow (SPEC §8, protocol/spec/08-gatt-flow.md): find a lock by its tag,
+ * The phone-side client of the GATT flow (SPEC §8.7): find a lock by its tag,
  * connect, subscribe to the result characteristic (round trip 1, the lock notifies a fresh challenge), write
  * the signed request without response (round trip 2, the lock notifies the result). Framing and reassembly
  * ([TANDEM-GATT-5] to [TANDEM-GATT-7]) live here, over any {@link LockTransport}.

@@ -10,6 +10,7 @@ import type { PrivateKey } from '../../protocol/src/keys.js';
 import { generateKeyPair } from '../../protocol/src/keys.js';
 import type { MintClaims } from '../../protocol/src/token.js';
 import { mintToken } from '../../protocol/src/token.js';
+import { encodeTimeBeacon } from '../../protocol/src/time-beacon.js';
 import type { Timers } from '../src/lock-client.js';
 import type { ConnectOptions, FoundLock, LockLink, LockTransport, ScanOptions } from '../src/transport.js';
 
@@ -50,6 +51,26 @@ export function tokenWorld(): TokenWorld {
       };
       return { key, chain: [mintToken(claims, issuer, kid)] };
     },
+  };
+}
+
+/**
+ * How this world's issuer provisions a simulated lock (`startRadioLock` in firmware-sim): its trust anchor,
+ * and the time beacon a phone would relay for the lock's first nonce (SPEC §7) so that the lock knows `now`.
+ */
+export function issuerProvisioning(world: TokenWorld, lockId: string, now: number = NOW) {
+  return {
+    anchors: [
+      {
+        kid: world.kid,
+        alg: world.issuer.alg,
+        key: world.issuer.publicKey.raw,
+        role: 'issuer' as const,
+        name: 'tandem',
+      },
+    ],
+    timeBeacon: (nonce: Uint8Array) =>
+      encodeTimeBeacon({ time: now, nonce, lockId, accuracy: 2 }, world.issuer, world.kid),
   };
 }
 

@@ -19,9 +19,16 @@ import { GatewayError } from '../../gateway/src/errors.js';
 import { InMemoryChainRefs, LockClient } from '../../gateway/src/lock-client.js';
 import type { LockClientOptions } from '../../gateway/src/lock-client.js';
 import { NobleTransport } from '../../gateway/src/noble-transport.js';
-import { NOW, RecordingTransport, clockTimers, tokenWorld } from '../../gateway/test/helpers.js';
-import { startRadioLock } from './radio-lock.js';
-import type { RadioLock } from './radio-lock.js';
+import {
+  NOW,
+  RecordingTransport,
+  clockTimers,
+  issuerProvisioning,
+  tokenWorld,
+} from '../../gateway/test/helpers.js';
+import { startRadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
+import type { BlenoApi } from '../../firmware-sim/src/ble/bleno-types.js';
+import type { RadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
 
 const LOCK_ID = 'lock-7f3a';
 const clock = new VirtualClock({ autoAdvance: true });
@@ -59,12 +66,10 @@ async function settle<T>(p: Promise<T>): Promise<T | unknown> {
 
 beforeAll(async () => {
   lock = await startRadioLock({
-    bleno,
+    loadBleno: () => bleno as unknown as BlenoApi,
     clock,
     lockId: LOCK_ID,
-    issuer: world.issuer,
-    issuerKid: world.kid,
-    now: NOW,
+    ...issuerProvisioning(world, LOCK_ID, NOW),
   });
 });
 

@@ -1,6 +1,6 @@
 /**
  * End to end across processes: this process serves a virtual radio on a Unix socket and runs the lock
- * runtime (LockAuthority behind BlenoLockPeripheral, ./radio-lock.ts) on device 0; `tandem
+ * runtime (LockAuthority behind BlenoLockPeripheral, firmware-sim/src/runtime/radio-lock.ts) on device 0; `tandem
  * unlock|relock|status --radio` runs as a child process on device 1, as a tester drives a simulated lock.
  * Real time (the radio is shared between processes), short intervals to keep the run quick; nothing asserts
  * on durations.
@@ -20,10 +20,11 @@ import {
 import type { RadioServer } from '../../hardware/src/virtual-radio/index.js';
 import { newKeyFile, readKeyFile, writeKeyFile } from '../../gateway/src/key-file.js';
 import { SystemClock } from '../../hardware/src/clock.js';
-import { NOW, tokenWorld } from '../../gateway/test/helpers.js';
+import { NOW, issuerProvisioning, tokenWorld } from '../../gateway/test/helpers.js';
 import { mintToken } from '../../protocol/src/token.js';
-import { startRadioLock } from './radio-lock.js';
-import type { RadioLock } from './radio-lock.js';
+import { startRadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
+import type { BlenoApi } from '../../firmware-sim/src/ble/bleno-types.js';
+import type { RadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const LOCK_ID = 'lock-7f3a';
@@ -83,12 +84,10 @@ const ble = (verb: string, ...extra: string[]): Promise<Run> =>
 beforeAll(async () => {
   server = await serveRadio(radio, socketPath);
   lock = await startRadioLock({
-    bleno,
+    loadBleno: () => bleno as unknown as BlenoApi,
     clock: new SystemClock(),
     lockId: LOCK_ID,
-    issuer: world.issuer,
-    issuerKid: world.kid,
-    now: NOW,
+    ...issuerProvisioning(world, LOCK_ID, NOW),
   });
   const file = newKeyFile();
   await writeKeyFile(keyPath, file);
