@@ -3,17 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { Encoder, decode as cborxDecode } from 'cbor-x';
 import { checkWellFormed, decodeStrict, encode } from '../src/cbor.js';
 import { ProtocolError } from '../src/errors.js';
+import { outcome as codeOf } from './outcome.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-    return 'accepted';
-  } catch (e) {
-    expect(e).toBeInstanceOf(ProtocolError);
-    return (e as ProtocolError).code + ': ' + (e as ProtocolError).message;
-  }
-}
 
 describe('strict CBOR decoding refuses what cbor-x accepts by default', () => {
   const cases: [string, string, RegExp][] = [

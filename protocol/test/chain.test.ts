@@ -2,20 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { MAX_CHAIN_LENGTH, checkSchedule, checkScope, checkTime, verifyChain } from '../src/chain.js';
-import { ProtocolError } from '../src/errors.js';
 import type { MintClaims } from '../src/token.js';
 import { mintToken } from '../src/token.js';
 import { LOCK, NOW, claims, issued, world } from './fixtures.js';
-
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ProtocolError);
-    return `${(e as ProtocolError).code}: ${(e as ProtocolError).message}`;
-  }
-  return 'accepted';
-}
+import { outcome as refusal } from './outcome.js';
 
 describe('verifyChain', () => {
   const w = world();

@@ -28,16 +28,8 @@ import {
   scanResponseData,
 } from '../src/gatt.js';
 import type { Challenge, LockInfo, Result } from '../src/gatt.js';
+import { outcome as codeOf } from './outcome.js';
 
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-    return 'accepted';
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw e;
-    return `${e.code}: ${e.message}`;
-  }
-}
 const body = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 

@@ -33,6 +33,7 @@ import {
 import type { Alert, AuditRecord, LockStateReport } from '../src/mqtt.js';
 import { encodeRevocationAck } from '../src/revocation.js';
 import { CONTENT_FORMAT } from '../src/lib/signed-payload.js';
+import { outcome as codeOf } from './outcome.js';
 
 const device = generateKeyPair('EdDSA');
 const issuer = generateKeyPair('EdDSA');
@@ -40,16 +41,6 @@ const other = generateKeyPair('EdDSA');
 const KID = Uint8Array.of(9);
 const resolve = (kid: Uint8Array): PublicKey | undefined =>
   kid.length === 1 && kid[0] === 9 ? issuer.publicKey : undefined;
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-    return 'accepted';
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw e;
-    return `${e.code}: ${e.message}`;
-  }
-}
 
 describe('topic tree (TANDEM-MQTT-1..3)', () => {
   it('builds every per-lock topic and the time topic', () => {

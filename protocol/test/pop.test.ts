@@ -4,19 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { decodeStrict, encode } from '../src/cbor.js';
 import type { CborValue } from '../src/cbor.js';
 import { verifyChain } from '../src/chain.js';
-import { ProtocolError } from '../src/errors.js';
 import { Command, CHAIN_REF_LENGTH, createRequest, decodeRequest, verifyPop } from '../src/pop.js';
 import { LOCK, issued, world } from './fixtures.js';
-
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ProtocolError);
-    return `${(e as ProtocolError).code}: ${(e as ProtocolError).message}`;
-  }
-  return 'accepted';
-}
+import { outcome as refusal } from './outcome.js';
 
 describe('proof of possession', () => {
   const w = world();

@@ -22,6 +22,7 @@ import {
 } from '../src/revocation.js';
 import type { RevocationState, RevocationUpdate } from '../src/revocation.js';
 import { encodeTimeBeacon } from '../src/time-beacon.js';
+import { outcome as codeOf } from './outcome.js';
 
 const issuer = generateKeyPair('EdDSA');
 const device = generateKeyPair('EdDSA');
@@ -37,16 +38,6 @@ const id = (n: number, len = 16): Uint8Array => {
   return b;
 };
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
-
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-    return 'accepted';
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw e;
-    return `${e.code}: ${e.message}`;
-  }
-}
 
 const FULL: RevocationUpdate = {
   kind: 'full',

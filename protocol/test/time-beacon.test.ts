@@ -11,6 +11,7 @@ import { encodeRevocationUpdate } from '../src/revocation.js';
 import { CONTENT_FORMAT } from '../src/lib/signed-payload.js';
 import { boundFromBeacon, decodeTimeBeacon, encodeTimeBeacon, verifyTimeBeacon } from '../src/time-beacon.js';
 import type { TimeBeacon } from '../src/time-beacon.js';
+import { outcome as codeOf } from './outcome.js';
 
 const issuer = generateKeyPair('EdDSA');
 const other = generateKeyPair('EdDSA');
@@ -19,15 +20,6 @@ const resolve = (kid: Uint8Array): PublicKey | undefined =>
   Buffer.from(kid).equals(Buffer.from(KID)) ? issuer.publicKey : undefined;
 const NONCE = Uint8Array.from({ length: 16 }, (_, i) => i * 7 + 1);
 
-function codeOf(f: () => unknown): string {
-  try {
-    f();
-    return 'accepted';
-  } catch (e) {
-    if (!(e instanceof ProtocolError)) throw e;
-    return `${e.code}: ${e.message}`;
-  }
-}
 function signRaw(body: Map<number, CborValue>): Uint8Array {
   return signSign1(encode(body), issuer, {
     protectedHeader: new Map<number, CborValue>([[HEADER.contentType, CONTENT_FORMAT.timeBeacon]]),

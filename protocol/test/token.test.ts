@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { decodeStrict, encode } from '../src/cbor.js';
 import type { CborValue } from '../src/cbor.js';
 import { signSign1 } from '../src/cose.js';
-import { ProtocolError } from '../src/errors.js';
 import { generateKeyPair } from '../src/keys.js';
 import {
   coseKeyOf,
@@ -14,16 +13,7 @@ import {
   CLAIM,
 } from '../src/token.js';
 import { LOCK, NOW, claims, issued, world } from './fixtures.js';
-
-function refusal(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(ProtocolError);
-    return `${(e as ProtocolError).code}: ${(e as ProtocolError).message}`;
-  }
-  return 'accepted';
-}
+import { outcome as refusal } from './outcome.js';
 
 describe('token', () => {
   const w = world();
