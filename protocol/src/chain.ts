@@ -126,6 +126,7 @@ export function verifyChain(chain: readonly Uint8Array[], anchors: AnchorLookup,
     minRevocation = Math.max(minRevocation, c.minRevocation ?? 0);
   }
   const leaf = tokens[tokens.length - 1]!.claims;
+  let hash: Uint8Array | undefined;
   if (leaf.aud !== lockId) {
     throw new ProtocolError(
       'ERR_AUDIENCE_MISMATCH',
@@ -136,7 +137,11 @@ export function verifyChain(chain: readonly Uint8Array[], anchors: AnchorLookup,
     anchor,
     tokens,
     leaf,
-    chainHash: chainHash(chain),
+    // Computed on first use: only the proof of possession needs it ([TANDEM-POP-3]), not the token checks.
+    get chainHash(): Uint8Array {
+      hash ??= chainHash(chain);
+      return hash;
+    },
     nbf,
     exp,
     minRevocation,
