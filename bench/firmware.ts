@@ -510,25 +510,21 @@ function spawnTimed(args: readonly string[]): Promise<Spawned> {
 }
 
 function distBuilt(): boolean {
-  return existsSync(join(ROOT, 'dist/firmware-sim/src/runtime/lock-runtime.js'));
+  return (
+    existsSync(join(ROOT, 'dist/firmware-sim/src/runtime/index.js')) &&
+    existsSync(join(ROOT, 'dist/bundle/runtime.js'))
+  );
 }
 
 async function runtime(ctx: BenchContext): Promise<void> {
   if (!distBuilt()) {
     await new Promise<void>((resolve, reject) => {
-      const tsc = spawn(
-        process.execPath,
-        [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'],
-        {
-          cwd: ROOT,
-          stdio: 'ignore',
-        },
-      );
+      // `npm run build`: tsc's dist/ and the esbuild bundle that `tandem lock` runs.
+      const tsc = spawn('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
       tsc.on('error', reject);
       tsc.on('exit', () => resolve());
     });
-    if (!distBuilt())
-      throw new Error('runtime: dist/ is missing and `npx tsc -p tsconfig.build.json` did not build it');
+    if (!distBuilt()) throw new Error('runtime: dist/ is missing and `npm run build` did not build it');
   }
   const script = join(ROOT, 'bench/start-lock.mjs');
   const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-'));
@@ -596,7 +592,7 @@ async function runtime(ctx: BenchContext): Promise<void> {
       goal: atMost(1.5),
       note:
         `median of ${n} alternating pairs of spawn-to-exit wall times (min ${Math.min(...startRatios).toFixed(3)}, max ${Math.max(...startRatios).toFixed(3)}): ` +
-        `bench/start-lock.mjs (dist/ runtime, simulated hardware, no console or BLE, provisioned data dir copied fresh, exits once locked and serving) ${ms(median(lockMs))} ` +
+        `bench/start-lock.mjs (dist/bundle runtime as tandem lock runs it, simulated hardware, no console or BLE, provisioned data dir copied fresh, exits once locked and serving) ${ms(median(lockMs))} ` +
         `(ready mark at ${ms(median(ready))} after process start) against node -e ${ms(median(nodeMs))}; ` +
         `imports (bench/start-lock.mjs imports, median of runs, each layer only what it adds) ${importMs}`,
     });

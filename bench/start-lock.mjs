@@ -1,6 +1,6 @@
 /**
  * Child of the `firmware` bench group (bench/firmware.ts, `runtime.*`): starts the compiled lock runtime
- * (`dist/`) with simulated hardware and no console or BLE, as `tandem lock --simulate --console none` does,
+ * (`dist/bundle/runtime.js`, the esbuild bundle `tandem lock` runs; tsc's `dist/` where there is no bundle) with simulated hardware and no console or BLE, as `tandem lock --simulate --console none` does,
  * and exits as soon as it is locked and serving (authority started).
  *
  *   node bench/start-lock.mjs provision <dir>   # once: provisions a lock in <dir> (lock id, issuer anchor)
@@ -9,7 +9,7 @@
  *
  * `start` prints `{"ready": performance.now() ms, "rss": bytes, "maxRSS": KB, "peakKB": VmHWM KB}` once serving.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 
 const DIST = new URL('../dist/', import.meta.url);
@@ -20,13 +20,23 @@ const HARDWARE = 'firmware-sim/src/runtime/hardware.js';
 const CONFIG = 'firmware-sim/src/config/lock-config.js';
 const CLOCK = 'hardware/src/clock.js';
 
-async function open(dir) {
-  const [{ LockRuntime }, { simulatedHardware }, { DEFAULT_CONFIG }, { SystemClock }] = await Promise.all([
+// What `tandem lock` loads: the esbuild bundle (scripts/bundle.mjs) where it was built, else tsc's output.
+const BUNDLE = new URL('bundle/runtime.js', DIST);
+const bundled = existsSync(BUNDLE);
+
+async function loadRuntime() {
+  if (bundled) return import(BUNDLE.href);
+  const [runtime, hardware, config, clock] = await Promise.all([
     mod(RUNTIME),
     mod(HARDWARE),
     mod(CONFIG),
     mod(CLOCK),
   ]);
+  return { ...runtime, ...hardware, ...config, ...clock };
+}
+
+async function open(dir) {
+  const { LockRuntime, simulatedHardware, DEFAULT_CONFIG, SystemClock } = await loadRuntime();
   const config = { ...DEFAULT_CONFIG, dataDir: dir };
   const clock = new SystemClock();
   const hardware = simulatedHardware(clock, config.hardware);
@@ -50,7 +60,7 @@ function peakRssKB() {
 
 const [command, dir] = process.argv.slice(2);
 if (command === 'provision') {
-  const { IDENTITY } = await mod(RUNTIME);
+  const { IDENTITY } = await loadRuntime();
   const { generateKeyPair } = await mod('protocol/src/index.js');
   const runtime = await open(dir);
   await runtime.stores.config.set(IDENTITY.lockId, 'lock-bench');

@@ -1,0 +1,48 @@
+#!/usr/bin/env node
+// Bundles the `tandem` CLI and the lock runtime into dist/bundle/ with esbuild (ES modules, split into
+// chunks so that each command still loads only what it needs). Why: Node resolves and compiles ~150 modules
+// of ours and cbor-x/debug one by one at start-up; on a Pi Zero W, where Node alone takes over a second to
+// start, that is the difference between a lock that comes back after a crash at once or noticeably later
+// (npm run bench -- firmware, runtime.start_ratio). Native and hardware-facing packages stay external:
+// bleno/noble (the virtual HCI radio hooks their require of bluetooth-hci-socket) and serialport.
+// Runs after tsc in `npm run build` (and so in `npm ci`); where esbuild has no binary for the platform, it
+// says so and bin/tandem.js falls back to tsc's output in dist/.
+import { rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+let esbuild;
+try {
+  esbuild = await import('esbuild');
+} catch (e) {
+  console.warn(`bundle: esbuild is not usable here (${e.message}); tandem runs from dist/ unbundled`);
+  process.exit(0);
+}
+const outdir = join(root, 'dist', 'bundle');
+rmSync(outdir, { recursive: true, force: true });
+try {
+  await esbuild.build({
+    absWorkingDir: root,
+    entryPoints: { main: 'cli/main.ts', runtime: 'firmware-sim/src/runtime/index.ts' },
+    outdir,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    minify: true,
+    sourcemap: 'linked',
+    external: ['@abandonware/*', 'serialport', '@serialport/*'],
+    // CommonJS dependencies inside an ES module bundle need `require`.
+    banner: {
+      js: "import { createRequire as __tandemRequire } from 'node:module'; const require = __tandemRequire(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+} catch (e) {
+  rmSync(outdir, { recursive: true, force: true });
+  console.warn(`bundle: esbuild failed (${e.message}); tandem runs from dist/ unbundled`);
+  process.exit(0);
+}
+console.log(`bundle: dist/bundle/ written`);
