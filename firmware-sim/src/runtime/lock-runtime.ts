@@ -127,27 +127,36 @@ export class LockRuntime {
       systemToleranceS: config.time.systemToleranceS,
     });
     // The device key signs audit records; it is read from the config store, which opens with the others,
-    // so the signer reads it through this holder.
-    const device: { key: PrivateKey } = { key: generateKeyPair('EdDSA') };
+    // so the signer reads it through this holder (nothing is audited before it is set below).
+    const device: { key?: PrivateKey } = {};
     const { stores, corrupt } = await openLockStores(fs, config.dataDir, {
-      auditSign: (hash) => signBytes(device.key, hash),
+      auditSign: (hash) => signBytes(device.key!, hash),
       auditClock: () => trustedClock.auditTimeMs(),
     });
     const stored = stores.config.getBytes(IDENTITY.deviceKey);
     if (stored) {
-      device.key = privateKeyFromKeyObject(
-        'EdDSA',
-        createPrivateKey({ key: Buffer.from(stored), format: 'der', type: 'pkcs8' }),
-      );
+      try {
+        device.key = privateKeyFromKeyObject(
+          'EdDSA',
+          createPrivateKey({ key: Buffer.from(stored), format: 'der', type: 'pkcs8' }),
+        );
+      } catch (cause) {
+        throw new Error(`the stored device key (${IDENTITY.deviceKey}) is not an Ed25519 PKCS#8 key`, {
+          cause,
+        });
+      }
     } else {
       // First start: the lock makes its own device key, so the private half never leaves it (flow 1).
+      device.key = generateKeyPair('EdDSA');
       await stores.config.set(
         IDENTITY.deviceKey,
         new Uint8Array(device.key.key.export({ format: 'der', type: 'pkcs8' })),
       );
     }
     const anchors = AnchorStore.load(stores.config);
-    const runtime = new LockRuntime(options, stateMachine, trustedClock, stores, anchors, corrupt, device);
+    const runtime = new LockRuntime(options, stateMachine, trustedClock, stores, anchors, corrupt, {
+      key: device.key,
+    });
     await runtime.reload();
     runtime.#startTheftDetection();
     const console = options.console ?? hardware.console;
