@@ -29,6 +29,7 @@ import {
 } from '../src/gatt.js';
 import type { Challenge, LockInfo, Result } from '../src/gatt.js';
 import { outcome as codeOf } from './outcome.js';
+import { fuzz, rng } from './fuzz.js';
 
 const body = (n: number): Uint8Array => Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
@@ -455,43 +456,13 @@ function encodeLockInfoRaw(over: Record<number, CborValue>): Uint8Array {
   return encode(mm);
 }
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('fuzz (only ProtocolError escapes)', () => {
   const decoders: [string, (b: Uint8Array) => unknown, Uint8Array][] = [
     ['decodeChallenge', decodeChallenge, encodeChallenge(CHALLENGE)],
     ['decodeResult', decodeResult, encodeResult(RESULT)],
     ['decodeLockInfo', decodeLockInfo, encodeLockInfo(INFO)],
   ];
-  for (const [name, decode, seed] of decoders) {
-    it(`fuzz ${name}: 2,000 random and mutated inputs throw only ProtocolError`, () => {
-      const r = rng(name.length);
-      for (let i = 0; i < 2000; i++) {
-        let input: Uint8Array;
-        if (i % 4 === 0)
-          input = Uint8Array.from({ length: Math.floor(r() * 64) }, () => Math.floor(r() * 256));
-        else {
-          input = Uint8Array.from(seed);
-          const flips = 1 + Math.floor(r() * 3);
-          for (let k = 0; k < flips; k++) input[Math.floor(r() * input.length)]! ^= 1 << Math.floor(r() * 8);
-          if (r() < 0.3) input = input.subarray(0, Math.floor(r() * input.length));
-        }
-        try {
-          decode(input);
-        } catch (e) {
-          if (!(e instanceof ProtocolError)) throw e;
-        }
-      }
-    });
-  }
+  for (const [name, decode, seed] of decoders) fuzz(name, decode, [seed], name.length);
 
   it('fuzz Reassembler: 2,000 random and mutated frame sequences throw only ProtocolError, memory bounded', () => {
     const r = rng(185);

@@ -34,6 +34,7 @@ import type { Alert, AuditRecord, LockStateReport } from '../src/mqtt.js';
 import { encodeRevocationAck } from '../src/revocation.js';
 import { CONTENT_FORMAT } from '../src/lib/signed-payload.js';
 import { outcome as codeOf } from './outcome.js';
+import { fuzz, rng } from './fuzz.js';
 
 const device = generateKeyPair('EdDSA');
 const issuer = generateKeyPair('EdDSA');
@@ -373,16 +374,6 @@ describe('outbox acknowledgement (TANDEM-MQTT-8)', () => {
   });
 });
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('fuzz (only ProtocolError escapes)', () => {
   const decoders: [string, (b: Uint8Array) => unknown, Uint8Array][] = [
     ['decodeAlert', decodeAlert, encodeAlert(ALERT, device)],
@@ -391,27 +382,7 @@ describe('fuzz (only ProtocolError escapes)', () => {
     ['decodeOutboxAck', decodeOutboxAck, encodeOutboxAck({ lockId: 'lock-7', sequence: 42 }, issuer, KID)],
     ['verifyAlert', (b) => verifyAlert(b, device.publicKey, 'lock-7'), encodeAlert(ALERT, device)],
   ];
-  for (const [name, decode, seed] of decoders) {
-    it(`fuzz ${name}: 2,000 random and mutated inputs throw only ProtocolError`, () => {
-      const r = rng(name.length * 13);
-      for (let i = 0; i < 2000; i++) {
-        let input: Uint8Array;
-        if (i % 4 === 0)
-          input = Uint8Array.from({ length: Math.floor(r() * 96) }, () => Math.floor(r() * 256));
-        else {
-          input = Uint8Array.from(seed);
-          const flips = 1 + Math.floor(r() * 3);
-          for (let k = 0; k < flips; k++) input[Math.floor(r() * input.length)]! ^= 1 << Math.floor(r() * 8);
-          if (r() < 0.3) input = input.subarray(0, Math.floor(r() * input.length));
-        }
-        try {
-          decode(input);
-        } catch (e) {
-          if (!(e instanceof ProtocolError)) throw e;
-        }
-      }
-    });
-  }
+  for (const [name, decode, seed] of decoders) fuzz(name, decode, [seed], name.length * 13);
 
   it('fuzz parseTopic: 2,000 random and mutated topics throw only ProtocolError', () => {
     const r = rng(9);
