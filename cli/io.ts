@@ -7,6 +7,8 @@ import { chmod, open, readFile, unlink } from 'node:fs/promises';
 import type { JsonWebKey } from 'node:crypto';
 import { CliError } from './args.js';
 import type { CliStreams } from './args.js';
+import { privateKeyFromJwk } from '../protocol/src/keys.js';
+import type { PrivateKey } from '../protocol/src/keys.js';
 
 /** Encodings the CLI reads and writes. */
 export const FORMATS = ['hex', 'base64url', 'binary'] as const;
@@ -176,4 +178,19 @@ export async function writeNewFile(path: string, data: string, mode: number, for
       },
     );
   }
+}
+
+/** Reads a private JWK (with "d") from `path`; `option` names the command-line option in messages. */
+export async function readPrivateJwk(
+  path: string,
+  option: string,
+): Promise<{ key: PrivateKey; jwk: JsonWebKey }> {
+  const jwk = await readJwk(path, option);
+  if (typeof jwk.d !== 'string') {
+    throw new CliError(
+      'ERR_INPUT',
+      `--${option}: ${path} is a public JWK; a private one (with "d") is needed`,
+    );
+  }
+  return { key: privateKeyFromJwk(jwk), jwk };
 }

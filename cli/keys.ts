@@ -5,7 +5,7 @@
  */
 import type { JsonWebKey } from 'node:crypto';
 import type { Alg } from '../protocol/src/keys.js';
-import { exportJwk, generateKeyPair } from '../protocol/src/keys.js';
+import { exportJwk, generateKeyPair, publicKeyFromJwk } from '../protocol/src/keys.js';
 import { CliError, flag, helpText, parse, parseKid, req, str } from './args.js';
 import type { CliStreams, CommandSpec } from './args.js';
 import { refuseExisting, writeNewFile } from './io.js';
@@ -95,9 +95,15 @@ async function generate(argv: readonly string[], streams: CliStreams): Promise<n
   const files = await writeKeyPair(req(p, 'out'), alg, kid, flag(p, 'force'));
   streams.stdout.write(
     `private key: ${files.privatePath} (${alg === 'EdDSA' ? 'Ed25519' : 'P-256'}, mode 0600; keep it secret)\n` +
-      `public key:  ${files.publicPath} (mode 0644)\n`,
+      `public key:  ${files.publicPath} (mode 0644)\n` +
+      `raw public key (hex, as the lock console's provision commands take it): ${rawPublicHex(files.publicJwk)}\n`,
   );
   return 0;
+}
+
+// The compact public key ([TANDEM-KEY-2]): what `provision anchor add` and `provision claim` expect.
+function rawPublicHex(jwk: JsonWebKey): string {
+  return Buffer.from(publicKeyFromJwk(jwk).raw).toString('hex');
 }
 
 /** Entry point of `tandem keys`. */

@@ -25,6 +25,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   unlock: { summary: 'unlock a bike over BLE', load: async () => (await import('./unlock.js')).unlock },
   relock: { summary: 'lock a bike over BLE', load: async () => (await import('./unlock.js')).relock },
   status: { summary: "a lock's state over BLE", load: async () => (await import('./unlock.js')).status },
+  beacon: {
+    summary: 'sign a time beacon for a lock that does not know the time',
+    load: () => import('./beacon.js'),
+  },
   demo: {
     summary: 'run an offline walk-through: keys, token, unlock, refusals',
     load: () => import('./demo.js'),

@@ -4,11 +4,10 @@
  * `checkTime` and `checkSchedule`, and their results into text.
  */
 import { randomBytes } from 'node:crypto';
-import type { JsonWebKey } from 'node:crypto';
 import type { AnchorLookup, Grant, TrustAnchor } from '../protocol/src/chain.js';
 import { checkSchedule, checkTime, verifyChain } from '../protocol/src/chain.js';
 import type { PrivateKey, PublicKey } from '../protocol/src/keys.js';
-import { exportJwk, generateKeyPair, privateKeyFromJwk, publicKeyFromJwk } from '../protocol/src/keys.js';
+import { exportJwk, generateKeyPair, publicKeyFromJwk } from '../protocol/src/keys.js';
 import type { DecodedToken, MintClaims, TokenClaims } from '../protocol/src/token.js';
 import { SCOPES, decodeToken, mintToken } from '../protocol/src/token.js';
 import {
@@ -29,7 +28,7 @@ import {
 } from './args.js';
 import type { CliStreams, CommandSpec, OptionSpec, Parsed } from './args.js';
 import type { Format } from './io.js';
-import { FORMATS, readBytes, readJwk, writeBytes } from './io.js';
+import { FORMATS, readBytes, readJwk, readPrivateJwk, writeBytes } from './io.js';
 
 const IN_FORMAT: OptionSpec = {
   type: 'string',
@@ -227,17 +226,6 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 const sameKey = (a: PublicKey, b: PublicKey) => a.alg === b.alg && hex(a.raw) === hex(b.raw);
 
-async function privateKey(path: string, option: string): Promise<{ key: PrivateKey; jwk: JsonWebKey }> {
-  const jwk = await readJwk(path, option);
-  if (typeof jwk.d !== 'string') {
-    throw new CliError(
-      'ERR_INPUT',
-      `--${option}: ${path} is a public JWK; a private one (with "d") is needed`,
-    );
-  }
-  return { key: privateKeyFromJwk(jwk), jwk };
-}
-
 async function mint(argv: readonly string[], streams: CliStreams): Promise<number> {
   const p = parse(MINT, argv);
   if (helpOr(MINT, p, streams)) return 0;
@@ -290,7 +278,7 @@ async function mint(argv: readonly string[], streams: CliStreams): Promise<numbe
   let kid: Uint8Array | undefined;
   if (parentPath !== undefined) {
     parent = decodeToken(await readBytes(parentPath, streams, inFormat(p)));
-    signer = (await privateKey(req(p, 'holder-of-parent-key'), 'holder-of-parent-key')).key;
+    signer = (await readPrivateJwk(req(p, 'holder-of-parent-key'), 'holder-of-parent-key')).key;
     if (!sameKey(signer.publicKey, parent.claims.cnf)) {
       throw new CliError(
         'ERR_INPUT',
@@ -298,7 +286,7 @@ async function mint(argv: readonly string[], streams: CliStreams): Promise<numbe
       );
     }
   } else {
-    const issuer = await privateKey(req(p, 'issuer-key'), 'issuer-key');
+    const issuer = await readPrivateJwk(req(p, 'issuer-key'), 'issuer-key');
     signer = issuer.key;
     const kidText = str(p, 'kid') ?? (typeof issuer.jwk.kid === 'string' ? issuer.jwk.kid : undefined);
     if (kidText === undefined) throw usage('missing --kid, and --issuer-key has no "kid"');

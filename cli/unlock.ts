@@ -77,6 +77,12 @@ function spec(verb: Verb): CommandSpec {
         description:
           'HCI device id: hciN (default 0), or the phone’s device id on the virtual radio (default 1)',
       },
+      beacon: {
+        type: 'string',
+        value: '<file>',
+        description:
+          'an issuer-signed time beacon (`tandem beacon`) to deliver when the lock says it does not know the time',
+      },
       json: { type: 'boolean', description: 'print the outcome as one JSON object' },
     },
     notes: [
@@ -222,6 +228,7 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
     const keyFile = await readKeyFile(keyPath);
     const chain = await readChain(p, lockId, keyFile.locks[lockId]?.chain, streams, s);
     const refs = new KeyFileChainRefs(keyFile);
+    const beacon = str(p, 'beacon') === undefined ? undefined : await readBytes(str(p, 'beacon')!, streams);
     if (radioPath !== undefined) {
       const { connectRadio, installVirtualHci } = await import('../hardware/src/virtual-radio/index.js');
       const remote = await connectRadio(radioPath).catch((cause: unknown) => {
@@ -240,6 +247,7 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
     const client = new LockClient({
       transport,
       chainRefs: refs,
+      ...(beacon === undefined ? {} : { carry: { timeBeacon: () => beacon } }),
       scanTimeoutMs: timeoutMs,
       connectTimeoutMs: timeoutMs,
       responseTimeoutMs: timeoutMs,

@@ -74,8 +74,12 @@ export class InMemoryChainRefs implements ChainRefMemory {
 export interface CarriedUpdates {
   /** The newest revocation update (signed bytes, §6.2) and its version. */
   revocationUpdate?(lockId: string): { readonly version: number; readonly bytes: Uint8Array } | undefined;
-  /** The newest time beacon (signed bytes, §7). */
-  timeBeacon?(lockId: string): Uint8Array | undefined;
+  /**
+   * A time beacon (signed bytes, §7) for this lock. `nonce` is the lock's challenge nonce: a client with a
+   * network asks the issuer for a beacon bound to it, which gives the lock a tight clock bound
+   * ([TANDEM-TIME-4]); a stored beacon without it only raises the lock's floor.
+   */
+  timeBeacon?(lockId: string, nonce: Uint8Array): Uint8Array | undefined;
 }
 
 /** Options of {@link LockClient}. */
@@ -501,7 +505,7 @@ export class LockClient {
       delivered.push(MessageType.revocationUpdate);
     }
     if (challenge.uncertainty === null || challenge.uncertainty > this.maxUncertainty) {
-      const beacon = this.carry.timeBeacon?.(session.lockId);
+      const beacon = this.carry.timeBeacon?.(session.lockId, challenge.nonce);
       if (beacon !== undefined) {
         await this.writeMessage(session, MessageType.timeBeacon, beacon);
         delivered.push(MessageType.timeBeacon);
