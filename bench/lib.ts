@@ -70,7 +70,8 @@ export function formatGoal(goal: Goal | null): string | null {
 const sink: unknown[] = new Array<unknown>(8);
 let sinkCount = 0;
 
-function consume(value: unknown): void {
+/** Keeps `value` reachable so that the call producing it cannot be optimised away. */
+export function consume(value: unknown): void {
   sink[sinkCount & 7] = value;
   sinkCount++;
 }
@@ -119,7 +120,8 @@ function timeLoop(op: () => unknown, iterations: number): number {
   return Number(process.hrtime.bigint() - start);
 }
 
-function median(values: readonly number[]): number {
+/** The median of `values` (mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
   const s = [...values].sort((x, y) => x - y);
   const mid = s.length >> 1;
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
@@ -159,17 +161,15 @@ function calibrate(op: () => unknown, sliceMs: number): number {
  * extremes, and the median absolute time per call of each side.
  */
 export function compare(a: () => unknown, b: () => unknown, options: CompareOptions = {}): Comparison {
-  const rounds = options.rounds ?? 101;
+  const roundCount = options.rounds ?? 101;
   const warmupRounds = options.warmupRounds ?? 10;
   const slices = options.slices ?? 8;
   const sliceMs = options.sliceMs ?? 0.5;
   warmUp(a, b, options.warmupMs ?? 100);
   const iterationsA = calibrate(a, sliceMs);
   const iterationsB = calibrate(b, sliceMs);
-  const ratios: number[] = [];
-  const perA: number[] = [];
-  const perB: number[] = [];
-  for (let r = 0; r < warmupRounds + rounds; r++) {
+  const { record, summarize } = rounds();
+  for (let r = 0; r < warmupRounds + roundCount; r++) {
     let ta = Infinity;
     let tb = Infinity;
     for (let s = 0; s < slices; s++) {
@@ -181,24 +181,109 @@ export function compare(a: () => unknown, b: () => unknown, options: CompareOpti
         ta = Math.min(ta, timeLoop(a, iterationsA));
       }
     }
-    if (r < warmupRounds) continue;
-    const nsA = ta / iterationsA;
-    const nsB = tb / iterationsB;
-    ratios.push(nsA / nsB);
-    perA.push(nsA);
-    perB.push(nsB);
+    if (r >= warmupRounds) record(ta / iterationsA, tb / iterationsB);
   }
+  return summarize({ rounds: roundCount, slices, iterationsA, iterationsB });
+}
+
+// The per-round results of a comparison and their summary, shared by the synchronous and asynchronous forms.
+function rounds(): {
+  record: (nsA: number, nsB: number) => void;
+  summarize: (shape: Pick<Comparison, 'rounds' | 'slices' | 'iterationsA' | 'iterationsB'>) => Comparison;
+} {
+  const ratios: number[] = [];
+  const perA: number[] = [];
+  const perB: number[] = [];
   return {
-    ratio: median(ratios),
-    minRatio: Math.min(...ratios),
-    maxRatio: Math.max(...ratios),
-    nsA: median(perA),
-    nsB: median(perB),
-    rounds,
-    slices,
-    iterationsA,
-    iterationsB,
+    record(nsA, nsB) {
+      ratios.push(nsA / nsB);
+      perA.push(nsA);
+      perB.push(nsB);
+    },
+    summarize: (shape) => ({
+      ratio: median(ratios),
+      minRatio: Math.min(...ratios),
+      maxRatio: Math.max(...ratios),
+      nsA: median(perA),
+      nsB: median(perB),
+      ...shape,
+    }),
   };
+}
+
+/** One side of {@link compareAsync}: `run(n)` does its own untimed set-up, then times n calls and returns ns. */
+export interface Side {
+  /** Most calls per slice (for example, the challenges a lock holds at once). */
+  readonly maxCalls: number;
+  run(n: number): Promise<number>;
+}
+
+/** A synchronous operation as a {@link Side}. */
+export function syncSide(op: () => unknown): Side {
+  return { maxCalls: 1 << 24, run: (n) => Promise.resolve(timeLoop(op, n)) };
+}
+
+/**
+ * An asynchronous operation: `prepare(n)` (untimed) makes the inputs of n calls, `op(i)` is timed call by
+ * call with `await`, `after()` (untimed) tidies up.
+ */
+export function asyncSide(
+  maxCalls: number,
+  prepare: (n: number) => void | Promise<void>,
+  op: (i: number) => Promise<unknown>,
+  after: () => Promise<void>,
+): Side {
+  return {
+    maxCalls,
+    async run(n) {
+      await prepare(n);
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) consume(await op(i));
+      const t = Number(process.hrtime.bigint() - start);
+      await after();
+      return t;
+    },
+  };
+}
+
+async function calibrateSide(side: Side, sliceMs: number): Promise<number> {
+  const target = sliceMs * 1e6;
+  let n = 1;
+  for (;;) {
+    const t = Math.min(await side.run(n), await side.run(n), await side.run(n));
+    if (t >= target || n >= side.maxCalls) return n;
+    n = Math.min(side.maxCalls, t <= 0 ? n * 16 : Math.max(n * 2, Math.ceil((n * target) / t)));
+  }
+}
+
+/** {@link compare} (same defaults, alternation, fastest slice, median) for asynchronous {@link Side}s. */
+export async function compareAsync(a: Side, b: Side, options: CompareOptions = {}): Promise<Comparison> {
+  const roundCount = options.rounds ?? 101;
+  const warmupRounds = options.warmupRounds ?? 10;
+  const slices = options.slices ?? 8;
+  const sliceMs = options.sliceMs ?? 0.5;
+  const until = process.hrtime.bigint() + BigInt(Math.round((options.warmupMs ?? 100) * 1e6));
+  while (process.hrtime.bigint() < until) {
+    await a.run(Math.min(4, a.maxCalls));
+    await b.run(Math.min(4, b.maxCalls));
+  }
+  const iterationsA = await calibrateSide(a, sliceMs);
+  const iterationsB = await calibrateSide(b, sliceMs);
+  const { record, summarize } = rounds();
+  for (let r = 0; r < warmupRounds + roundCount; r++) {
+    let ta = Infinity;
+    let tb = Infinity;
+    for (let s = 0; s < slices; s++) {
+      const first = (r + s) % 2 === 0 ? a : b;
+      const t1 = await first.run(first === a ? iterationsA : iterationsB);
+      const second = first === a ? b : a;
+      const t2 = await second.run(second === a ? iterationsA : iterationsB);
+      ta = Math.min(ta, first === a ? t1 : t2);
+      tb = Math.min(tb, first === a ? t2 : t1);
+    }
+    if (r >= warmupRounds) record(ta / iterationsA, tb / iterationsB);
+  }
+  return summarize({ rounds: roundCount, slices, iterationsA, iterationsB });
 }
 
 /** Formats nanoseconds for a note: `812 ns`, `57.3 µs`, `4.20 ms`. */
