@@ -24,7 +24,6 @@ import { InMemoryChainRefs, LockClient } from '../gateway/src/lock-client.js';
 import { NobleTransport } from '../gateway/src/noble-transport.js';
 import type { NobleLike } from '../gateway/src/noble-transport.js';
 import { startRadioLock } from '../firmware-sim/src/runtime/radio-lock.js';
-import type { BlenoApi } from '../firmware-sim/src/ble/bleno-types.js';
 import {
   NOW,
   RecordingTransport,
@@ -82,7 +81,7 @@ async function run(ctx: BenchContext): Promise<void> {
   const world = tokenWorld();
   const rider = world.rider(LOCK_ID);
   const lock = await startRadioLock({
-    loadBleno: () => bleno as unknown as BlenoApi,
+    loadBleno: () => bleno,
     clock,
     lockId: LOCK_ID,
     ...issuerProvisioning(world, LOCK_ID, NOW),

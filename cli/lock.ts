@@ -116,7 +116,7 @@ async function bleLoader(
     } else {
       vr.installVirtualHci(await vr.connectRadio(radioPath!));
     }
-    return () => vr.loadBleno({ deviceId }) as unknown as ReturnType<BlenoLoader>;
+    return () => vr.loadBleno({ deviceId });
   }
   const kind = choice(str(p, 'ble'), ['hci', 'none'] as const, 'ble', simulate ? 'none' : 'hci');
   if (kind === 'none') return undefined;

@@ -14,7 +14,6 @@ import {
   installVirtualHci,
   loadBleno,
 } from '../../hardware/src/virtual-radio/index.js';
-import type { BlenoApi } from '../src/ble/bleno-types.js';
 import { BlenoLockPeripheral } from '../src/ble/bleno-lock-peripheral.js';
 import type { BleError } from '../src/ble/errors.js';
 import { AttTap, FakeBackend, TestPhone, firstRequest, until, within } from './ble-fixture.js';
@@ -33,7 +32,7 @@ const backend = new FakeBackend();
 const lock = new BlenoLockPeripheral({
   backend,
   clock,
-  loadBleno: () => loadBleno({ deviceId: 0 }) as unknown as BlenoApi,
+  loadBleno: () => loadBleno({ deviceId: 0 }),
   maxRestarts: 3,
   restartWindowMs: 10 * 60_000,
 });

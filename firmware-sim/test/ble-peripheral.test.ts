@@ -22,7 +22,6 @@ import {
   installVirtualHci,
   loadBleno,
 } from '../../hardware/src/virtual-radio/index.js';
-import type { BlenoApi } from '../src/ble/bleno-types.js';
 import { BlenoLockPeripheral } from '../src/ble/bleno-lock-peripheral.js';
 import {
   ATT,
@@ -50,7 +49,7 @@ const backend = new FakeBackend();
 const lock = new BlenoLockPeripheral({
   backend,
   clock,
-  loadBleno: () => loadBleno({ deviceId: 0 }) as unknown as BlenoApi,
+  loadBleno: () => loadBleno({ deviceId: 0 }),
 });
 const phone = new TestPhone(createNoble({ deviceId: 1 }));
 

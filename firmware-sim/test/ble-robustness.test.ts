@@ -39,7 +39,7 @@ let bleno: BlenoApi | undefined;
 const lock = new BlenoLockPeripheral({
   backend,
   clock,
-  loadBleno: () => (bleno = loadBleno({ deviceId: 0 }) as unknown as BlenoApi),
+  loadBleno: () => (bleno = loadBleno({ deviceId: 0 })),
 });
 const phone = new TestPhone(createNoble({ deviceId: 1 }));
 const drops: string[] = [];

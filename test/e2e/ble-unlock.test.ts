@@ -27,7 +27,6 @@ import {
   tokenWorld,
 } from '../../gateway/test/helpers.js';
 import { startRadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
-import type { BlenoApi } from '../../firmware-sim/src/ble/bleno-types.js';
 import type { RadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
 
 const LOCK_ID = 'lock-7f3a';
@@ -66,7 +65,7 @@ async function settle<T>(p: Promise<T>): Promise<T | unknown> {
 
 beforeAll(async () => {
   lock = await startRadioLock({
-    loadBleno: () => bleno as unknown as BlenoApi,
+    loadBleno: () => bleno,
     clock,
     lockId: LOCK_ID,
     ...issuerProvisioning(world, LOCK_ID, NOW),

@@ -23,7 +23,6 @@ import { SystemClock } from '../../hardware/src/clock.js';
 import { NOW, issuerProvisioning, tokenWorld } from '../../gateway/test/helpers.js';
 import { mintToken } from '../../protocol/src/token.js';
 import { startRadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
-import type { BlenoApi } from '../../firmware-sim/src/ble/bleno-types.js';
 import type { RadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -84,7 +83,7 @@ const ble = (verb: string, ...extra: string[]): Promise<Run> =>
 beforeAll(async () => {
   server = await serveRadio(radio, socketPath);
   lock = await startRadioLock({
-    loadBleno: () => bleno as unknown as BlenoApi,
+    loadBleno: () => bleno,
     clock: new SystemClock(),
     lockId: LOCK_ID,
     ...issuerProvisioning(world, LOCK_ID, NOW),

@@ -1,6 +1,7 @@
 /**
  * Typed loaders for the two real stacks on a virtual radio. Minimal hand-written types: only what Tandem
- * uses of `@abandonware/bleno` and `@abandonware/noble` (neither ships TypeScript types).
+ * uses of `@abandonware/bleno` and `@abandonware/noble` (neither ships TypeScript types); the lock's GATT
+ * service (`firmware-sim/src/ble/bleno-types.ts`) uses the same bleno types on real HCI too.
  *
  * Call {@link installVirtualHci} first: both stacks construct their HCI socket when first required.
  */
@@ -42,6 +43,8 @@ export interface Bleno extends EventEmitter {
   readonly Characteristic: (new (options: BlenoCharacteristicOptions) => object) & BlenoResultCodes;
   readonly PrimaryService: new (options: { uuid: string; characteristics: object[] }) => object;
   startAdvertising(name: string, serviceUuids: string[], callback?: (error?: Error | null) => void): void;
+  /** Advertising and scan response as raw AD structures (Core Vol 3 Part C §11). */
+  startAdvertisingWithEIRData(advertisementData: Buffer, scanData: Buffer): void;
   stopAdvertising(callback?: () => void): void;
   setServices(services: object[], callback?: (error?: Error | null) => void): void;
   disconnect(): void;
