@@ -167,19 +167,31 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
     });
   } else if (consoleKind === 'uart') console = hardware.console;
 
-  const runtime = await LockRuntime.open({
-    config,
-    hardware: { ...hardware, ...(console ? {} : { console: undefined }) },
-    clock,
-    ...(console ? { console } : {}),
-    simulated: simulate,
-    ...(ble ? { ble } : {}),
-    // bleno is wedged beyond an in-process restart: exit so that systemd starts the lock again, locked.
-    onFatal: (e) => {
-      streams.stderr.write(`${e.code}: ${e.message}; exiting so the service manager restarts the lock\n`);
-      void runtime.close().finally(() => process.exit(EXIT.INTERNAL));
-    },
-  });
+  let runtime: LockRuntime;
+  try {
+    runtime = await LockRuntime.open({
+      config,
+      hardware: { ...hardware, ...(console ? {} : { console: undefined }) },
+      clock,
+      ...(console ? { console } : {}),
+      simulated: simulate,
+      ...(ble ? { ble } : {}),
+      // bleno is wedged beyond an in-process restart: exit so that systemd starts the lock again, locked.
+      onFatal: (e) => {
+        streams.stderr.write(`${e.code}: ${e.message}; exiting so the service manager restarts the lock\n`);
+        void runtime.close().finally(() => process.exit(EXIT.INTERNAL));
+      },
+    });
+  } catch (e) {
+    // Hardware, store and BLE failures at start carry a code and a message that says what to do.
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_')) {
+      throw new CliError('ERR_IO', `the lock could not start: ${code}: ${(e as Error).message}`, {
+        cause: e,
+      });
+    }
+    throw e;
+  }
   const s = runtime.status();
   const log = consoleKind === 'stdio' ? streams.stderr : streams.stdout;
   log.write(

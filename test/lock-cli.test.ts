@@ -87,6 +87,29 @@ describe('tandem lock --simulate', () => {
     );
   });
 
+  it('a lock that cannot open its stores says why with the store error code, exits 3, and does not hang', () => {
+    const file = join(dir, 'not-a-dir');
+    writeFileSync(file, 'x');
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'cli/main.ts',
+        'lock',
+        '--simulate',
+        '--console',
+        'none',
+        '--data-dir',
+        join(file, 'lock'),
+      ],
+      { cwd: root, encoding: 'utf8', timeout: 20_000 },
+    );
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/^ERR_IO: the lock could not start: ERR_STORE_IO: mkdir .* failed \(ENOTDIR\)/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('refuses --console uart with --simulate (usage error, exit 2)', () => {
     const r = spawnSync(
       process.execPath,

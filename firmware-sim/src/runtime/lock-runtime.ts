@@ -102,6 +102,22 @@ export class LockRuntime {
 
   /** Opens the hardware, stores and time, and starts the lock locked. */
   static async open(options: LockRuntimeOptions): Promise<LockRuntime> {
+    try {
+      return await LockRuntime.#open(options);
+    } catch (error) {
+      // A lock that cannot start must still end locked and let its process exit (systemd then restarts
+      // it): release the coil and close what was opened, whatever failed.
+      const { hardware } = options;
+      await hardware.solenoid.release().catch(() => undefined);
+      for (const part of [hardware.accelerometer, hardware.latch, hardware.solenoid]) {
+        await part.close().catch(() => undefined);
+      }
+      await (options.console ?? hardware.console)?.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  static async #open(options: LockRuntimeOptions): Promise<LockRuntime> {
     const { config, hardware, clock } = options;
     const fs = options.fs ?? new NodeStoreFs();
     await hardware.solenoid.open();
