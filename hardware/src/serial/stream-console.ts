@@ -100,8 +100,8 @@ export class DuplexLineDiscipline {
       } else {
         const message =
           item.kind === 'too-long'
-            ? `error: line longer than ${item.maxLineLength} bytes, discarded up to the next end of line\n`
-            : 'error: line is not valid UTF-8, discarded; set the terminal to UTF-8\n';
+            ? `ERR ERR_HW_INVALID_ARGUMENT line longer than ${item.maxLineLength} bytes, discarded up to the next end of line\n`
+            : 'ERR ERR_HW_INVALID_ARGUMENT line is not valid UTF-8, discarded; set the terminal to UTF-8\n';
         debug('input refused: %s', message.trim());
         this.#writeRaw(toTerminalNewlines(message)).catch((error: unknown) =>
           debug('cannot report refusal: %O', error),

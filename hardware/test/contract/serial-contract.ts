@@ -91,7 +91,7 @@ export function serialContract(
         const lines = nextLines(console, 1);
         await peer?.send(`${'x'.repeat(maxLineLength + 10)}\r\n`);
         expect(await peer?.waitFor('longer than')).toMatch(
-          new RegExp(`error: line longer than ${maxLineLength} bytes`),
+          new RegExp(`ERR ERR_HW_INVALID_ARGUMENT line longer than ${maxLineLength} bytes`),
         );
         await peer?.send('next\r\n');
         expect(await lines).toEqual(['next']);
@@ -112,7 +112,9 @@ export function serialContract(
           await console.open();
           const lines = nextLines(console, 1);
           await peer?.send(new Uint8Array([0x6b, 0xff, 0xfe, 0x0a]));
-          expect(await peer?.waitFor('not valid UTF-8')).toContain('not valid UTF-8');
+          expect(await peer?.waitFor('not valid UTF-8')).toContain(
+            'ERR ERR_HW_INVALID_ARGUMENT line is not valid UTF-8',
+          );
           const e = Buffer.from('clé ✓\n', 'utf8');
           await peer?.send(e.subarray(0, 3));
           await peer?.send(e.subarray(3));
