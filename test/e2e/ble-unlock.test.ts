@@ -11,7 +11,11 @@ import {
   installVirtualHci,
   loadBleno,
 } from '../../hardware/src/virtual-radio/index.js';
-import { MessageType, Reassembler, decodeResult } from '../../protocol/src/gatt.js';
+import { MessageType, Reassembler, decodeResult, frameMessage } from '../../protocol/src/gatt.js';
+import { chainHash } from '../../protocol/src/chain.js';
+import { encodeRevocationUpdate } from '../../protocol/src/revocation.js';
+import { encodeTimeBeacon } from '../../protocol/src/time-beacon.js';
+import { decodeToken } from '../../protocol/src/token.js';
 import { encodeOutboxAck, verifyAuditRecord } from '../../protocol/src/mqtt.js';
 import { Command } from '../../protocol/src/pop.js';
 import { Status } from '../../protocol/src/status.js';
@@ -119,6 +123,68 @@ describe('LockClient against the lock runtime over the virtual radio (27-byte li
     expect(repeat).toMatchObject({ status: Status.OK, usedChainRef: true, requestFrames: 1 });
     expect(phone1.record.writes.filter((w) => w.name === 'request')).toHaveLength(1);
     expect(phone1.record.roundTrips).toBe(2);
+  });
+
+  it('resends the full chain once when the lock does not hold the chain a chainRef names', async () => {
+    await reset();
+    radio.configure({ attMtuCap: 185 });
+    const carla = world.rider(LOCK_ID, { rider: 'carla' });
+    // The phone believes the lock verified this chain (say, before the lock restarted); the lock never saw it.
+    const refs = new InMemoryChainRefs();
+    refs.remember(LOCK_ID, chainHash(carla.chain));
+    const outcome = await client(phone1, { chainRefs: refs }).unlock(LOCK_ID, {
+      chain: carla.chain,
+      holderKey: carla.key,
+    });
+    expect(outcome).toMatchObject({
+      status: Status.OK,
+      usedChainRef: false,
+      resentFullChain: true,
+      requestFrames: 2,
+    });
+    // The refused chainRef request, then the full chain answering the challenge notified after that result.
+    expect(phone1.record.writes.filter((w) => w.name === 'request')).toHaveLength(3);
+  });
+
+  it('carries a newer signed revocation update before the request; the lock applies it, then refuses the revoked token', async () => {
+    await reset();
+    radio.configure({ attMtuCap: 185 });
+    const dora = world.rider(LOCK_ID, { rider: 'dora' });
+    const revoked = decodeToken(dora.chain[0]!).claims;
+    const version = lock.authority.snapshot().revocationVersion + 1;
+    const update = encodeRevocationUpdate(
+      {
+        kind: 'full',
+        version,
+        issuedAt: NOW,
+        lockId: LOCK_ID,
+        added: [{ id: revoked.cti, exp: revoked.exp }],
+        removed: [],
+      },
+      world.issuer,
+      world.kid,
+    );
+    const pulses = lock.pulses.length;
+    const outcome = await client(phone1, {
+      carry: { revocationUpdate: () => ({ version, bytes: update }) },
+    }).unlock(LOCK_ID, { chain: dora.chain, holderKey: dora.key });
+    expect(outcome.delivered).toEqual([MessageType.revocationUpdate]);
+    // Pipelined before the request ([TANDEM-GATT-14]): still two round trips, and applied before the decision.
+    expect(phone1.record.roundTrips).toBe(2);
+    expect(outcome).toMatchObject({ status: Status.REVOKED, mayHaveActed: false });
+    expect(lock.authority.snapshot().revocationVersion).toBe(version);
+    expect(lock.pulses.length).toBe(pulses);
+  });
+
+  it('deliver() hands one signed time beacon to the lock and returns its answer', async () => {
+    await reset();
+    radio.configure({ attMtuCap: 23 });
+    const beacon = encodeTimeBeacon({ time: NOW, lockId: LOCK_ID, accuracy: 2 }, world.issuer, world.kid);
+    const outcome = await client(phone1).deliver(LOCK_ID, MessageType.timeBeacon, beacon);
+    expect(outcome).toMatchObject({ status: Status.OK, statusName: 'OK' });
+    expect(phone1.record.writes.filter((w) => w.name === 'delivery')).toHaveLength(
+      frameMessage(MessageType.timeBeacon, beacon, 23).length,
+    );
   });
 
   it('unlocks with 20 ms latency and 5 % packet loss', async () => {
