@@ -7,36 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MessageType } from '../../protocol/src/gatt.js';
 import { Status } from '../../protocol/src/status.js';
-import {
-  VirtualClock,
-  VirtualRadio,
-  createNoble,
-  installVirtualHci,
-  loadBleno,
-} from '../../hardware/src/virtual-radio/index.js';
-import { BlenoLockPeripheral } from '../src/ble/bleno-lock-peripheral.js';
 import type { BleError } from '../src/ble/errors.js';
-import { AttTap, FakeBackend, TestPhone, firstRequest, until, within } from './ble-fixture.js';
+import { firstRequest, until, within, bleRig } from './ble-fixture.js';
 
-const clock = new VirtualClock({ autoAdvance: true });
-const radio = new VirtualRadio({
-  clock,
-  linkLayerPayload: 27,
-  connectionIntervalMs: 30,
+const { tap, backend, lock, phone } = bleRig({
   attMtuCap: 185,
   seed: 9,
+  peripheral: { maxRestarts: 3, restartWindowMs: 10 * 60_000 },
 });
-const tap = new AttTap(radio, 1);
-installVirtualHci(tap);
-const backend = new FakeBackend();
-const lock = new BlenoLockPeripheral({
-  backend,
-  clock,
-  loadBleno: () => loadBleno({ deviceId: 0 }),
-  maxRestarts: 3,
-  restartWindowMs: 10 * 60_000,
-});
-const phone = new TestPhone(createNoble({ deviceId: 1 }));
 const crashes: unknown[] = [];
 const restarts: string[] = [];
 const fatal: BleError[] = [];

@@ -21,8 +21,18 @@ import type { PrivateKey } from '../../protocol/src/keys.js';
 import { generateKeyPair } from '../../protocol/src/keys.js';
 import { Command, createRequest, decodeRequest } from '../../protocol/src/pop.js';
 import { Status } from '../../protocol/src/status.js';
-import type { HciChannel, HciProvider, VirtualRadio } from '../../hardware/src/virtual-radio/radio.js';
+import type { HciChannel, HciProvider } from '../../hardware/src/virtual-radio/radio.js';
+import {
+  VirtualClock,
+  VirtualRadio,
+  createNoble,
+  installVirtualHci,
+  loadBleno,
+} from '../../hardware/src/virtual-radio/index.js';
 import type { Noble, NobleCharacteristic, NoblePeripheral } from '../../hardware/src/virtual-radio/index.js';
+import { BlenoLockPeripheral } from '../src/ble/bleno-lock-peripheral.js';
+import type { BlenoLockPeripheralOptions } from '../src/ble/bleno-lock-peripheral.js';
+import type { BlenoApi } from '../src/ble/bleno-types.js';
 import type { LockGattBackend, RelayItem } from '../src/ble/lock-gatt-backend.js';
 
 export const LOCK_ID = 'lock-7';
@@ -364,4 +374,37 @@ export class TestPhone {
     if (p === undefined || p.state !== 'connected') return;
     await once(p, 'disconnect');
   }
+}
+
+/**
+ * One test file's world (bleno is a process-wide singleton: one lock per file): a virtual radio on an
+ * auto-advancing clock with phone-like timing (27-byte link layer, 30 ms), the ATT tap on the phone (device
+ * 1), the lock's peripheral on device 0 over a {@link FakeBackend}, and a {@link TestPhone}.
+ */
+export function bleRig(options: {
+  readonly attMtuCap: number;
+  readonly seed: number;
+  readonly peripheral?: Partial<Omit<BlenoLockPeripheralOptions, 'backend' | 'clock' | 'loadBleno'>>;
+}) {
+  const clock = new VirtualClock({ autoAdvance: true });
+  const radio = new VirtualRadio({
+    clock,
+    linkLayerPayload: 27,
+    connectionIntervalMs: 30,
+    attMtuCap: options.attMtuCap,
+    seed: options.seed,
+  });
+  const tap = new AttTap(radio, 1);
+  // Before bleno or noble is first required: both construct their HCI socket then.
+  installVirtualHci(tap);
+  const backend = new FakeBackend();
+  const rig: { bleno: BlenoApi | undefined } = { bleno: undefined };
+  const lock = new BlenoLockPeripheral({
+    backend,
+    clock,
+    loadBleno: () => (rig.bleno = loadBleno({ deviceId: 0 })),
+    ...options.peripheral,
+  });
+  const phone = new TestPhone(createNoble({ deviceId: 1 }));
+  return { clock, radio, tap, backend, lock, phone, bleno: () => rig.bleno };
 }

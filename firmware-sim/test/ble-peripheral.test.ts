@@ -16,42 +16,16 @@ import {
 import { Command } from '../../protocol/src/pop.js';
 import { Status } from '../../protocol/src/status.js';
 import {
-  VirtualClock,
-  VirtualRadio,
-  createNoble,
-  installVirtualHci,
-  loadBleno,
-} from '../../hardware/src/virtual-radio/index.js';
-import { BlenoLockPeripheral } from '../src/ble/bleno-lock-peripheral.js';
-import {
   ATT,
   ATT_REQUEST_OPCODES,
-  AttTap,
-  FakeBackend,
   LOCK_ID,
-  TestPhone,
   firstRequest,
   repeatRequest,
   within,
+  bleRig,
 } from './ble-fixture.js';
 
-const clock = new VirtualClock({ autoAdvance: true });
-const radio = new VirtualRadio({
-  clock,
-  linkLayerPayload: 27,
-  connectionIntervalMs: 30,
-  attMtuCap: 185,
-  seed: 3,
-});
-const tap = new AttTap(radio, 1);
-installVirtualHci(tap);
-const backend = new FakeBackend();
-const lock = new BlenoLockPeripheral({
-  backend,
-  clock,
-  loadBleno: () => loadBleno({ deviceId: 0 }),
-});
-const phone = new TestPhone(createNoble({ deviceId: 1 }));
+const { radio, tap, backend, lock, phone } = bleRig({ attMtuCap: 185, seed: 3 });
 
 beforeAll(async () => {
   await within('lock start', 15_000, lock.start());

@@ -13,35 +13,9 @@ import {
   frameMessage,
 } from '../../protocol/src/gatt.js';
 import { Status } from '../../protocol/src/status.js';
-import {
-  VirtualClock,
-  VirtualRadio,
-  createNoble,
-  installVirtualHci,
-  loadBleno,
-} from '../../hardware/src/virtual-radio/index.js';
-import type { BlenoApi } from '../src/ble/bleno-types.js';
-import { BlenoLockPeripheral } from '../src/ble/bleno-lock-peripheral.js';
-import { ATT, AttTap, FakeBackend, TestPhone, firstRequest, until, within } from './ble-fixture.js';
+import { ATT, firstRequest, until, within, bleRig } from './ble-fixture.js';
 
-const clock = new VirtualClock({ autoAdvance: true });
-const radio = new VirtualRadio({
-  clock,
-  linkLayerPayload: 27,
-  connectionIntervalMs: 30,
-  attMtuCap: 23,
-  seed: 5,
-});
-const tap = new AttTap(radio, 1);
-installVirtualHci(tap);
-const backend = new FakeBackend();
-let bleno: BlenoApi | undefined;
-const lock = new BlenoLockPeripheral({
-  backend,
-  clock,
-  loadBleno: () => (bleno = loadBleno({ deviceId: 0 })),
-});
-const phone = new TestPhone(createNoble({ deviceId: 1 }));
+const { clock, radio, tap, backend, lock, phone, bleno: currentBleno } = bleRig({ attMtuCap: 23, seed: 5 });
 const drops: string[] = [];
 lock.on('disconnect', (_peer, reason) => drops.push(reason));
 
@@ -57,7 +31,7 @@ afterAll(async () => {
 /** The value handle bleno gave a characteristic (test-only look into bleno's handle table). */
 function valueHandle(name: keyof typeof CHARACTERISTIC): number {
   const handles = (
-    bleno as unknown as {
+    currentBleno() as unknown as {
       _bindings: {
         _gatt: { _handles: ({ type: string; uuid?: string; valueHandle?: number } | undefined)[] };
       };

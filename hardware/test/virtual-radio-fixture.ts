@@ -3,7 +3,20 @@
  * writable-with-response and notifying characteristic) and the noble steps to reach it.
  */
 import { once } from 'node:events';
-import type { Bleno, Noble, NobleCharacteristic, NoblePeripheral } from '../src/virtual-radio/index.js';
+import type {
+  Bleno,
+  ConnectionInfo,
+  Noble,
+  NobleCharacteristic,
+  NoblePeripheral,
+} from '../src/virtual-radio/index.js';
+import {
+  VirtualClock,
+  VirtualRadio,
+  createNoble,
+  installVirtualHci,
+  loadBleno,
+} from '../src/virtual-radio/index.js';
 
 export const SERVICE_UUID = '7a6e0001b5a34f0e9c6e5d4c3b2a1900';
 export const DATA_UUID = '7a6e0002b5a34f0e9c6e5d4c3b2a1900';
@@ -116,4 +129,36 @@ export function collectNotifications(c: NobleCharacteristic, length: number): Pr
 /** A deterministic 300-byte test value. */
 export function testValue(length = 300, salt = 0): Buffer {
   return Buffer.from(Array.from({ length }, (_, i) => (i * 7 + salt) & 0xff));
+}
+
+/**
+ * One test file's air (bleno is a process-wide singleton): a radio on an auto-advancing virtual clock with a
+ * 27-byte link layer and a 30 ms interval, bleno (device 0) serving the test lock, noble (device 1), and the
+ * newest connection's counters.
+ */
+export function radioWorld(options: {
+  readonly attMtuCap: number;
+  readonly seed: number;
+  readonly lossRate?: number;
+}) {
+  const clock = new VirtualClock({ autoAdvance: true });
+  const radio = new VirtualRadio({
+    clock,
+    linkLayerPayload: 27,
+    connectionIntervalMs: 30,
+    attMtuCap: options.attMtuCap,
+    seed: options.seed,
+    ...(options.lossRate === undefined ? {} : { lossRate: options.lossRate }),
+  });
+  // Before bleno or noble is first required: both construct their HCI socket then.
+  installVirtualHci(radio);
+  const bleno = loadBleno({ deviceId: 0 });
+  const noble = createNoble({ deviceId: 1 });
+  const current = (): ConnectionInfo => {
+    const all = radio.connections();
+    const c = all[all.length - 1];
+    if (c === undefined) throw new Error('no connection');
+    return c;
+  };
+  return { clock, radio, bleno, noble, lockReady: startLock(bleno), current };
 }

@@ -5,40 +5,19 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import {
-  VirtualClock,
-  VirtualRadio,
-  createNoble,
-  installVirtualHci,
-  loadBleno,
-} from '../src/virtual-radio/index.js';
-import type { ConnectionInfo } from '../src/virtual-radio/index.js';
-import {
   collectNotifications,
   findLock,
   openLock,
-  startLock,
   testValue,
   within,
+  radioWorld,
 } from './virtual-radio-fixture.js';
 
-const clock = new VirtualClock({ autoAdvance: true });
-const radio = new VirtualRadio({
-  clock,
-  linkLayerPayload: 27,
-  connectionIntervalMs: 30,
+const { clock, radio, bleno, noble, lockReady, current } = radioWorld({
   attMtuCap: 185,
-  lossRate: 0.2,
   seed: 42,
+  lossRate: 0.2,
 });
-installVirtualHci(radio);
-const bleno = loadBleno({ deviceId: 0 });
-const noble = createNoble({ deviceId: 1 });
-const lockReady = startLock(bleno);
-
-function current(): ConnectionInfo {
-  const all = radio.connections();
-  return all[all.length - 1]!;
-}
 
 async function until(what: string, predicate: () => boolean): Promise<void> {
   await within(

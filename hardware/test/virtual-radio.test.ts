@@ -5,46 +5,21 @@
  */
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import {
-  VirtualClock,
-  VirtualRadio,
-  createNoble,
-  installVirtualHci,
-  loadBleno,
-} from '../src/virtual-radio/index.js';
-import type { ConnectionInfo, NoblePeripheral } from '../src/virtual-radio/index.js';
+import type { NoblePeripheral } from '../src/virtual-radio/index.js';
 import {
   LOCK_NAME,
   SERVICE_UUID,
   collectNotifications,
   findLock,
   openLock,
-  startLock,
   testValue,
   within,
+  radioWorld,
 } from './virtual-radio-fixture.js';
 
-const clock = new VirtualClock({ autoAdvance: true });
-const radio = new VirtualRadio({
-  clock,
-  linkLayerPayload: 27,
-  connectionIntervalMs: 30,
-  attMtuCap: 23,
-  seed: 7,
-});
-installVirtualHci(radio);
-const bleno = loadBleno({ deviceId: 0 });
-const noble = createNoble({ deviceId: 1 });
-const lockReady = startLock(bleno);
+const { clock, radio, bleno, noble, lockReady, current } = radioWorld({ attMtuCap: 23, seed: 7 });
 
 const reports = new Map<number, Record<string, number>>();
-
-function current(): ConnectionInfo {
-  const all = radio.connections();
-  const c = all[all.length - 1];
-  if (c === undefined) throw new Error('no connection');
-  return c;
-}
 
 async function session(
   mtuCap: number,
