@@ -76,7 +76,7 @@ function noAuditWrites(s: LockStores): AuthorityStores {
   const outbox: AuthorityStores['outbox'] = {
     enqueueWith: (_kind, build) => {
       seq++;
-      consume(build(seq));
+      consume(build(seq, 1));
       return Promise.resolve(seq);
     },
     peek: () => [],

@@ -123,14 +123,37 @@ describe('AuthorityBackend', () => {
 
     const last = queued[queued.length - 1]!.seq;
     // Signed by the rider's key under the issuer's kid: refused, nothing dropped.
-    const forged = encodeOutboxAck({ lockId: LOCK, sequence: last }, t.lock.w.rider, t.lock.w.issuerKid);
+    const forged = encodeOutboxAck(
+      { lockId: LOCK, sequence: last, epoch: t.lock.stores.outbox.epoch },
+      t.lock.w.rider,
+      t.lock.w.issuerKid,
+    );
     await t.write('relay', MessageType.outboxAck, forged);
     expect(t.results()[0]!.status).toBe(Status.BAD_SIGNATURE);
     expect(t.lock.stores.outbox.size).toBe(queued.length);
 
-    const ack = encodeOutboxAck({ lockId: LOCK, sequence: last }, t.lock.w.issuer, t.lock.w.issuerKid);
+    // [TANDEM-MQTT-11]: issuer-signed, but for another epoch (an old retained ack from before a storage
+    // reset) or beyond the last record queued: ACK_MISMATCH, nothing dropped.
+    const epoch = t.lock.stores.outbox.epoch;
+    const stale = encodeOutboxAck(
+      { lockId: LOCK, sequence: last, epoch: epoch === 1 ? 2 : epoch - 1 },
+      t.lock.w.issuer,
+      t.lock.w.issuerKid,
+    );
+    await t.write('relay', MessageType.outboxAck, stale);
+    expect(t.results()[1]!.status).toBe(Status.ACK_MISMATCH);
+    const beyond = encodeOutboxAck(
+      { lockId: LOCK, sequence: t.lock.stores.outbox.lastSeq + 1, epoch },
+      t.lock.w.issuer,
+      t.lock.w.issuerKid,
+    );
+    await t.write('relay', MessageType.outboxAck, beyond);
+    expect(t.results()[2]!.status).toBe(Status.ACK_MISMATCH);
+    expect(t.lock.stores.outbox.size).toBe(queued.length);
+
+    const ack = encodeOutboxAck({ lockId: LOCK, sequence: last, epoch }, t.lock.w.issuer, t.lock.w.issuerKid);
     await t.write('relay', MessageType.outboxAck, ack);
-    expect(t.results()[1]).toMatchObject({ status: Status.OK, answers: MessageType.outboxAck });
+    expect(t.results()[3]).toMatchObject({ status: Status.OK, answers: MessageType.outboxAck });
     expect(t.lock.stores.outbox.peek(100).every((e) => e.seq > last)).toBe(true);
   });
 });

@@ -46,8 +46,8 @@ describe('audit records for the cloud', () => {
     await lock.relock();
     await lock.send(Uint8Array.of(0xff));
     // An alert between audit records takes an outbox number; the audit chain skips it ([TANDEM-MQTT-7]).
-    await lock.stores.outbox.enqueueWith('alert', (sequence) =>
-      encodeAlert({ lockId: LOCK, sequence, time: NOW, kind: 'bump', detail: new Map() }, lock.device),
+    await lock.stores.outbox.enqueueWith('alert', (sequence, epoch) =>
+      encodeAlert({ lockId: LOCK, sequence, epoch, time: NOW, kind: 'bump', detail: new Map() }, lock.device),
     );
     await lock.send(lock.request({ chain: [lock.token({ scope: ['status'] })] }));
     const records = wire(lock);

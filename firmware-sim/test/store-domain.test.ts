@@ -435,6 +435,26 @@ describe('Outbox', () => {
     expect(await again.enqueue('alert', enc('next'))).toBe(4);
   });
 
+  it('keeps its epoch across reboots and compactions; a new store draws a new one (TANDEM-MQTT-11)', async () => {
+    const fs = new CrashingStoreFs();
+    let draws = 0;
+    const newEpoch = (): number => [0x1234_5678, 0xffff_ffff][draws++]!;
+    const box = await Outbox.open(fs, DIR, { compactAtBytes: 64, newEpoch });
+    expect(box.epoch).toBe(0x1234_5678);
+    const seen: number[] = [];
+    for (let i = 0; i < 20; i++)
+      await box.enqueueWith('alert', (_seq, epoch) => (seen.push(epoch), enc('x')));
+    await box.ack(15);
+    expect(new Set(seen)).toEqual(new Set([0x1234_5678]));
+    expect(box.lastSeq).toBe(20);
+    const again = await Outbox.open(fs.reboot(), DIR, { newEpoch });
+    expect([again.epoch, again.lastSeq, again.ackedThrough]).toEqual([0x1234_5678, 20, 15]);
+    expect(draws).toBe(1);
+    // A replaced card: the sequence restarts, under a new epoch.
+    const fresh = await Outbox.open(new CrashingStoreFs(), DIR, { newEpoch });
+    expect([fresh.epoch, fresh.lastSeq]).toEqual([0xffff_ffff, 0]);
+  });
+
   it('loses nothing enqueued-and-resolved and never reuses a sequence number, across a cut at every operation', async () => {
     const report = await sweepPowerCuts(() => {
       const history: { s: string; next: number }[] = [{ s: '[]', next: 1 }];

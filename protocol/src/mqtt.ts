@@ -179,13 +179,15 @@ export type AlertKind = (typeof ALERT_KINDS)[number];
 /** Largest encoded alert ([TANDEM-MQTT-5]). */
 export const MAX_ALERT_BYTES = 512;
 const ALERT_LIMITS: CborLimits = { maxBytes: MAX_ALERT_BYTES, maxDepth: 2, maxItems: 16 };
-const ALERT_KEYS = { 1: 'lock id', 2: 'sequence', 3: 'time', 4: 'kind', 5: 'detail' } as const;
+const ALERT_KEYS = { 1: 'lock id', 2: 'sequence', 3: 'time', 4: 'kind', 5: 'detail', 6: 'epoch' } as const;
 
 /** An alert raised by a lock ([TANDEM-MQTT-5]). */
 export interface Alert {
   readonly lockId: string;
   /** Outbox sequence number ([TANDEM-MQTT-8]). */
   readonly sequence: number;
+  /** Outbox epoch the sequence belongs to ([TANDEM-MQTT-11]). */
+  readonly epoch: number;
   /** Lock time, Unix seconds. */
   readonly time: number;
   readonly kind: AlertKind;
@@ -201,6 +203,7 @@ function parseAlert(payload: Uint8Array): Alert {
     time: r.uint(3),
     kind: r.oneOf(4, ALERT_KINDS),
     detail: r.detail(5),
+    epoch: r.uint(6, 1),
   };
 }
 
@@ -213,6 +216,7 @@ export function encodeAlert(alert: Alert, deviceKey: PrivateKey): Uint8Array {
     [4, alert.kind],
   ]);
   setDetail(m, 5, alert.detail);
+  m.set(6, alert.epoch);
   return signPayload(checked(m, parseAlert), deviceKey, CONTENT_FORMAT.alert);
 }
 
@@ -246,6 +250,7 @@ const AUDIT_KEYS = {
   8: 'token id',
   9: 'rider',
   10: 'detail',
+  11: 'epoch',
 } as const;
 const EVENT_PATTERN = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -257,6 +262,8 @@ export interface AuditRecord {
   readonly lockId: string;
   /** Outbox sequence number ([TANDEM-MQTT-8]). */
   readonly sequence: number;
+  /** Outbox epoch the sequence belongs to ([TANDEM-MQTT-11]). */
+  readonly epoch: number;
   readonly time: number;
   /** SHA-256 of the previous audit record's bytes ([TANDEM-MQTT-7]). */
   readonly previousHash: Uint8Array;
@@ -294,6 +301,7 @@ function parseAudit(payload: Uint8Array): AuditRecord {
     ...(tokenId === undefined ? {} : { tokenId }),
     ...(rider === undefined ? {} : { rider }),
     detail: r.detail(10),
+    epoch: r.uint(11, 1),
   };
 }
 
@@ -311,6 +319,7 @@ export function encodeAuditRecord(record: AuditRecord, deviceKey: PrivateKey): U
   if (record.tokenId !== undefined) m.set(8, record.tokenId);
   if (record.rider !== undefined) m.set(9, record.rider);
   setDetail(m, 10, record.detail);
+  m.set(11, record.epoch);
   return signPayload(checked(m, parseAudit), deviceKey, CONTENT_FORMAT.auditRecord);
 }
 
@@ -354,6 +363,8 @@ const STATE_KEYS = {
   3: 'time',
   4: 'uncertainty',
   5: 'revocation version',
+  6: 'outbox epoch',
+  7: 'outbox sequence',
 } as const;
 
 /** A lock's state report ([TANDEM-MQTT-10]), retained on `.../state`. */
@@ -364,6 +375,10 @@ export interface LockStateReport {
   /** Seconds the lock's clock may be off; null when unbounded. */
   readonly uncertainty: number | null;
   readonly revocationVersion: number;
+  /** The lock's current outbox epoch ([TANDEM-MQTT-11]). */
+  readonly outboxEpoch: number;
+  /** The last outbox sequence queued in that epoch; 0 when none yet. */
+  readonly outboxSequence: number;
 }
 
 function parseState(payload: Uint8Array): LockStateReport {
@@ -374,6 +389,8 @@ function parseState(payload: Uint8Array): LockStateReport {
     time: r.uint(3),
     uncertainty: r.uintOrNull(4),
     revocationVersion: r.uint(5),
+    outboxEpoch: r.uint(6, 1),
+    outboxSequence: r.uint(7),
   };
 }
 
@@ -385,6 +402,8 @@ export function encodeLockState(report: LockStateReport, deviceKey: PrivateKey):
     [3, report.time],
     [4, report.uncertainty],
     [5, report.revocationVersion],
+    [6, report.outboxEpoch],
+    [7, report.outboxSequence],
   ]);
   return signPayload(checked(m, parseState), deviceKey, CONTENT_FORMAT.lockState);
 }
@@ -415,18 +434,20 @@ export function verifyLockState(
 /** Largest encoded outbox acknowledgement ([TANDEM-MQTT-8]). */
 export const MAX_OUTBOX_ACK_BYTES = 256;
 const OUTBOX_LIMITS: CborLimits = { maxBytes: MAX_OUTBOX_ACK_BYTES, maxDepth: 1, maxItems: 8 };
-const OUTBOX_KEYS = { 1: 'lock id', 2: 'sequence' } as const;
+const OUTBOX_KEYS = { 1: 'lock id', 2: 'sequence', 3: 'epoch' } as const;
 
 /** The cloud's statement that it holds every outbox record of a lock up to `sequence` ([TANDEM-MQTT-8]). */
 export interface OutboxAck {
   readonly lockId: string;
-  /** Highest sequence such that the cloud holds all of 1..sequence. */
+  /** Highest sequence such that the cloud holds all of 1..sequence of `epoch`. */
   readonly sequence: number;
+  /** The outbox epoch acknowledged ([TANDEM-MQTT-11]); an ack for another epoch changes nothing. */
+  readonly epoch: number;
 }
 
 function parseOutboxAck(payload: Uint8Array): OutboxAck {
   const r: PayloadReader = PayloadReader.parse(payload, OUTBOX_LIMITS, 'outbox ack', OUTBOX_KEYS);
-  return { lockId: r.lockId(1), sequence: r.uint(2, 1) };
+  return { lockId: r.lockId(1), sequence: r.uint(2, 1), epoch: r.uint(3, 1) };
 }
 
 /** Encodes and signs an outbox acknowledgement with the issuer key; `kid` in the unprotected header. */
@@ -434,6 +455,7 @@ export function encodeOutboxAck(ack: OutboxAck, issuerKey: PrivateKey, kid: Uint
   const m = new Map<number, CborValue>([
     [1, ack.lockId],
     [2, ack.sequence],
+    [3, ack.epoch],
   ]);
   return signPayload(checked(m, parseOutboxAck), issuerKey, CONTENT_FORMAT.outboxAck, kid);
 }

@@ -112,6 +112,7 @@ describe('topic tree (TANDEM-MQTT-1..3)', () => {
 const ALERT: Alert = {
   lockId: 'lock-7',
   sequence: 41,
+  epoch: 7,
   time: 1_800_000_000,
   kind: 'moved',
   detail: new Map<string, string | number | boolean>([
@@ -123,6 +124,7 @@ const ALERT: Alert = {
 const RECORD: AuditRecord = {
   lockId: 'lock-7',
   sequence: 42,
+  epoch: 7,
   time: 1_800_000_010,
   previousHash: AUDIT_GENESIS_HASH,
   event: 'unlock',
@@ -138,6 +140,8 @@ const STATE: LockStateReport = {
   time: 1_800_000_020,
   uncertainty: 3,
   revocationVersion: 12,
+  outboxEpoch: 7,
+  outboxSequence: 42,
 };
 
 function flipAll(bytes: Uint8Array, verify: (b: Uint8Array) => unknown, from: number, to: number): string[] {
@@ -342,11 +346,11 @@ describe('lock-signed payloads (TANDEM-MQTT-5..7, TANDEM-MQTT-10)', () => {
 });
 
 describe('outbox acknowledgement (TANDEM-MQTT-8)', () => {
-  const bytes = encodeOutboxAck({ lockId: 'lock-7', sequence: 42 }, issuer, KID);
+  const bytes = encodeOutboxAck({ lockId: 'lock-7', sequence: 42, epoch: 7 }, issuer, KID);
 
   it('round trips and verifies with the issuer key named by kid', () => {
-    expect(decodeOutboxAck(bytes).ack).toEqual({ lockId: 'lock-7', sequence: 42 });
-    expect(verifyOutboxAck(bytes, resolve, 'lock-7')).toEqual({ lockId: 'lock-7', sequence: 42 });
+    expect(decodeOutboxAck(bytes).ack).toEqual({ lockId: 'lock-7', sequence: 42, epoch: 7 });
+    expect(verifyOutboxAck(bytes, resolve, 'lock-7')).toEqual({ lockId: 'lock-7', sequence: 42, epoch: 7 });
   });
 
   it('a bit flip in the signature or the signed sequence fails with ERR_SIGNATURE_INVALID', () => {
@@ -360,7 +364,7 @@ describe('outbox acknowledgement (TANDEM-MQTT-8)', () => {
   });
 
   it('a phone cannot forge one: signed by the device key, it fails', () => {
-    const forged = encodeOutboxAck({ lockId: 'lock-7', sequence: 1000 }, device, KID);
+    const forged = encodeOutboxAck({ lockId: 'lock-7', sequence: 1000, epoch: 7 }, device, KID);
     expect(codeOf(() => verifyOutboxAck(forged, resolve, 'lock-7'))).toMatch(/^ERR_SIGNATURE_INVALID/);
   });
 
@@ -379,7 +383,11 @@ describe('fuzz (only ProtocolError escapes)', () => {
     ['decodeAlert', decodeAlert, encodeAlert(ALERT, device)],
     ['decodeAuditRecord', decodeAuditRecord, encodeAuditRecord(RECORD, device)],
     ['decodeLockState', decodeLockState, encodeLockState(STATE, device)],
-    ['decodeOutboxAck', decodeOutboxAck, encodeOutboxAck({ lockId: 'lock-7', sequence: 42 }, issuer, KID)],
+    [
+      'decodeOutboxAck',
+      decodeOutboxAck,
+      encodeOutboxAck({ lockId: 'lock-7', sequence: 42, epoch: 7 }, issuer, KID),
+    ],
     ['verifyAlert', (b) => verifyAlert(b, device.publicKey, 'lock-7'), encodeAlert(ALERT, device)],
   ];
   for (const [name, decode, seed] of decoders) fuzz(name, decode, [seed], name.length * 13);

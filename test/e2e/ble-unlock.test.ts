@@ -288,13 +288,21 @@ describe('LockClient against the lock runtime over the virtual radio (27-byte li
     expect(waiting).toBeGreaterThan(0);
 
     // The phone is not trusted: an ack it signs itself is refused and clears nothing.
-    const forged = encodeOutboxAck({ lockId: LOCK_ID, sequence: 1_000 }, bianca.key, world.kid);
+    const forged = encodeOutboxAck(
+      { lockId: LOCK_ID, sequence: 1_000, epoch: lock.stores.outbox.epoch },
+      bianca.key,
+      world.kid,
+    );
     const refused = await settle(client(phone1).deliver(LOCK_ID, MessageType.outboxAck, forged));
     expect(refused).toMatchObject({ code: 'ERR_GW_REFUSED' });
     expect(lock.stores.outbox.size).toBe(waiting);
 
     const sequence = lock.stores.outbox.peek(waiting).at(-1)!.seq;
-    const ack = encodeOutboxAck({ lockId: LOCK_ID, sequence }, world.issuer, world.kid);
+    const ack = encodeOutboxAck(
+      { lockId: LOCK_ID, sequence, epoch: lock.stores.outbox.epoch },
+      world.issuer,
+      world.kid,
+    );
     const done = await client(phone1).deliver(LOCK_ID, MessageType.outboxAck, ack);
     expect(done).toMatchObject({ status: Status.OK });
     expect(lock.stores.outbox.size).toBeLessThan(waiting);

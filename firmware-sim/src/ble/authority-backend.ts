@@ -27,7 +27,7 @@ export interface AuthorityBackendOptions {
     'lockId' | 'snapshot' | 'issueChallenge' | 'handleRequest' | 'applyTimeBeacon' | 'applyRevocationUpdate'
   >;
   /** The outbox of signed alerts and audit records waiting for the cloud. */
-  readonly outbox: Pick<Outbox, 'peek' | 'ack' | 'size' | 'ackedThrough'>;
+  readonly outbox: Pick<Outbox, 'peek' | 'ack' | 'size' | 'ackedThrough' | 'epoch' | 'lastSeq'>;
   /** Issuer keys by kid (AnchorStore.issuerKey): only the issuer's signed ack clears the outbox. */
   readonly issuerKey: (kid: Uint8Array) => PublicKey | undefined;
   /** Reported in lock info ([TANDEM-GATT-10]): 1-32 printable ASCII characters without space. */
@@ -119,24 +119,35 @@ export class AuthorityBackend implements LockGattBackend {
   }
 
   /**
-   * [TANDEM-MQTT-8]: verify the issuer's signature and the lock id, then drop the outbox through the acked
-   * sequence, never past what was queued (an ack for more than the lock holds, after its card was replaced,
-   * clears what there is).
+   * [TANDEM-MQTT-8], [TANDEM-MQTT-11]: verify the issuer's signature and the lock id, then drop the outbox
+   * through the acked sequence. An ack for another epoch (an old retained ack after a storage reset) or for a
+   * sequence this lock never queued is ACK_MISMATCH and drops nothing: the cloud cannot hold what was never
+   * sent, so such an ack is stale or confused, never a reason to lose a record.
    */
   private async applyOutboxAck(body: Uint8Array): Promise<Status> {
     let sequence: number;
+    let epoch: number;
     try {
-      sequence = verifyOutboxAck(body, this.options.issuerKey, this.lockId).sequence;
+      ({ sequence, epoch } = verifyOutboxAck(body, this.options.issuerKey, this.lockId));
     } catch (err) {
       debug('outbox ack refused: %s', err instanceof Error ? err.message : err);
       return err instanceof ProtocolError ? err.status : Status.MALFORMED;
     }
-    const pending = this.options.outbox.peek(Number.MAX_SAFE_INTEGER);
-    const last = pending.length > 0 ? pending[pending.length - 1]!.seq : this.options.outbox.ackedThrough;
-    const through = Math.min(sequence, last);
-    if (through <= this.options.outbox.ackedThrough) return Status.OK;
+    const outbox = this.options.outbox;
+    if (epoch !== outbox.epoch || sequence > outbox.lastSeq) {
+      debug(
+        'outbox ack refused: epoch %d sequence %d, the lock is at epoch %d sequence %d',
+        epoch,
+        sequence,
+        outbox.epoch,
+        outbox.lastSeq,
+      );
+      return Status.ACK_MISMATCH;
+    }
+    const through = sequence;
+    if (through <= outbox.ackedThrough) return Status.OK;
     try {
-      await this.options.outbox.ack(through);
+      await outbox.ack(through);
       return Status.OK;
     } catch (err) {
       debug('outbox ack not stored: %s', err instanceof Error ? err.message : err);

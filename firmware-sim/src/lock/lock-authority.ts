@@ -861,11 +861,12 @@ export class LockAuthority {
       if (notQueued > 0) detail.set('not_queued', notQueued);
       let bytes: Uint8Array | undefined;
       const previousHash = this.#wirePrev;
-      const sequence = await this.#stores.outbox.enqueueWith('audit', (seq) => {
+      const sequence = await this.#stores.outbox.enqueueWith('audit', (seq, epoch) => {
         bytes = encodeWireAuditRecord(
           {
             lockId: this.lockId,
             sequence: seq,
+            epoch,
             time: e.time,
             previousHash,
             event: wireEvent(e, acted),

@@ -286,11 +286,12 @@ export class LockRuntime {
     if (lockId === undefined) return;
     const kind: AlertKind = event.kind;
     try {
-      await this.stores.outbox.enqueueWith('alert', (sequence) =>
+      await this.stores.outbox.enqueueWith('alert', (sequence, epoch) =>
         encodeAlert(
           {
             lockId,
             sequence,
+            epoch,
             time: this.trustedClock.bound().earliest,
             kind,
             // CBOR carries no floats ([TANDEM-CBOR-3]): the peak in cm/s².

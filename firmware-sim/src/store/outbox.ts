@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import { AppendLog } from './append-log.js';
 import { ByteReader, ByteWriter, checkInt } from './bytes.js';
 import { StoreError } from './errors.js';
@@ -14,6 +15,9 @@ export const OUTBOX_MAX_PAYLOAD_BYTES = 16 * 1024;
 const REC_ENQ = 0x30; // seq u64 | kind u8 | payloadLen u32 | payload
 const REC_ACK = 0x31; // throughSeq u64
 const REC_HEAD = 0x32; // nextSeq u64 | ackedThrough u64  (first record after a compaction)
+// epoch u32: the outbox epoch ([TANDEM-MQTT-11]); first record of a new log and of every compaction. A log
+// that has none (written before epochs existed) gets one appended when it is opened.
+const REC_EPOCH = 0x33;
 
 /** What an outbox message carries: a theft alert or an audit record. */
 export type OutboxKind = 'alert' | 'audit';
@@ -42,7 +46,11 @@ export interface OutboxOptions {
   maxPayloadBytes?: number;
   /** Compact once the log passes this size (default 256 KiB). */
   compactAtBytes?: number;
+  /** Draws a new epoch, 1 to 2^32-1 (default node:crypto randomInt); injectable for tests. */
+  newEpoch?: () => number;
 }
+
+const drawEpoch = (): number => randomInt(1, 0x1_0000_0000);
 
 /**
  * Alerts and audit records waiting for the cloud's acknowledgement (ARCHITECTURE.md flow 7: never lost).
@@ -60,7 +68,9 @@ export class Outbox {
     private nextSeq: number,
     private acked: number,
     private bytes: number,
-    private readonly opts: Required<Omit<OutboxOptions, 'name'>>,
+    private readonly opts: Required<Omit<OutboxOptions, 'name' | 'newEpoch'>>,
+    /** [TANDEM-MQTT-11]: names this sequence; a storage reset starts a new epoch. */
+    readonly epoch: number,
   ) {}
 
   static async open(fs: StoreFs, dir: string, options: OutboxOptions = {}): Promise<Outbox> {
@@ -77,6 +87,7 @@ export class Outbox {
     let pending: OutboxEntry[] = [];
     let nextSeq = 1;
     let acked = 0;
+    let epoch = 0;
     for (const rec of records) {
       const r = new ByteReader(rec, 'outbox record');
       const type = r.u8();
@@ -99,13 +110,22 @@ export class Outbox {
         nextSeq = r.u64();
         acked = r.u64();
         pending = [];
+      } else if (type === REC_EPOCH) {
+        epoch = r.u32();
+        if (epoch === 0) throw new StoreError('ERR_STORE_CORRUPT', 'outbox epoch 0');
       } else {
         throw new StoreError('ERR_STORE_CORRUPT', `outbox record: unknown type ${type}`);
       }
       r.end();
     }
+    if (epoch === 0) {
+      // A new outbox (or one from before epochs): a fresh epoch, durable before any record uses it.
+      epoch = (options.newEpoch ?? drawEpoch)();
+      checkInt(epoch, 1, 0xffff_ffff, 'outbox epoch');
+      await log.append(new ByteWriter(5).u8(REC_EPOCH).u32(epoch).finish());
+    }
     const bytes = pending.reduce((n, e) => n + e.payload.length, 0);
-    return new Outbox(log, pending, nextSeq, acked, bytes, opts);
+    return new Outbox(log, pending, nextSeq, acked, bytes, opts, epoch);
   }
 
   /** Messages waiting. */
@@ -118,16 +138,22 @@ export class Outbox {
     return this.acked;
   }
 
+  /** The last sequence number queued in this epoch; 0 when none yet. */
+  get lastSeq(): number {
+    return this.nextSeq - 1;
+  }
+
   /** Queue a message; resolves with its sequence number once durable. */
   enqueue(kind: OutboxKind, payload: Uint8Array): Promise<number> {
     return this.enqueueWith(kind, () => payload);
   }
 
   /**
-   * Queue a message built from its own sequence number (alerts and audit records carry it, signed,
-   * [TANDEM-MQTT-8]); `build` runs inside the store's queue, so the number it sees is the one it gets.
+   * Queue a message built from its own sequence number and the outbox epoch (alerts and audit records carry
+   * both, signed, [TANDEM-MQTT-8], [TANDEM-MQTT-11]); `build` runs inside the store's queue, so the number it
+   * sees is the one it gets.
    */
-  enqueueWith(kind: OutboxKind, build: (seq: number) => Uint8Array): Promise<number> {
+  enqueueWith(kind: OutboxKind, build: (seq: number, epoch: number) => Uint8Array): Promise<number> {
     if (!Object.hasOwn(KIND_CODE, kind)) {
       return Promise.reject(
         new StoreError('ERR_STORE_INVALID_ARGUMENT', `outbox kind must be alert or audit`),
@@ -135,7 +161,7 @@ export class Outbox {
     }
     return this.queue.run(async () => {
       const seq = this.nextSeq;
-      const payload = build(seq);
+      const payload = build(seq, this.epoch);
       if (payload.length > this.opts.maxPayloadBytes) {
         throw new StoreError(
           'ERR_STORE_INVALID_ARGUMENT',
@@ -202,7 +228,10 @@ export class Outbox {
     if (size <= this.opts.compactAtBytes || size <= 2 * this.lastCompactedBytes) return;
     // HEAD sets nextSeq to where replay of the kept entries must start, so sequence numbers are never reused.
     const headSeq = this.pending[0]?.seq ?? this.nextSeq;
-    const records = [new ByteWriter(17).u8(REC_HEAD).u64(headSeq).u64(this.acked).finish()];
+    const records = [
+      new ByteWriter(17).u8(REC_HEAD).u64(headSeq).u64(this.acked).finish(),
+      new ByteWriter(5).u8(REC_EPOCH).u32(this.epoch).finish(),
+    ];
     for (const e of this.pending) {
       records.push(
         new ByteWriter(14 + e.payload.length)
