@@ -47,6 +47,8 @@ export const LOCK_TOPIC_KINDS = [
   'revocation',
   'revocation-ack',
   'outbox-ack',
+  'time-request',
+  'beacon',
 ] as const;
 /** A per-lock topic kind. */
 export type LockTopicKind = (typeof LOCK_TOPIC_KINDS)[number];
@@ -72,6 +74,8 @@ export const TOPIC_POLICY: Readonly<Record<TopicKind, TopicPolicy>> = {
   revocation: { from: 'cloud', retained: true, qos: 1, signedBy: 'issuer' },
   'revocation-ack': { from: 'lock', retained: true, qos: 1, signedBy: 'device' },
   'outbox-ack': { from: 'cloud', retained: true, qos: 1, signedBy: 'issuer' },
+  'time-request': { from: 'lock', retained: false, qos: 1, signedBy: 'device' },
+  beacon: { from: 'cloud', retained: false, qos: 1, signedBy: 'issuer' },
   time: { from: 'cloud', retained: true, qos: 1, signedBy: 'issuer' },
 };
 
@@ -479,4 +483,61 @@ export function verifyOutboxAck(
   verifyIssuerSigned(sign1, resolveKey, 'outbox ack');
   checkLockAudience(ack.lockId, expectedLockId, 'outbox ack');
   return ack;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Time requests ([TANDEM-MQTT-12]).
+// ---------------------------------------------------------------------------------------------------------
+
+/** Largest encoded time request ([TANDEM-MQTT-12]). */
+export const MAX_TIME_REQUEST_BYTES = 128;
+const TIME_REQUEST_LIMITS: CborLimits = { maxBytes: MAX_TIME_REQUEST_BYTES, maxDepth: 1, maxItems: 4 };
+const TIME_REQUEST_KEYS = { 1: 'lock id', 2: 'nonce' } as const;
+
+/**
+ * An online lock's request for a beacon bound to a nonce of its own ([TANDEM-MQTT-12]): a broadcast beacon only
+ * raises the floor ([TANDEM-TIME-5]), so a lock that wants an upper bound asks for a nonce-bound one.
+ */
+export interface TimeRequest {
+  readonly lockId: string;
+  /** A challenge nonce the lock issued to itself ([TANDEM-TIME-4]), 16 bytes. */
+  readonly nonce: Uint8Array;
+}
+
+function parseTimeRequest(payload: Uint8Array): TimeRequest {
+  const r: PayloadReader = PayloadReader.parse(
+    payload,
+    TIME_REQUEST_LIMITS,
+    'time request',
+    TIME_REQUEST_KEYS,
+  );
+  return { lockId: r.lockId(1), nonce: r.bstr(2, 16, 16) };
+}
+
+/** Encodes and signs a time request with the lock's device key ([TANDEM-MQTT-12]). */
+export function encodeTimeRequest(request: TimeRequest, deviceKey: PrivateKey): Uint8Array {
+  const m = new Map<number, CborValue>([
+    [1, request.lockId],
+    [2, request.nonce],
+  ]);
+  return signPayload(checked(m, parseTimeRequest), deviceKey, CONTENT_FORMAT.timeRequest);
+}
+
+/** Decodes a time request without checking its signature. Throws only {@link ProtocolError}. */
+export function decodeTimeRequest(bytes: Uint8Array): {
+  readonly sign1: Sign1;
+  readonly request: TimeRequest;
+} {
+  const sign1 = openSign1(bytes, MAX_TIME_REQUEST_BYTES, CONTENT_FORMAT.timeRequest, 'time request');
+  return { sign1, request: parseTimeRequest(sign1.payload) };
+}
+
+/** Verifies a time request with the device key of `expectedLockId`, then its lock id ([TANDEM-MQTT-12]). */
+export function verifyTimeRequest(
+  bytes: Uint8Array,
+  deviceKey: PublicKey,
+  expectedLockId: string,
+): TimeRequest {
+  const d = decodeTimeRequest(bytes);
+  return verifyDevice(d, d.request, deviceKey, expectedLockId, 'time request');
 }

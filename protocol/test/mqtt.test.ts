@@ -29,6 +29,9 @@ import {
   verifyAuditRecord,
   verifyLockState,
   verifyOutboxAck,
+  decodeTimeRequest,
+  encodeTimeRequest,
+  verifyTimeRequest,
 } from '../src/mqtt.js';
 import type { Alert, AuditRecord, LockStateReport } from '../src/mqtt.js';
 import { encodeRevocationAck } from '../src/revocation.js';
@@ -52,6 +55,8 @@ describe('topic tree (TANDEM-MQTT-1..3)', () => {
       'tandem/v1/lock/lock-7/revocation',
       'tandem/v1/lock/lock-7/revocation-ack',
       'tandem/v1/lock/lock-7/outbox-ack',
+      'tandem/v1/lock/lock-7/time-request',
+      'tandem/v1/lock/lock-7/beacon',
     ]);
     expect(topicFor('time')).toBe('tandem/v1/time');
     expect(lockTopicFilter('alert')).toBe('tandem/v1/lock/+/alert');
@@ -378,6 +383,42 @@ describe('outbox acknowledgement (TANDEM-MQTT-8)', () => {
   });
 });
 
+describe('time request (TANDEM-MQTT-12)', () => {
+  const nonce = new Uint8Array(16).fill(0xab);
+  const bytes = encodeTimeRequest({ lockId: 'lock-7', nonce }, device);
+
+  it('has the payload of SPEC §9.7 and verifies with the device key of the lock named', () => {
+    expect(Buffer.from(decodeTimeRequest(bytes).sign1.payload).toString('hex')).toBe(
+      'a201666c6f636b2d370250' + 'ab'.repeat(16),
+    );
+    expect(verifyTimeRequest(bytes, device.publicKey, 'lock-7')).toEqual({ lockId: 'lock-7', nonce });
+  });
+
+  it('another lock, another key, a short nonce, another content type are refused', () => {
+    expect(codeOf(() => verifyTimeRequest(bytes, device.publicKey, 'lock-8'))).toMatch(
+      /^ERR_AUDIENCE_MISMATCH: time request/,
+    );
+    expect(codeOf(() => verifyTimeRequest(bytes, other.publicKey, 'lock-7'))).toMatch(
+      /^ERR_SIGNATURE_INVALID/,
+    );
+    expect(codeOf(() => encodeTimeRequest({ lockId: 'lock-7', nonce: nonce.subarray(1) }, device))).toMatch(
+      /^ERR_MESSAGE_INVALID: time request "nonce" \(key 2\)/,
+    );
+    expect(codeOf(() => decodeTimeRequest(encodeAlert(ALERT, device)))).toMatch(/^ERR_COSE_INVALID/);
+  });
+
+  it('travels on the lock’s time-request topic; the answer on its beacon topic, neither retained', () => {
+    expect(topicFor('time-request', 'lock-7')).toBe('tandem/v1/lock/lock-7/time-request');
+    expect(TOPIC_POLICY['time-request']).toEqual({
+      from: 'lock',
+      retained: false,
+      qos: 1,
+      signedBy: 'device',
+    });
+    expect(TOPIC_POLICY.beacon).toEqual({ from: 'cloud', retained: false, qos: 1, signedBy: 'issuer' });
+  });
+});
+
 describe('fuzz (only ProtocolError escapes)', () => {
   const decoders: [string, (b: Uint8Array) => unknown, Uint8Array][] = [
     ['decodeAlert', decodeAlert, encodeAlert(ALERT, device)],
@@ -389,6 +430,11 @@ describe('fuzz (only ProtocolError escapes)', () => {
       encodeOutboxAck({ lockId: 'lock-7', sequence: 42, epoch: 7 }, issuer, KID),
     ],
     ['verifyAlert', (b) => verifyAlert(b, device.publicKey, 'lock-7'), encodeAlert(ALERT, device)],
+    [
+      'decodeTimeRequest',
+      decodeTimeRequest,
+      encodeTimeRequest({ lockId: 'lock-7', nonce: new Uint8Array(16) }, device),
+    ],
   ];
   for (const [name, decode, seed] of decoders) fuzz(name, decode, [seed], name.length * 13);
 

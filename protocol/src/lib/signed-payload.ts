@@ -40,6 +40,7 @@ export const CONTENT_FORMAT = {
   auditRecord: 65104,
   lockState: 65105,
   outboxAck: 65106,
+  timeRequest: 65107,
 } as const;
 
 /** A value in a `detail` map of alerts and audit records ([TANDEM-MQTT-9]). */
