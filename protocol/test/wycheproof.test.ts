@@ -1,9 +1,9 @@
-// Signature layer against Wycheproof (../shared/vectors/wycheproof): Ed25519 and ECDSA P-256/SHA-256 with
+// Signature layer against Wycheproof (protocol/vectors/third-party/wycheproof): Ed25519 and ECDSA P-256/SHA-256 with
 // IEEE P1363 signatures, the raw r‖s format COSE uses (RFC 9053 §2.1). SPEC.md TANDEM-KEY-3.
 import { describe, expect, it } from 'vitest';
 import { publicKeyFromJwk, publicKeyFromRaw, verifyBytes } from '../src/keys.js';
 import type { PublicKey } from '../src/keys.js';
-import { readJson } from './shared-vectors.js';
+import { readJson } from './third-party-vectors.js';
 
 interface WTest {
   tcId: number;
