@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encode } from '../src/cbor.js';
+import { decodeStrict, encode } from '../src/cbor.js';
 import type { CborValue } from '../src/cbor.js';
 import { chainHash } from '../src/chain.js';
 import { sigStructure, signSign1 } from '../src/cose.js';
@@ -155,6 +155,24 @@ function tokens(): VectorFile {
     Buffer.from(payload.subarray(1)),
     Buffer.from('0163657665', 'hex'),
   ]);
+  // A root whose cnf is an Ed25519 key that mintToken cannot be given (publicKeyFromRaw refuses it).
+  const withEdCnf = (x: string) => {
+    const m = decodeStrict(payload) as Map<number, CborValue>;
+    m.set(
+      8,
+      new Map([
+        [
+          1,
+          new Map<number, CborValue>([
+            [1, 1],
+            [-1, 6],
+            [-2, Buffer.from(x, 'hex')],
+          ]),
+        ],
+      ]),
+    );
+    return rawSign1(new Map([[1, -8]]), kidMap, encode(m), issuer);
+  };
   const v: Vector[] = [
     chainVector(
       'SPEC §5.3 TANDEM-TOK-1: a typical issuer token (Ed25519 issuer, P-256 cnf, rider, weekday schedule)',
@@ -279,6 +297,16 @@ function tokens(): VectorFile {
       [delegate, mintToken(claims({ scope: ['unlock'], maxUses: 1 }), thief)],
       { error: 'ERR_SIGNATURE_INVALID' },
       { reproducible: false },
+    ),
+    chainVector(
+      'cnf-small-order-key: cnf is the Ed25519 identity point, for which (R = identity, S = 0) verifies every message, TANDEM-KEY-5',
+      [withEdCnf('01' + '00'.repeat(31))],
+      { error: 'ERR_KEY_INVALID' },
+    ),
+    chainVector(
+      'cnf-non-canonical-key: cnf is an Ed25519 key with y = p + 1 (the identity, not canonical), TANDEM-KEY-5',
+      [withEdCnf('ee' + 'ff'.repeat(30) + '7f')],
+      { error: 'ERR_KEY_INVALID' },
     ),
   ];
   return {

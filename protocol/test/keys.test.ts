@@ -1,0 +1,119 @@
+// Keys and signatures, SPEC.md §3 ([TANDEM-KEY-*]).
+import { createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { CborValue } from '../src/cbor.js';
+import { decodeStrict, encode } from '../src/cbor.js';
+import { signSign1 } from '../src/cose.js';
+import { generateKeyPair, publicKeyFromJwk, publicKeyFromRaw, verifyBytes } from '../src/keys.js';
+import { CLAIM, decodeToken, encodeClaims, publicKeyFromCoseKey } from '../src/token.js';
+import { verifyChain } from '../src/chain.js';
+import { LOCK, claims, world } from './fixtures.js';
+import { outcome } from './outcome.js';
+
+const hex = (h: string) => Buffer.from(h, 'hex');
+const ED25519_SPKI = hex('302a300506032b6570032100');
+const IDENTITY = '01' + '00'.repeat(31);
+/** (R = identity, S = 0): with the identity as public key, R = S·B − k·A holds for every message. */
+const IDENTITY_SIGNATURE = hex(IDENTITY + '00'.repeat(32));
+
+// The eight points of small order on Ed25519 (E[8]) in canonical encoding, and non-canonical encodings of
+// the same points (y >= p, or x = 0 with the sign bit set; RFC 8032 §5.1.3). Derived from the curve
+// equation and checked against libsodium's blocklist; the vendored Wycheproof ed25519_test.json has no
+// group with such a key (its public keys are all valid), so they are listed here.
+const SMALL_ORDER: [string, string][] = [
+  ['identity (order 1)', IDENTITY],
+  ['(0, -1) (order 2)', 'ec' + 'ff'.repeat(30) + '7f'],
+  ['(sqrt(-1), 0) (order 4)', '00'.repeat(32)],
+  ['(-sqrt(-1), 0) (order 4)', '00'.repeat(31) + '80'],
+  ['order 8, y8', '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05'],
+  ['order 8, y8 negative x', '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85'],
+  ['order 8, -y8', 'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a'],
+  ['order 8, -y8 negative x', 'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa'],
+];
+const NON_CANONICAL_SMALL: [string, string][] = [
+  ['identity with the sign bit (x = -0)', '01' + '00'.repeat(30) + '80'],
+  ['(0, -1) with the sign bit (x = -0)', 'ec' + 'ff'.repeat(31)],
+  ['y = p (= 0)', 'ed' + 'ff'.repeat(30) + '7f'],
+  ['y = p with the sign bit', 'ed' + 'ff'.repeat(31)],
+  ['y = p + 1 (= 1, the identity)', 'ee' + 'ff'.repeat(30) + '7f'],
+  ['y = p + 1 with the sign bit', 'ee' + 'ff'.repeat(31)],
+];
+
+describe('Ed25519 public keys [TANDEM-KEY-5]', () => {
+  it('the attack is real: Node accepts the identity key, and (R = identity, S = 0) verifies any message', () => {
+    // Why the check exists: the platform does not refuse such a key itself.
+    const key = createPublicKey({
+      key: Buffer.concat([ED25519_SPKI, hex(IDENTITY)]),
+      format: 'der',
+      type: 'spki',
+    });
+    expect(nodeVerify(null, Buffer.from('any challenge at all'), key, IDENTITY_SIGNATURE)).toBe(true);
+  });
+
+  for (const [name, h] of [...SMALL_ORDER, ...NON_CANONICAL_SMALL]) {
+    it(`refuses the small-order key ${name}`, () => {
+      expect(outcome(() => publicKeyFromRaw('EdDSA', hex(h)))).toMatch(
+        /^ERR_KEY_INVALID: Ed25519 public key is (a point of small order|not canonical)/,
+      );
+    });
+  }
+
+  it('refuses every non-canonical y >= p, with and without the sign bit', () => {
+    for (let low = 0xed; low <= 0xff; low++) {
+      for (const top of ['7f', 'ff']) {
+        const h = low.toString(16) + 'ff'.repeat(30) + top;
+        expect(
+          outcome(() => publicKeyFromRaw('EdDSA', hex(h))),
+          h,
+        ).toMatch(/^ERR_KEY_INVALID: /);
+      }
+    }
+  });
+
+  it('accepts real keys: the checks do not refuse honest ones', () => {
+    expect(outcome(() => publicKeyFromRaw('EdDSA', generateKeyPair('EdDSA').publicKey.raw))).toBe('accepted');
+    // The Wycheproof keys are ordinary keys: all accepted (wycheproof.test.ts verifies with them).
+    expect(
+      outcome(() =>
+        publicKeyFromRaw('EdDSA', hex('7d4d0e7f6153a69b6242b522abbee685fda4420f8834b108c3bdae369ef549fa')),
+      ),
+    ).toBe('accepted');
+    // For an honest key, the identity trick is just a wrong signature.
+    expect(verifyBytes(generateKeyPair('EdDSA').publicKey, Buffer.from('x'), IDENTITY_SIGNATURE)).toBe(false);
+  });
+
+  it('refuses a small-order key in a COSE_Key and in a JWK, not only as raw bytes', () => {
+    const coseKey = new Map<number, CborValue>([
+      [1, 1],
+      [-1, 6],
+      [-2, hex(IDENTITY)],
+    ]);
+    expect(outcome(() => publicKeyFromCoseKey(coseKey))).toMatch(/^ERR_KEY_INVALID: .*small order/);
+    const jwk = { kty: 'OKP', crv: 'Ed25519', x: hex(IDENTITY).toString('base64url') };
+    expect(outcome(() => publicKeyFromJwk(jwk))).toMatch(/^ERR_KEY_INVALID/);
+  });
+
+  it('a token whose cnf is the identity key, with the (R = identity, S = 0) proof, is refused as ERR_KEY_INVALID while decoding', () => {
+    const w = world();
+    // Minted by hand: mintToken cannot be given a key that publicKeyFromRaw refuses.
+    const m = decodeStrict(encodeClaims(claims(w))) as Map<number, CborValue>;
+    m.set(
+      CLAIM.cnf,
+      new Map([
+        [
+          1,
+          new Map<number, CborValue>([
+            [1, 1],
+            [-1, 6],
+            [-2, hex(IDENTITY)],
+          ]),
+        ],
+      ]),
+    );
+    const token = signSign1(encode(m), w.issuer, { kid: w.issuerKid });
+    expect(outcome(() => decodeToken(token))).toMatch(/^ERR_KEY_INVALID: .*small order/);
+    // The chain is refused at step 1 (decode), before any signature, so no proof of possession is ever
+    // checked against the identity key.
+    expect(outcome(() => verifyChain([token], w.lookup, LOCK))).toMatch(/^ERR_KEY_INVALID: .*small order/);
+  });
+});
