@@ -88,6 +88,16 @@ export function verifyChain(chain: readonly Uint8Array[], anchors: AnchorLookup,
     );
   }
   const tokens = chain.map((bytes) => decodeToken(bytes));
+  for (let i = 1; i < tokens.length; i++) {
+    // [TANDEM-TOK-1] A link's signer is its parent's holder ([TANDEM-CHAIN-2]); a kid there would name a
+    // key that plays no part, and is refused as malformed (step 1) like any field the profile does not have.
+    if (tokens[i]!.sign1.kid !== undefined) {
+      throw new ProtocolError(
+        'ERR_COSE_INVALID',
+        `link ${i} carries a "kid" (Key ID) Header Parameter; delegation links carry none (TANDEM-TOK-1)`,
+      );
+    }
+  }
   const root = tokens[0]!;
   if (root.sign1.kid === undefined) {
     throw new ProtocolError('ERR_KEY_UNKNOWN', 'root token has no "kid" (Key ID) Header Parameter');

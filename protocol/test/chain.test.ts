@@ -34,6 +34,37 @@ describe('verifyChain', () => {
     expect(g.chainHash).toHaveLength(32);
   });
 
+  it('refuses a delegation link that carries a kid, before any signature [TANDEM-TOK-1]', () => {
+    const withKid = mintToken(
+      claims(w, {
+        iss: 'bianca',
+        cnf: w.friend.publicKey,
+        scope: ['unlock'],
+        maxUses: 2,
+        nbf: NOW,
+        exp: NOW + 86_400,
+      }),
+      w.rider,
+      w.issuerKid,
+    );
+    expect(refusal(() => verifyChain([root, withKid], w.lookup, LOCK))).toBe(
+      'ERR_COSE_INVALID: link 1 carries a "kid" (Key ID) Header Parameter; delegation links carry none (TANDEM-TOK-1)',
+    );
+    // The same link without the kid is a good one: the kid alone is the fault.
+    const without = mintToken(
+      claims(w, {
+        iss: 'bianca',
+        cnf: w.friend.publicKey,
+        scope: ['unlock'],
+        maxUses: 2,
+        nbf: NOW,
+        exp: NOW + 86_400,
+      }),
+      w.rider,
+    );
+    expect(refusal(() => verifyChain([root, without], w.lookup, LOCK))).toBe('accepted');
+  });
+
   it('accepts an owner-signed token (offline sharing) [TANDEM-CHAIN-4]', () => {
     const t = mintToken(claims(w, { iss: 'adam' }), w.owner, w.ownerKid);
     expect(verifyChain([t], w.lookup, LOCK).anchor.role).toBe('owner');

@@ -4,8 +4,9 @@ import { describe, expect, it } from 'vitest';
 import type { CborValue } from '../src/cbor.js';
 import { decodeStrict, encode } from '../src/cbor.js';
 import { signSign1 } from '../src/cose.js';
-import { generateKeyPair, publicKeyFromJwk, publicKeyFromRaw, verifyBytes } from '../src/keys.js';
-import { CLAIM, decodeToken, encodeClaims, publicKeyFromCoseKey } from '../src/token.js';
+import { generateKeyPair, publicKeyFromJwk, publicKeyFromRaw, signBytes, verifyBytes } from '../src/keys.js';
+import { Command, createRequest, decodeRequest, verifyPop } from '../src/pop.js';
+import { CLAIM, decodeToken, encodeClaims, mintToken, publicKeyFromCoseKey } from '../src/token.js';
 import { verifyChain } from '../src/chain.js';
 import { LOCK, claims, world } from './fixtures.js';
 import { outcome } from './outcome.js';
@@ -115,5 +116,79 @@ describe('Ed25519 public keys [TANDEM-KEY-5]', () => {
     // The chain is refused at step 1 (decode), before any signature, so no proof of possession is ever
     // checked against the identity key.
     expect(outcome(() => verifyChain([token], w.lookup, LOCK))).toMatch(/^ERR_KEY_INVALID: .*small order/);
+  });
+});
+
+// The order of the P-256 group (SEC 2 §2.4.2).
+const P256_N = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+/** The other valid ES256 signature of the same message: (r, n - s). */
+function twin(signature: Uint8Array): Uint8Array {
+  const s = BigInt('0x' + Buffer.from(signature.subarray(32)).toString('hex'));
+  const out = Uint8Array.from(signature);
+  out.set(Buffer.from((P256_N - s).toString(16).padStart(64, '0'), 'hex'), 32);
+  return out;
+}
+
+describe('ES256 malleability is harmless, not refused [TANDEM-KEY-6]', () => {
+  const w = world();
+
+  it('the platform accepts both (r, s) and (r, n - s): the SPEC rule is a decision, not an accident', () => {
+    const data = Buffer.from('Tandem');
+    const sig = signBytes(w.rider, data);
+    const other = twin(sig);
+    expect(Buffer.from(other).equals(Buffer.from(sig))).toBe(false);
+    expect(verifyBytes(w.rider.publicKey, data, sig)).toBe(true);
+    expect(verifyBytes(w.rider.publicKey, data, other)).toBe(true);
+  });
+
+  it("a twin of a link's signature changes the chain hash, so the holder's proof for the real chain fails on it [TANDEM-POP-3]", () => {
+    const root = mintToken(claims(w, { scope: ['unlock', 'delegate'], maxUses: 3 }), w.issuer, w.issuerKid);
+    const link = mintToken(
+      claims(w, { iss: 'bianca', cnf: w.friend.publicKey, scope: ['unlock'], maxUses: 1 }),
+      w.rider,
+    );
+    const msg = decodeToken(link).sign1;
+    const twinLink = encode([msg.protectedBytes, new Map(), msg.payload, twin(msg.signature)]);
+    const real = verifyChain([root, link], w.lookup, LOCK);
+    const forged = verifyChain([root, twinLink], w.lookup, LOCK);
+    // The same grant, naming the same token ids (use counts and revocation key on them, not on bytes)...
+    expect(forged.ctis.map((c) => Buffer.from(c).toString('hex'))).toEqual(
+      real.ctis.map((c) => Buffer.from(c).toString('hex')),
+    );
+    // ...under another chain hash, which the holder's proof of possession binds.
+    expect(Buffer.from(forged.chainHash).equals(Buffer.from(real.chainHash))).toBe(false);
+    const nonce = new Uint8Array(16).fill(7);
+    const request = decodeRequest(
+      createRequest({
+        lockId: LOCK,
+        nonce,
+        command: Command.UNLOCK,
+        chain: [root, link],
+        chainHash: real.chainHash,
+        holderKey: w.friend,
+      }),
+    );
+    expect(outcome(() => verifyPop(request, LOCK, real.leaf.cnf, real.chainHash))).toBe('accepted');
+    expect(outcome(() => verifyPop(request, LOCK, forged.leaf.cnf, forged.chainHash))).toBe(
+      'ERR_POP_INVALID: proof-of-possession signature verification failed',
+    );
+  });
+
+  it('a twin proof of possession verifies too: what stops its replay is the spent nonce, not the signature bytes [TANDEM-POP-4]', () => {
+    const token = mintToken(claims(w), w.issuer, w.issuerKid);
+    const grant = verifyChain([token], w.lookup, LOCK);
+    const nonce = new Uint8Array(16).fill(9);
+    const request = decodeRequest(
+      createRequest({
+        lockId: LOCK,
+        nonce,
+        command: Command.UNLOCK,
+        chain: [token],
+        chainHash: grant.chainHash,
+        holderKey: w.rider,
+      }),
+    );
+    const twinRequest = { ...request, signature: twin(request.signature) };
+    expect(outcome(() => verifyPop(twinRequest, LOCK, grant.leaf.cnf, grant.chainHash))).toBe('accepted');
   });
 });

@@ -155,6 +155,12 @@ function tokens(): VectorFile {
     Buffer.from(payload.subarray(1)),
     Buffer.from('0163657665', 'hex'),
   ]);
+  // The typical claims with one claim replaced, for claims mintToken refuses to issue.
+  const withClaim = (key: number, value: CborValue) => {
+    const m = decodeStrict(payload) as Map<number, CborValue>;
+    m.set(key, value);
+    return encode(m);
+  };
   // A root whose cnf is an Ed25519 key that mintToken cannot be given (publicKeyFromRaw refuses it).
   const withEdCnf = (x: string) => {
     const m = decodeStrict(payload) as Map<number, CborValue>;
@@ -297,6 +303,60 @@ function tokens(): VectorFile {
       [delegate, mintToken(claims({ scope: ['unlock'], maxUses: 1 }), thief)],
       { error: 'ERR_SIGNATURE_INVALID' },
       { reproducible: false },
+    ),
+    chainVector(
+      'unprotected-unknown-label: label 7 beside kid in the unprotected header, TANDEM-COSE-8',
+      [
+        rawSign1(
+          new Map([[1, -8]]),
+          new Map<number, CborValue>([
+            [4, ISSUER_KID],
+            [7, 'smuggled'],
+          ]),
+          payload,
+          issuer,
+        ),
+      ],
+      { error: 'ERR_COSE_INVALID' },
+    ),
+    chainVector(
+      'protected-unknown-label: label 99 in the protected header, not critical, TANDEM-COSE-8',
+      [
+        rawSign1(
+          new Map<number, CborValue>([
+            [1, -8],
+            [99, 1],
+          ]),
+          kidMap,
+          payload,
+          issuer,
+        ),
+      ],
+      { error: 'ERR_COSE_INVALID' },
+    ),
+    chainVector(
+      'link-with-kid: a delegation link that names a kid, TANDEM-TOK-1',
+      [
+        delegate,
+        mintToken(
+          claims({
+            iss: 'bianca',
+            cnf: friend.publicKey,
+            scope: ['unlock'],
+            maxUses: 2,
+            cti: Buffer.from('a1a2a3a4a5a6a7a8', 'hex'),
+          }),
+          rider,
+          ISSUER_KID,
+        ),
+      ],
+      { error: 'ERR_COSE_INVALID' },
+      { reproducible: false },
+    ),
+    chainVector(
+      'iat-after-exp: "iat" 2^32-1, after "exp", TANDEM-TOK-3',
+      [rawSign1(new Map([[1, -8]]), kidMap, withClaim(6, 0xffffffff), issuer)],
+      { error: 'ERR_CLAIM_INVALID' },
     ),
     chainVector(
       'cnf-small-order-key: cnf is the Ed25519 identity point, for which (R = identity, S = 0) verifies every message, TANDEM-KEY-5',
