@@ -11,9 +11,15 @@ import { checkSchedule, checkTime, chainHash, verifyChain } from '../protocol/sr
 import type { TimeBound } from '../protocol/src/chain.js';
 import { decodeSign1, sigStructure, verifySign1 } from '../protocol/src/cose.js';
 import { MIN_ATT_MTU, MessageType, frameMessage } from '../protocol/src/gatt.js';
-import { exportJwk } from '../protocol/src/keys.js';
+import { exportJwk, generateKeyPair, signBytes } from '../protocol/src/keys.js';
 import { Command, createRequest, decodeRequest, popSignedBytes, verifyPop } from '../protocol/src/pop.js';
-import { TOKEN_LIMITS, decodeToken, mintToken } from '../protocol/src/token.js';
+import {
+  TOKEN_LIMITS,
+  coseKeyOf,
+  decodeToken,
+  mintToken,
+  publicKeyFromCoseKey,
+} from '../protocol/src/token.js';
 import { LOCK, NOW, claims, world } from '../protocol/test/fixtures.js';
 import type { BenchContext, BenchGroup, CompareOptions } from './lib.js';
 import { QUICK, atMost, compare, comparisonNote } from './lib.js';
@@ -211,6 +217,30 @@ async function run(ctx: BenchContext): Promise<void> {
     unit: 'ratio',
     goal: null,
     note: comparisonNote(pop, 'decodeRequest+verifyPop', 'bare ES256 verify'),
+  });
+
+  // 5. A first-time rider is cold (issue 8): the lock has never seen the rider's key, so the proof of
+  // possession is checked with a key parsed from the token's compressed COSE_Key on the spot. Every call takes
+  // the next key of a pool larger than protocol/'s key cache (512), so no call finds its key parsed.
+  const poolSize = ctx.quick ? 600 : 4096;
+  const cold = Array.from({ length: poolSize }, () => {
+    const k = generateKeyPair('ES256');
+    const signature = signBytes(k, popBytes);
+    return { coseKey: coseKeyOf(k.publicKey), request: { ...decoded, signature } };
+  });
+  let next = 0;
+  const popCold = () => {
+    const c = cold[next]!;
+    next = next + 1 === poolSize ? 0 : next + 1;
+    verifyPop(c.request, LOCK, publicKeyFromCoseKey(c.coseKey), hash);
+  };
+  const coldPop = compare(popCold, barePop, opts);
+  ctx.report({
+    name: 'pop.verify_cold_key_ratio',
+    value: coldPop.ratio,
+    unit: 'ratio',
+    goal: atMost(1.2),
+    note: `pop verify, never-seen key / bare ES256 verify with cached key; ${comparisonNote(coldPop, 'publicKeyFromCoseKey (compressed P-256, native) + verifyPop', 'bare ES256 verify, cached key')}`,
   });
 }
 

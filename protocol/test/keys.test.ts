@@ -192,3 +192,37 @@ describe('ES256 malleability is harmless, not refused [TANDEM-KEY-6]', () => {
     expect(outcome(() => verifyPop(twinRequest, LOCK, grant.leaf.cnf, grant.chainHash))).toBe('accepted');
   });
 });
+
+describe('P-256 public keys [TANDEM-KEY-2]', () => {
+  it('a compressed x with no point on the curve is refused; one with a point round-trips', () => {
+    let refused = 0;
+    let accepted = 0;
+    for (let i = 1; i <= 24; i++) {
+      const raw = new Uint8Array(33);
+      raw[0] = 2;
+      raw[32] = i;
+      const got = outcome(() => publicKeyFromRaw('ES256', raw));
+      if (got === 'accepted') {
+        const full = publicKeyFromRaw('ES256', raw).key.export({ format: 'der', type: 'spki' });
+        // The uncompressed point (the last 65 bytes of the SPKI) compresses back to the same 33 bytes.
+        expect(publicKeyFromRaw('ES256', full.subarray(full.length - 65)).raw).toEqual(raw);
+        accepted++;
+      } else {
+        expect(got).toBe(
+          'ERR_KEY_INVALID: P-256 public key must be a valid 33-byte compressed or 65-byte uncompressed point',
+        );
+        refused++;
+      }
+    }
+    // About half of all x have a point: both branches ran.
+    expect(refused).toBeGreaterThan(0);
+    expect(accepted).toBeGreaterThan(0);
+  });
+
+  it('an uncompressed point off the curve is refused', () => {
+    const raw = Buffer.from(generateKeyPair('ES256').publicKey.key.export({ format: 'der', type: 'spki' }));
+    const point = Uint8Array.from(raw.subarray(raw.length - 65));
+    point[64]! ^= 1;
+    expect(outcome(() => publicKeyFromRaw('ES256', point))).toMatch(/^ERR_KEY_INVALID/);
+  });
+});

@@ -59,6 +59,21 @@ describe('Wycheproof', () => {
     expect(counts.invalid).toBeGreaterThan(0);
   });
 
+  it('every Wycheproof P-256 key (edge cases included), compressed, decompresses natively to the same point', () => {
+    const data = readJson<WFile>('wycheproof', 'ecdsa_secp256r1_sha256_p1363_test.json');
+    let checked = 0;
+    for (const g of data.testGroups) {
+      if (g.publicKey.uncompressed === undefined) continue;
+      const full = publicKeyFromRaw('ES256', Buffer.from(g.publicKey.uncompressed, 'hex'));
+      const compact = publicKeyFromRaw('ES256', Uint8Array.from(full.raw)); // a fresh array: a cache miss
+      const a = full.key.export({ format: 'jwk' });
+      const b = compact.key.export({ format: 'jwk' });
+      expect([b.x, b.y], g.publicKey.uncompressed).toEqual([a.x, a.y]);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(10);
+  });
+
   it('compressed and uncompressed forms of a Wycheproof key are the same key', () => {
     const data = readJson<WFile>('wycheproof', 'ecdsa_secp256r1_sha256_p1363_test.json');
     const g = data.testGroups[0]!;
