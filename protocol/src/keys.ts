@@ -103,7 +103,10 @@ export function publicKeyFromRaw(alg: Alg, raw: Uint8Array): PublicKey {
       compact = Uint8Array.from(raw);
     } else {
       if (raw.length === 33 && (raw[0] === 2 || raw[0] === 3)) {
-        key = p256FromPoint(ECDH.convertKey(raw, 'prime256v1', undefined, undefined, 'uncompressed'));
+        // Without encodings, convertKey returns a Buffer (the overload types cannot say so).
+        key = p256FromPoint(
+          ECDH.convertKey(raw, 'prime256v1', undefined, undefined, 'uncompressed') as Buffer,
+        );
         compact = Uint8Array.from(raw);
       } else if (raw.length === 65 && raw[0] === 4) {
         key = p256FromPoint(raw);
