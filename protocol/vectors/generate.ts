@@ -399,6 +399,19 @@ function pops(): VectorFile {
     expected,
   });
   const truncated = req(rider).subarray(0, 100);
+  // The request with its ES256 signature (r, s) replaced by (r, n - s), n the order of P-256 (SEC 2 §2.4.2).
+  const highS = (request: Uint8Array) => {
+    const m = decodeStrict(request) as Map<number, CborValue>;
+    const sig = m.get(6) as Uint8Array;
+    const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+    const s = BigInt('0x' + hex(sig.subarray(32)));
+    const twin = Buffer.concat([
+      sig.subarray(0, 32),
+      Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex'),
+    ]);
+    m.set(6, twin);
+    return encode(m);
+  };
   return {
     file: 'pop.json',
     kind: 'pop-verify',
@@ -417,6 +430,11 @@ function pops(): VectorFile {
         error: 'ERR_POP_INVALID',
       }),
       vec('truncated-request: cut at 100 bytes, TANDEM-CBOR-8', truncated, { error: 'ERR_CBOR_INVALID' }),
+      vec(
+        "SPEC §3 TANDEM-KEY-6: the high-S twin (r, n - s) of the holder's signature verifies; the spent nonce, not the signature bytes, stops its replay",
+        highS(req(rider)),
+        { ok: true, command: Command.UNLOCK },
+      ),
     ],
   };
 }
