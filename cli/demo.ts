@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Grant, TrustAnchor } from '../protocol/src/chain.js';
-import { chainHash, checkSchedule, checkScope, checkTime, verifyChain } from '../protocol/src/chain.js';
+import { chainHash, verifyGrant } from '../protocol/src/chain.js';
 import { ProtocolError } from '../protocol/src/errors.js';
 import {
   MessageType,
@@ -21,7 +21,7 @@ import {
 } from '../protocol/src/gatt.js';
 import type { Alg, PrivateKey } from '../protocol/src/keys.js';
 import { privateKeyFromJwk } from '../protocol/src/keys.js';
-import { Command, SCOPE_OF_COMMAND, createRequest, decodeRequest, verifyPop } from '../protocol/src/pop.js';
+import { Command, createRequest, decodeRequest, verifyPop } from '../protocol/src/pop.js';
 import { localWeekMinute } from '../protocol/src/schedule.js';
 import { Status } from '../protocol/src/status.js';
 import type { MintClaims } from '../protocol/src/token.js';
@@ -130,14 +130,10 @@ async function demo(streams: CliStreams, keep: boolean): Promise<void> {
     const token = mintToken(base, issuer, Uint8Array.of(0x01));
     out(`token     issuer -> bianca: ${base.scope.join(' ')}; ${formatSchedule(schedule)}; 7 days; 10 uses`);
 
-    // The lock's checks, in the order of SPEC.md §5.7, at an exactly known time.
+    // The lock's checks, in the order of SPEC.md §5.7 (verifyGrant), at an exactly known time.
     const bound = { earliest: now, latest: now };
-    const lockVerifies = (chain: readonly Uint8Array[]): Grant => {
-      const grant = verifyChain(chain, lookup, LOCK);
-      checkTime(grant, bound);
-      checkSchedule(grant.leaf.schedule, bound, TIME_ZONE);
-      return grant;
-    };
+    const lockVerifies = (chain: readonly Uint8Array[], command?: Command): Grant =>
+      verifyGrant(chain, { anchors: lookup, lockId: LOCK, time: bound, timeZone: TIME_ZONE, command });
     const grant = lockVerifies([token]);
     out(
       `verify    OK: signed by ${grant.anchor.role} "${grant.anchor.name}", valid until ${iso(grant.exp)}, inside the schedule`,
@@ -169,8 +165,7 @@ async function demo(streams: CliStreams, keep: boolean): Promise<void> {
       const req = decodeRequest(body ?? new Uint8Array(0));
       if (hex(req.nonce) !== hex(challenge.nonce))
         throw new Error('demo: the request answers another challenge');
-      const g = lockVerifies(req.chain ?? []);
-      checkScope(g.leaf, SCOPE_OF_COMMAND[req.command]);
+      const g = lockVerifies(req.chain ?? [], req.command);
       verifyPop(req, LOCK, g.leaf.cnf, g.chainHash);
       return g;
     };

@@ -1,11 +1,11 @@
 /**
  * `tandem token`: mint, inspect and verify delegated access tokens (SPEC.md §5). The rules are
- * `protocol/`'s: this file turns options into calls of `mintToken`, `decodeToken`, `verifyChain`,
- * `checkTime` and `checkSchedule`, and their results into text.
+ * `protocol/`'s: this file turns options into calls of `mintToken`, `decodeToken` and `verifyGrant` (chain,
+ * time and schedule in the order of SPEC.md §5.7), and their results into text.
  */
 import { randomBytes } from 'node:crypto';
 import type { AnchorLookup, Grant, TrustAnchor } from '../protocol/src/chain.js';
-import { checkSchedule, checkTime, verifyChain } from '../protocol/src/chain.js';
+import { verifyChain, verifyGrant } from '../protocol/src/chain.js';
 import type { PrivateKey, PublicKey } from '../protocol/src/keys.js';
 import { exportJwk, generateKeyPair, publicKeyFromJwk } from '../protocol/src/keys.js';
 import type { DecodedToken, MintClaims, TokenClaims } from '../protocol/src/token.js';
@@ -495,11 +495,13 @@ async function verify(argv: readonly string[], streams: CliStreams): Promise<num
   const chain: Uint8Array[] = [];
   for (const s of sources) chain.push(await readBytes(s, streams, format));
   const lookup: AnchorLookup = (kid) => anchors.find((a) => hex(a.kid) === hex(kid));
-  const grant = verifyChain(chain, lookup, req(p, 'aud'));
   // A CLI that is told the time knows it exactly: the bound is one instant ([TANDEM-TIME-CHECK]).
-  const bound = { earliest: now, latest: now };
-  checkTime(grant, bound);
-  checkSchedule(grant.leaf.schedule, bound, timeZone);
+  const grant = verifyGrant(chain, {
+    anchors: lookup,
+    lockId: req(p, 'aud'),
+    time: { earliest: now, latest: now },
+    timeZone,
+  });
   streams.stdout.write('OK\n' + grantSummary(grant, now, timeZone));
   return 0;
 }

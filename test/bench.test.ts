@@ -38,6 +38,7 @@ const PROTOCOL_MEASUREMENTS = [
   'token.verify_step.chain_hash',
   'token.verify_step.check_schedule',
   'pop.verify_ratio',
+  'pop.verify_cold_key_ratio',
 ];
 
 describe('npm run bench', () => {

@@ -12,6 +12,8 @@ import { ProtocolError } from './errors.js';
 import type { PublicKey } from './keys.js';
 import type { Schedule } from './schedule.js';
 import { localWeekMinute, scheduleAllows, scheduleWithin } from './schedule.js';
+import type { Command } from './pop.js';
+import { SCOPE_OF_COMMAND } from './pop.js';
 import type { DecodedToken, Scope, TokenClaims } from './token.js';
 import { decodeToken, hasScope } from './token.js';
 
@@ -88,6 +90,16 @@ export function verifyChain(chain: readonly Uint8Array[], anchors: AnchorLookup,
     );
   }
   const tokens = chain.map((bytes) => decodeToken(bytes));
+  for (let i = 1; i < tokens.length; i++) {
+    // [TANDEM-TOK-1] A link's signer is its parent's holder ([TANDEM-CHAIN-2]); a kid there would name a
+    // key that plays no part, and is refused as malformed (step 1) like any field the profile does not have.
+    if (tokens[i]!.sign1.kid !== undefined) {
+      throw new ProtocolError(
+        'ERR_COSE_INVALID',
+        `link ${i} carries a "kid" (Key ID) Header Parameter; delegation links carry none (TANDEM-TOK-1)`,
+      );
+    }
+  }
   const root = tokens[0]!;
   if (root.sign1.kid === undefined) {
     throw new ProtocolError('ERR_KEY_UNKNOWN', 'root token has no "kid" (Key ID) Header Parameter');
@@ -227,4 +239,43 @@ export function checkScope(leaf: TokenClaims, needed: Scope): void {
   if (!hasScope(leaf.scope, needed)) {
     throw new ProtocolError('ERR_SCOPE_DENIED', `CWT "scope" (9) claim does not grant "${needed}"`);
   }
+}
+
+/** What {@link verifyGrant} checks a chain against: the lock's trust, identity, time and place. */
+export interface VerifyGrantOptions {
+  /** The lock's trust anchors, by kid ([TANDEM-CHAIN-2], [TANDEM-CHAIN-4]). */
+  readonly anchors: AnchorLookup;
+  /** This lock's id: the leaf's `aud` must equal it (§5.7 step 4). */
+  readonly lockId: string;
+  /** What the lock knows of the current time ([TANDEM-TIME-CHECK]); one instant when it knows exactly. */
+  readonly time: TimeBound;
+  /** The lock's IANA time zone, for the weekly schedule ([TANDEM-SCHED-2]). */
+  readonly timeZone: string;
+  /** When given, the leaf's scope must grant it ([TANDEM-POP-5]); omitted, the scope is not checked. */
+  readonly command?: Command;
+}
+
+/**
+ * The stateless checks of a grant already verified ([TANDEM-POP-6]: a cached chain re-runs them on every
+ * use): time (§5.7 step 5), schedule (step 6) and, when a command is given, scope (step 9). Throws the
+ * ProtocolError of the first that fails.
+ */
+export function checkGrant(grant: Grant, options: Omit<VerifyGrantOptions, 'anchors' | 'lockId'>): void {
+  checkTime(grant, options.time);
+  checkSchedule(grant.leaf.schedule, options.time, options.timeZone);
+  if (options.command !== undefined) checkScope(grant.leaf, SCOPE_OF_COMMAND[options.command]);
+}
+
+/**
+ * Verifies a chain as a lock does, the way jose's `jwtVerify` is signature verification plus claim
+ * validation: {@link verifyChain} (SPEC.md §5.7 steps 1-4: decode, signatures, narrowing, audience), then
+ * {@link checkGrant} (steps 5, 6 and, with `command`, 9). What needs the lock's own state is the caller's:
+ * revocation (step 7), use counts (step 8) and the proof of possession against a live challenge (step 10,
+ * `verifyPop` with the returned grant's `leaf.cnf` and `chainHash`). Every caller that checks a token uses
+ * this, so that none re-orders the steps by hand. Throws the ProtocolError of the first step that fails.
+ */
+export function verifyGrant(chain: readonly Uint8Array[], options: VerifyGrantOptions): Grant {
+  const grant = verifyChain(chain, options.anchors, options.lockId);
+  checkGrant(grant, options);
+  return grant;
 }

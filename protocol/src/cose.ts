@@ -11,6 +11,7 @@
  *   present in the protected header; any other critical label is refused (RFC 9052 §3.1).
  * - [TANDEM-COSE-5] a label appears in at most one of the two header maps (RFC 9052 §3).
  * - [TANDEM-COSE-6] `kid` (label 4), where present, is a byte string of at most 32 bytes.
+ * - [TANDEM-COSE-8] a header carries no label other than 1, 2, 3 and 4; the unprotected header only 3 and 4.
  */
 import type { CborLimits, CborValue } from './cbor.js';
 import { DEFAULT_LIMITS, Tag, decodeStrict, encode } from './cbor.js';
@@ -26,6 +27,7 @@ export const TAG_COSE_SIGN1 = 18;
 export const TAG_CWT = 61;
 
 const UNDERSTOOD = new Set<number>([HEADER.alg, HEADER.contentType, HEADER.kid]);
+const KNOWN = new Set<number>([HEADER.alg, HEADER.crit, HEADER.contentType, HEADER.kid]);
 const HEADER_LIMITS: CborLimits = { maxBytes: 256, maxDepth: 3, maxItems: 16 };
 const PROTECTED_EDDSA: ReadonlyMap<number | string, CborValue> = new Map([[1, -8]]);
 const PROTECTED_ES256: ReadonlyMap<number | string, CborValue> = new Map([[1, -7]]);
@@ -117,6 +119,23 @@ export function decodeSign1(
         invalid(
           `COSE "crit" (Critical) Header Parameter lists label ${label} absent from the protected header`,
         );
+    }
+  }
+  // [TANDEM-COSE-8] Unknown labels are refused, as every Tandem map refuses unknown keys ([TANDEM-GEN-1]): an
+  // unprotected one could be added or changed by anyone on the way, and a protected one would be a field a
+  // later version might give meaning to. Only `kid` and `content type` may travel unprotected.
+  for (const label of ph.keys()) {
+    if (typeof label !== 'number' || !KNOWN.has(label)) {
+      invalid(
+        `COSE protected header label ${JSON.stringify(label)} is not understood; Tandem's profile knows 1, 2, 3 and 4 (TANDEM-COSE-8)`,
+      );
+    }
+  }
+  for (const label of u.keys()) {
+    if (label !== HEADER.kid && label !== HEADER.contentType) {
+      invalid(
+        `COSE unprotected header label ${JSON.stringify(label)} is not understood; only "kid" (4) and "content type" (3) may be unprotected (TANDEM-COSE-8)`,
+      );
     }
   }
   const ct = ph.get(HEADER.contentType) ?? u.get(HEADER.contentType);

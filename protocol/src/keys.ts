@@ -5,6 +5,7 @@
  * Keys are parsed once into Node `KeyObject`s and cached.
  */
 import {
+  ECDH,
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
@@ -40,10 +41,35 @@ export interface PrivateKey {
   readonly publicKey: PublicKey;
 }
 
-// DER prefixes of SubjectPublicKeyInfo for the two key types (RFC 8410 §4, RFC 5480 §2).
-const ED25519_SPKI = Buffer.from('302a300506032b6570032100', 'hex');
-const P256_SPKI_COMPRESSED = Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex');
-const P256_SPKI_UNCOMPRESSED = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
+// [TANDEM-KEY-5] The y-coordinates (little-endian, sign bit cleared) of the eight points of small order on
+// Ed25519 (the torsion subgroup E[8]; libsodium's blocklist): 0 (order 4, both signs), 1 (the identity),
+// p-1 (order 2) and the two of order 8, each with both signs. Node's crypto (OpenSSL) accepts these as
+// public keys, and with the identity key the signature (R = identity, S = 0) verifies for every message.
+// Their non-canonical twins (y = p, p+1; x = 0 with the sign bit set) are refused by the same test on y.
+const ED25519_SMALL_ORDER_Y: readonly Buffer[] = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+].map((h) => Buffer.from(h, 'hex'));
+
+/**
+ * Why a 32-byte Ed25519 public key is refused, or undefined when it is acceptable ([TANDEM-KEY-5]): its y
+ * must be canonical (below p = 2^255 - 19, RFC 8032 §5.1.3) and its point not of small order.
+ */
+function ed25519KeyRefusal(raw: Uint8Array): string | undefined {
+  const y = Buffer.from(raw);
+  y[31]! &= 0x7f;
+  // y >= p: bytes 31..1 at their maximum (0x7f, 0xff...) and byte 0 at least 0xed (p's low byte).
+  let top = y[31] === 0x7f;
+  for (let i = 30; top && i >= 1; i--) top = y[i] === 0xff;
+  if (top && y[0]! >= 0xed) return 'Ed25519 public key is not canonical: its y-coordinate is not below p';
+  if (ED25519_SMALL_ORDER_Y.some((small) => small.equals(y))) {
+    return 'Ed25519 public key is a point of small order (TANDEM-KEY-5)';
+  }
+  return undefined;
+}
 
 // Parsed keys by algorithm and raw bytes. Riders' keys recur on every unlock; parsing dominates
 // verification cost otherwise. Bounded: the oldest entry goes first.
@@ -55,7 +81,8 @@ function cacheKey(alg: Alg, raw: Uint8Array): string {
 }
 
 /**
- * Parses a raw public key: 32 bytes for Ed25519; a 33-byte compressed or 65-byte uncompressed SEC1 point
+ * Parses a raw public key: 32 bytes for Ed25519 (canonical and not of small order, [TANDEM-KEY-5]); a
+ * 33-byte compressed or 65-byte uncompressed SEC1 point
  * for P-256 (the point is checked to be on the curve). Throws ERR_KEY_INVALID.
  */
 export function publicKeyFromRaw(alg: Alg, raw: Uint8Array): PublicKey {
@@ -67,28 +94,29 @@ export function publicKeyFromRaw(alg: Alg, raw: Uint8Array): PublicKey {
   try {
     if (alg === 'EdDSA') {
       if (raw.length !== 32) throw new Error('length');
-      key = createPublicKey({ key: Buffer.concat([ED25519_SPKI, raw]), format: 'der', type: 'spki' });
+      const refusal = ed25519KeyRefusal(raw);
+      if (refusal !== undefined) throw new ProtocolError('ERR_KEY_INVALID', refusal);
+      // A JWK, not SPKI DER: Node imports an OKP JWK with EVP_PKEY_new_raw_public_key, without OpenSSL 3's
+      // decoder framework, several times faster (see p256FromPoint).
+      const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
+      key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
       compact = Uint8Array.from(raw);
     } else {
       if (raw.length === 33 && (raw[0] === 2 || raw[0] === 3)) {
-        key = createPublicKey({
-          key: Buffer.concat([P256_SPKI_COMPRESSED, raw]),
-          format: 'der',
-          type: 'spki',
-        });
+        // Without encodings, convertKey returns a Buffer (the overload types cannot say so).
+        key = p256FromPoint(
+          ECDH.convertKey(raw, 'prime256v1', undefined, undefined, 'uncompressed') as Buffer,
+        );
         compact = Uint8Array.from(raw);
       } else if (raw.length === 65 && raw[0] === 4) {
-        key = createPublicKey({
-          key: Buffer.concat([P256_SPKI_UNCOMPRESSED, raw]),
-          format: 'der',
-          type: 'spki',
-        });
+        key = p256FromPoint(raw);
         compact = compressP256(raw);
       } else {
         throw new Error('length');
       }
     }
   } catch (cause) {
+    if (cause instanceof ProtocolError) throw cause;
     throw new ProtocolError(
       'ERR_KEY_INVALID',
       alg === 'EdDSA'
@@ -101,6 +129,27 @@ export function publicKeyFromRaw(alg: Alg, raw: Uint8Array): PublicKey {
   if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value as string);
   cache.set(id, pk);
   return pk;
+}
+
+/**
+ * A P-256 key object from an uncompressed point, all in the platform's native code ([TANDEM-KEY-4]): a rider
+ * key the lock has never seen is parsed on the unlock path (issue 8, "a first-time rider is cold").
+ * `ECDH.convertKey` decompresses in OpenSSL (EC_POINT_oct2point) and the JWK import checks the point is on
+ * the curve. Measured on Node 20 / OpenSSL 3.0 this costs about half what the SubjectPublicKeyInfo route
+ * does (createPublicKey on SPKI DER goes through OpenSSL 3's generic decoder framework); `npm run bench --
+ * protocol` reports it as `pop.verify_cold_key_ratio`.
+ */
+function p256FromPoint(point: Uint8Array): KeyObject {
+  const b = Buffer.from(point.buffer, point.byteOffset, point.byteLength);
+  return createPublicKey({
+    key: {
+      kty: 'EC',
+      crv: 'P-256',
+      x: b.subarray(1, 33).toString('base64url'),
+      y: b.subarray(33, 65).toString('base64url'),
+    },
+    format: 'jwk',
+  });
 }
 
 function compressP256(point: Uint8Array): Uint8Array {

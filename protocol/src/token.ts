@@ -187,6 +187,8 @@ export function parseClaims(payload: Uint8Array): TokenClaims {
   const nbf = uint(m, CLAIM.nbf, 'nbf');
   const iat = uint(m, CLAIM.iat, 'iat');
   if (nbf >= exp) claimError('CWT "nbf" (5) must be before "exp" (4)');
+  // [TANDEM-TOK-3] A token issued after it expired is no token: refused rather than read (issue 7 finding 7).
+  if (iat > exp) claimError('CWT "iat" (6) must not be after "exp" (4)');
   const cti = m.get(CLAIM.cti);
   if (!(cti instanceof Uint8Array) || cti.length < 8 || cti.length > 16) {
     claimError('CWT "cti" (7) claim must be a byte string of 8 to 16 bytes');

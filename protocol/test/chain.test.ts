@@ -1,7 +1,16 @@
 // Delegation chains, time, schedule and scope checks, SPEC.md §5.5-§5.7 ([TANDEM-CHAIN-*]).
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MAX_CHAIN_LENGTH, checkSchedule, checkScope, checkTime, verifyChain } from '../src/chain.js';
+import {
+  MAX_CHAIN_LENGTH,
+  checkGrant,
+  checkSchedule,
+  checkScope,
+  checkTime,
+  verifyChain,
+  verifyGrant,
+} from '../src/chain.js';
+import { Command } from '../src/pop.js';
 import type { MintClaims } from '../src/token.js';
 import { mintToken } from '../src/token.js';
 import { LOCK, NOW, claims, issued, world } from './fixtures.js';
@@ -32,6 +41,37 @@ describe('verifyChain', () => {
     expect(g.anchor.role).toBe('issuer');
     expect(g.leaf.rider).toBe('bianca');
     expect(g.chainHash).toHaveLength(32);
+  });
+
+  it('refuses a delegation link that carries a kid, before any signature [TANDEM-TOK-1]', () => {
+    const withKid = mintToken(
+      claims(w, {
+        iss: 'bianca',
+        cnf: w.friend.publicKey,
+        scope: ['unlock'],
+        maxUses: 2,
+        nbf: NOW,
+        exp: NOW + 86_400,
+      }),
+      w.rider,
+      w.issuerKid,
+    );
+    expect(refusal(() => verifyChain([root, withKid], w.lookup, LOCK))).toBe(
+      'ERR_COSE_INVALID: link 1 carries a "kid" (Key ID) Header Parameter; delegation links carry none (TANDEM-TOK-1)',
+    );
+    // The same link without the kid is a good one: the kid alone is the fault.
+    const without = mintToken(
+      claims(w, {
+        iss: 'bianca',
+        cnf: w.friend.publicKey,
+        scope: ['unlock'],
+        maxUses: 2,
+        nbf: NOW,
+        exp: NOW + 86_400,
+      }),
+      w.rider,
+    );
+    expect(refusal(() => verifyChain([root, without], w.lookup, LOCK))).toBe('accepted');
   });
 
   it('accepts an owner-signed token (offline sharing) [TANDEM-CHAIN-4]', () => {
@@ -186,5 +226,87 @@ describe('checkScope [TANDEM-TOK-5]', () => {
     expect(refusal(() => checkScope(leaf, 'unlock'))).toBe(
       'ERR_SCOPE_DENIED: CWT "scope" (9) claim does not grant "unlock"',
     );
+  });
+});
+
+describe('verifyGrant: one entry point for chain, time, schedule and scope (SPEC.md §5.7 steps 1-6, 9)', () => {
+  const w = world();
+  // NOW is Wednesday 2026-11-18 around 09:00 in Berlin, inside the fixture's weekday 07:00-20:00 schedule.
+  const at = (t: number) => ({ earliest: t, latest: t });
+  const options = { anchors: w.lookup, lockId: LOCK, time: at(NOW), timeZone: 'Europe/Berlin' };
+
+  it('accepts a good chain and returns what verifyChain returns', () => {
+    const t = issued(w);
+    const g = verifyGrant([t], { ...options, command: Command.UNLOCK });
+    expect(g.leaf.rider).toBe('bianca');
+    expect(Buffer.from(g.chainHash).equals(Buffer.from(verifyChain([t], w.lookup, LOCK).chainHash))).toBe(
+      true,
+    );
+  });
+
+  // Each row breaks the named step and every later one (NOW + 3 and + 10 days are Saturdays, outside the
+  // weekday schedule), so only the order decides which refusal comes first.
+  const table: [string, () => Uint8Array, Partial<typeof options> & { command?: Command }, string][] = [
+    [
+      'bad signature beats expiry, schedule and scope (step 2)',
+      () => {
+        const t = Uint8Array.from(issued(w, { scope: ['status'] }));
+        t[t.length - 1]! ^= 1;
+        return t;
+      },
+      { time: at(NOW + 30 * 86_400), command: Command.UNLOCK },
+      'ERR_SIGNATURE_INVALID',
+    ],
+    [
+      'wrong lock beats expiry (step 4)',
+      () => issued(w),
+      { lockId: 'lock-other', time: at(NOW + 30 * 86_400) },
+      'ERR_AUDIENCE_MISMATCH',
+    ],
+    [
+      'expiry beats schedule and scope (step 5)',
+      () => issued(w, { scope: ['status'] }),
+      { time: at(NOW + 10 * 86_400), command: Command.UNLOCK },
+      'ERR_TOKEN_EXPIRED',
+    ],
+    [
+      'schedule beats scope (step 6)',
+      () => issued(w, { scope: ['status'] }),
+      { time: at(NOW + 3 * 86_400), command: Command.UNLOCK },
+      'ERR_OUTSIDE_SCHEDULE',
+    ],
+    [
+      'scope last (step 9)',
+      () => issued(w, { scope: ['status'] }),
+      { command: Command.UNLOCK },
+      'ERR_SCOPE_DENIED',
+    ],
+  ];
+  for (const [name, token, over, code] of table) {
+    it(`${name} -> ${code}`, () => {
+      expect(refusal(() => verifyGrant([token()], { ...options, ...over }))).toMatch(
+        new RegExp(`^${code}: `),
+      );
+    });
+  }
+
+  it('without a command the scope is not checked; with one it is', () => {
+    const t = issued(w, { scope: ['status'] });
+    expect(refusal(() => verifyGrant([t], options))).toBe('accepted');
+    expect(refusal(() => verifyGrant([t], { ...options, command: Command.STATUS }))).toBe('accepted');
+    expect(refusal(() => verifyGrant([t], { ...options, command: Command.READ_AUDIT }))).toBe(
+      'ERR_SCOPE_DENIED: CWT "scope" (9) claim does not grant "manage"',
+    );
+  });
+
+  it('checkGrant re-runs time, schedule and scope on a cached grant [TANDEM-POP-6]', () => {
+    const g = verifyGrant([issued(w)], options);
+    expect(refusal(() => checkGrant(g, { time: at(NOW), timeZone: 'Europe/Berlin' }))).toBe('accepted');
+    expect(refusal(() => checkGrant(g, { time: at(NOW + 8 * 86_400), timeZone: 'Europe/Berlin' }))).toMatch(
+      /^ERR_TOKEN_EXPIRED/,
+    );
+    expect(
+      refusal(() => checkGrant(g, { time: at(NOW), timeZone: 'Europe/Berlin', command: Command.LOCK })),
+    ).toMatch(/^ERR_SCOPE_DENIED/);
   });
 });

@@ -1,4 +1,4 @@
-// COSE_Sign1 against the COSE Working Group examples (../shared/vectors/cose-wg). Tandem's profile is
+// COSE_Sign1 against the COSE Working Group examples (protocol/vectors/third-party/cose-wg). Tandem's profile is
 // stricter than COSE (SPEC.md §4.3, "Exceptions to general COSE"): each exception is asserted as a refusal
 // with its code. Where signing is deterministic (EdDSA) the bytes are reproduced exactly.
 import { describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import type { CborValue } from '../src/cbor.js';
 import { privateKeyFromJwk, publicKeyFromJwk } from '../src/keys.js';
 import { isProtocolError } from '../src/errors.js';
 import type { ProtocolErrorCode } from '../src/errors.js';
-import { listJson, readJson } from './shared-vectors.js';
+import { listJson, readJson } from './third-party-vectors.js';
 
 interface CoseKey {
   kty: string;

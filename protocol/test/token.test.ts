@@ -68,6 +68,13 @@ describe('token', () => {
     ['exp as text', (m) => m.set(CLAIM.exp, 'tomorrow'), /"exp" \(4\) claim must be an unsigned integer/],
     ['negative nbf', (m) => m.set(CLAIM.nbf, -5), /"nbf" \(5\) claim must be an unsigned integer/],
     ['nbf after exp', (m) => m.set(CLAIM.nbf, NOW + 30 * 86_400), /"nbf" \(5\) must be before "exp" \(4\)/],
+    // Issue 7 finding 7: iat after exp, even the largest uint32, was accepted.
+    [
+      'iat after exp',
+      (m) => m.set(CLAIM.iat, NOW + 30 * 86_400),
+      /"iat" \(6\) must not be after "exp" \(4\)/,
+    ],
+    ['iat at 2^32-1', (m) => m.set(CLAIM.iat, 0xffffffff), /"iat" \(6\) must not be after "exp" \(4\)/],
     [
       'short cti',
       (m) => m.set(CLAIM.cti, new Uint8Array(4)),
@@ -145,6 +152,11 @@ describe('token', () => {
     expect(refusal(() => decodeToken(typed))).toMatch(
       /ERR_COSE_INVALID: a token carries no COSE "content type"/,
     );
+  });
+
+  it('accepts iat equal to exp, the last instant the rule allows [TANDEM-TOK-3]', () => {
+    const c = claims(w);
+    expect(decodeToken(mintToken({ ...c, iat: c.exp }, w.issuer, w.issuerKid)).claims.iat).toBe(c.exp);
   });
 
   it('mintToken refuses to issue claims a lock would refuse', () => {

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { decodeStrict } from '../src/cbor.js';
-import { checkSchedule, checkTime, verifyChain } from '../src/chain.js';
+import { verifyGrant } from '../src/chain.js';
 import type { TrustAnchor } from '../src/chain.js';
 import { ProtocolError } from '../src/errors.js';
 import { publicKeyFromRaw } from '../src/keys.js';
@@ -41,12 +41,13 @@ function lookupOf(anchors: AnchorJson[]) {
 }
 
 function verifyAsLock(input: Record<string, unknown>) {
-  const chain = (input.chain as string[]).map(b);
-  const grant = verifyChain(chain, lookupOf(input.anchors as AnchorJson[]), input.lockId as string);
   const now = input.now as number;
-  checkTime(grant, { earliest: now, latest: now });
-  checkSchedule(grant.leaf.schedule, { earliest: now, latest: now }, input.timeZone as string);
-  return grant;
+  return verifyGrant((input.chain as string[]).map(b), {
+    anchors: lookupOf(input.anchors as AnchorJson[]),
+    lockId: input.lockId as string,
+    time: { earliest: now, latest: now },
+    timeZone: input.timeZone as string,
+  });
 }
 
 const RUN: Record<VectorFile['kind'], (input: Record<string, unknown>) => Record<string, unknown>> = {

@@ -1,9 +1,9 @@
-// Signature layer against Wycheproof (../shared/vectors/wycheproof): Ed25519 and ECDSA P-256/SHA-256 with
+// Signature layer against Wycheproof (protocol/vectors/third-party/wycheproof): Ed25519 and ECDSA P-256/SHA-256 with
 // IEEE P1363 signatures, the raw r‖s format COSE uses (RFC 9053 §2.1). SPEC.md TANDEM-KEY-3.
 import { describe, expect, it } from 'vitest';
 import { publicKeyFromJwk, publicKeyFromRaw, verifyBytes } from '../src/keys.js';
 import type { PublicKey } from '../src/keys.js';
-import { readJson } from './shared-vectors.js';
+import { readJson } from './third-party-vectors.js';
 
 interface WTest {
   tcId: number;
@@ -57,6 +57,21 @@ describe('Wycheproof', () => {
     );
     expect(counts.valid).toBeGreaterThan(0);
     expect(counts.invalid).toBeGreaterThan(0);
+  });
+
+  it('every Wycheproof P-256 key (edge cases included), compressed, decompresses natively to the same point', () => {
+    const data = readJson<WFile>('wycheproof', 'ecdsa_secp256r1_sha256_p1363_test.json');
+    let checked = 0;
+    for (const g of data.testGroups) {
+      if (g.publicKey.uncompressed === undefined) continue;
+      const full = publicKeyFromRaw('ES256', Buffer.from(g.publicKey.uncompressed, 'hex'));
+      const compact = publicKeyFromRaw('ES256', Uint8Array.from(full.raw)); // a fresh array: a cache miss
+      const a = full.key.export({ format: 'jwk' });
+      const b = compact.key.export({ format: 'jwk' });
+      expect([b.x, b.y], g.publicKey.uncompressed).toEqual([a.x, a.y]);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(10);
   });
 
   it('compressed and uncompressed forms of a Wycheproof key are the same key', () => {

@@ -7,7 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { encode } from '../src/cbor.js';
+import { decodeStrict, encode } from '../src/cbor.js';
 import type { CborValue } from '../src/cbor.js';
 import { chainHash } from '../src/chain.js';
 import { sigStructure, signSign1 } from '../src/cose.js';
@@ -155,6 +155,30 @@ function tokens(): VectorFile {
     Buffer.from(payload.subarray(1)),
     Buffer.from('0163657665', 'hex'),
   ]);
+  // The typical claims with one claim replaced, for claims mintToken refuses to issue.
+  const withClaim = (key: number, value: CborValue) => {
+    const m = decodeStrict(payload) as Map<number, CborValue>;
+    m.set(key, value);
+    return encode(m);
+  };
+  // A root whose cnf is an Ed25519 key that mintToken cannot be given (publicKeyFromRaw refuses it).
+  const withEdCnf = (x: string) => {
+    const m = decodeStrict(payload) as Map<number, CborValue>;
+    m.set(
+      8,
+      new Map([
+        [
+          1,
+          new Map<number, CborValue>([
+            [1, 1],
+            [-1, 6],
+            [-2, Buffer.from(x, 'hex')],
+          ]),
+        ],
+      ]),
+    );
+    return rawSign1(new Map([[1, -8]]), kidMap, encode(m), issuer);
+  };
   const v: Vector[] = [
     chainVector(
       'SPEC §5.3 TANDEM-TOK-1: a typical issuer token (Ed25519 issuer, P-256 cnf, rider, weekday schedule)',
@@ -280,6 +304,70 @@ function tokens(): VectorFile {
       { error: 'ERR_SIGNATURE_INVALID' },
       { reproducible: false },
     ),
+    chainVector(
+      'unprotected-unknown-label: label 7 beside kid in the unprotected header, TANDEM-COSE-8',
+      [
+        rawSign1(
+          new Map([[1, -8]]),
+          new Map<number, CborValue>([
+            [4, ISSUER_KID],
+            [7, 'smuggled'],
+          ]),
+          payload,
+          issuer,
+        ),
+      ],
+      { error: 'ERR_COSE_INVALID' },
+    ),
+    chainVector(
+      'protected-unknown-label: label 99 in the protected header, not critical, TANDEM-COSE-8',
+      [
+        rawSign1(
+          new Map<number, CborValue>([
+            [1, -8],
+            [99, 1],
+          ]),
+          kidMap,
+          payload,
+          issuer,
+        ),
+      ],
+      { error: 'ERR_COSE_INVALID' },
+    ),
+    chainVector(
+      'link-with-kid: a delegation link that names a kid, TANDEM-TOK-1',
+      [
+        delegate,
+        mintToken(
+          claims({
+            iss: 'bianca',
+            cnf: friend.publicKey,
+            scope: ['unlock'],
+            maxUses: 2,
+            cti: Buffer.from('a1a2a3a4a5a6a7a8', 'hex'),
+          }),
+          rider,
+          ISSUER_KID,
+        ),
+      ],
+      { error: 'ERR_COSE_INVALID' },
+      { reproducible: false },
+    ),
+    chainVector(
+      'iat-after-exp: "iat" 2^32-1, after "exp", TANDEM-TOK-3',
+      [rawSign1(new Map([[1, -8]]), kidMap, withClaim(6, 0xffffffff), issuer)],
+      { error: 'ERR_CLAIM_INVALID' },
+    ),
+    chainVector(
+      'cnf-small-order-key: cnf is the Ed25519 identity point, for which (R = identity, S = 0) verifies every message, TANDEM-KEY-5',
+      [withEdCnf('01' + '00'.repeat(31))],
+      { error: 'ERR_KEY_INVALID' },
+    ),
+    chainVector(
+      'cnf-non-canonical-key: cnf is an Ed25519 key with y = p + 1 (the identity, not canonical), TANDEM-KEY-5',
+      [withEdCnf('ee' + 'ff'.repeat(30) + '7f')],
+      { error: 'ERR_KEY_INVALID' },
+    ),
   ];
   return {
     file: 'tokens.json',
@@ -311,6 +399,19 @@ function pops(): VectorFile {
     expected,
   });
   const truncated = req(rider).subarray(0, 100);
+  // The request with its ES256 signature (r, s) replaced by (r, n - s), n the order of P-256 (SEC 2 §2.4.2).
+  const highS = (request: Uint8Array) => {
+    const m = decodeStrict(request) as Map<number, CborValue>;
+    const sig = m.get(6) as Uint8Array;
+    const n = BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551');
+    const s = BigInt('0x' + hex(sig.subarray(32)));
+    const twin = Buffer.concat([
+      sig.subarray(0, 32),
+      Buffer.from((n - s).toString(16).padStart(64, '0'), 'hex'),
+    ]);
+    m.set(6, twin);
+    return encode(m);
+  };
   return {
     file: 'pop.json',
     kind: 'pop-verify',
@@ -329,6 +430,11 @@ function pops(): VectorFile {
         error: 'ERR_POP_INVALID',
       }),
       vec('truncated-request: cut at 100 bytes, TANDEM-CBOR-8', truncated, { error: 'ERR_CBOR_INVALID' }),
+      vec(
+        "SPEC §3 TANDEM-KEY-6: the high-S twin (r, n - s) of the holder's signature verifies; the spent nonce, not the signature bytes, stops its replay",
+        highS(req(rider)),
+        { ok: true, command: Command.UNLOCK },
+      ),
     ],
   };
 }
