@@ -7,6 +7,7 @@
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
 import { Aedes } from 'aedes';
+import type { AedesOptions } from 'aedes';
 import { connect } from 'mqtt';
 import type { MqttClient } from 'mqtt';
 import type { PrivateKey, PublicKey } from '../../protocol/src/keys.js';
@@ -50,8 +51,10 @@ export class TestBroker {
   readonly #sockets = new Set<Socket>();
   port = 0;
 
-  static async start(port = 0): Promise<TestBroker> {
-    const b = new TestBroker();
+  constructor(private readonly options: Pick<AedesOptions, 'authenticate'> = {}) {}
+
+  static async start(port = 0, options: Pick<AedesOptions, 'authenticate'> = {}): Promise<TestBroker> {
+    const b = new TestBroker(options);
     await b.restart(port);
     return b;
   }
@@ -62,7 +65,7 @@ export class TestBroker {
 
   /** (Re)starts on `port` (default: the previous one, or any). */
   async restart(port = this.port): Promise<void> {
-    const broker = await Aedes.createBroker();
+    const broker = await Aedes.createBroker(this.options);
     const server = createServer((socket) => {
       this.#sockets.add(socket);
       socket.on('close', () => this.#sockets.delete(socket));
