@@ -110,6 +110,8 @@ export class TestCloud {
   readonly revocationAcks: number[] = [];
   readonly timeRequests: Uint8Array[] = [];
   readonly invalid: string[] = [];
+  /** The issuer's accuracy in answered beacons, seconds; false: time requests go unanswered. */
+  answerTime: number | false = 1;
   #acked = new Map<number, number>();
   #retained: { topic: string; payload: Uint8Array }[] = [];
 
@@ -220,11 +222,16 @@ export class TestCloud {
       } else if (t.kind === 'time-request') {
         const { nonce } = verifyTimeRequest(bytes, o.deviceKey, o.lockId);
         this.timeRequests.push(nonce);
+        if (this.answerTime === false) return;
         // [TANDEM-MQTT-12]: answered at once, not retained.
         void this.client.publishAsync(
           topicFor('beacon', o.lockId),
           Buffer.from(
-            encodeTimeBeacon({ time: o.now(), nonce, lockId: o.lockId, accuracy: 1 }, o.issuer, o.issuerKid),
+            encodeTimeBeacon(
+              { time: o.now(), nonce, lockId: o.lockId, accuracy: this.answerTime },
+              o.issuer,
+              o.issuerKid,
+            ),
           ),
           { qos: 1 },
         );

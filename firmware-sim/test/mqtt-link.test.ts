@@ -2,7 +2,9 @@
 // (mqtt-fixture.ts): revocation, outbox delivery through broker restarts and reboots, catching up after days
 // offline, refusal of bad payloads, and BLE unlocks that never wait on the link.
 import { afterEach, describe, expect, it } from 'vitest';
-import { SystemClock } from '../../hardware/src/clock.js';
+import { connect } from 'mqtt';
+import type { MqttClient } from 'mqtt';
+import { ManualClock, SystemClock } from '../../hardware/src/clock.js';
 import { encodeAlert, encodeOutboxAck, topicFor } from '../../protocol/src/mqtt.js';
 import { generateKeyPair } from '../../protocol/src/keys.js';
 import { encodeRevocationUpdate } from '../../protocol/src/revocation.js';
@@ -311,5 +313,59 @@ describe('LockMqttClient', () => {
     expect(lock.pulses).toHaveLength(1);
     expect(client.status().link).not.toBe('up');
     expect(client.status().lastError).toMatch(/ECONNREFUSED/);
+  });
+
+  it('asks for the time at connection, past the bound, again if unanswered, but not in a loop', async () => {
+    const b = await broker();
+    const lock = await makeLock();
+    const cloud = await cloudFor(lock, b.url);
+    const linkClock = new ManualClock(0);
+    // Every time request the lock publishes, counted when it is handed to MQTT.js.
+    const requests: number[] = [];
+    const client = link(lock, b.url, {
+      clock: linkClock,
+      pollMs: 1000,
+      uncertaintyBoundS: 60,
+      timeRequestRetryMs: 30_000,
+      timeRequestMinIntervalMs: 600_000,
+      connect: (url, options) => {
+        const c: MqttClient = connect(url, options);
+        const publish = c.publish.bind(c) as (...a: unknown[]) => MqttClient;
+        (c as unknown as { publish: (...a: unknown[]) => MqttClient }).publish = (...a) => {
+          if (a[0] === topicFor('time-request', LOCK)) requests.push(linkClock.now());
+          return publish(...a);
+        };
+        return c;
+      },
+    });
+    const beacons: Status[] = [];
+    client.on('applied', (e) => e.kind === 'beacon' && beacons.push(e.status));
+    await client.start();
+    await waitFor(() => beacons.length === 1, 'the answer to the request made at connection');
+    expect(requests).toEqual([0]);
+    expect(lock.authority.snapshot().uncertainty).toBeLessThanOrEqual(60);
+
+    // Two days without a beacon: 200 ppm of drift on each end, 69 s more uncertainty, past the bound. The
+    // answered request at connection holds the next one off for the minimum interval.
+    lock.clock.advance(2 * 86_400_000);
+    expect(lock.authority.snapshot().uncertainty).toBeGreaterThan(60);
+    cloud.answerTime = 40; // a cloud whose own accuracy exceeds the bound: 80 s at best
+    linkClock.advance(599_000);
+    expect(requests).toEqual([0]);
+    linkClock.advance(1000);
+    expect(requests).toEqual([0, 600_000]);
+    await waitFor(() => beacons.length === 2, 'the second answer');
+    expect(lock.authority.snapshot().uncertainty).toBeGreaterThan(60);
+    // Still past the bound, but answered: no request for another ten minutes, not one per poll.
+    linkClock.advance(599_000);
+    expect(requests).toEqual([0, 600_000]);
+    cloud.answerTime = false;
+    linkClock.advance(1000);
+    expect(requests).toEqual([0, 600_000, 1_200_000]);
+    // Unanswered: asked again after the retry delay.
+    linkClock.advance(29_000);
+    expect(requests).toHaveLength(3);
+    linkClock.advance(1000);
+    expect(requests).toEqual([0, 600_000, 1_200_000, 1_230_000]);
   });
 });

@@ -83,6 +83,11 @@ export interface LockMqttClientOptions {
   readonly resendAfterMs?: number;
   /** A time request not answered within this is made again, ms (default 30 s, the relay limit). */
   readonly timeRequestRetryMs?: number;
+  /**
+   * After an answered request, the next one waits at least this, ms (default 10 minutes): a cloud whose
+   * accuracy alone exceeds the bound must not make the lock ask (and audit a beacon) every few seconds.
+   */
+  readonly timeRequestMinIntervalMs?: number;
   /** MQTT keepalive, seconds (default 60). */
   readonly keepaliveS?: number;
   /** Most records in flight (published, puback pending) at once (default 16). */
@@ -136,7 +141,7 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
   #lastAckSeen = 0;
   #pumping = false;
   #stateKey: string | undefined;
-  #timeRequest: { nonce: Uint8Array; at: number } | undefined;
+  #timeRequest: { nonce: Uint8Array; at: number; answered: boolean } | undefined;
   /** Incoming messages are handled one at a time, in arrival order. */
   #work: Promise<void> = Promise.resolve();
 
@@ -365,11 +370,14 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
     if (!atConnect) {
       const u = this.#o.authority.snapshot().uncertainty;
       if (u !== null && u <= (this.#o.uncertaintyBoundS ?? 60)) return;
-      const pending = this.#timeRequest;
-      if (pending && now - pending.at < (this.#o.timeRequestRetryMs ?? 30_000)) return;
+      const last = this.#timeRequest;
+      const wait = last?.answered
+        ? (this.#o.timeRequestMinIntervalMs ?? 600_000)
+        : (this.#o.timeRequestRetryMs ?? 30_000);
+      if (last && now - last.at < wait) return;
     }
     const { nonce } = this.#o.authority.issueChallenge({ peer: MQTT_PEER });
-    this.#timeRequest = { nonce, at: now };
+    this.#timeRequest = { nonce, at: now, answered: false };
     this.#publish(
       client,
       'time-request',
@@ -532,7 +540,7 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
       this.#timeRequest &&
       Buffer.compare(nonce, this.#timeRequest.nonce) === 0
     ) {
-      this.#timeRequest = undefined;
+      this.#timeRequest.answered = true;
     }
     this.emit('applied', { kind, status: r.status });
   }
