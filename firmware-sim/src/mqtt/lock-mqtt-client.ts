@@ -142,6 +142,8 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
   #pumping = false;
   #stateKey: string | undefined;
   #timeRequest: { nonce: Uint8Array; at: number; answered: boolean } | undefined;
+  /** Rejecters of publishes awaiting their PUBACK: a lost connection fails them, so the pump never hangs. */
+  readonly #inFlight = new Set<(e: Error) => void>();
   /** Incoming messages are handled one at a time, in arrival order. */
   #work: Promise<void> = Promise.resolve();
 
@@ -257,6 +259,7 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
       debug('link error: %s', this.#lastError);
     });
     client.on('close', () => {
+      for (const fail of [...this.#inFlight]) fail(new Error('connection closed before PUBACK'));
       if (client !== this.#client) return;
       this.#client = undefined;
       client.end(true);
@@ -450,11 +453,17 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
     retain: boolean,
   ): Promise<void> {
     return new Promise((resolve, reject) => {
+      const fail = (e: Error) => {
+        this.#inFlight.delete(fail);
+        reject(e);
+      };
+      this.#inFlight.add(fail);
       client.publish(
         topicFor(kind, this.#o.lockId),
         Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
         { qos: 1, retain },
         (err) => {
+          if (!this.#inFlight.delete(fail)) return;
           if (err) reject(err);
           else {
             this.#published++;
