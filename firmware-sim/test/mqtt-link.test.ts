@@ -368,4 +368,38 @@ describe('LockMqttClient', () => {
     linkClock.advance(1000);
     expect(requests).toEqual([0, 600_000, 1_200_000, 1_230_000]);
   });
+
+  it('the will marks the lock offline when its link dies unannounced; the signed state returns after it', async () => {
+    const b = await broker();
+    const lock = await makeLock();
+    const cloud = await cloudFor(lock, b.url);
+    const clients: MqttClient[] = [];
+    const client = link(lock, b.url, {
+      restateAfterMs: 100,
+      connect: (url, options) => {
+        const c = connect(url, options);
+        clients.push(c);
+        return c;
+      },
+    });
+    await client.start();
+    await waitFor(() => cloud.states.length >= 1, 'the signed state');
+    expect(cloud.states[0]).toMatchObject({ lockId: LOCK, state: 'locked' });
+    // The network goes: the socket dies without a DISCONNECT, and the broker publishes the will. The lock
+    // reconnects at once, so the will and the new state race; the state published again after the
+    // connection settles comes after both ([TANDEM-MQTT-WILL]).
+    clients[0]!.stream.destroy();
+    const settled = () => {
+      const offline = cloud.states.indexOf('offline', 1);
+      return offline > 0 && cloud.states.slice(offline + 1).some((s) => s !== 'offline');
+    };
+    await waitFor(settled, 'the will, then a signed state');
+    expect(cloud.states.at(-1)).toMatchObject({ lockId: LOCK, state: 'locked' });
+    expect(clients.length).toBe(2);
+    // A clean stop says the same as the will.
+    const before = cloud.states.length;
+    await client.stop(1000);
+    await waitFor(() => cloud.states.length > before && cloud.states.at(-1) === 'offline', 'the clean stop');
+    expect(cloud.invalid).toEqual([]);
+  });
 });

@@ -88,6 +88,12 @@ export interface LockMqttClientOptions {
    * accuracy alone exceeds the bound must not make the lock ask (and audit a beacon) every few seconds.
    */
   readonly timeRequestMinIntervalMs?: number;
+  /**
+   * The signed state is published once more this long after each connection, ms (default 2000): a broker
+   * may publish the previous connection's will just after the new connection's state (a session takeover
+   * races the new CONNECT), which would leave a live lock marked offline ([TANDEM-MQTT-WILL]).
+   */
+  readonly restateAfterMs?: number;
   /** MQTT keepalive, seconds (default 60). */
   readonly keepaliveS?: number;
   /** Most records in flight (published, puback pending) at once (default 16). */
@@ -141,6 +147,8 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
   #lastAckSeen = 0;
   #pumping = false;
   #stateKey: string | undefined;
+  /** When the current connection came up, until the state has been published again after it. */
+  #restateFrom: number | undefined;
   #timeRequest: { nonce: Uint8Array; at: number; answered: boolean } | undefined;
   /** Rejecters of publishes awaiting their PUBACK: a lost connection fails them, so the pump never hangs. */
   readonly #inFlight = new Set<(e: Error) => void>();
@@ -287,6 +295,7 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
     this.#attempt = 0;
     this.#publishedThrough = this.#o.outbox.ackedThrough;
     this.#stateKey = undefined;
+    this.#restateFrom = this.#o.clock.now();
     this.#timeRequest = undefined;
     this.#setLink('up');
     const lockId = this.#o.lockId;
@@ -328,7 +337,10 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
   }
 
   #tick(): void {
-    this.#publishState(false);
+    const from = this.#restateFrom;
+    const again = from !== undefined && this.#o.clock.now() - from >= (this.#o.restateAfterMs ?? 2000);
+    if (again) this.#restateFrom = undefined;
+    this.#publishState(again);
     this.#requestTime(false);
     this.#maybeResend();
     void this.#pump();
