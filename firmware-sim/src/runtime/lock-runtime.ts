@@ -340,6 +340,8 @@ export class LockRuntime {
           this.device.key,
         ),
       );
+      // An alert goes out now rather than at the link's next poll.
+      this.#mqtt?.kick();
     } catch (e) {
       debug('alert could not be queued: %O', e);
     }
