@@ -175,13 +175,31 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
     };
   }
 
-  /** Starts connecting; resolves at once (the link comes up in the background and retries on its own). */
-  async start(): Promise<void> {
-    if (!this.#stopped) return;
+  /**
+   * Starts connecting and resolves at once: the link comes up in the background and retries on its own.
+   * MQTT.js itself is loaded here, not at start-up (the bundle keeps it external): a lock without an `mqtt`
+   * section never loads it, and one with it does not start later for it.
+   */
+  start(): Promise<void> {
+    if (!this.#stopped) return Promise.resolve();
     this.#stopped = false;
-    if (this.#connect === undefined) this.#connect = (await import('mqtt')).connect;
-    this.#open();
     this.#schedulePoll();
+    if (this.#connect !== undefined) {
+      this.#open();
+      return Promise.resolve();
+    }
+    this.#setLink('connecting');
+    import('mqtt').then(
+      (m) => {
+        this.#connect = m.connect;
+        this.#open();
+      },
+      (e: unknown) => {
+        this.#lastError = `MQTT.js cannot be loaded: ${errorText(e)}`;
+        this.#setLink('down');
+      },
+    );
+    return Promise.resolve();
   }
 
   /** Looks at the outbox and state now instead of at the next poll (after queuing an alert, say). */
