@@ -35,7 +35,8 @@ try {
     target: 'node20',
     minify: true,
     sourcemap: 'linked',
-    external: ['@abandonware/*', 'serialport', '@serialport/*'],
+    // mqtt (MQTT.js and its streams) is loaded only by a lock whose config has an mqtt section, after start.
+    external: ['@abandonware/*', 'serialport', '@serialport/*', 'mqtt'],
     // CommonJS dependencies inside an ES module bundle need `require`.
     banner: {
       js: "import { createRequire as __tandemRequire } from 'node:module'; const require = __tandemRequire(import.meta.url);",

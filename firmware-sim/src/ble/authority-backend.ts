@@ -6,18 +6,14 @@
  * carried by a phone, which it verifies with the issuer's key before it lets the outbox drop anything
  * ([TANDEM-GATT-11], [TANDEM-MQTT-8]: the phone is not trusted).
  */
-import createDebug from 'debug';
-import { ProtocolError } from '../../../protocol/src/errors.js';
 import type { AdvertisedFlags, Challenge, LockInfo, Result } from '../../../protocol/src/gatt.js';
 import { MessageType } from '../../../protocol/src/gatt.js';
 import type { PublicKey } from '../../../protocol/src/keys.js';
-import { verifyOutboxAck } from '../../../protocol/src/mqtt.js';
 import { Status } from '../../../protocol/src/status.js';
 import type { DeliveryResult, LockAuthority } from '../lock/lock-authority.js';
 import type { Outbox } from '../store/outbox.js';
+import { applyOutboxAck } from '../mqtt/outbox-ack.js';
 import type { LockGattBackend, RelayItem } from './lock-gatt-backend.js';
-
-const debug = createDebug('tandem:lock:ble');
 
 /** Options of an {@link AuthorityBackend}. */
 export interface AuthorityBackendOptions {
@@ -118,40 +114,12 @@ export class AuthorityBackend implements LockGattBackend {
     };
   }
 
-  /**
-   * [TANDEM-MQTT-8], [TANDEM-MQTT-11]: verify the issuer's signature and the lock id, then drop the outbox
-   * through the acked sequence. An ack for another epoch (an old retained ack after a storage reset) or for a
-   * sequence this lock never queued is ACK_MISMATCH and drops nothing: the cloud cannot hold what was never
-   * sent, so such an ack is stale or confused, never a reason to lose a record.
-   */
-  private async applyOutboxAck(body: Uint8Array): Promise<Status> {
-    let sequence: number;
-    let epoch: number;
-    try {
-      ({ sequence, epoch } = verifyOutboxAck(body, this.options.issuerKey, this.lockId));
-    } catch (err) {
-      debug('outbox ack refused: %s', err instanceof Error ? err.message : err);
-      return err instanceof ProtocolError ? err.status : Status.MALFORMED;
-    }
-    const outbox = this.options.outbox;
-    if (epoch !== outbox.epoch || sequence > outbox.lastSeq) {
-      debug(
-        'outbox ack refused: epoch %d sequence %d, the lock is at epoch %d sequence %d',
-        epoch,
-        sequence,
-        outbox.epoch,
-        outbox.lastSeq,
-      );
-      return Status.ACK_MISMATCH;
-    }
-    const through = sequence;
-    if (through <= outbox.ackedThrough) return Status.OK;
-    try {
-      await outbox.ack(through);
-      return Status.OK;
-    } catch (err) {
-      debug('outbox ack not stored: %s', err instanceof Error ? err.message : err);
-      return Status.FAULT;
-    }
+  /** [TANDEM-MQTT-8], [TANDEM-MQTT-11]: the same rules as over MQTT (mqtt/outbox-ack.ts). */
+  private applyOutboxAck(body: Uint8Array): Promise<Status> {
+    return applyOutboxAck(body, {
+      outbox: this.options.outbox,
+      issuerKey: this.options.issuerKey,
+      lockId: this.lockId,
+    });
   }
 }

@@ -61,6 +61,37 @@ export interface TimeConfig {
 /** Theft detector settings other than the four thresholds, which are in `behaviour` (owner-settable). */
 export type TheftTuning = Omit<TheftDetectorConfig, 'bumpThreshold' | 'tamperRms' | 'tiltDeg' | 'motionRms'>;
 
+/**
+ * The lock's MQTT link (SPEC §9; firmware-sim/src/mqtt/). Absent: the lock has no network link and relies on
+ * phones alone. The credentials are not here: the username is the lock id and the password is made on the
+ * lock and kept in `passwordFile` ([TANDEM-MQTT-13]).
+ */
+export interface MqttConfig {
+  /** `mqtt://`, `mqtts://`, `ws://` or `wss://` host[:port][/path]; no credentials in the URL. */
+  readonly url: string;
+  /** PEM files for TLS (mqtts://, wss:// only): the CA to trust instead of the system's, a client certificate. */
+  readonly caFile?: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** The password file (default `<dataDir>/mqtt-password`, mode 0600). */
+  readonly passwordFile?: string;
+  /** Ask the cloud for a nonce-bound beacon when the clock's uncertainty passes this, seconds. */
+  readonly uncertaintyBoundS: number;
+  /** Reconnection backoff: the first cap and the largest, ms ([TANDEM-MQTT-LINK]). */
+  readonly reconnectInitialMs: number;
+  readonly reconnectMaxMs: number;
+  /** MQTT keepalive, seconds. */
+  readonly keepaliveS: number;
+}
+
+/** Defaults of the `mqtt` section (all but `url`). */
+export const DEFAULT_MQTT_CONFIG = {
+  uncertaintyBoundS: 60,
+  reconnectInitialMs: 1000,
+  reconnectMaxMs: 300_000,
+  keepaliveS: 60,
+} as const;
+
 /** The whole configuration. */
 export interface LockFileConfig {
   /** Where the stores live (on the Pi: `/var/lib/tandem`). */
@@ -73,6 +104,8 @@ export interface LockFileConfig {
   readonly behaviour: Partial<LockConfig>;
   readonly time: TimeConfig;
   readonly theft: TheftTuning;
+  /** The MQTT link; absent: none. */
+  readonly mqtt?: MqttConfig;
 }
 
 const THEFT_THRESHOLDS = ['bumpThreshold', 'tamperRms', 'tiltDeg', 'motionRms'] as const;
@@ -171,6 +204,60 @@ const BEHAVIOUR = Object.fromEntries(
     }) as Check,
   ]),
 ) as Record<keyof LockConfig, Check>;
+const path = str(/^[^\0]{1,4096}$/, 'a file path');
+const MQTT: Record<keyof MqttConfig, Check> = {
+  url: (v, p) => {
+    if (typeof v !== 'string' || v.length > 1024)
+      invalid(p, 'must be a URL such as "mqtts://broker.example:8883"');
+    let u: URL;
+    try {
+      u = new URL(v);
+    } catch {
+      invalid(p, 'must be a URL such as "mqtts://broker.example:8883"');
+    }
+    if (!['mqtt:', 'mqtts:', 'ws:', 'wss:'].includes(u.protocol))
+      invalid(p, 'must use mqtt://, mqtts://, ws:// or wss://');
+    if (u.hostname === '') invalid(p, 'must name a host');
+    // The password lives in its own 0600 file; a URL is printed in logs and on the console.
+    if (u.username !== '' || u.password !== '')
+      invalid(p, 'must not hold credentials (the password is in mqtt.passwordFile)');
+    return v;
+  },
+  caFile: path,
+  certFile: path,
+  keyFile: path,
+  passwordFile: path,
+  uncertaintyBoundS: int(1, 86_400),
+  reconnectInitialMs: int(100, 60_000),
+  reconnectMaxMs: int(1000, 3_600_000),
+  keepaliveS: int(10, 3600),
+};
+
+function mqttSection(value: unknown): MqttConfig | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    invalid('mqtt', 'must be an object');
+  if (!('url' in value)) invalid('mqtt.url', 'is required when the mqtt section is present');
+  const m = section(value, 'mqtt', MQTT, DEFAULT_MQTT_CONFIG as unknown as MqttConfig);
+  if (m.reconnectMaxMs < m.reconnectInitialMs) {
+    invalid(
+      'mqtt.reconnectMaxMs',
+      `(${m.reconnectMaxMs}) must not be below mqtt.reconnectInitialMs (${m.reconnectInitialMs})`,
+    );
+  }
+  const tls = m.url.startsWith('mqtts:') || m.url.startsWith('wss:');
+  for (const k of ['caFile', 'certFile', 'keyFile'] as const) {
+    if (m[k] !== undefined && !tls) invalid(`mqtt.${k}`, 'only applies to mqtts:// and wss:// URLs');
+  }
+  if ((m.certFile === undefined) !== (m.keyFile === undefined)) {
+    invalid(
+      m.certFile === undefined ? 'mqtt.certFile' : 'mqtt.keyFile',
+      'must be given together with its pair (certFile and keyFile)',
+    );
+  }
+  return m;
+}
+
 const THEFT = Object.fromEntries(
   Object.keys(DEFAULT_CONFIG.theft).map((k) => [k, num(0, 1_000_000)]),
 ) as Record<keyof TheftTuning, Check>;
@@ -209,8 +296,8 @@ export function parseLockFileConfig(
     invalid('(root)', 'must be a JSON object');
   const root = value as Record<string, unknown>;
   for (const k of Object.keys(root)) {
-    if (!['dataDir', 'hardware', 'behaviour', 'time', 'theft', '$comment'].includes(k)) {
-      invalid(k, 'is not a known section (known: dataDir, hardware, behaviour, time, theft)');
+    if (!['dataDir', 'hardware', 'behaviour', 'time', 'theft', 'mqtt', '$comment'].includes(k)) {
+      invalid(k, 'is not a known section (known: dataDir, hardware, behaviour, time, theft, mqtt)');
     }
   }
   const dataDir =
@@ -227,6 +314,11 @@ export function parseLockFileConfig(
     behaviour,
     time: section(root.time, 'time', TIME, defaults.time),
     theft: section(root.theft, 'theft', THEFT, defaults.theft),
+    ...(root.mqtt === undefined
+      ? defaults.mqtt === undefined
+        ? {}
+        : { mqtt: defaults.mqtt }
+      : { mqtt: mqttSection(root.mqtt)! }),
   };
   if ((config.behaviour.pulseMs ?? DEFAULT_LOCK_CONFIG.pulseMs) > config.hardware.maxPulseMs) {
     invalid(

@@ -10,6 +10,11 @@ import { ARG, ConsoleError } from '../console/console-interpreter.js';
 import type { ConsoleCommand } from '../console/console-interpreter.js';
 import type { LockRuntime } from './lock-runtime.js';
 import { IDENTITY } from './lock-runtime.js';
+import { loadOrCreateMqttPassword, writeNewMqttPassword } from '../mqtt/credentials.js';
+import { mqttPasswordPath } from '../mqtt/start-lock-mqtt.js';
+
+/** ConfigStore key: the MQTT password has been shown on the console ([TANDEM-MQTT-13]). */
+const MQTT_PASSWORD_SHOWN = 'identity.mqttPasswordShown';
 
 const hexBytes = (h: string) => new Uint8Array(Buffer.from(h, 'hex'));
 const role = ARG.oneOf('role', ['issuer', 'owner']);
@@ -71,7 +76,7 @@ export function runtimeCommands(runtime: LockRuntime): ConsoleCommand[] {
               (a) =>
                 `anchor kid=${Buffer.from(a.kid).toString('hex')} ${a.role} ${a.name} ${a.alg} ${Buffer.from(a.key).toString('hex')}`,
             ),
-          `mqtt=${JSON.stringify(mqttShown(runtime.stores.config.get(IDENTITY.mqtt)))}`,
+          `mqtt=${runtime.options.config.mqtt?.url ?? '-'} username=${runtime.lockId ?? '-'}`,
         ].join('\n'),
     },
     {
@@ -114,20 +119,6 @@ export function runtimeCommands(runtime: LockRuntime): ConsoleCommand[] {
         const refusal = await runtime.anchors.remove(hexBytes(k!));
         if (refusal) throw new ConsoleError('ERR_CONSOLE_USAGE', `anchor ${k} not removed: ${refusal}`);
         return `anchor ${k} removed`;
-      },
-    },
-    {
-      name: 'provision mqtt',
-      args: [ARG.url, { ...ARG.name, name: 'username' }, ARG.secret],
-      help: 'MQTT broker and credentials',
-      access: 'unclaimed',
-      run: async ([url, username, password]) => {
-        await runtime.stores.config.set(IDENTITY.mqtt, {
-          url: url!,
-          username: username!,
-          password: password!,
-        });
-        return `mqtt=${url}`;
       },
     },
     {
@@ -223,11 +214,56 @@ export function runtimeCommands(runtime: LockRuntime): ConsoleCommand[] {
         return `state=${runtime.stateMachine.reportedState} status=${Status[Status.OK]}`;
       },
     },
+    ...mqttCommands(runtime),
   ];
 }
 
-function mqttShown(v: unknown): unknown {
-  if (v === null || typeof v !== 'object') return null;
-  const { url, username } = v as { url?: unknown; username?: unknown };
-  return { url, username, password: '(set)' };
+/**
+ * The MQTT link's console commands: its status, and its password ([TANDEM-MQTT-13]), shown once for
+ * registration with the cloud (which keeps only a hash). Showing it again would let anyone at the console
+ * later copy a live credential; a new one can be made instead, which the cloud must then register.
+ */
+function mqttCommands(runtime: LockRuntime): ConsoleCommand[] {
+  const path = () => mqttPasswordPath(runtime.options.config);
+  return [
+    {
+      name: 'mqtt',
+      args: [],
+      help: 'MQTT link: broker, up/down, last error, counters',
+      access: 'always',
+      run: () => {
+        const s = runtime.mqtt?.status();
+        if (!s) return `mqtt=${runtime.status().mqtt} url=${runtime.options.config.mqtt?.url ?? '-'}`;
+        return `mqtt=${s.link} url=${s.url} username=${runtime.lockId ?? '-'} attempt=${s.attempt} connects=${s.connects} published=${s.published} refused=${s.refused} lastError=${JSON.stringify(s.lastError ?? null)}`;
+      },
+    },
+    {
+      name: 'mqtt password',
+      args: [],
+      help: 'show the MQTT password once, to register it with the cloud',
+      access: 'always',
+      run: async () => {
+        if (runtime.stores.config.get(MQTT_PASSWORD_SHOWN) === true) {
+          throw new ConsoleError(
+            'ERR_CONSOLE_CLOSED',
+            'the MQTT password was shown once already; `mqtt password new` makes a new one (register it with the cloud)',
+          );
+        }
+        const password = await loadOrCreateMqttPassword(path(), runtime.options.random);
+        await runtime.stores.config.set(MQTT_PASSWORD_SHOWN, true);
+        return `username=${runtime.lockId ?? '-'} password=${password}`;
+      },
+    },
+    {
+      name: 'mqtt password new',
+      args: [],
+      help: 'make a new MQTT password and show it once (used from the next start)',
+      access: 'unclaimed',
+      run: async () => {
+        const password = await writeNewMqttPassword(path(), runtime.options.random);
+        await runtime.stores.config.set(MQTT_PASSWORD_SHOWN, true);
+        return `username=${runtime.lockId ?? '-'} password=${password} (used from the next start)`;
+      },
+    },
+  ];
 }

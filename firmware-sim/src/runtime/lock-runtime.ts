@@ -29,6 +29,8 @@ import { TheftDetector } from '../theft/theft-detector.js';
 import type { TheftEvent } from '../theft/theft-detector.js';
 import { AuthorityBackend, BlenoLockPeripheral } from '../ble/index.js';
 import type { BlenoLoader, BleError } from '../ble/index.js';
+import { startLockMqtt } from '../mqtt/start-lock-mqtt.js';
+import type { LockMqttClient, MqttConnect } from '../mqtt/lock-mqtt-client.js';
 import { runtimeCommands } from './console-commands.js';
 import type { LockHardware } from './hardware.js';
 
@@ -65,12 +67,16 @@ export interface LockRuntimeOptions {
   readonly onFatal?: (error: BleError) => void;
   /** Reported in lock info over BLE. */
   readonly firmwareVersion?: string;
+  /** How the MQTT link connects (default MQTT.js); it runs when the config file has an `mqtt` section. */
+  readonly mqttConnect?: MqttConnect;
 }
 
 /** A running lock. */
 export class LockRuntime {
   #authority: LockAuthority | undefined;
   #peripheral: BlenoLockPeripheral | undefined;
+  #mqtt: LockMqttClient | undefined;
+  #mqttError: string | undefined;
   #detachConsole: (() => void) | undefined;
   #unsubscribe: (() => void)[] = [];
   #closed = false;
@@ -214,10 +220,41 @@ export class LockRuntime {
     return this.#peripheral;
   }
 
-  /** Starts the authority and BLE if the lock is provisioned and they are not running yet (after provisioning). */
+  /** The MQTT link, once the lock is provisioned and the config file has an `mqtt` section. */
+  get mqtt(): LockMqttClient | undefined {
+    return this.#mqtt;
+  }
+
+  /** Starts the authority, BLE and MQTT if the lock is provisioned and they are not running yet. */
   async reload(): Promise<void> {
     await this.#startAuthority();
     await this.#startBle();
+    await this.#startMqtt();
+  }
+
+  // The link never holds the lock up: an unusable password or TLS file is reported (status, console) and
+  // the lock serves BLE without it.
+  async #startMqtt(): Promise<void> {
+    const authority = this.#authority;
+    const lockId = this.lockId;
+    if (!authority || lockId === undefined || this.#mqtt || this.#closed) return;
+    try {
+      this.#mqtt = await startLockMqtt({
+        config: this.options.config,
+        lockId,
+        authority,
+        outbox: this.stores.outbox,
+        issuerKey: this.anchors.issuerKey,
+        deviceKey: this.device.key,
+        clock: this.options.clock,
+        ...(this.options.mqttConnect ? { connect: this.options.mqttConnect } : {}),
+        ...(this.options.random ? { random: this.options.random } : {}),
+      });
+      this.#mqttError = undefined;
+    } catch (e) {
+      this.#mqttError = e instanceof Error ? e.message : String(e);
+      debug('MQTT link not started: %s', this.#mqttError);
+    }
   }
 
   async #startBle(): Promise<void> {
@@ -303,6 +340,8 @@ export class LockRuntime {
           this.device.key,
         ),
       );
+      // An alert goes out now rather than at the link's next poll.
+      this.#mqtt?.kick();
     } catch (e) {
       debug('alert could not be queued: %O', e);
     }
@@ -323,6 +362,10 @@ export class LockRuntime {
       revocationVersion: this.stores.revocations.version,
       outbox: this.stores.outbox.size,
       alarm: this.theft.alarm,
+      mqtt: this.#mqtt?.status().link ?? (this.#mqttError === undefined ? 'off' : 'failed'),
+      ...((this.#mqtt?.status().lastError ?? this.#mqttError) === undefined
+        ? {}
+        : { mqttError: JSON.stringify(this.#mqtt?.status().lastError ?? this.#mqttError) }),
     };
   }
 
@@ -332,6 +375,7 @@ export class LockRuntime {
     this.#closed = true;
     this.#detachConsole?.();
     for (const u of this.#unsubscribe.splice(0)) u();
+    await this.#mqtt?.stop().catch((e: unknown) => debug('MQTT stop failed: %O', e));
     await this.#peripheral?.stop().catch((e: unknown) => debug('BLE stop failed: %O', e));
     this.#authority?.close();
     await this.stateMachine.close();
