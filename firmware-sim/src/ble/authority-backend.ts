@@ -24,7 +24,13 @@ export interface AuthorityBackendOptions {
   /** The lock's decision maker. */
   readonly authority: Pick<
     LockAuthority,
-    'lockId' | 'snapshot' | 'issueChallenge' | 'handleRequest' | 'applyTimeBeacon' | 'applyRevocationUpdate'
+    | 'lockId'
+    | 'snapshot'
+    | 'issueChallenge'
+    | 'handleRequest'
+    | 'applyTimeBeacon'
+    | 'applyRevocationUpdate'
+    | 'auditEvent'
   >;
   /** The outbox of signed alerts and audit records waiting for the cloud. */
   readonly outbox: Pick<Outbox, 'peek' | 'ack' | 'size' | 'ackedThrough' | 'epoch' | 'lastSeq'>;
@@ -89,7 +95,7 @@ export class AuthorityBackend implements LockGattBackend {
       if (r.ack !== undefined) this.latestAck = r.ack;
       status = r.status;
     } else if (type === MessageType.outboxAck) {
-      status = await this.applyOutboxAck(body);
+      status = await this.applyOutboxAck(peer, body);
     } else {
       status = Status.MALFORMED;
     }
@@ -122,9 +128,12 @@ export class AuthorityBackend implements LockGattBackend {
    * [TANDEM-MQTT-8], [TANDEM-MQTT-11]: verify the issuer's signature and the lock id, then drop the outbox
    * through the acked sequence. An ack for another epoch (an old retained ack after a storage reset) or for a
    * sequence this lock never queued is ACK_MISMATCH and drops nothing: the cloud cannot hold what was never
-   * sent, so such an ack is stale or confused, never a reason to lose a record.
+   * sent, so such an ack is stale or confused, never a reason to lose a record. Being issuer-signed, the refusal
+   * is audited (`outbox-ack-refused`, detail: the ack's `epoch` and `sequence`): the owner sees that the cloud
+   * and the lock disagree. An ack whose signature fails is not
+   * audited: anyone can send those, and the GATT limits bound them.
    */
-  private async applyOutboxAck(body: Uint8Array): Promise<Status> {
+  private async applyOutboxAck(peer: string, body: Uint8Array): Promise<Status> {
     let sequence: number;
     let epoch: number;
     try {
@@ -141,6 +150,15 @@ export class AuthorityBackend implements LockGattBackend {
         sequence,
         outbox.epoch,
         outbox.lastSeq,
+      );
+      await this.options.authority.auditEvent(
+        'outbox-ack-refused',
+        Status.ACK_MISMATCH,
+        peer,
+        new Map([
+          ['epoch', epoch],
+          ['sequence', sequence],
+        ]),
       );
       return Status.ACK_MISMATCH;
     }
