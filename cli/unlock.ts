@@ -23,7 +23,7 @@ import type { GatewayError } from '../gateway/src/errors.js';
  */
 export const BLE_EXIT = { OK: 0, REFUSED: 1, USAGE: 2, UNKNOWN: 3, NOT_DONE: 4 } as const;
 
-type Verb = 'unlock' | 'relock' | 'status';
+type Verb = 'unlock' | 'relock' | 'status' | 'clear-lockout';
 
 const SUMMARY: Readonly<Record<Verb, string>> = {
   unlock:
@@ -32,6 +32,10 @@ const SUMMARY: Readonly<Record<Verb, string>> = {
     'the answer is lost after the request was written, asks STATUS before anything is sent again.',
   relock:
     'Locks a lock again over Bluetooth LE (command LOCK) with the rider’s token chain (scope "lock"), and prints the lock’s answer.',
+  'clear-lockout':
+    'The owner ends a lockout over Bluetooth LE (command CLEAR_LOCKOUT, SPEC [TANDEM-POP-5]): the chain must ' +
+    'grant scope "manage", which only the owner’s own token does (a root signed by the owner key registered at ' +
+    'the claim, bound to the owner’s phone key). A lock in lockout refuses every other command.',
   status:
     'Asks a lock for its state over Bluetooth LE with the rider’s token chain (scope "status"); the lock answers ' +
     'with its state even when it refuses the command.',
@@ -250,7 +254,13 @@ function report(
     return ok ? BLE_EXIT.OK : BLE_EXIT.REFUSED;
   }
   const done =
-    verb === 'status' ? `state ${o.state}` : ok ? `${verb}ed, state ${o.state}` : `refused, state ${o.state}`;
+    verb === 'status'
+      ? `state ${o.state}`
+      : !ok
+        ? `refused, state ${o.state}`
+        : verb === 'clear-lockout'
+          ? `lockout cleared, state ${o.state}`
+          : `${verb}ed, state ${o.state}`;
   const lines = [`${lockId}: ${done}`, `status ${o.statusName} (${hexStatus(o.status)}): ${o.meaning}`];
   if (ok && verb === 'relock' && o.state !== 'locked') {
     // The lock accepted LOCK but its shackle is open: it can only latch once the shackle is pushed in.
@@ -266,12 +276,28 @@ function report(
     );
   }
   if (!ok && TIME_STATUSES.has(o.statusName) && o.uncertaintyBefore === null) {
+    if (o.statusName === 'LOCKED_OUT') {
+      lines.push(
+        `the lock is in lockout after repeated refusals: its owner ends it with \`tandem clear-lockout ${lockId} --key <owner key> --token <owner token>\``,
+      );
+    }
+    if (verb === 'clear-lockout' && o.statusName === 'SCOPE_DENIED') {
+      lines.push('only a chain granting scope "manage" (the owner’s own token) may clear a lockout');
+    }
     lines.push(...notes.splice(0));
     lines.push(
       'the lock does not know the time (no beacon bound to its challenge since it started, SPEC [TANDEM-TIME-6]): ' +
         'give --issuer-key <issuer jwk> to sign one for its current nonce; a beacon made earlier goes stale ' +
         '(without the nonce it only raises the lock’s floor)',
     );
+  }
+  if (o.statusName === 'LOCKED_OUT') {
+    lines.push(
+      `the lock is in lockout after repeated refusals: its owner ends it with \`tandem clear-lockout ${lockId} --key <owner key> --token <owner token>\``,
+    );
+  }
+  if (verb === 'clear-lockout' && o.statusName === 'SCOPE_DENIED') {
+    lines.push('only a chain granting scope "manage" (the owner’s own token) may clear a lockout');
   }
   lines.push(...notes.splice(0));
   if ('recoveredBy' in o && o.recoveredBy === 'status') {
@@ -399,7 +425,12 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
           ? client.unlockSafely(lockId, request)
           : client.unlock(lockId, {
               ...request,
-              command: verb === 'relock' ? Command.LOCK : Command.STATUS,
+              command:
+                verb === 'relock'
+                  ? Command.LOCK
+                  : verb === 'clear-lockout'
+                    ? Command.CLEAR_LOCKOUT
+                    : Command.STATUS,
             });
       const outcome = await (radioFailed === undefined ? run : Promise.race([run, radioFailed]));
       if (refs.dirty && keyFile.format === 'key-file') await writeKeyFile(keyPath, keyFile);
@@ -428,6 +459,10 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
 export const unlock: CommandModule = { run: (argv, streams) => runVerb('unlock', argv, streams) };
 /** `tandem relock`. */
 export const relock: CommandModule = { run: (argv, streams) => runVerb('relock', argv, streams) };
+/** `tandem clear-lockout`. */
+export const clearLockout: CommandModule = {
+  run: (argv, streams) => runVerb('clear-lockout', argv, streams),
+};
 /** `tandem status`. */
 export const status: CommandModule = { run: (argv, streams) => runVerb('status', argv, streams) };
 

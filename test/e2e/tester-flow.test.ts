@@ -56,7 +56,7 @@ function startLock(socket: string): LockProcess {
   };
 }
 
-describe('a tester drives a simulated lock from the command line', { timeout: 240_000 }, () => {
+describe('a tester drives a simulated lock from the command line', { timeout: 480_000 }, () => {
   it('provisions it, is told why a stale beacon does not help, and unlocks with --issuer-key', async () => {
     const issuerKey = tandem('keys', 'generate', '--alg', 'EdDSA', '--out', f('issuer'), '--kid', 'hex:01');
     expect(issuerKey.status).toBe(0);
@@ -123,6 +123,33 @@ describe('a tester drives a simulated lock from the command line', { timeout: 24
       lock.say('sim latch push');
       lock.say('status');
       expect(await lock.waitFor(/state=locked[^\n]*lockout=false/, lock.out)).toMatch(/lockout=false/);
+
+      // A lockout is ended by the owner's signed CLEAR_LOCKOUT (`tandem clear-lockout`); a rider may not.
+      const notOwner = tandem('clear-lockout', ...rider);
+      expect(notOwner.status).toBe(1);
+      expect(notOwner.stderr).toMatch(/status SCOPE_DENIED \(0x1b\)/);
+      expect(notOwner.stderr).toMatch(/only a chain granting scope "manage" \(the owner’s own token\)/);
+      const ownerKey = tandem('keys', 'generate', '--alg', 'ES256', '--out', f('adam'), '--kid', 'hex:0a');
+      const ownerHex = /raw public key \(hex[^)]*\): ([0-9a-f]+)/.exec(ownerKey.stdout)![1]!;
+      lock.say(`provision claim 0a ES256 ${ownerHex} adam`);
+      expect(await lock.waitFor(/claimed by adam/, lock.out)).toMatch(/provisioning closed/);
+      const ownerToken = tandem(
+        ...['token', 'mint', '--issuer-key', f('adam.jwk.json'), '--iss', 'adam', '--sub', 'adam'],
+        ...['--aud', 'lock-7f3a', '--holder-key', f('adam.pub.jwk.json'), '--scope', 'manage'],
+      );
+      expect(ownerToken.status).toBe(0);
+      writeFileSync(f('adam.hex'), ownerToken.stdout.trim());
+      const cleared = tandem(
+        'clear-lockout',
+        'lock-7f3a',
+        '--key',
+        f('adam.jwk.json'),
+        '--token',
+        f('adam.hex'),
+        ...radio,
+      );
+      expect(cleared.stdout).toMatch(/lock-7f3a: lockout cleared, state locked\nstatus OK \(0x00\)/);
+      expect(cleared.status).toBe(0);
 
       // Files that are not what they claim are refused locally, naming the file (exit 2).
       const badToken = tandem(
