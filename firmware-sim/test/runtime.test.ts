@@ -205,6 +205,18 @@ describe('LockRuntime: only signed time is trusted [TANDEM-TIME-6]', () => {
     vi.useRealTimers();
   });
 
+  // Like settle(), but each turn also yields to real I/O (the stores fsync to a real directory here), so a
+  // loaded machine cannot end the loop before the operation reaches the timer it waits for. Bounded in turns.
+  async function settleIo<T>(clock: ManualClock, p: Promise<T>): Promise<T> {
+    let done = false;
+    void p.finally(() => (done = true));
+    for (let i = 0; i < 20_000 && !done; i++) {
+      clock.advance(10);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return p;
+  }
+
   // No schedule: the attacks are about validity and state, not the weekly schedule.
   function token(w: ReturnType<typeof world>, over: Partial<MintClaims>) {
     const c: Record<string, unknown> = { ...claims(w, over) };
@@ -220,6 +232,10 @@ describe('LockRuntime: only signed time is trusted [TANDEM-TIME-6]', () => {
         `provision anchor add 01 EdDSA ${Buffer.from(w.issuer.publicKey.raw).toString('hex')} issuer tandem`,
       );
     }
+    // The console answers asynchronously; on a loaded machine give it time (bounded in turns).
+    for (let i = 0; i < 2_000 && lock.runtime.authority === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
     const authority = lock.runtime.authority!;
     const request = async (t: Uint8Array) => {
       const c = authority.issueChallenge({ peer: 'phone' });
@@ -231,7 +247,7 @@ describe('LockRuntime: only signed time is trusted [TANDEM-TIME-6]', () => {
         chainHash: chainHash([t]),
         holderKey: w.rider,
       });
-      const r = await settle(lock.clock, authority.handleRequest(bytes, { peer: 'phone' }));
+      const r = await settleIo(lock.clock, authority.handleRequest(bytes, { peer: 'phone' }));
       if (r.status === Status.OK) {
         lock.hardware.sim!.mechanism.push();
         for (let i = 0; i < 100 && lock.runtime.stateMachine.reportedState !== 'locked'; i++) {
@@ -249,7 +265,7 @@ describe('LockRuntime: only signed time is trusted [TANDEM-TIME-6]', () => {
         w.issuer,
         w.issuerKid,
       );
-      return (await authority.applyTimeBeacon(b, { peer: 'phone' })).status;
+      return (await settleIo(lock.clock, authority.applyTimeBeacon(b, { peer: 'phone' }))).status;
     };
     const pulses = () => lock.hardware.sim!.mechanism.solenoid.pulses.length;
     return { ...lock, authority, request, honestBeacon, pulses };
@@ -308,7 +324,7 @@ describe('LockRuntime: only signed time is trusted [TANDEM-TIME-6]', () => {
     const before = await provisioned(cfg, w);
     expect(await before.honestBeacon(NOW)).toBe(Status.OK);
     expect(
-      (await settle(before.clock, before.authority.applyRevocationUpdate(update(1, [ctiOf(revoked)]))))
+      (await settleIo(before.clock, before.authority.applyRevocationUpdate(update(1, [ctiOf(revoked)]))))
         .status,
     ).toBe(Status.OK);
     expect(await before.request(single)).toBe(Status.OK); // its one use
@@ -320,14 +336,15 @@ describe('LockRuntime: only signed time is trusted [TANDEM-TIME-6]', () => {
     // Restart with the OS clock pushed 20 days ahead, and the old beacon replayed.
     vi.setSystemTime(NOW_MS + 20 * DAY * 1000);
     const attacked = await provisioned(cfg, w);
-    expect((await attacked.authority.applyTimeBeacon(oldBroadcast, { peer: 'attacker' })).status).toBe(
-      Status.OK,
-    );
+    expect(
+      (await settleIo(attacked.clock, attacked.authority.applyTimeBeacon(oldBroadcast, { peer: 'attacker' })))
+        .status,
+    ).toBe(Status.OK);
     expect(attacked.authority.issueChallenge({ peer: 'phone' }).uncertainty).toBeNull();
     // A new revocation update now is held entirely, not pruned against the attacker's clock.
     expect(
       (
-        await settle(
+        await settleIo(
           attacked.clock,
           attacked.authority.applyRevocationUpdate(update(2, [ctiOf(revoked), ctiOf(laterRevoked)])),
         )
