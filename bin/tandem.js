@@ -18,7 +18,7 @@ for (const entry of ['../dist/bundle/main.js', '../dist/cli/main.js']) {
 if (cli === undefined) {
   process.stderr.write(
     'ERR_USAGE: the tandem CLI is not built (dist/cli/main.js is missing).\n' +
-      "Run 'npm run build' in the repository (npm ci builds it too), then try again.\n",
+      "Run 'npm run build' in the repository, then try again.\n",
   );
   process.exit(EXIT_USAGE);
 }

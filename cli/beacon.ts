@@ -1,9 +1,10 @@
 /**
- * `tandem beacon`: an issuer-signed time beacon (SPEC §7) as a file, for a phone to carry to a lock that does
- * not know the time (`tandem unlock --beacon`). A beacon without the lock's nonce only raises the lock's
- * persisted floor ([TANDEM-TIME-5]); with the floor near the true time the lock trusts its own system clock
- * within its tolerance, which is how a simulated lock on a laptop learns the time. The cloud side, with a
- * network, answers the lock's nonce instead ([TANDEM-TIME-4]).
+ * `tandem beacon`: an issuer-signed time beacon (SPEC §7) as a file, for a phone to carry to a lock
+ * (`tandem unlock --beacon`). A beacon without the lock's nonce only raises the lock's persisted floor
+ * ([TANDEM-TIME-5]); it never gives the lock an upper bound, and the lock trusts no other clock
+ * ([TANDEM-TIME-6]), so a file made beforehand cannot open a lock that does not know the time. For that a
+ * beacon must answer the lock's current challenge nonce ([TANDEM-TIME-4]): the cloud does it for a phone, and
+ * a tester holding the issuer key uses `tandem unlock --issuer-key`, which signs one on the spot.
  */
 import { encodeTimeBeacon } from '../protocol/src/time-beacon.js';
 import { CliError, choice, helpText, parse, parseKid, parseTime, parseUint, req, str } from './args.js';
@@ -38,6 +39,9 @@ const SPEC: CommandSpec = {
     },
     format: { type: 'string', value: 'hex|base64url|binary', description: 'output encoding (default hex)' },
   },
+  notes: [
+    'Beacons go stale: this one carries no challenge nonce, so it only raises a lock’s time floor. To let a lock that does not know the time decide tokens, use `tandem unlock --issuer-key` (signs a beacon for its current nonce).',
+  ],
   examples: ['tandem beacon --issuer-key issuer.jwk.json > beacon.hex'],
 };
 

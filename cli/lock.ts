@@ -5,6 +5,8 @@
  * on a pseudo-terminal (or this terminal's stdin/stdout with `--console stdio`).
  */
 import { existsSync } from 'node:fs';
+import { lstat, unlink } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { SystemClock } from '../hardware/src/clock.js';
 import type { SerialConsole } from '../hardware/src/interfaces.js';
@@ -85,6 +87,46 @@ function log0(streams: CliStreams, consoleKind: string): NodeJS.WritableStream {
 }
 
 /**
+ * Makes `path` free for a radio server. A socket file left behind by a lock that was killed (Ctrl-C, kill -9)
+ * is stale when nobody accepts on it: it is removed and reused. A socket someone listens on belongs to a
+ * running lock or radio, and is never taken from it (issue 11 §4: the restart failed with EADDRINUSE, exit 70).
+ */
+export async function claimRadioSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(path)).isSocket();
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'ENOENT') return;
+    throw new CliError('ERR_IO', `--serve-radio ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  if (!isSocket) {
+    throw new CliError('ERR_USAGE', `--serve-radio ${path} exists and is not a socket; choose another path`);
+  }
+  const listening = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (listening) {
+    throw new CliError(
+      'ERR_IO',
+      `--serve-radio ${path}: another process is serving a radio there (a lock still running?); stop it, or choose another path`,
+    );
+  }
+  await unlink(path).catch((e: unknown) => {
+    if ((e as { code?: unknown }).code !== 'ENOENT') {
+      throw new CliError(
+        'ERR_IO',
+        `--serve-radio ${path}: cannot remove the stale socket: ${(e as Error).message}`,
+      );
+    }
+  });
+}
+
+/**
  * How the lock gets bleno: the system's HCI adapter, or bleno on a virtual radio (hosted here or reached over
  * a Unix socket). The virtual HCI module is installed before bleno is first required (hardware/README.md).
  */
@@ -92,6 +134,7 @@ async function bleLoader(
   p: Parsed,
   simulate: boolean,
   log: NodeJS.WritableStream,
+  cleanups: (() => Promise<void>)[],
 ): Promise<BlenoLoader | undefined> {
   const radioPath = str(p, 'radio');
   const servePath = str(p, 'serve-radio');
@@ -110,7 +153,10 @@ async function bleLoader(
         connectionIntervalMs: 30,
         linkLayerPayload: 27,
       });
-      await vr.serveRadio(radio, servePath);
+      await claimRadioSocket(servePath);
+      const server = await vr.serveRadio(radio, servePath);
+      // Closing the server removes its socket file, so that the next start finds the path free.
+      cleanups.push(() => server.close());
       vr.installVirtualHci(radio);
       log.write(`virtual radio: listening at ${servePath}\n`);
     } else {
@@ -156,7 +202,8 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
     str(p, 'data-dir') ?? (path === undefined && simulate ? join('.tandem-tmp', 'lock') : config.dataDir);
   config = { ...config, dataDir };
 
-  const ble = await bleLoader(p, simulate, log0(streams, consoleKind));
+  const cleanups: (() => Promise<void>)[] = [];
+  const ble = await bleLoader(p, simulate, log0(streams, consoleKind), cleanups);
   const clock = new SystemClock();
   const hardware = simulate ? simulatedHardware(clock, config.hardware) : linuxHardware(config.hardware);
   let console: SerialConsole | undefined;
@@ -215,7 +262,8 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
       log.write(`${signal}: stopping; the lock stays locked\n`);
       const cutShort = setTimeout(() => process.exit(EXIT.INTERNAL), 5000);
       runtime.close().then(
-        () => {
+        async () => {
+          for (const c of cleanups) await c().catch(() => undefined);
           clearTimeout(cutShort);
           process.exit(EXIT.OK);
         },

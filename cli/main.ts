@@ -25,6 +25,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   unlock: { summary: 'unlock a bike over BLE', load: async () => (await import('./unlock.js')).unlock },
   relock: { summary: 'lock a bike over BLE', load: async () => (await import('./unlock.js')).relock },
   status: { summary: "a lock's state over BLE", load: async () => (await import('./unlock.js')).status },
+  'clear-lockout': {
+    summary: 'the owner ends a lockout over BLE',
+    load: async () => (await import('./unlock.js')).clearLockout,
+  },
   beacon: {
     summary: 'sign a time beacon for a lock that does not know the time',
     load: () => import('./beacon.js'),

@@ -11,6 +11,7 @@
 import { CliError, helpText, list, parse, parseDuration, parseUint, req, str } from './args.js';
 import type { CliStreams, CommandModule, CommandSpec, Parsed } from './args.js';
 import { readBytes } from './io.js';
+import type { TimeBeacon } from '../protocol/src/time-beacon.js';
 import type { CommandOutcome, SafeUnlockOutcome } from '../gateway/src/lock-client.js';
 import type { GatewayError } from '../gateway/src/errors.js';
 
@@ -22,7 +23,7 @@ import type { GatewayError } from '../gateway/src/errors.js';
  */
 export const BLE_EXIT = { OK: 0, REFUSED: 1, USAGE: 2, UNKNOWN: 3, NOT_DONE: 4 } as const;
 
-type Verb = 'unlock' | 'relock' | 'status';
+type Verb = 'unlock' | 'relock' | 'status' | 'clear-lockout';
 
 const SUMMARY: Readonly<Record<Verb, string>> = {
   unlock:
@@ -31,6 +32,10 @@ const SUMMARY: Readonly<Record<Verb, string>> = {
     'the answer is lost after the request was written, asks STATUS before anything is sent again.',
   relock:
     'Locks a lock again over Bluetooth LE (command LOCK) with the rider’s token chain (scope "lock"), and prints the lock’s answer.',
+  'clear-lockout':
+    'The owner ends a lockout over Bluetooth LE (command CLEAR_LOCKOUT, SPEC [TANDEM-POP-5]): the chain must ' +
+    'grant scope "manage", which only the owner’s own token does (a root signed by the owner key registered at ' +
+    'the claim, bound to the owner’s phone key). A lock in lockout refuses every other command.',
   status:
     'Asks a lock for its state over Bluetooth LE with the rider’s token chain (scope "status"); the lock answers ' +
     'with its state even when it refuses the command.',
@@ -81,7 +86,20 @@ function spec(verb: Verb): CommandSpec {
         type: 'string',
         value: '<file>',
         description:
-          'an issuer-signed time beacon (`tandem beacon`) to deliver when the lock says it does not know the time',
+          'an issuer-signed time beacon (`tandem beacon`) to deliver when the lock says it does not know the time; ' +
+          'one without the challenge nonce only raises the lock’s floor (beacons go stale)',
+      },
+      'issuer-key': {
+        type: 'string',
+        value: '<jwk>',
+        description:
+          'testers holding the issuer key: sign a beacon bound to the lock’s current challenge nonce on the spot ' +
+          '(SPEC [TANDEM-TIME-4]) whenever the lock does not know the time',
+      },
+      kid: {
+        type: 'string',
+        value: '<text|hex:..>',
+        description: 'with --issuer-key: the issuer’s key id as the lock knows it (default: the JWK’s "kid")',
       },
       json: { type: 'boolean', description: 'print the outcome as one JSON object' },
     },
@@ -92,13 +110,17 @@ function spec(verb: Verb): CommandSpec {
       'Exit status: 0 done; 1 refused by the lock; 2 usage; 3 outcome unknown, the lock may have acted (run ' +
         '`tandem status` before retrying); 4 nothing happened (lock not found, Bluetooth unusable, link ' +
         'dropped early, unreadable file).',
+      'A lock knows no upper time bound after it starts (SPEC [TANDEM-TIME-6]) and refuses time-limited tokens ' +
+        '(TIME_UNCERTAIN, NOT_YET_VALID, EXPIRED) until a beacon bound to its challenge nonce arrives. With ' +
+        '--issuer-key the command signs one for the current nonce and retries once; a --beacon file made earlier ' +
+        'carries no such nonce and only raises the lock’s floor.',
       'On Linux with a BLE adapter noble needs CAP_NET_RAW/CAP_NET_ADMIN: ' +
         '`sudo setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which node))` (gateway/README.md).',
     ],
     examples: [
       `tandem ${verb} lock-7f3a --key bianca.json --token bianca-lock-7f3a.hex`,
       `tandem ${verb} lock-7f3a --key bianca.json --chain root.hex,link.hex --timeout 20s`,
-      `tandem ${verb} lock-7f3a --key bianca.json --radio /tmp/tandem-radio.sock --device-id 1`,
+      `tandem ${verb} lock-7f3a --key bianca.json --radio /tmp/tandem-radio.sock --device-id 1 --issuer-key issuer.jwk.json`,
     ],
   };
 }
@@ -127,12 +149,81 @@ async function readChain(
     );
   }
   const chain: Uint8Array[] = [];
-  for (const f of files) chain.push(await readBytes(f, streams));
+  const { decodeToken } = await import('../protocol/src/token.js');
+  for (const f of files) {
+    const bytes = await readBytes(f, streams);
+    // Refused here, not by the lock: a file of garbage is the user's mistake, not a lock's decision.
+    try {
+      decodeToken(bytes);
+    } catch (e) {
+      throw new CliError('ERR_INPUT', `${f} is not a Tandem token: ${(e as Error).message}`);
+    }
+    chain.push(bytes);
+  }
   return chain;
+}
+
+/** A --beacon file, decoded locally: what it can do for the lock, said before it is relied on. */
+async function readBeaconFile(path: string, streams: CliStreams) {
+  const bytes = await readBytes(path, streams);
+  const { decodeTimeBeacon } = await import('../protocol/src/time-beacon.js');
+  try {
+    return { bytes, beacon: decodeTimeBeacon(bytes).beacon };
+  } catch (e) {
+    throw new CliError('ERR_INPUT', `${path} is not a time beacon: ${(e as Error).message}`);
+  }
+}
+
+/** A BeaconSource that signs with the issuer key given by a tester ([TANDEM-TIME-4]). */
+async function issuerBeaconSource(p: Parsed) {
+  const path = str(p, 'issuer-key');
+  if (path === undefined) return undefined;
+  const { readPrivateJwk } = await import('./io.js');
+  const { parseKid } = await import('./args.js');
+  const { encodeTimeBeacon } = await import('../protocol/src/time-beacon.js');
+  const issuer = await readPrivateJwk(path, 'issuer-key');
+  const kidText = str(p, 'kid') ?? (typeof issuer.jwk.kid === 'string' ? issuer.jwk.kid : undefined);
+  if (kidText === undefined) throw new CliError('ERR_USAGE', 'missing --kid, and --issuer-key has no "kid"');
+  const kid = parseKid(kidText, 'kid');
+  return ({ lockId, nonce }: { lockId: string; nonce: Uint8Array }) =>
+    Promise.resolve(
+      encodeTimeBeacon({ time: Math.floor(Date.now() / 1000), nonce, lockId, accuracy: 2 }, issuer.key, kid),
+    );
+}
+
+/** Why the virtual radio could not be joined, in the user's terms (no internal function names). */
+function radioJoinFailure(path: string, cause: unknown): string {
+  const code = ((cause as { cause?: { code?: unknown } }).cause ?? (cause as { code?: unknown }))?.code;
+  if (code === 'ENOENT') {
+    return `no virtual radio at ${path}: start the simulated lock first (tandem lock --simulate --serve-radio ${path})`;
+  }
+  if (code === 'ECONNREFUSED') {
+    return `nothing serves the virtual radio at ${path} (a socket left by a stopped lock): start the simulated lock again with --serve-radio ${path}`;
+  }
+  return `cannot join the virtual radio at ${path}: ${(cause as Error).message.replace(/ \(is serveRadio\(\) running there\?\)/, '')}`;
 }
 
 function hexStatus(n: number): string {
   return `0x${n.toString(16).padStart(2, '0')}`;
+}
+
+const TIME_STATUSES: ReadonlySet<string> = new Set(['TIME_UNCERTAIN', 'NOT_YET_VALID', 'EXPIRED']);
+
+/**
+ * Why a --beacon file was not sent, or cannot give the lock an upper bound ([TANDEM-TIME-4],
+ * [TANDEM-TIME-5]): beacons go stale, and saying so beats a silent TIME_UNCERTAIN.
+ */
+function staleness(path: string, b: TimeBeacon, lockId: string, nonce: Uint8Array): string | undefined {
+  const age = Math.floor(Date.now() / 1000) - b.time;
+  const ageText = age >= 0 ? `${age} s old` : `dated ${-age} s in the future`;
+  if (b.lockId !== undefined && b.lockId !== lockId) return `${path} is for lock ${b.lockId}: not sent`;
+  if (b.nonce !== undefined && Buffer.compare(Buffer.from(b.nonce), Buffer.from(nonce)) !== 0) {
+    return `beacons go stale: ${path} is ${ageText} and bound to another nonce than this challenge’s: not sent`;
+  }
+  if (b.nonce === undefined) {
+    return `beacons go stale: ${path} is ${ageText} and bound to no nonce, so it can only raise the lock’s time floor, not tell it the time`;
+  }
+  return undefined;
 }
 
 function report(
@@ -141,6 +232,7 @@ function report(
   o: CommandOutcome | SafeUnlockOutcome,
   streams: CliStreams,
   json: boolean,
+  notes: string[] = [],
 ): number {
   const ok = o.status === 0;
   if (json) {
@@ -154,14 +246,60 @@ function report(
         state: o.state,
         mayHaveActed: o.mayHaveActed,
         usedChainRef: o.usedChainRef,
+        retriedWithBeacon: o.retriedWithBeacon,
         ...('recoveredBy' in o ? { recoveredBy: o.recoveredBy } : {}),
+        ...(notes.length > 0 ? { notes } : {}),
       }) + '\n',
     );
     return ok ? BLE_EXIT.OK : BLE_EXIT.REFUSED;
   }
   const done =
-    verb === 'status' ? `state ${o.state}` : ok ? `${verb}ed, state ${o.state}` : `refused, state ${o.state}`;
+    verb === 'status'
+      ? `state ${o.state}`
+      : !ok
+        ? `refused, state ${o.state}`
+        : verb === 'clear-lockout'
+          ? `lockout cleared, state ${o.state}`
+          : `${verb}ed, state ${o.state}`;
   const lines = [`${lockId}: ${done}`, `status ${o.statusName} (${hexStatus(o.status)}): ${o.meaning}`];
+  if (ok && verb === 'relock' && o.state !== 'locked') {
+    // The lock accepted LOCK but its shackle is open: it can only latch once the shackle is pushed in.
+    lines[0] = `${lockId}: LOCK accepted, but the lock is still ${o.state}`;
+    lines.push(
+      'push the shackle shut to lock it (a simulated lock: type `sim latch push` at its console); ' +
+        'it then reports locked by itself',
+    );
+  }
+  if (o.retriedWithBeacon) {
+    lines.push(
+      'the lock did not know the time; a beacon signed for its challenge nonce was delivered and the request sent again',
+    );
+  }
+  if (!ok && TIME_STATUSES.has(o.statusName) && o.uncertaintyBefore === null) {
+    if (o.statusName === 'LOCKED_OUT') {
+      lines.push(
+        `the lock is in lockout after repeated refusals: its owner ends it with \`tandem clear-lockout ${lockId} --key <owner key> --token <owner token>\``,
+      );
+    }
+    if (verb === 'clear-lockout' && o.statusName === 'SCOPE_DENIED') {
+      lines.push('only a chain granting scope "manage" (the owner’s own token) may clear a lockout');
+    }
+    lines.push(...notes.splice(0));
+    lines.push(
+      'the lock does not know the time (no beacon bound to its challenge since it started, SPEC [TANDEM-TIME-6]): ' +
+        'give --issuer-key <issuer jwk> to sign one for its current nonce; a beacon made earlier goes stale ' +
+        '(without the nonce it only raises the lock’s floor)',
+    );
+  }
+  if (o.statusName === 'LOCKED_OUT') {
+    lines.push(
+      `the lock is in lockout after repeated refusals: its owner ends it with \`tandem clear-lockout ${lockId} --key <owner key> --token <owner token>\``,
+    );
+  }
+  if (verb === 'clear-lockout' && o.statusName === 'SCOPE_DENIED') {
+    lines.push('only a chain granting scope "manage" (the owner’s own token) may clear a lockout');
+  }
+  lines.push(...notes.splice(0));
   if ('recoveredBy' in o && o.recoveredBy === 'status') {
     lines.push(
       '(the answer to the unlock was lost; STATUS shows the lock unlocked, so nothing was sent again)',
@@ -223,46 +361,80 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
   const { Command } = await import('../protocol/src/pop.js');
 
   let closeRadio: (() => Promise<void>) | undefined;
+  let radioFailed: Promise<never> | undefined;
   try {
     const keyPath = req(p, 'key');
     const keyFile = await readKeyFile(keyPath);
     const chain = await readChain(p, lockId, keyFile.locks[lockId]?.chain, streams, s);
     const refs = new KeyFileChainRefs(keyFile);
-    const beacon = str(p, 'beacon') === undefined ? undefined : await readBytes(str(p, 'beacon')!, streams);
+    const beaconPath = str(p, 'beacon');
+    const beaconFile = beaconPath === undefined ? undefined : await readBeaconFile(beaconPath, streams);
+    const beaconSource = await issuerBeaconSource(p);
+    const notes: string[] = [];
+    const carriedBeacon = (_lockId: string, nonce: Uint8Array): Uint8Array | undefined => {
+      if (beaconFile === undefined) return undefined;
+      const note = staleness(beaconPath!, beaconFile.beacon, lockId, nonce);
+      if (note !== undefined && !notes.includes(note)) notes.push(note);
+      return note !== undefined && note.endsWith('not sent') ? undefined : beaconFile.bytes;
+    };
     if (radioPath !== undefined) {
       const { connectRadio, installVirtualHci } = await import('../hardware/src/virtual-radio/index.js');
       const remote = await connectRadio(radioPath).catch((cause: unknown) => {
-        throw new GatewayError(
-          'ERR_GW_BLE_UNAVAILABLE',
-          `cannot join the virtual radio at ${radioPath}: ${(cause as Error).message}; is the radio served there?`,
-          { cause, temporary: true },
+        throw new GatewayError('ERR_GW_BLE_UNAVAILABLE', radioJoinFailure(radioPath, cause), {
+          cause,
+          temporary: true,
+        });
+      });
+      // The radio refuses a device id another process drives (the lock's own, 0 by default): without this
+      // the refusal only reached the debug log and noble waited for ever (issue 11 §4).
+      radioFailed = new Promise<never>((_, reject) => {
+        remote.on('error', (cause: Error & { code?: string }) =>
+          reject(
+            new GatewayError(
+              'ERR_GW_BLE_UNAVAILABLE',
+              cause.code === 'ERR_RADIO_DEVICE_IN_USE'
+                ? `device id ${deviceId} on the virtual radio at ${radioPath} is taken (the lock serves on 0 by default): ` +
+                    'give this phone its own, e.g. --device-id 1'
+                : `the virtual radio at ${radioPath} failed: ${cause.message}`,
+              { cause },
+            ),
+          ),
         );
       });
+      radioFailed.catch(() => undefined);
       installVirtualHci(remote);
       closeRadio = () => remote.close();
     }
     const transport = new NobleTransport({
       binding: radioPath === undefined ? { kind: 'hci', deviceId } : { kind: 'virtual', deviceId },
+      powerOnTimeoutMs: timeoutMs,
     });
     const client = new LockClient({
       transport,
       chainRefs: refs,
-      ...(beacon === undefined ? {} : { carry: { timeBeacon: () => beacon } }),
+      carry: { timeBeacon: carriedBeacon },
+      ...(beaconSource === undefined ? {} : { beaconSource }),
       scanTimeoutMs: timeoutMs,
       connectTimeoutMs: timeoutMs,
       responseTimeoutMs: timeoutMs,
     });
     try {
       const request = { chain, holderKey: keyFile.key };
-      const outcome =
+      const run =
         verb === 'unlock'
-          ? await client.unlockSafely(lockId, request)
-          : await client.unlock(lockId, {
+          ? client.unlockSafely(lockId, request)
+          : client.unlock(lockId, {
               ...request,
-              command: verb === 'relock' ? Command.LOCK : Command.STATUS,
+              command:
+                verb === 'relock'
+                  ? Command.LOCK
+                  : verb === 'clear-lockout'
+                    ? Command.CLEAR_LOCKOUT
+                    : Command.STATUS,
             });
+      const outcome = await (radioFailed === undefined ? run : Promise.race([run, radioFailed]));
       if (refs.dirty && keyFile.format === 'key-file') await writeKeyFile(keyPath, keyFile);
-      return report(verb, lockId, outcome, streams, p.values.json === true);
+      return report(verb, lockId, outcome, streams, p.values.json === true, notes);
     } finally {
       await client.close();
     }
@@ -271,6 +443,11 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
     if (e instanceof CliError && e.code === 'ERR_IO') {
       streams.stderr.write(`${e.code}: ${e.message}\n`);
       return BLE_EXIT.NOT_DONE;
+    }
+    if (e instanceof CliError && e.code === 'ERR_INPUT') {
+      // A file that is not what it claims to be is refused before anything is sent (issue 11 §4).
+      streams.stderr.write(`${e.code}: ${e.message}\n`);
+      return BLE_EXIT.USAGE;
     }
     throw e;
   } finally {
@@ -282,6 +459,10 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
 export const unlock: CommandModule = { run: (argv, streams) => runVerb('unlock', argv, streams) };
 /** `tandem relock`. */
 export const relock: CommandModule = { run: (argv, streams) => runVerb('relock', argv, streams) };
+/** `tandem clear-lockout`. */
+export const clearLockout: CommandModule = {
+  run: (argv, streams) => runVerb('clear-lockout', argv, streams),
+};
 /** `tandem status`. */
 export const status: CommandModule = { run: (argv, streams) => runVerb('status', argv, streams) };
 

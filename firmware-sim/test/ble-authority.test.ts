@@ -149,7 +149,18 @@ describe('AuthorityBackend', () => {
     );
     await t.write('relay', MessageType.outboxAck, beyond);
     expect(t.results()[2]!.status).toBe(Status.ACK_MISMATCH);
-    expect(t.lock.stores.outbox.size).toBe(queued.length);
+    // Nothing dropped; each issuer-signed refusal is audited with the ack's epoch and sequence.
+    const refusals = t.lock.stores.outbox.peek(100).slice(queued.length);
+    expect(refusals).toHaveLength(2);
+    const details = refusals.map((m) => {
+      const r = verifyAuditRecord(m.payload, t.lock.device.publicKey, LOCK);
+      expect(r).toMatchObject({ event: 'outbox-ack-refused', status: Status.ACK_MISMATCH });
+      return [r.detail.get('epoch'), r.detail.get('sequence')];
+    });
+    expect(details).toEqual([
+      [epoch === 1 ? 2 : epoch - 1, last],
+      [epoch, last + 2],
+    ]);
 
     const ack = encodeOutboxAck({ lockId: LOCK, sequence: last, epoch }, t.lock.w.issuer, t.lock.w.issuerKid);
     await t.write('relay', MessageType.outboxAck, ack);

@@ -88,6 +88,16 @@ describe('lock configuration', () => {
     ['a hold time as text', { theft: { tamperHoldMs: 'long' } }, /"theft.tamperHoldMs" must be a number/],
     ['an unknown time setting', { time: { rtc: true } }, /"time.rtc" is not a known setting/],
     [
+      'the removed OS-clock tolerance ([TANDEM-TIME-6])',
+      { time: { systemToleranceS: 120 } },
+      /"time.systemToleranceS" was removed: the lock no longer trusts the operating system clock/,
+    ],
+    [
+      'the removed longest power-off assumption ([TANDEM-TIME-6])',
+      { time: { maxUnknownOfflineS: 2592000 } },
+      /"time.maxUnknownOfflineS" was removed: after a boot the upper time bound stays unknown/,
+    ],
+    [
       'the same line twice',
       { hardware: { solenoidLine: 5, latchLine: 5 } },
       /"hardware.latchLine" must differ/,

@@ -1,7 +1,7 @@
 /** Trusted time without a real-time clock ([TANDEM-TIME-CHECK], SPEC.md §7). */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../hardware/src/clock.js';
-import { TrustedClock } from '../src/lock/trusted-clock.js';
+import { TrustedClock, UNKNOWN_LATEST } from '../src/lock/trusted-clock.js';
 import { CrashingStoreFs } from '../src/store/crashing-store-fs.js';
 import { DIR, NOW } from './lock-harness.js';
 
@@ -18,14 +18,15 @@ async function open(
 }
 
 describe('TrustedClock', () => {
-  it('first boot: [0, 30 days], moving with the monotonic clock', async () => {
+  it('first boot: [0, unknown]; the floor moves with the monotonic clock [TANDEM-TIME-6]', async () => {
     const { tc, clock } = await open();
-    expect(tc.bound()).toEqual({ earliest: 0, latest: 30 * DAY });
+    expect(tc.bound()).toEqual({ earliest: 0, latest: UNKNOWN_LATEST });
+    expect(tc.uncertainty()).toBeNull();
     expect(tc.source()).toBe('unknown');
     clock.advance(1000_000);
     const b = tc.bound();
     expect(b.earliest).toBe(999); // 1000 s × (1 − 200 ppm), rounded down
-    expect(b.latest).toBe(30 * DAY + 1001);
+    expect(b.latest).toBe(UNKNOWN_LATEST);
     await tc.close();
   });
 
@@ -37,6 +38,7 @@ describe('TrustedClock', () => {
     const used = await tc.applyBeacon({ time: NOW, nonce, accuracy: 2 }, { nonce, issuedAtMs: issuedAt });
     expect(used.kind).toBe('bound');
     expect(tc.bound()).toEqual({ earliest: NOW - 2, latest: NOW + 4 });
+    expect(tc.uncertainty()).toBe(6);
     expect(tc.source()).toBe('beacon');
     clock.advance(DAY * 1000);
     const b = tc.bound();
@@ -49,7 +51,7 @@ describe('TrustedClock', () => {
   it('a beacon without our nonce, or relayed too slowly, only raises the floor [TANDEM-TIME-5]', async () => {
     const { tc, clock } = await open();
     expect((await tc.applyBeacon({ time: NOW, accuracy: 1 })).kind).toBe('floor');
-    expect(tc.bound()).toEqual({ earliest: NOW - 1, latest: NOW - 1 + 30 * DAY });
+    expect(tc.bound()).toEqual({ earliest: NOW - 1, latest: UNKNOWN_LATEST });
     const issuedAt = clock.now();
     clock.advance(31_000);
     const slow = await tc.applyBeacon(
@@ -82,25 +84,47 @@ describe('TrustedClock', () => {
     // After a power cut, the next boot starts from the floor persisted 600 s in.
     const again = await open(fs.reboot({ tornWrites: 'lose' }));
     expect(again.tc.bound().earliest).toBe(NOW + 599); // 600 s × (1 − 200 ppm), rounded down
-    expect(again.tc.bound().latest).toBe(NOW + 599 + 30 * DAY);
+    // Only the floor survives the restart: the upper bound is unknown again [TANDEM-TIME-6].
+    expect(again.tc.bound().latest).toBe(UNKNOWN_LATEST);
+    expect(again.tc.uncertainty()).toBeNull();
     await tc.close();
     await again.tc.close();
   });
 
-  it('trusts the system clock within the tolerance only when it lies inside the bound', async () => {
-    let sysMs = (NOW + 10) * 1000;
+  it('ignores the operating system clock, whatever it reads [TANDEM-TIME-6]', async () => {
+    // The review's attack: a Pi restored to its last saved time after 10 days off. With the system clock
+    // faked to read exactly the floor (or 20 days ahead), the bound must not narrow to it.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const fs = new CrashingStoreFs({ tornWrites: 'lose' });
+      const first = await open(fs);
+      await first.tc.applyBeacon({ time: NOW, nonce, accuracy: 0 }, { nonce, issuedAtMs: 0 });
+      await first.tc.close();
+      for (const sys of [NOW, NOW + 20 * DAY]) {
+        vi.setSystemTime(sys * 1000);
+        const { tc } = await open(fs.reboot({ tornWrites: 'lose' }));
+        expect(tc.bound()).toEqual({ earliest: NOW, latest: UNKNOWN_LATEST });
+        expect(tc.uncertainty()).toBeNull();
+        expect(tc.source()).toBe('unknown');
+        await tc.close();
+      }
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a nonce-bound beacon after a reboot brings the upper bound back', async () => {
     const fs = new CrashingStoreFs({ tornWrites: 'lose' });
     const first = await open(fs);
     await first.tc.applyBeacon({ time: NOW, accuracy: 0 });
     await first.tc.close();
-    const { tc } = await open(fs.reboot({ tornWrites: 'lose' }), new ManualClock(0), {
-      systemTime: () => sysMs,
-    });
-    expect(tc.bound()).toEqual({ earliest: NOW, latest: NOW + 130 });
-    expect(tc.source()).toBe('system');
-    sysMs = (NOW - 1000) * 1000; // set back before the floor: ignored
-    expect(tc.bound()).toEqual({ earliest: NOW, latest: NOW + 30 * DAY });
-    expect(tc.source()).toBe('unknown');
+    const { tc, clock } = await open(fs.reboot({ tornWrites: 'lose' }));
+    expect(tc.uncertainty()).toBeNull();
+    const issuedAt = clock.now();
+    clock.advance(2_000);
+    await tc.applyBeacon({ time: NOW + 10 * DAY, nonce, accuracy: 1 }, { nonce, issuedAtMs: issuedAt });
+    expect(tc.bound()).toEqual({ earliest: NOW + 10 * DAY - 1, latest: NOW + 10 * DAY + 3 });
+    expect(tc.source()).toBe('beacon');
     await tc.close();
   });
 

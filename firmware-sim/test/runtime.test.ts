@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../hardware/src/clock.js';
 import { StreamConsole } from '../../hardware/src/serial/stream-console.js';
 import {
@@ -13,9 +13,12 @@ import {
   chainHash,
   createRequest,
   decodeAlert,
+  decodeToken,
+  encodeRevocationUpdate,
   encodeTimeBeacon,
   mintToken,
 } from '../../protocol/src/index.js';
+import type { MintClaims } from '../../protocol/src/index.js';
 import { DEFAULT_CONFIG } from '../src/config/lock-config.js';
 import type { LockFileConfig } from '../src/config/lock-config.js';
 import { simulatedHardware } from '../src/runtime/hardware.js';
@@ -58,7 +61,6 @@ async function start(cfg: LockFileConfig, clock = new ManualClock(0)) {
     clock,
     console,
     simulated: true,
-    systemTime: () => NOW_MS + clock.now(),
   });
   const say = async (line: string) => {
     const before = lines.length;
@@ -192,3 +194,173 @@ describe('LockRuntime', () => {
     await runtime.close();
   });
 });
+
+// Issue 7 finding 1, reproduced against the real runtime: only signed time is trusted ([TANDEM-TIME-6]). The
+// operating system clock is faked (Date only) to what the review's attacker made it read; the lock must not
+// care. Every refusal leaves the solenoid unmoved.
+describe('LockRuntime: only signed time is trusted [TANDEM-TIME-6]', () => {
+  const NOW = Math.floor(NOW_MS / 1000);
+  const DAY = 86_400;
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  // Like settle(), but each turn also yields to real I/O (the stores fsync to a real directory here), so a
+  // loaded machine cannot end the loop before the operation reaches the timer it waits for. Bounded in turns.
+  async function settleIo<T>(clock: ManualClock, p: Promise<T>): Promise<T> {
+    let done = false;
+    void p.finally(() => (done = true));
+    for (let i = 0; i < 20_000 && !done; i++) {
+      clock.advance(10);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return p;
+  }
+
+  // No schedule: the attacks are about validity and state, not the weekly schedule.
+  function token(w: ReturnType<typeof world>, over: Partial<MintClaims>) {
+    const c: Record<string, unknown> = { ...claims(w, over) };
+    delete c.schedule;
+    return mintToken(c as unknown as MintClaims, w.issuer, w.issuerKid);
+  }
+
+  async function provisioned(cfg: LockFileConfig, w: ReturnType<typeof world>) {
+    const lock = await start(cfg);
+    if (lock.runtime.authority === undefined) {
+      await lock.say('provision lock-id lock-7f3a');
+      await lock.say(
+        `provision anchor add 01 EdDSA ${Buffer.from(w.issuer.publicKey.raw).toString('hex')} issuer tandem`,
+      );
+    }
+    // The console answers asynchronously; on a loaded machine give it time (bounded in turns).
+    for (let i = 0; i < 2_000 && lock.runtime.authority === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    const authority = lock.runtime.authority!;
+    const request = async (t: Uint8Array) => {
+      const c = authority.issueChallenge({ peer: 'phone' });
+      const bytes = createRequest({
+        lockId: 'lock-7f3a',
+        nonce: c.nonce,
+        command: Command.UNLOCK,
+        chain: [t],
+        chainHash: chainHash([t]),
+        holderKey: w.rider,
+      });
+      const r = await settleIo(lock.clock, authority.handleRequest(bytes, { peer: 'phone' }));
+      if (r.status === Status.OK) {
+        lock.hardware.sim!.mechanism.push();
+        for (let i = 0; i < 100 && lock.runtime.stateMachine.reportedState !== 'locked'; i++) {
+          lock.clock.advance(50);
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+      return r.status;
+    };
+    // The issuer answers the lock's nonce: the honest way to tell a lock the time ([TANDEM-TIME-4]).
+    const honestBeacon = async (time: number) => {
+      const c = authority.issueChallenge({ peer: 'phone' });
+      const b = encodeTimeBeacon(
+        { time, nonce: c.nonce, lockId: 'lock-7f3a', accuracy: 1 },
+        w.issuer,
+        w.issuerKid,
+      );
+      return (await settleIo(lock.clock, authority.applyTimeBeacon(b, { peer: 'phone' }))).status;
+    };
+    const pulses = () => lock.hardware.sim!.mechanism.solenoid.pulses.length;
+    return { ...lock, authority, request, honestBeacon, pulses };
+  }
+
+  it('after 10 days off with the OS clock restored to the last saved time, a token expired 8 days ago is refused', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(NOW_MS);
+    const w = world();
+    const cfg = config();
+    const t = token(w, { nbf: NOW - 60, iat: NOW - 60, exp: NOW + 2 * DAY });
+    const before = await provisioned(cfg, w);
+    expect(await before.honestBeacon(NOW)).toBe(Status.OK);
+    expect(await before.request(t)).toBe(Status.OK); // valid while the lock knew the time
+    await before.runtime.close();
+
+    // Ten days later (true time NOW + 10 d) the Pi boots; its OS clock reads the last saved time.
+    vi.setSystemTime(NOW_MS);
+    const after = await provisioned(cfg, w);
+    expect(after.authority.issueChallenge({ peer: 'phone' }).uncertainty).toBeNull();
+    expect(after.authority.snapshot().timeSource).toBe('unknown');
+    expect(await after.request(t)).toBe(Status.TIME_UNCERTAIN);
+    expect(after.pulses()).toBe(0);
+    // A beacon for the lock's nonce tells it the truth: now the token is plainly expired.
+    expect(await after.honestBeacon(NOW + 10 * DAY)).toBe(Status.OK);
+    expect(await after.request(t)).toBe(Status.EXPIRED);
+    expect(after.pulses()).toBe(0);
+    await after.runtime.close();
+  });
+
+  it('the OS clock 20 days ahead plus a replayed old broadcast beacon prunes nothing: revoked and exhausted stay refused', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(NOW_MS);
+    const w = world();
+    const cfg = config();
+    const revoked = token(w, { nbf: NOW - 60, iat: NOW - 60, exp: NOW + 7 * DAY });
+    const laterRevoked = token(w, { nbf: NOW - 60, iat: NOW - 60, exp: NOW + 7 * DAY });
+    const single = token(w, { nbf: NOW - 60, iat: NOW - 60, exp: NOW + 7 * DAY, maxUses: 1 });
+    const ctiOf = (t: Uint8Array) => claimsCti(t);
+    const update = (version: number, ids: Uint8Array[]) =>
+      encodeRevocationUpdate(
+        {
+          kind: 'full',
+          version,
+          issuedAt: NOW,
+          lockId: 'lock-7f3a',
+          added: ids.map((id) => ({ id, exp: NOW + 7 * DAY })),
+          removed: [],
+        },
+        w.issuer,
+        w.issuerKid,
+      );
+    // An old broadcast beacon, recorded off the air an hour before.
+    const oldBroadcast = encodeTimeBeacon({ time: NOW - 3600, accuracy: 1 }, w.issuer, w.issuerKid);
+
+    const before = await provisioned(cfg, w);
+    expect(await before.honestBeacon(NOW)).toBe(Status.OK);
+    expect(
+      (await settleIo(before.clock, before.authority.applyRevocationUpdate(update(1, [ctiOf(revoked)]))))
+        .status,
+    ).toBe(Status.OK);
+    expect(await before.request(single)).toBe(Status.OK); // its one use
+    expect(await before.request(revoked)).toBe(Status.REVOKED);
+    expect(await before.request(single)).toBe(Status.USES_EXHAUSTED);
+    expect(before.pulses()).toBe(1);
+    await before.runtime.close();
+
+    // Restart with the OS clock pushed 20 days ahead, and the old beacon replayed.
+    vi.setSystemTime(NOW_MS + 20 * DAY * 1000);
+    const attacked = await provisioned(cfg, w);
+    expect(
+      (await settleIo(attacked.clock, attacked.authority.applyTimeBeacon(oldBroadcast, { peer: 'attacker' })))
+        .status,
+    ).toBe(Status.OK);
+    expect(attacked.authority.issueChallenge({ peer: 'phone' }).uncertainty).toBeNull();
+    // A new revocation update now is held entirely, not pruned against the attacker's clock.
+    expect(
+      (
+        await settleIo(
+          attacked.clock,
+          attacked.authority.applyRevocationUpdate(update(2, [ctiOf(revoked), ctiOf(laterRevoked)])),
+        )
+      ).status,
+    ).toBe(Status.OK);
+    // The clock is back; an honest beacon arrives.
+    vi.setSystemTime(NOW_MS + 60_000);
+    expect(await attacked.honestBeacon(NOW + 60)).toBe(Status.OK);
+    expect(await attacked.request(revoked)).toBe(Status.REVOKED);
+    expect(await attacked.request(laterRevoked)).toBe(Status.REVOKED);
+    expect(await attacked.request(single)).toBe(Status.USES_EXHAUSTED);
+    expect(attacked.pulses()).toBe(0);
+    await attacked.runtime.close();
+  });
+});
+
+function claimsCti(t: Uint8Array): Uint8Array {
+  return decodeToken(t).claims.cti;
+}

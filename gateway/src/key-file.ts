@@ -90,12 +90,6 @@ export async function readKeyFile(path: string): Promise<RiderKeyFile> {
   } catch (cause) {
     fail(path, (cause as { code?: unknown }).code === 'ENOENT' ? 'no such file' : 'cannot read', cause);
   }
-  if ((mode & 0o077) !== 0) {
-    fail(
-      path,
-      `holds a private key but is readable by others (mode 0${(mode & 0o777).toString(8)}); run \`chmod 600 ${path}\``,
-    );
-  }
   let json: unknown;
   try {
     json = JSON.parse(await readFile(path, 'utf8'));
@@ -106,6 +100,20 @@ export async function readKeyFile(path: string): Promise<RiderKeyFile> {
   const obj = json as { version?: unknown; key?: unknown; locks?: unknown; kty?: unknown };
   // A bare JWK (tandem keys generate) is a key file without locks.
   const jwk = (obj.kty !== undefined ? obj : obj.key) as JsonWebKey | undefined;
+  // A public key is not a leaked private key: say which file was meant (issue 11 §4).
+  if (typeof jwk === 'object' && jwk !== null && jwk.d === undefined && typeof jwk.kty === 'string') {
+    fail(
+      path,
+      'is a public JWK (no "d"): the rider proves possession with the private key; give the private key file ' +
+        '(e.g. bianca.jwk.json from `tandem keys generate`, not bianca.pub.jwk.json)',
+    );
+  }
+  if ((mode & 0o077) !== 0) {
+    fail(
+      path,
+      `holds a private key but is readable by others (mode 0${(mode & 0o777).toString(8)}); run \`chmod 600 ${path}\``,
+    );
+  }
   if (obj.kty === undefined && obj.version !== FORMAT_VERSION) {
     fail(path, `"version" must be ${FORMAT_VERSION}`);
   }

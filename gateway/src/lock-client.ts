@@ -82,6 +82,28 @@ export interface CarriedUpdates {
   timeBeacon?(lockId: string, nonce: Uint8Array): Uint8Array | undefined;
 }
 
+/** What a {@link BeaconSource} is asked for: a beacon bound to this lock's current challenge nonce. */
+export interface BeaconRequest {
+  readonly lockId: string;
+  /** The nonce of the challenge the beacon must answer ([TANDEM-TIME-4]). */
+  readonly nonce: Uint8Array;
+}
+
+/**
+ * Where the client gets a time beacon bound to a lock's challenge nonce ([TANDEM-TIME-4], [TANDEM-TIME-6]):
+ * the cloud's beacon endpoint (a later cloud client plugs in here), or an issuer key held by a tester
+ * (`tandem unlock --issuer-key`). Undefined: none to give. It is called while the challenge is live, so it
+ * must answer within the lock's relay limit (30 s by default).
+ */
+export type BeaconSource = (request: BeaconRequest) => Promise<Uint8Array | undefined>;
+
+/** Refusals that a lock without an upper time bound gives a valid token ([TANDEM-TIME-6]). */
+const TIME_REFUSALS: ReadonlySet<Status> = new Set([
+  Status.TIME_UNCERTAIN,
+  Status.NOT_YET_VALID,
+  Status.EXPIRED,
+]);
+
 /** Options of {@link LockClient}. */
 export interface LockClientOptions {
   readonly transport: LockTransport;
@@ -96,6 +118,12 @@ export interface LockClientOptions {
   readonly relayIdleMs?: number;
   readonly chainRefs?: ChainRefMemory;
   readonly carry?: CarriedUpdates;
+  /**
+   * Beacons bound to the current challenge's nonce. Asked when the challenge shows an unknown or wide clock
+   * uncertainty (before the carried beacon), and once more, with a fresh challenge, when the lock still
+   * refuses the request for time (TIME_UNCERTAIN, NOT_YET_VALID, EXPIRED) without an upper bound.
+   */
+  readonly beaconSource?: BeaconSource;
   /**
    * Deliver a carried time beacon first when the challenge's clock uncertainty exceeds this many seconds,
    * or is unbounded (default 60; [TANDEM-GATT-8]).
@@ -136,6 +164,13 @@ export interface CommandOutcome {
   readonly delivered: readonly MessageType[];
   /** ATT writes of the request that got this answer. */
   readonly requestFrames: number;
+  /**
+   * True when the first answer was a time refusal from a lock without an upper bound, and the request was
+   * sent once more after a beacon from the {@link BeaconSource} bound to a fresh challenge.
+   */
+  readonly retriedWithBeacon: boolean;
+  /** The challenge's clock uncertainty before this request (null: the lock knew no upper bound). */
+  readonly uncertaintyBefore: number | null;
 }
 
 /** The answer of {@link LockClient.unlockSafely}. */
@@ -185,7 +220,15 @@ const acts = (command: Command): boolean => command !== Command.STATUS;
 function outcomeOf(
   result: Result,
   command: Command,
-  extra: Pick<CommandOutcome, 'usedChainRef' | 'resentFullChain' | 'delivered' | 'requestFrames'>,
+  extra: Pick<
+    CommandOutcome,
+    | 'usedChainRef'
+    | 'resentFullChain'
+    | 'delivered'
+    | 'requestFrames'
+    | 'retriedWithBeacon'
+    | 'uncertaintyBefore'
+  >,
 ): CommandOutcome {
   return {
     status: result.status,
@@ -425,6 +468,7 @@ export class LockClient {
   private readonly relayIdleMs: number;
   private readonly chainRefs: ChainRefMemory;
   private readonly carry: CarriedUpdates;
+  private readonly beaconSource: BeaconSource | undefined;
   private readonly maxUncertainty: number;
 
   constructor(options: LockClientOptions) {
@@ -436,6 +480,7 @@ export class LockClient {
     this.relayIdleMs = options.relayIdleMs ?? 1_000;
     this.chainRefs = options.chainRefs ?? new InMemoryChainRefs();
     this.carry = options.carry ?? {};
+    this.beaconSource = options.beaconSource;
     this.maxUncertainty = options.maxUncertaintySeconds ?? 60;
   }
 
@@ -497,21 +542,36 @@ export class LockClient {
    * for their results: the lock applies messages of one connection in order, so they take effect before the
    * request written after them is decided ([TANDEM-GATT-14]), and the unlock stays at two round trips.
    */
-  private async writeCarried(session: Session, challenge: Challenge): Promise<MessageType[]> {
+  private async writeCarried(
+    session: Session,
+    challenge: Challenge,
+  ): Promise<{ delivered: MessageType[]; sourced: boolean }> {
     const delivered: MessageType[] = [];
+    let sourced = false;
     const update = this.carry.revocationUpdate?.(session.lockId);
     if (update !== undefined && update.version > challenge.revocationVersion) {
       await this.writeMessage(session, MessageType.revocationUpdate, update.bytes);
       delivered.push(MessageType.revocationUpdate);
     }
     if (challenge.uncertainty === null || challenge.uncertainty > this.maxUncertainty) {
-      const beacon = this.carry.timeBeacon?.(session.lockId, challenge.nonce);
+      // A beacon bound to this very challenge gives the lock an upper bound ([TANDEM-TIME-4]); a carried one
+      // (stored earlier) can only raise its floor unless it happens to carry this nonce.
+      let beacon = await this.sourceBeacon(session.lockId, challenge);
+      sourced = beacon !== undefined;
+      beacon ??= this.carry.timeBeacon?.(session.lockId, challenge.nonce);
       if (beacon !== undefined) {
         await this.writeMessage(session, MessageType.timeBeacon, beacon);
         delivered.push(MessageType.timeBeacon);
       }
     }
-    return delivered;
+    return { delivered, sourced };
+  }
+
+  private async sourceBeacon(lockId: string, challenge: Challenge): Promise<Uint8Array | undefined> {
+    if (this.beaconSource === undefined) return undefined;
+    const beacon = await this.beaconSource({ lockId, nonce: challenge.nonce });
+    debug('%s: beacon source %s', lockId, beacon === undefined ? 'had none' : 'answered');
+    return beacon;
   }
 
   private async deliverOn(session: Session, type: MessageType, body: Uint8Array): Promise<Result> {
@@ -538,7 +598,13 @@ export class LockClient {
           `the device advertising the tag of ${lockId} answers as ${challenge.lockId}`,
         );
       }
-      const delivered = await this.writeCarried(session, challenge);
+      const uncertaintyBefore = challenge.uncertainty;
+      const carried = await this.writeCarried(session, challenge);
+      const delivered = carried.delivered;
+      // Once per command: a time refusal from a lock without an upper bound is answered with a beacon for a
+      // fresh challenge ([TANDEM-TIME-6]) unless this request already went with one from the source.
+      let beaconRetryLeft = !carried.sourced && this.beaconSource !== undefined;
+      let retriedWithBeacon = false;
       let useRef = this.chainRefs.knows(lockId, hash);
       let resent = false;
       for (;;) {
@@ -574,6 +640,22 @@ export class LockClient {
           challenge = await this.freshChallenge(session);
           continue;
         }
+        if (beaconRetryLeft && TIME_REFUSALS.has(result.status) && challenge.uncertainty === null) {
+          beaconRetryLeft = false;
+          challenge = await this.freshChallenge(session);
+          const beacon = await this.sourceBeacon(lockId, challenge);
+          if (beacon !== undefined) {
+            debug(
+              '%s: %s without an upper time bound; retrying with a bound beacon',
+              lockId,
+              Status[result.status],
+            );
+            await this.writeMessage(session, MessageType.timeBeacon, beacon);
+            delivered.push(MessageType.timeBeacon);
+            retriedWithBeacon = true;
+            continue;
+          }
+        }
         if (result.status === Status.OK) this.chainRefs.remember(lockId, hash);
         debug('%s: %s -> %s, %s', lockId, Command[command], Status[result.status], result.state);
         return outcomeOf(result, command, {
@@ -581,6 +663,8 @@ export class LockClient {
           resentFullChain: resent,
           delivered,
           requestFrames: frames,
+          retriedWithBeacon,
+          uncertaintyBefore,
         });
       }
     } catch (e) {

@@ -57,21 +57,41 @@ export interface NobleLike extends EventEmitter {
   stopScanningAsync(): Promise<void>;
 }
 
-/** The internals of noble's HCI binding that {@link stopHci} reaches for. */
+/** The internals of noble's HCI binding that {@link trackHciPoll} reaches for. */
 interface NobleHciInternals {
   _bindings?: { _hci?: { pollIsDevUp?: () => void; _socket?: { stop?: () => void } } };
 }
 
 /**
- * Releases noble's HCI socket. noble has no stop: once started, its HCI layer re-arms a 1 s adapter poll
- * forever (lib/hci-socket/hci.js `pollIsDevUp`), which keeps a CLI process alive after its command is done.
- * The poll becomes a no-op from its next turn on, and the socket stops delivering.
+ * Makes noble's HCI adapter poll stoppable, and returns the stop. noble has no stop: once started, its HCI layer
+ * re-arms a 1 s adapter poll for ever (lib/hci-socket/hci.js `pollIsDevUp`: `setTimeout(this.pollIsDevUp.bind(
+ * this), 1000)`, handle not kept), which kept every CLI process alive for up to 1.8 s after its result was
+ * printed (issue 11 §4). Installed before noble starts, the wrapper is what each re-arm binds, so it sees every
+ * poll: it keeps the handle of the timer each poll arms (the poll's last `setTimeout`) so that the stop can
+ * clear it, and once stopped it polls no more. The socket then stops delivering.
  */
-function stopHci(noble: NobleLike): void {
+function trackHciPoll(noble: NobleLike): () => void {
   const hci = (noble as unknown as NobleHciInternals)._bindings?._hci;
-  if (hci === undefined) return;
-  hci.pollIsDevUp = () => undefined;
-  hci._socket?.stop?.();
+  const original = hci?.pollIsDevUp;
+  if (hci === undefined || original === undefined) return () => undefined;
+  let handle: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  hci.pollIsDevUp = function pollIsDevUp(this: unknown) {
+    if (stopped) return;
+    const realSetTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = ((fn: () => void, ms?: number) =>
+      (handle = realSetTimeout(fn, ms))) as unknown as typeof setTimeout;
+    try {
+      original.call(hci);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+  };
+  return () => {
+    stopped = true;
+    if (handle !== undefined) clearTimeout(handle);
+    hci._socket?.stop?.();
+  };
 }
 
 /** Which noble binding to use. */
@@ -146,6 +166,8 @@ export class NobleTransport implements LockTransport {
   private readonly timers: Timers;
   private readonly powerOnTimeoutMs: number;
   private noble: NobleLike | undefined;
+  private stopPoll: (() => void) | undefined;
+  private cancelPowerOn: (() => void) | undefined;
   private readonly links = new Set<NobleLink>();
   /** Peripherals seen by {@link scan}, by id, for {@link connect}. */
   private readonly seen = new Map<string, NoblePeripheralLike>();
@@ -156,12 +178,19 @@ export class NobleTransport implements LockTransport {
     this.timers = options.timers ?? SYSTEM_TIMERS;
     this.powerOnTimeoutMs = options.powerOnTimeoutMs ?? 5_000;
     // An instance given by the caller is already loaded; close() must release it even if never scanned with.
-    if (options.binding.kind === 'instance') this.noble = options.binding.noble;
+    if (options.binding.kind === 'instance') {
+      this.noble = options.binding.noble;
+      this.stopPoll = trackHciPoll(this.noble);
+    }
   }
 
   private async poweredOn(): Promise<NobleLike> {
     if (this.closed) throw new GatewayError('ERR_GW_BLE_UNAVAILABLE', 'the transport is closed');
-    const noble = (this.noble ??= loadNoble(this.binding));
+    if (this.noble === undefined) {
+      this.noble = loadNoble(this.binding);
+      this.stopPoll = trackHciPoll(this.noble);
+    }
+    const noble = this.noble;
     if (noble.state === 'poweredOn') return noble;
     // Real time: powering on is the adapter's business, not the modelled radio's (a simulated clock may
     // jump ahead while the HCI start-up commands are still being answered).
@@ -171,6 +200,12 @@ export class NobleTransport implements LockTransport {
         noble.off('stateChange', onState);
         reject(bleUnavailable(undefined, noble.state));
       }, this.powerOnTimeoutMs);
+      // close() ends the wait at once: a command that failed otherwise must not linger for the timeout.
+      this.cancelPowerOn = () => {
+        timers.clearTimeout(timer);
+        noble.off('stateChange', onState);
+        reject(new GatewayError('ERR_GW_BLE_UNAVAILABLE', 'the transport is closed'));
+      };
       const onState = (state: string): void => {
         if (state === 'poweredOn') {
           timers.clearTimeout(timer);
@@ -329,12 +364,26 @@ export class NobleTransport implements LockTransport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.cancelPowerOn?.();
     await Promise.all([...this.links].map((l) => l.disconnect()));
     const noble = this.noble;
     if (noble !== undefined) {
-      await noble.stopScanningAsync().catch(() => undefined);
+      // Only a powered-on adapter answers: asking one that never came up (a radio device id another process
+      // drives, an adapter that is off) waited for ever, so the command ignored its timeout (issue 11 §4).
+      if (noble.state === 'poweredOn') {
+        await new Promise<void>((resolve) => {
+          const timer = SYSTEM_TIMERS.setTimeout(resolve, DISCONNECT_WAIT_MS);
+          noble
+            .stopScanningAsync()
+            .catch(() => undefined)
+            .finally(() => {
+              SYSTEM_TIMERS.clearTimeout(timer);
+              resolve();
+            });
+        });
+      }
       noble.removeAllListeners('discover');
-      stopHci(noble);
+      this.stopPoll?.();
     }
   }
 }

@@ -307,3 +307,125 @@ describe('LockClient against scripted locks', () => {
     expect(t.links).toHaveLength(1);
   });
 });
+
+// [TANDEM-TIME-6]: a lock without an upper time bound (uncertainty null) opens only after a beacon bound to
+// the very challenge its request answers. Here the "beacon" is the nonce itself: the script checks binding.
+describe('LockClient with a BeaconSource', () => {
+  const hexOf = (b: Uint8Array) => Buffer.from(b).toString('hex');
+
+  /** A lock that knows no time: challenges with uncertainty null (then `later` once it has a bound). */
+  function timeless(refusal: Status, uncertainty: number | null = null) {
+    const seen: string[] = [];
+    let bound: string | undefined;
+    let n = 1;
+    const challenge = (link: ScriptedLink) =>
+      link.send(
+        'result',
+        MessageType.challenge,
+        encodeChallenge({
+          lockId: LOCK_ID,
+          nonce: nonceOf(n++),
+          lockTime: NOW,
+          uncertainty,
+          revocationVersion: 0,
+        }),
+      );
+    const script: Script = {
+      onSubscribe(name, _notify, link) {
+        if (name === 'result') challenge(link);
+      },
+      onMessage(_name, type, body, _notify, link) {
+        if (type === MessageType.timeBeacon) {
+          seen.push(`beacon ${hexOf(body)}`);
+          bound = hexOf(body);
+          link.send(
+            'result',
+            MessageType.result,
+            encodeResult({
+              status: Status.OK,
+              answers: MessageType.timeBeacon,
+              state: 'locked',
+              lockTime: NOW,
+            }),
+          );
+          return;
+        }
+        const r = decodeRequest(body);
+        seen.push(`request ${hexOf(r.nonce)}`);
+        const ok = bound === hexOf(r.nonce);
+        link.send(
+          'result',
+          MessageType.result,
+          encodeResult({
+            status: ok ? Status.OK : refusal,
+            answers: MessageType.unlockRequest,
+            command: r.command,
+            state: ok ? 'unlocked' : 'locked',
+            lockTime: NOW,
+            nonce: r.nonce,
+          }),
+        );
+        challenge(link);
+      },
+    };
+    return { script, seen };
+  }
+
+  function withSource(t: LockTransport, answers: (Uint8Array | undefined)[]) {
+    const asked: string[] = [];
+    const c = new LockClient({
+      transport: t,
+      responseTimeoutMs: 200,
+      scanTimeoutMs: 200,
+      connectTimeoutMs: 200,
+      beaconSource: ({ lockId, nonce }) => {
+        asked.push(`${lockId} ${hexOf(nonce)}`);
+        const a = answers.shift();
+        return Promise.resolve(a === undefined ? undefined : nonce);
+      },
+    });
+    return { c, asked };
+  }
+
+  it('delivers a beacon bound to the first challenge before the request: one round, no retry', async () => {
+    const lock = timeless(Status.TIME_UNCERTAIN);
+    const { c, asked } = withSource(new ScriptedTransport([lock.script]), [new Uint8Array(1)]);
+    const o = await c.unlock(LOCK_ID, request);
+    expect(o).toMatchObject({ status: Status.OK, retriedWithBeacon: false, uncertaintyBefore: null });
+    expect(asked).toEqual([`${LOCK_ID} ${hexOf(nonceOf(1))}`]);
+    expect(lock.seen).toEqual([`beacon ${hexOf(nonceOf(1))}`, `request ${hexOf(nonceOf(1))}`]);
+  });
+
+  for (const refusal of [Status.TIME_UNCERTAIN, Status.NOT_YET_VALID, Status.EXPIRED]) {
+    it(`a ${Status[refusal]} without an upper bound: a beacon for the fresh challenge, and one retry`, async () => {
+      const lock = timeless(refusal);
+      // The source has nothing the first time (the cloud was slow), a beacon the second.
+      const { c, asked } = withSource(new ScriptedTransport([lock.script]), [undefined, new Uint8Array(1)]);
+      const o = await c.unlock(LOCK_ID, request);
+      expect(o).toMatchObject({ status: Status.OK, retriedWithBeacon: true });
+      expect(asked).toEqual([`${LOCK_ID} ${hexOf(nonceOf(1))}`, `${LOCK_ID} ${hexOf(nonceOf(2))}`]);
+      expect(lock.seen).toEqual([
+        `request ${hexOf(nonceOf(1))}`,
+        `beacon ${hexOf(nonceOf(2))}`,
+        `request ${hexOf(nonceOf(2))}`,
+      ]);
+    });
+  }
+
+  it('without a beacon from the source the refusal stands; no source asked when the lock knew its bound', async () => {
+    const never = timeless(Status.TIME_UNCERTAIN);
+    const a = withSource(new ScriptedTransport([never.script]), [undefined, undefined, undefined]);
+    const o = await a.c.unlock(LOCK_ID, request);
+    expect(o).toMatchObject({ status: Status.TIME_UNCERTAIN, retriedWithBeacon: false });
+    expect(a.asked).toHaveLength(2);
+    expect(never.seen).toEqual([`request ${hexOf(nonceOf(1))}`]);
+
+    const known = timeless(Status.EXPIRED, 4);
+    const b = withSource(new ScriptedTransport([known.script]), [new Uint8Array(1)]);
+    expect(await b.c.unlock(LOCK_ID, request)).toMatchObject({
+      status: Status.EXPIRED,
+      retriedWithBeacon: false,
+    });
+    expect(b.asked).toEqual([]);
+  });
+});

@@ -20,7 +20,13 @@ export interface AuthorityBackendOptions {
   /** The lock's decision maker. */
   readonly authority: Pick<
     LockAuthority,
-    'lockId' | 'snapshot' | 'issueChallenge' | 'handleRequest' | 'applyTimeBeacon' | 'applyRevocationUpdate'
+    | 'lockId'
+    | 'snapshot'
+    | 'issueChallenge'
+    | 'handleRequest'
+    | 'applyTimeBeacon'
+    | 'applyRevocationUpdate'
+    | 'auditEvent'
   >;
   /** The outbox of signed alerts and audit records waiting for the cloud. */
   readonly outbox: Pick<Outbox, 'peek' | 'ack' | 'size' | 'ackedThrough' | 'epoch' | 'lastSeq'>;
@@ -85,7 +91,7 @@ export class AuthorityBackend implements LockGattBackend {
       if (r.ack !== undefined) this.latestAck = r.ack;
       status = r.status;
     } else if (type === MessageType.outboxAck) {
-      status = await this.applyOutboxAck(body);
+      status = await this.applyOutboxAck(peer, body);
     } else {
       status = Status.MALFORMED;
     }
@@ -114,12 +120,14 @@ export class AuthorityBackend implements LockGattBackend {
     };
   }
 
-  /** [TANDEM-MQTT-8], [TANDEM-MQTT-11]: the same rules as over MQTT (mqtt/outbox-ack.ts). */
-  private applyOutboxAck(body: Uint8Array): Promise<Status> {
+  /** [TANDEM-MQTT-8], [TANDEM-MQTT-11]: the same rules as over MQTT (mqtt/outbox-ack.ts), refusals audited. */
+  private applyOutboxAck(peer: string, body: Uint8Array): Promise<Status> {
     return applyOutboxAck(body, {
       outbox: this.options.outbox,
       issuerKey: this.options.issuerKey,
       lockId: this.lockId,
+      audit: (event, status, from, detail) => this.options.authority.auditEvent(event, status, from, detail),
+      peer,
     });
   }
 }

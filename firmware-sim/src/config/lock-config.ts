@@ -50,13 +50,20 @@ export interface HardwareConfig {
 
 /** Trusted time without a real-time clock (README.md, "Lock runtime"). */
 export interface TimeConfig {
-  /** Longest power-off assumed after a boot without a time beacon, seconds. */
-  readonly maxUnknownOfflineS: number;
   /** Bound on the clock's rate error, parts per million (the Pi Zero's crystal: well under 100). */
   readonly driftPpm: number;
-  /** How far the operating system's clock is trusted when it lies above the persisted floor, seconds. */
-  readonly systemToleranceS: number;
 }
+
+/**
+ * Settings that existed once and are refused by name, with why ([TANDEM-TIME-6]: the lock's time comes only
+ * from signed beacons, so neither the OS clock nor an assumed longest power-off is an input any more).
+ */
+const REMOVED: Readonly<Record<string, string>> = {
+  'time.systemToleranceS':
+    'was removed: the lock no longer trusts the operating system clock at all (SPEC [TANDEM-TIME-6]); delete it',
+  'time.maxUnknownOfflineS':
+    'was removed: after a boot the upper time bound stays unknown until a nonce-bound beacon (SPEC [TANDEM-TIME-6]); delete it',
+};
 
 /** Theft detector settings other than the four thresholds, which are in `behaviour` (owner-settable). */
 export type TheftTuning = Omit<TheftDetectorConfig, 'bumpThreshold' | 'tamperRms' | 'tiltDeg' | 'motionRms'>;
@@ -128,9 +135,7 @@ export const DEFAULT_CONFIG: LockFileConfig = {
   },
   behaviour: { pulseMs: 300, timeZone: 'Europe/Berlin' },
   time: {
-    maxUnknownOfflineS: TRUSTED_CLOCK_DEFAULTS.maxUnknownOfflineS,
     driftPpm: TRUSTED_CLOCK_DEFAULTS.driftPpm,
-    systemToleranceS: TRUSTED_CLOCK_DEFAULTS.systemToleranceS,
   },
   theft: Object.fromEntries(
     Object.entries(DEFAULT_THEFT_DETECTOR_CONFIG).filter(
@@ -177,9 +182,7 @@ const HARDWARE: Record<keyof HardwareConfig, Check> = {
   serialBaudRate: int(1200, 4_000_000),
 };
 const TIME: Record<keyof TimeConfig, Check> = {
-  maxUnknownOfflineS: int(60, 10 * 365 * 86_400),
   driftPpm: int(0, 100_000),
-  systemToleranceS: int(0, 86_400),
 };
 // Behaviour: the SET_CONFIG whitelist and its ranges, so that the file and the owner's command agree. Wire
 // values are scaled integers (no floats in CBOR, [TANDEM-CBOR-3]); the file holds natural units.
@@ -274,6 +277,8 @@ function section<T extends object>(
   for (const [k, v] of Object.entries(value)) {
     const check = (checks as Record<string, Check>)[k];
     if (check === undefined) {
+      const removed = REMOVED[`${path}.${k}`];
+      if (removed !== undefined) invalid(`${path}.${k}`, removed);
       if (path === 'theft' && (THEFT_THRESHOLDS as readonly string[]).includes(k)) {
         invalid(
           `${path}.${k}`,

@@ -18,6 +18,7 @@
  * | 10  | event      | tstr   | lock events: "boot", "lockout", "lockout-cleared", "safe-mode", …   |
  * | 11  | wire seq   | uint   | outbox sequence of the signed record sent to the cloud, if queued   |
  * | 12  | wire hash  | bstr   | SHA-256 of that record ([TANDEM-MQTT-7]): the chain resumes from it |
+ * | 13  | detail     | map    | lock events: tstr → uint, e.g. a refused outbox ack's epoch and sequence |
  *
  * This is the lock's own trail (READ_AUDIT returns it as `[seq, time, prevHash, payload, signature]` records of
  * the AuditLog, whose hash chain and device signatures `verifyChain` in `../store/audit-log.ts` checks). The
@@ -51,6 +52,8 @@ export interface AuditEntry {
   readonly event?: string;
   readonly wireSequence?: number;
   readonly wireHash?: Uint8Array;
+  /** Lock events: what the event is about (also in the signed record's detail, [TANDEM-MQTT-6]). */
+  readonly detail?: ReadonlyMap<string, number>;
 }
 
 /** Longest peer id kept in an audit entry. */
@@ -72,6 +75,7 @@ export function encodeAuditEntry(e: AuditEntry): Uint8Array {
   if (e.event !== undefined) m.set(10, e.event);
   if (e.wireSequence !== undefined) m.set(11, e.wireSequence);
   if (e.wireHash !== undefined) m.set(12, e.wireHash);
+  if (e.detail !== undefined && e.detail.size > 0) m.set(13, new Map<string, CborValue>(e.detail));
   return encode(m);
 }
 
@@ -81,9 +85,9 @@ function bad(what: string): never {
 
 /** Decodes an audit entry (for READ_AUDIT readers, the cloud and tests). Throws only ProtocolError. */
 export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
-  const m = decodeStrict(bytes, { maxBytes: 512, maxDepth: 1, maxItems: 16 });
+  const m = decodeStrict(bytes, { maxBytes: 512, maxDepth: 2, maxItems: 24 });
   if (!(m instanceof Map)) bad('must be a map');
-  for (const k of m.keys()) if (typeof k !== 'number' || k < 1 || k > 12) bad(`has unknown key ${String(k)}`);
+  for (const k of m.keys()) if (typeof k !== 'number' || k < 1 || k > 13) bad(`has unknown key ${String(k)}`);
   const status = m.get(1);
   if (!isStatus(status)) bad('"status" (1) must be a status byte');
   const kind = CODE_KIND[m.get(2) as number];
@@ -99,6 +103,16 @@ export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
   const event = m.get(10);
   const wireSequence = m.get(11);
   const wireHash = m.get(12);
+  const rawDetail = m.get(13);
+  let detail: Map<string, number> | undefined;
+  if (rawDetail !== undefined) {
+    if (!(rawDetail instanceof Map)) bad('"detail" (13) must be a map');
+    detail = new Map();
+    for (const [k, v] of rawDetail) {
+      if (typeof k !== 'string' || typeof v !== 'number') bad('"detail" (13) must map text to integers');
+      detail.set(k, v);
+    }
+  }
   return {
     status,
     kind,
@@ -112,6 +126,7 @@ export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
     ...(typeof event === 'string' ? { event } : {}),
     ...(typeof wireSequence === 'number' ? { wireSequence } : {}),
     ...(wireHash instanceof Uint8Array ? { wireHash } : {}),
+    ...(detail === undefined ? {} : { detail }),
   };
 }
 

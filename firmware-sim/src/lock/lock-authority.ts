@@ -859,6 +859,7 @@ export class LockAuthority {
       if (e.version !== undefined) detail.set('version', e.version);
       const notQueued = this.#notQueued;
       if (notQueued > 0) detail.set('not_queued', notQueued);
+      for (const [k, v] of e.detail ?? []) detail.set(k, v);
       let bytes: Uint8Array | undefined;
       const previousHash = this.#wirePrev;
       const sequence = await this.#stores.outbox.enqueueWith('audit', (seq, epoch) => {
@@ -943,6 +944,19 @@ export class LockAuthority {
         debug('event listener threw: %O', error);
       }
     }
+  }
+
+  /**
+   * Audits a lock event decided outside this class (a refused outbox ack, [TANDEM-MQTT-11], in
+   * `ble/authority-backend.ts`), with a small detail map carried into the signed record. Never rejects.
+   */
+  auditEvent(
+    event: string,
+    status: Status,
+    peer: string,
+    detail?: ReadonlyMap<string, number>,
+  ): Promise<void> {
+    return this.#audit({ status, kind: 'event', peer, event, ...(detail === undefined ? {} : { detail }) });
   }
 }
 

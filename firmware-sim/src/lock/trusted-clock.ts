@@ -1,23 +1,24 @@
 /**
  * Trusted time for a lock without a real-time clock (issue 3, "What it does" 2; SPEC.md [TANDEM-TIME-CHECK],
- * §7 time beacons).
+ * §7 time beacons, [TANDEM-TIME-6]).
  *
  * The lock never knows the time exactly; it knows an interval [earliest, latest] (Unix seconds) that the true
  * time lies in, and decides tokens only when the whole interval agrees (SPEC.md §5.7 steps 5 and 6).
+ *
+ * [TANDEM-TIME-6]: the interval rests on issuer-signed beacons and the monotonic clock only. The operating
+ * system's clock is not an input (a Pi has no RTC: after a power-off its clock is restored to the last saved
+ * time, and NTP is unauthenticated), and nothing is assumed about how long the lock was off.
  *
  * - **Floor.** A persisted lower bound that only moves forward: raised by every verified beacon and, while
  *   running, by the monotonic clock. It is written at most every `persistIntervalS` (default 600 s: an SD card
  *   write every ten minutes, not every second) and on every beacon, so after a power cut the floor is at most
  *   that stale; stale only makes `earliest` lower, which is safe (more tokens straddle nbf and are refused as
  *   uncertain, none is accepted early).
- * - **After a boot without a beacon**: [floor, floor + maxUnknownOfflineS] (default 30 days), both ends moving
- *   with the monotonic clock. `maxUnknownOfflineS` is the one assumption: how long the lock may have been
- *   without power. Too small would let an expired token through after a long outage, so the default is
- *   generous; the price is that riders relay a beacon after a reboot (their phone does it when the challenge
- *   reports a wide uncertainty).
- * - **System clock (optional)**: when `systemTime` is given and reads inside the interval above, the interval
- *   narrows to systemTime ± `systemToleranceS`. The floor still bounds it from below, so a system clock set
- *   back can never make time go backwards past the floor.
+ * - **After a boot**: [floor, unknown]. Only the floor survives a restart; the upper bound stays unknown
+ *   (`latest` is reported as 2^32 − 1, the challenge's uncertainty as null) until a nonce-bound beacon
+ *   arrives, so every time-limited token straddles its `exp` and is refused as TIME_UNCERTAIN, or EXPIRED
+ *   once the floor has passed it. That is the price of honest time: a phone (or the network, [TANDEM-MQTT-12])
+ *   must bring a beacon for the lock's nonce after each reboot.
  * - **Nonce-bound beacon** ([TANDEM-TIME-4]): a beacon that carries a nonce this lock issued at most
  *   `maxRelayDelayMs` ago gives [time − accuracy, time + accuracy + relay delay] (`boundFromBeacon`).
  *   Any other beacon only raises the floor ([TANDEM-TIME-5]): it may be a replay.
@@ -40,12 +41,13 @@ const UINT32_MAX = 0xffff_ffff;
 
 /** Defaults of {@link TrustedClockOptions}. */
 export const TRUSTED_CLOCK_DEFAULTS = {
-  maxUnknownOfflineS: 30 * 86_400,
   driftPpm: 200,
   persistIntervalS: 600,
   maxRelayDelayMs: 30_000,
-  systemToleranceS: 120,
 } as const;
+
+/** `latest` of a bound whose upper end is unknown ([TANDEM-TIME-6]): past every `exp` a token can carry. */
+export const UNKNOWN_LATEST = UINT32_MAX;
 
 /** Options of {@link TrustedClock.open}. */
 export interface TrustedClockOptions {
@@ -55,28 +57,22 @@ export interface TrustedClockOptions {
   readonly dir: string;
   /** File of the persisted floor (default 'time-floor.bin'). */
   readonly name?: string;
-  /** Longest power-off assumed after a boot without a beacon, seconds. */
-  readonly maxUnknownOfflineS?: number;
   /** Bound on the monotonic clock's rate error, parts per million. */
   readonly driftPpm?: number;
   /** Seconds between floor writes while running. */
   readonly persistIntervalS?: number;
   /** Longest accepted time between issuing a nonce and receiving the beacon that answers it. */
   readonly maxRelayDelayMs?: number;
-  /** The operating system's clock, Unix milliseconds; used only when given (module comment). */
-  readonly systemTime?: () => number;
-  /** How far the system clock is trusted, seconds. */
-  readonly systemToleranceS?: number;
 }
 
 /** Where the bound comes from, for diagnostics and the challenge's `uncertainty`. */
-export type TimeSource = 'unknown' | 'system' | 'beacon';
+export type TimeSource = 'unknown' | 'beacon';
 
 interface Base {
   readonly earliest: number;
-  readonly latest: number;
+  /** Undefined: unknown upper bound (no nonce-bound beacon since boot, [TANDEM-TIME-6]). */
+  readonly latest: number | undefined;
   readonly atMono: number;
-  readonly fresh: boolean;
 }
 
 /**
@@ -86,12 +82,9 @@ interface Base {
 export class TrustedClock {
   readonly #clock: Clock;
   readonly #file: AtomicFile;
-  readonly #maxUnknown: number;
   readonly #drift: number;
   readonly #persistMs: number;
   readonly #maxRelayDelayMs: number;
-  readonly #systemTime: (() => number) | undefined;
-  readonly #systemTolerance: number;
   #base: Base;
   #floor: number;
   #persistedFloor: number;
@@ -104,10 +97,6 @@ export class TrustedClock {
   private constructor(options: TrustedClockOptions, file: AtomicFile, floor: number, corrupt: boolean) {
     this.#clock = options.clock;
     this.#file = file;
-    this.#maxUnknown = positive(
-      options.maxUnknownOfflineS ?? TRUSTED_CLOCK_DEFAULTS.maxUnknownOfflineS,
-      'maxUnknownOfflineS',
-    );
     this.#drift = nonNegative(options.driftPpm ?? TRUSTED_CLOCK_DEFAULTS.driftPpm, 'driftPpm') / 1e6;
     this.#persistMs =
       positive(options.persistIntervalS ?? TRUSTED_CLOCK_DEFAULTS.persistIntervalS, 'persistIntervalS') *
@@ -116,20 +105,11 @@ export class TrustedClock {
       options.maxRelayDelayMs ?? TRUSTED_CLOCK_DEFAULTS.maxRelayDelayMs,
       'maxRelayDelayMs',
     );
-    this.#systemTime = options.systemTime;
-    this.#systemTolerance = nonNegative(
-      options.systemToleranceS ?? TRUSTED_CLOCK_DEFAULTS.systemToleranceS,
-      'systemToleranceS',
-    );
     this.#floor = floor;
     this.#persistedFloor = floor;
     this.floorWasCorrupt = corrupt;
-    this.#base = {
-      earliest: floor,
-      latest: floor + this.#maxUnknown,
-      atMono: this.#clock.now(),
-      fresh: false,
-    };
+    // [TANDEM-TIME-6]: only the floor survives a restart.
+    this.#base = { earliest: floor, latest: undefined, atMono: this.#clock.now() };
     this.#schedulePersist();
   }
 
@@ -169,36 +149,28 @@ export class TrustedClock {
     return this.#maxRelayDelayMs;
   }
 
-  /** The interval the true time lies in now, whole Unix seconds (earliest rounded down, latest up). */
+  /**
+   * The interval the true time lies in now, whole Unix seconds (earliest rounded down, latest up); an unknown
+   * upper bound is {@link UNKNOWN_LATEST}.
+   */
   bound(): TimeBound {
     const now = this.#clock.now();
-    let earliest = this.#earliestRaw(now);
-    let latest = this.#latestRaw(now);
-    if (!this.#base.fresh && this.#systemTime !== undefined) {
-      const sys = this.#systemTime() / 1000;
-      if (Number.isFinite(sys) && sys >= earliest && sys <= latest) {
-        earliest = Math.max(earliest, sys - this.#systemTolerance);
-        latest = Math.min(latest, sys + this.#systemTolerance);
-      }
-    }
-    return { earliest: clamp(Math.floor(earliest)), latest: clamp(Math.ceil(latest)) };
+    return {
+      earliest: clamp(Math.floor(this.#earliestRaw(now))),
+      latest: clamp(Math.ceil(this.#latestRaw(now))),
+    };
   }
 
-  /** Width of {@link bound} in seconds. */
-  uncertainty(): number {
+  /** Width of {@link bound} in seconds, or null while the upper bound is unknown ([TANDEM-GATT-8]). */
+  uncertainty(): number | null {
+    if (this.#base.latest === undefined) return null;
     const b = this.bound();
     return b.latest - b.earliest;
   }
 
-  /** What the current bound rests on. */
+  /** What the current bound rests on: a nonce-bound beacon since boot, or nothing but the floor. */
   source(): TimeSource {
-    if (this.#base.fresh) return 'beacon';
-    if (this.#systemTime !== undefined) {
-      const b = this.bound();
-      const raw = this.#latestRaw(this.#clock.now()) - this.#earliestRaw(this.#clock.now());
-      if (b.latest - b.earliest < raw) return 'system';
-    }
-    return 'unknown';
+    return this.#base.latest === undefined ? 'unknown' : 'beacon';
   }
 
   /** Milliseconds since the Unix epoch for audit records: the earliest possible time (never ahead). */
@@ -226,7 +198,7 @@ export class TrustedClock {
     if (result.kind === 'bound' && result.latest >= this.#earliestRaw(now)) {
       // Never backwards: the held floor still bounds the anchored interval from below.
       const earliest = Math.max(result.earliest, this.#earliestRaw(now));
-      this.#base = { earliest, latest: Math.max(result.latest, earliest), atMono: now, fresh: true };
+      this.#base = { earliest, latest: Math.max(result.latest, earliest), atMono: now };
     } else {
       if (result.kind === 'bound') debug('beacon bound ends before the held floor; used as a floor only');
       this.#raiseFloor(result.floor, now);
@@ -260,6 +232,7 @@ export class TrustedClock {
   }
 
   #latestRaw(now: number): number {
+    if (this.#base.latest === undefined) return Infinity;
     const dt = Math.max(0, now - this.#base.atMono) / 1000;
     return Math.max(this.#earliestRaw(now), this.#base.latest + dt * (1 + this.#drift));
   }
@@ -271,8 +244,8 @@ export class TrustedClock {
     // A floor past our latest means the assumptions behind the bound broke: start again from "unknown".
     this.#base =
       floor > latest
-        ? { earliest: floor, latest: floor + this.#maxUnknown, atMono: now, fresh: false }
-        : { earliest: floor, latest, atMono: now, fresh: this.#base.fresh };
+        ? { earliest: floor, latest: undefined, atMono: now }
+        : { earliest: floor, latest: Number.isFinite(latest) ? latest : undefined, atMono: now };
     this.#floor = Math.max(this.#floor, floor);
   }
 

@@ -54,7 +54,7 @@ export interface LockMqttClientOptions {
   readonly lockId: string;
   readonly authority: Pick<
     LockAuthority,
-    'snapshot' | 'issueChallenge' | 'applyTimeBeacon' | 'applyRevocationUpdate'
+    'snapshot' | 'issueChallenge' | 'applyTimeBeacon' | 'applyRevocationUpdate' | 'auditEvent'
   >;
   readonly outbox: Pick<Outbox, 'peek' | 'ack' | 'size' | 'ackedThrough' | 'epoch' | 'lastSeq'>;
   /** Issuer keys by kid (AnchorStore.issuerKey). */
@@ -539,6 +539,8 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
         outbox: o.outbox,
         issuerKey: o.issuerKey,
         lockId: o.lockId,
+        audit: (event, status, peer, detail) => o.authority.auditEvent(event, status, peer, detail),
+        peer: MQTT_PEER,
       });
       if (status === Status.OK) void this.#pump();
       else this.#refuse(`outbox ack refused: ${Status[status]}`);

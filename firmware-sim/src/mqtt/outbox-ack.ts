@@ -18,6 +18,18 @@ export interface OutboxAckContext {
   /** Issuer keys by kid (AnchorStore.issuerKey): only the issuer's signed ack clears the outbox. */
   readonly issuerKey: (kid: Uint8Array) => PublicKey | undefined;
   readonly lockId: string;
+  /**
+   * Audits an issuer-signed ack that is refused (LockAuthority.auditEvent): the owner sees that the cloud and the
+   * lock disagree. An ack whose signature fails is not audited: anyone can send those.
+   */
+  readonly audit?: (
+    event: string,
+    status: Status,
+    peer: string,
+    detail: ReadonlyMap<string, number>,
+  ) => Promise<void>;
+  /** Who delivered the ack (BLE address, "mqtt"), for the audit record. */
+  readonly peer?: string;
 }
 
 /**
@@ -44,6 +56,16 @@ export async function applyOutboxAck(body: Uint8Array, ctx: OutboxAckContext): P
       sequence,
       outbox.epoch,
       outbox.lastSeq,
+    );
+    // [TANDEM-MQTT-11]: the refusal of an issuer-signed ack is audited, with the ack's epoch and sequence.
+    await ctx.audit?.(
+      'outbox-ack-refused',
+      Status.ACK_MISMATCH,
+      ctx.peer ?? 'unknown',
+      new Map([
+        ['epoch', epoch],
+        ['sequence', sequence],
+      ]),
     );
     return Status.ACK_MISMATCH;
   }

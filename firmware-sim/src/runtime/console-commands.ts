@@ -58,7 +58,9 @@ export function runtimeCommands(runtime: LockRuntime): ConsoleCommand[] {
       access: 'always',
       run: () => {
         const b = runtime.trustedClock.bound();
-        return `earliest=${new Date(b.earliest * 1000).toISOString()} latest=${new Date(b.latest * 1000).toISOString()} source=${runtime.trustedClock.source()}`;
+        const unknown = runtime.trustedClock.uncertainty() === null;
+        // [TANDEM-TIME-6]: after a boot only the floor is known; say what brings the upper bound back.
+        return `earliest=${new Date(b.earliest * 1000).toISOString()} latest=${unknown ? 'unknown (relay a beacon bound to a challenge nonce: tandem unlock --issuer-key or --beacon)' : new Date(b.latest * 1000).toISOString()} source=${runtime.trustedClock.source()}`;
       },
     },
     {

@@ -53,8 +53,6 @@ export interface LockRuntimeOptions {
   readonly console?: SerialConsole;
   /** Default: the real filesystem. */
   readonly fs?: StoreFs;
-  /** The operating system's clock, Unix ms (default Date.now); trusted only within bounds (TrustedClock). */
-  readonly systemTime?: () => number;
   readonly random?: (n: number) => Uint8Array;
   /** Simulated hardware: enables the `sim` console commands. */
   readonly simulated: boolean;
@@ -143,10 +141,8 @@ export class LockRuntime {
       clock,
       fs,
       dir: config.dataDir,
-      systemTime: options.systemTime ?? Date.now,
-      maxUnknownOfflineS: config.time.maxUnknownOfflineS,
+      // [TANDEM-TIME-6]: no operating-system clock here; the lock's time comes from signed beacons only.
       driftPpm: config.time.driftPpm,
-      systemToleranceS: config.time.systemToleranceS,
     });
     // The device key signs audit records; it is read from the config store, which opens with the others,
     // so the signer reads it through this holder (nothing is audited before it is set below).
@@ -358,7 +354,9 @@ export class LockRuntime {
       ble: this.#peripheral?.state ?? 'off',
       safeMode: this.corrupt.length > 0,
       timeEarliest: new Date(bound.earliest * 1000).toISOString(),
-      uncertaintyS: bound.latest - bound.earliest,
+      // "unknown" until a nonce-bound beacon after boot ([TANDEM-TIME-6]): relay one with `tandem unlock`.
+      uncertaintyS: this.trustedClock.uncertainty() ?? 'unknown',
+      lockout: this.#authority?.lockedOut ?? false,
       revocationVersion: this.stores.revocations.version,
       outbox: this.stores.outbox.size,
       alarm: this.theft.alarm,
