@@ -39,7 +39,7 @@ const SPEC_RE =
 // Static imports (including `import type` and `export ... from`): what a module needs to be understood.
 // Dynamic `import()` is left out, being how a module loads an optional part lazily.
 const STATIC_RE = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]/gm;
-// Known cycles, each with the issue that removes it; the check fails if one of them disappears, so that
+// Known cycles, each with the issue that removes it; the check warns once one of them is gone, so that
 // the entry goes with it. Cycles are named by their files, sorted, joined with " <-> ".
 const KNOWN_CYCLES = new Map([
   // removed by issue 12 item 2
@@ -160,8 +160,9 @@ for (const scc of cycles(graph)) {
   }
 }
 for (const [name, issue] of KNOWN_CYCLES) {
+  // A warning, not a failure: the branch that removes the cycle need not touch this file to stay green.
   if (!seen.has(name)) {
-    problems.push(`known import cycle ${name} is gone (${issue}): remove it from KNOWN_CYCLES`);
+    console.warn(`check-imports: known import cycle ${name} is gone (${issue}): remove it from KNOWN_CYCLES`);
   }
 }
 if (problems.length > 0) {
