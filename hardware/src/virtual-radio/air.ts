@@ -44,6 +44,13 @@ export interface ConnectionParameters {
 
 /** Controller capabilities reported to the host. */
 export interface ControllerCapabilities {
+  /** HCI_Version reported by Read Local Version Information (7.4.1): 0x07 Core 4.1, 0x08 Core 4.2. */
+  coreVersion: number;
+  /**
+   * Largest data PDU payload the link layer supports (Vol 6 Part B 4.5.10): 27 means no Data Length
+   * Extension, and the Core 4.2 data length commands are then unknown to it.
+   */
+  maxDataOctets: number;
   /** LE ACL data packet length reported by LE Read Buffer Size (7.8.2). */
   aclBufferLength: number;
   /** Number of LE ACL data packets the controller buffers (7.8.2). */
@@ -69,6 +76,11 @@ export interface Air {
   disconnect(handle: number, reason: number): number;
   /** LE Connection Update (7.8.18): SUCCESS, UNKNOWN_CONNECTION_ID, or COMMAND_DISALLOWED if not Central. */
   updateConnection(handle: number, params: ConnectionParameters): number;
+  /**
+   * LE Set Data Length (7.8.33): start the Data Length Update procedure (Vol 6 Part B 5.1.9) on `handle`.
+   * SUCCESS or UNKNOWN_CONNECTION_ID.
+   */
+  setDataLength(handle: number): number;
   /** RSSI (dBm) reported by Read RSSI (7.5.4). */
   rssiDbm(): number;
 }

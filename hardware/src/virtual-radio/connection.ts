@@ -30,6 +30,27 @@ export interface ConnectionInfo {
   readonly mtuRewrites: number;
   /** HCI reason of the disconnection, once closed. */
   readonly disconnectReason: number | null;
+  /** Data PDU payload in octets now: 27 until the Data Length Update procedure raised it (Vol 6 Part B 4.5.10). */
+  readonly dataOctets: number;
+  /** Data PDUs per direction per connection event (More Data, Vol 6 Part B 4.5.6). */
+  readonly pdusPerEvent: number;
+  /**
+   * ACL packets a host sent beyond its controller's LE ACL buffers (count or length of LE Read Buffer
+   * Size): dropped, and reported to that host with Data Buffer Overflow (Vol 4 Part E 7.7.26).
+   */
+  readonly aclOverruns: number;
+}
+
+/** One ATT PDU as it crossed the air (L2CAP CID 0x0004, Vol 3 Part A 2.1; opcodes Vol 3 Part F 3.4.8). */
+export interface AttOnAir {
+  readonly connectionId: number;
+  /** Radio time at which the receiving controller handed it to its host. */
+  readonly t: number;
+  /** Who sent it: the Central (phone, ATT client here) or the Peripheral (lock, ATT server). */
+  readonly from: 'central' | 'peripheral';
+  readonly opcode: number;
+  /** ATT PDU length in octets (the L2CAP payload). */
+  readonly length: number;
 }
 
 /** One link-layer data PDU waiting in a direction's queue. */
@@ -92,6 +113,15 @@ export class Connection {
   lostPackets = 0;
   mtuRewrites = 0;
   disconnectReason: number | null = null;
+  /** Data PDU payload in octets; null follows the radio-wide `linkLayerPayload` (no profile at either end). */
+  dataOctets: number | null = null;
+  /** The Data Length Update procedure waits for the next connection event (Vol 6 Part B 5.1.9). */
+  lengthUpdatePending = false;
+  /** Data PDUs per direction per event; null follows the radio-wide `pdusPerEvent`. */
+  pdusPerEvent: number | null = null;
+  aclOverruns = 0;
+  /** ACL packets of each side's host not yet completed (their buffers are still taken). */
+  readonly inFlight = new Map<LeController, number>();
 
   constructor(
     id: number,
@@ -121,8 +151,11 @@ export class Connection {
     return c === this.central ? this.c2p : this.p2c;
   }
 
-  info(): ConnectionInfo {
+  info(defaults: { dataOctets: number; pdusPerEvent: number }): ConnectionInfo {
     return {
+      dataOctets: this.dataOctets ?? defaults.dataOctets,
+      pdusPerEvent: this.pdusPerEvent ?? defaults.pdusPerEvent,
+      aclOverruns: this.aclOverruns,
       id: this.id,
       open: this.open,
       centralDevId: this.central.devId,

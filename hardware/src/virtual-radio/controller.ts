@@ -17,6 +17,7 @@ import type {
 } from './air.js';
 import type { CommandContext, ControllerState } from './hci-commands.js';
 import { DEFAULT_EVENT_MASK, DEFAULT_LE_EVENT_MASK, HCI_COMMANDS } from './hci-commands.js';
+import type { ControllerProfile } from './profiles.js';
 import { EVT, HCI_ACLDATA_PKT, HCI_COMMAND_PKT, STATUS, commandComplete } from './hci-defs.js';
 
 export type {
@@ -35,6 +36,8 @@ export class LeController {
   readonly address: string;
   /** 0x00 public device address (Vol 6 Part B 1.3). */
   readonly addressType = 0x00;
+  /** The named profile this controller follows (board or phone), if the radio was given one. */
+  readonly profile: ControllerProfile | undefined;
   /** In range of the other devices (the radio moves it). */
   inRange = true;
 
@@ -53,15 +56,23 @@ export class LeController {
     },
     scan: { active: false, enabled: false, filterDuplicates: false, reported: new Set() },
     initiating: null,
+    suggestedTxOctets: 27,
   };
   private readonly context: CommandContext;
   private readonly sinks = new Set<HostSink>();
   private readonly hostQueue: Buffer[] = [];
   private drainScheduled = false;
 
-  constructor(devId: number, address: string, caps: ControllerCapabilities, air: Air) {
+  constructor(
+    devId: number,
+    address: string,
+    caps: ControllerCapabilities,
+    air: Air,
+    profile?: ControllerProfile,
+  ) {
     this.devId = devId;
     this.address = address;
+    this.profile = profile;
     this.context = {
       address,
       caps,
@@ -120,6 +131,16 @@ export class LeController {
     if (scan.filterDuplicates && scan.reported.has(key)) return false;
     scan.reported.add(key);
     return true;
+  }
+
+  /** Capabilities reported to the host. */
+  get caps(): Readonly<ControllerCapabilities> {
+    return this.context.caps;
+  }
+
+  /** The host suggested longer PDUs for new connections (7.8.35): start the procedure on each one. */
+  get suggestsDataLength(): boolean {
+    return this.state.suggestedTxOctets > 27;
   }
 
   /** Attach a host (socket); returns the detach function. */
@@ -196,7 +217,7 @@ export class LeController {
 
   private command(opcode: number, params: Buffer): void {
     const cmd = HCI_COMMANDS[opcode];
-    if (cmd === undefined) {
+    if (cmd === undefined || (cmd.available !== undefined && !cmd.available(this.context.caps))) {
       // Not emulated: a 4.1 controller answers commands it does not know with Unknown HCI Command
       // (Vol 1 Part F 1.3, Vol 4 Part E 4.5).
       debug('dev %d: unknown command 0x%s', this.devId, opcode.toString(16));

@@ -16,6 +16,7 @@ import {
   addressToWire,
   commandComplete,
   commandStatus,
+  pduTimeUs,
 } from './hci-defs.js';
 
 /** Default Event_Mask after HCI_Reset (7.3.1): LE Meta (bit 61) is off until the host enables it. */
@@ -32,6 +33,8 @@ export interface ControllerState {
   readonly adv: AdvertisingState;
   readonly scan: ScanState;
   initiating: InitiatingState | null;
+  /** connInitialMaxTxOctets the host suggests for new connections (7.8.35); 27 until it writes one. */
+  suggestedTxOctets: number;
 }
 
 /** What a command handler may use: the controller's state, its air, and its way to the host. */
@@ -47,6 +50,8 @@ export interface CommandContext {
 /** One HCI command: the fewest parameter octets it needs, and what it does with them. */
 export interface HciCommand {
   readonly minParams: number;
+  /** False for a controller that lacks the feature: the command is then unknown to it (Vol 4 Part E 4.5). */
+  available?(caps: ControllerCapabilities): boolean;
   run(c: CommandContext, params: Buffer, opcode: number): void;
 }
 
@@ -55,6 +60,8 @@ const complete = (c: CommandContext, opcode: number, status: number, ret?: Buffe
 const status = (c: CommandContext, opcode: number, s: number): void => c.toHost(commandStatus(opcode, s));
 const ok = (c: CommandContext, opcode: number): void => complete(c, opcode, STATUS.SUCCESS);
 const handleOf = (p: Buffer): number => p.readUInt16LE(0) & 0x0fff;
+/** Data Length Extension is a Core 4.2 feature: a controller limited to 27 octets has none of it. */
+const supportsDle = (caps: ControllerCapabilities): boolean => caps.maxDataOctets > 27;
 
 /** LE Connection Complete with an error status (7.7.65.1). */
 function failedConnectionComplete(s: number): Buffer {
@@ -80,6 +87,7 @@ function setAdvertisingData(which: 'data' | 'scanResponse'): HciCommand {
 
 /** Reset of the controller's own state (7.3.2); the caller drops its connections through the air. */
 export function resetState(s: ControllerState): void {
+  s.suggestedTxOctets = 27;
   s.adv.enabled = false;
   s.scan.enabled = false;
   s.initiating = null;
@@ -112,14 +120,15 @@ export const HCI_COMMANDS: Readonly<Record<number, HciCommand>> = {
       ok(c, opcode);
     },
   },
-  // 7.4.1: HCI/LMP version 0x07 = Core 4.1 (the Pi Zero W's BCM43430), manufacturer 0x000F Broadcom.
+  // 7.4.1: HCI/LMP version of the profile (default 0x07 = Core 4.1, the Pi Zero W's BCM43438),
+  // manufacturer 0x000F Broadcom.
   [OP.READ_LOCAL_VERSION]: {
     minParams: 0,
     run(c, _p, opcode) {
       const r = Buffer.alloc(8);
-      r.writeUInt8(0x07, 0);
+      r.writeUInt8(c.caps.coreVersion, 0);
       r.writeUInt16LE(0x0001, 1);
-      r.writeUInt8(0x07, 3);
+      r.writeUInt8(c.caps.coreVersion, 3);
       r.writeUInt16LE(0x000f, 4);
       r.writeUInt16LE(0x0001, 6);
       complete(c, opcode, STATUS.SUCCESS, r);
@@ -268,6 +277,67 @@ export const HCI_COMMANDS: Readonly<Record<number, HciCommand>> = {
       };
       // The procedure runs at later connection events, so the Command Status still comes first.
       status(c, opcode, c.air.updateConnection(handleOf(p), params));
+    },
+  },
+  // 7.8.3: LE_Features; bit 5 is LE Data Packet Length Extension (Vol 6 Part B 4.6). Encryption and
+  // the Connection Parameters Request procedure are not emulated, so their bits stay 0.
+  [OP.LE_READ_LOCAL_FEATURES]: {
+    minParams: 0,
+    run(c, _p, opcode) {
+      const r = Buffer.alloc(8);
+      if (supportsDle(c.caps)) r.writeUInt8(1 << 5, 0);
+      complete(c, opcode, STATUS.SUCCESS, r);
+    },
+  },
+  // 7.8.33: the host asks for longer PDUs on one connection; the controller runs the Data Length Update
+  // procedure and reports the outcome with LE Data Length Change (7.7.65.7) if the length changed.
+  [OP.LE_SET_DATA_LENGTH]: {
+    minParams: 6,
+    available: supportsDle,
+    run(c, p, opcode) {
+      const handle = handleOf(p);
+      const r = Buffer.alloc(2);
+      r.writeUInt16LE(handle, 0);
+      const txOctets = p.readUInt16LE(2);
+      const txTime = p.readUInt16LE(4);
+      if (txOctets < 27 || txOctets > 251 || txTime < 328 || txTime > 17040) {
+        return complete(c, opcode, STATUS.INVALID_PARAMETERS, r);
+      }
+      complete(c, opcode, c.air.setDataLength(handle), r);
+    },
+  },
+  [OP.LE_READ_SUGGESTED_DEFAULT_DATA_LENGTH]: {
+    minParams: 0,
+    available: supportsDle,
+    run(c, _p, opcode) {
+      const r = Buffer.alloc(4);
+      r.writeUInt16LE(c.state.suggestedTxOctets, 0);
+      r.writeUInt16LE(pduTimeUs(c.state.suggestedTxOctets), 2);
+      complete(c, opcode, STATUS.SUCCESS, r);
+    },
+  },
+  // 7.8.35: a suggestion above 27 makes the controller start the procedure on each new connection.
+  [OP.LE_WRITE_SUGGESTED_DEFAULT_DATA_LENGTH]: {
+    minParams: 4,
+    available: supportsDle,
+    run(c, p, opcode) {
+      const octets = p.readUInt16LE(0);
+      if (octets < 27 || octets > 251) return complete(c, opcode, STATUS.INVALID_PARAMETERS);
+      c.state.suggestedTxOctets = octets;
+      ok(c, opcode);
+    },
+  },
+  [OP.LE_READ_MAX_DATA_LENGTH]: {
+    minParams: 0,
+    available: supportsDle,
+    run(c, _p, opcode) {
+      const max = c.caps.maxDataOctets;
+      const r = Buffer.alloc(8);
+      r.writeUInt16LE(max, 0);
+      r.writeUInt16LE(pduTimeUs(max), 2);
+      r.writeUInt16LE(max, 4);
+      r.writeUInt16LE(pduTimeUs(max), 6);
+      complete(c, opcode, STATUS.SUCCESS, r);
     },
   },
   [OP.LE_LTK_NEG_REPLY]: {

@@ -9,15 +9,17 @@
 import createDebug from 'debug';
 import type { ConnectionParameters } from './air.js';
 import { Connection } from './connection.js';
-import type { ConnectionInfo, Direction, LlPdu } from './connection.js';
+import type { AttOnAir, ConnectionInfo, Direction, LlPdu } from './connection.js';
 import type { LeController } from './controller.js';
 import {
   PB,
   STATUS,
   aclPacket,
+  dataBufferOverflow,
   disconnectionComplete,
   leConnectionComplete,
   leConnectionUpdateComplete,
+  leDataLengthChange,
   numberOfCompletedPackets,
 } from './hci-defs.js';
 import type { Medium } from './medium.js';
@@ -31,13 +33,20 @@ export interface LinkLayerEvents {
   disconnect(info: ConnectionInfo): void;
   /** Connections came or went: advertisers may have gained or lost an audience. */
   listenersChanged(): void;
+  /** An ATT PDU crossed the air. */
+  att(pdu: AttOnAir): void;
 }
 
 /** One controller's end of the link layer: its connections by handle. */
 interface End {
   readonly connections: Map<number, Connection>;
   nextHandle: number;
+  /** ACL packets of this host that hold a controller buffer (LE Read Buffer Size credits, 4.1.1). */
+  inFlight: number;
 }
+
+/** connInitialMaxTxOctets: every connection starts at 27 octets (Vol 6 Part B 4.5.10). */
+const INITIAL_DATA_OCTETS = 27;
 
 export class LinkLayer {
   private readonly ends = new Map<LeController, End>();
@@ -51,7 +60,12 @@ export class LinkLayer {
 
   /** All connections so far (open and closed), oldest first. */
   all(): ConnectionInfo[] {
-    return [...this.byId.values()].map((c) => c.info());
+    return [...this.byId.values()].map((c) => this.info(c));
+  }
+
+  private info(conn: Connection): ConnectionInfo {
+    const o = this.medium.options;
+    return conn.info({ dataOctets: o.linkLayerPayload, pdusPerEvent: o.pdusPerEvent });
   }
 
   /** The open connection of `ctrl` with this handle. */
@@ -62,7 +76,7 @@ export class LinkLayer {
   private end(ctrl: LeController): End {
     let e = this.ends.get(ctrl);
     if (e === undefined) {
-      e = { connections: new Map(), nextHandle: 0x0040 };
+      e = { connections: new Map(), nextHandle: 0x0040, inFlight: 0 };
       this.ends.set(ctrl, e);
     }
     return e;
@@ -109,7 +123,9 @@ export class LinkLayer {
     const init = central.connectedAsCentral();
     peripheral.connectedAsPeripheral();
     const opts = this.medium.options;
-    const intervalMs = opts.connectionIntervalMs ?? Math.max(7.5, init.maxIntervalMs);
+    // A phone's stack picks the interval itself (its profile); a radio-wide setting pins it for tests.
+    const intervalMs =
+      opts.connectionIntervalMs ?? central.profile?.connectionIntervalMs ?? Math.max(7.5, init.maxIntervalMs);
     let supervisionTimeoutMs = opts.supervisionTimeoutMs ?? init.supervisionTimeoutMs;
     // connSupervisionTimeout must exceed (1 + latency) * interval * 2 (Vol 6 Part B 4.5.2).
     const min = (1 + init.latency) * intervalMs * 2;
@@ -122,6 +138,20 @@ export class LinkLayer {
       { ctrl: peripheral, handle: this.allocateHandle(peripheral) },
       { intervalMs, latency: init.latency, supervisionTimeoutMs, anchorMs: now + 1.25 },
     );
+    if (central.profile !== undefined || peripheral.profile !== undefined) {
+      conn.dataOctets = INITIAL_DATA_OCTETS;
+      const perEvent = [central.profile?.pdusPerEvent, peripheral.profile?.pdusPerEvent].filter(
+        (n): n is number => n !== undefined,
+      );
+      if (perEvent.length > 0) conn.pdusPerEvent = Math.min(...perEvent);
+      // Phones' controllers raise the data length on their own once connected (Vol 6 Part B 5.1.9), as
+      // does a controller whose host wrote a suggested default above 27 (Vol 4 Part E 7.8.35).
+      conn.lengthUpdatePending = [central, peripheral].some(
+        (c) =>
+          c.caps.maxDataOctets > INITIAL_DATA_OCTETS &&
+          (c.profile?.initiatesDataLength || c.suggestsDataLength),
+      );
+    }
     this.byId.set(conn.id, conn);
     this.end(central).connections.set(conn.centralHandle, conn);
     this.end(peripheral).connections.set(conn.peripheralHandle, conn);
@@ -156,7 +186,8 @@ export class LinkLayer {
         peerAddress: central.address,
       }),
     );
-    this.events.connect(conn.info());
+    this.events.connect(this.info(conn));
+    this.schedule(conn);
     this.events.listenersChanged();
   }
 
@@ -167,21 +198,47 @@ export class LinkLayer {
       debug('hci%d: ACL for unknown handle %d dropped', ctrl.devId, handle);
       return;
     }
+    const end = this.end(ctrl);
+    if (data.length > ctrl.caps.aclBufferLength || end.inFlight >= ctrl.caps.aclBufferCount) {
+      // The host ignored LE Read Buffer Size (Vol 4 Part E 4.1.1): a real controller has nowhere to put the
+      // packet; it is dropped and the host told with Data Buffer Overflow (7.7.26).
+      conn.aclOverruns++;
+      debug(
+        'hci%d: ACL overrun on handle %d (%d octets, %d of %d buffers taken), dropped',
+        ctrl.devId,
+        handle,
+        data.length,
+        end.inFlight,
+        ctrl.caps.aclBufferCount,
+      );
+      ctrl.toHost(dataBufferOverflow());
+      return;
+    }
     const start = pb !== PB.CONTINUATION;
     const payload = start ? this.capAttMtu(conn, data) : data;
     const dir = conn.outbound(ctrl);
-    const size = this.medium.options.linkLayerPayload;
+    const size = conn.dataOctets ?? this.medium.options.linkLayerPayload;
     const ack = (): void => ctrl.toHost(numberOfCompletedPackets(handle, 1));
     if (payload.length === 0) {
       ack();
       return;
     }
+    end.inFlight++;
+    conn.inFlight.set(ctrl, (conn.inFlight.get(ctrl) ?? 0) + 1);
+    const complete = (): void => {
+      const held = conn.inFlight.get(ctrl) ?? 0;
+      // After the connection closed on this side, its host already took the buffers back (4.3).
+      if (held === 0) return;
+      conn.inFlight.set(ctrl, held - 1);
+      end.inFlight--;
+      ack();
+    };
     for (let off = 0; off < payload.length; off += size) {
       const last = off + size >= payload.length;
       dir.queue.push({
         llid: off === 0 && start ? 0b10 : 0b01,
         data: Buffer.from(payload.subarray(off, off + size)),
-        ...(last ? { onAck: ack } : {}),
+        ...(last ? { onAck: complete } : {}),
       });
     }
     this.schedule(conn);
@@ -192,7 +249,8 @@ export class LinkLayer {
    * Request 0x02 / Response 0x03 carry the sender's Rx MTU in octets 1–2 (Vol 3 Part F 3.4.2).
    */
   private capAttMtu(conn: Connection, data: Buffer): Buffer {
-    const cap = this.medium.options.attMtuCap;
+    // The phone's stack never offers more than its profile's MTU (iOS: 185).
+    const cap = Math.min(this.medium.options.attMtuCap, conn.central.profile?.attMtu ?? 517);
     if (data.length < 7 || data.readUInt16LE(0) !== 3 || data.readUInt16LE(2) !== 0x0004) return data;
     const opcode = data[4];
     if (opcode !== 0x02 && opcode !== 0x03) return data;
@@ -242,6 +300,45 @@ export class LinkLayer {
     return STATUS.SUCCESS;
   }
 
+  /** LE Set Data Length (Vol 4 Part E 7.8.33): run the Data Length Update procedure at the next event. */
+  setDataLength(by: LeController, handle: number): number {
+    const conn = this.find(by, handle);
+    if (conn === undefined) return STATUS.UNKNOWN_CONNECTION_ID;
+    conn.dataOctets ??= INITIAL_DATA_OCTETS;
+    conn.lengthUpdatePending = true;
+    this.schedule(conn);
+    return STATUS.SUCCESS;
+  }
+
+  /**
+   * LL_LENGTH_REQ and LL_LENGTH_RSP (Vol 6 Part B 5.1.9), taking the first exchange of this event: the new
+   * length is what both ends support (a 4.1 end answers LL_UNKNOWN_RSP and it stays 27), and both hosts
+   * get LE Data Length Change (Vol 4 Part E 7.7.65.7) if it changed. False if a packet was lost.
+   */
+  private lengthExchange(conn: Connection): boolean {
+    if (!this.received(conn)) {
+      conn.lostPackets++;
+      return false;
+    }
+    if (conn.p2c.headDelivered) this.ackHead(conn.p2c);
+    if (!this.received(conn)) {
+      conn.lostPackets++;
+      return false;
+    }
+    conn.lastGoodMs = conn.lastEventMs;
+    if (conn.c2p.headDelivered) this.ackHead(conn.c2p);
+    conn.lengthUpdatePending = false;
+    const octets = Math.min(conn.central.caps.maxDataOctets, conn.peripheral.caps.maxDataOctets);
+    const before = conn.dataOctets ?? INITIAL_DATA_OCTETS;
+    if (octets <= INITIAL_DATA_OCTETS || octets === before) return true;
+    conn.dataOctets = octets;
+    debug('connection %d: data length %d -> %d octets', conn.id, before, octets);
+    for (const side of [conn.central, conn.peripheral]) {
+      this.medium.deliver(side, leDataLengthChange(conn.handleOf(side), octets));
+    }
+    return true;
+  }
+
   /** Both ends present, in range, and still holding the connection (one may have been reset). */
   private linkUp(conn: Connection): boolean {
     return (
@@ -266,6 +363,7 @@ export class LinkLayer {
       conn.p2c.queue.length > 0 ||
       conn.terminate !== null ||
       conn.pendingUpdate !== null ||
+      conn.lengthUpdatePending ||
       this.linkDead(conn)
     );
   }
@@ -308,6 +406,16 @@ export class LinkLayer {
       to,
       aclPacket(conn.handleOf(to), pdu.llid === 0b10 ? PB.START_FLUSHABLE : PB.CONTINUATION, pdu.data),
     );
+    // An ATT PDU starts in a start PDU: L2CAP length, CID 0x0004, then the ATT opcode (Vol 3 Part A 3.1).
+    if (pdu.llid === 0b10 && pdu.data.length >= 5 && pdu.data.readUInt16LE(2) === 0x0004) {
+      this.events.att({
+        connectionId: conn.id,
+        t: this.medium.clock.now(),
+        from: to === conn.peripheral ? 'central' : 'peripheral',
+        opcode: pdu.data[4]!,
+        length: pdu.data.readUInt16LE(0),
+      });
+    }
   }
 
   /** At the instant the new timing starts (simplified: transmitWindowOffset 0); the counter keeps counting. */
@@ -374,7 +482,15 @@ export class LinkLayer {
       return;
     }
 
-    for (let i = 0; i < this.medium.options.pdusPerEvent; i++) {
+    let slots = conn.pdusPerEvent ?? this.medium.options.pdusPerEvent;
+    if (conn.lengthUpdatePending) {
+      if (!this.lengthExchange(conn)) {
+        this.schedule(conn);
+        return;
+      }
+      slots--;
+    }
+    for (let i = 0; i < slots; i++) {
       // Central transmits first in every event (Vol 6 Part B 4.5.1); its packet also acknowledges the
       // Peripheral's last one through NESN. The Peripheral answers only what it received.
       if (!this.turn(conn, conn.central)) break;
@@ -391,6 +507,9 @@ export class LinkLayer {
     const end = this.end(side);
     if (end.connections.get(handle) !== conn) return;
     end.connections.delete(handle);
+    // The host takes back the buffers of a closed connection without Number Of Completed Packets (4.3).
+    end.inFlight -= conn.inFlight.get(side) ?? 0;
+    conn.inFlight.set(side, 0);
     if (reason !== null) this.medium.deliver(side, disconnectionComplete(handle, reason));
     if (
       this.find(conn.central, conn.centralHandle) === undefined &&
@@ -415,7 +534,7 @@ export class LinkLayer {
     if (conn.timer !== null) this.medium.clock.clearTimeout(conn.timer);
     conn.timer = null;
     debug('connection %d closed, reason 0x%s', conn.id, reason.toString(16));
-    this.events.disconnect(conn.info());
+    this.events.disconnect(this.info(conn));
     this.events.listenersChanged();
   }
 }

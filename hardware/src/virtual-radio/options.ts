@@ -4,6 +4,7 @@
  */
 import type { RadioClock } from './clock.js';
 import { VirtualRadioError } from './errors.js';
+import type { ControllerProfile } from './profiles.js';
 
 /** Options of {@link VirtualRadio}; all but `clock` and `seed` can be changed later with `configure()`. */
 export interface VirtualRadioOptions {
@@ -49,11 +50,20 @@ export interface VirtualRadioOptions {
   rssiDbm?: number;
   /** BD_ADDR per HCI device id (default "54:41:4e:00:HH:LL" from the id). */
   addresses?: Record<number, string>;
+  /**
+   * Named radio profile per HCI device id (`profiles.ts`: PI_ZERO_W, IPHONE, ...). A device with one
+   * reports its version, data length support and ACL buffers, and as Central picks its own interval,
+   * PDUs per event and ATT MTU; the radio-wide `connectionIntervalMs`, `attMtuCap` still win when set.
+   */
+  profiles?: Readonly<Record<number, ControllerProfile>>;
 }
 
 /** Every option but the fixed ones, with defaults filled in. */
 export type Tunables = Required<
-  Omit<VirtualRadioOptions, 'clock' | 'seed' | 'addresses' | 'connectionIntervalMs' | 'supervisionTimeoutMs'>
+  Omit<
+    VirtualRadioOptions,
+    'clock' | 'seed' | 'addresses' | 'profiles' | 'connectionIntervalMs' | 'supervisionTimeoutMs'
+  >
 > &
   Pick<VirtualRadioOptions, 'connectionIntervalMs' | 'supervisionTimeoutMs'>;
 
@@ -80,4 +90,18 @@ export function validate(o: Partial<VirtualRadioOptions>): void {
   checkRange('aclBufferLength', o.aclBufferLength, 27, 1021);
   checkRange('aclBufferCount', o.aclBufferCount, 1, 255);
   checkRange('rssiDbm', o.rssiDbm, -127, 20);
+}
+
+/** Throws ERR_RADIO_INVALID_OPTION naming the profile and field outside its range. */
+export function validateProfiles(profiles: Readonly<Record<number, ControllerProfile>> | undefined): void {
+  for (const [devId, p] of Object.entries(profiles ?? {})) {
+    const field = (name: string): string => `profiles[${devId}].${name}`;
+    checkRange(field('coreVersion'), p.coreVersion, 0x06, 0x0e);
+    checkRange(field('maxDataOctets'), p.maxDataOctets, 27, 251);
+    checkRange(field('aclBufferLength'), p.aclBufferLength, 27, 1021);
+    checkRange(field('aclBufferCount'), p.aclBufferCount, 1, 255);
+    checkRange(field('connectionIntervalMs'), p.connectionIntervalMs, 7.5, 4000);
+    checkRange(field('pdusPerEvent'), p.pdusPerEvent, 1, 16);
+    checkRange(field('attMtu'), p.attMtu, 23, 517);
+  }
 }

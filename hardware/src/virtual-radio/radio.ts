@@ -10,15 +10,16 @@ import { Advertising } from './advertising.js';
 import type { Air, HostSink } from './air.js';
 import { RealClock } from './clock.js';
 import type { RadioClock } from './clock.js';
-import type { ConnectionInfo } from './connection.js';
+import type { AttOnAir, ConnectionInfo } from './connection.js';
 import { LeController } from './controller.js';
 import { VirtualRadioError } from './errors.js';
 import { LinkLayer } from './link-layer.js';
 import { Medium } from './medium.js';
-import { validate } from './options.js';
+import type { ControllerProfile } from './profiles.js';
+import { validate, validateProfiles } from './options.js';
 import type { Tunables, VirtualRadioOptions } from './options.js';
 
-export type { ConnectionInfo } from './connection.js';
+export type { AttOnAir, ConnectionInfo } from './connection.js';
 export type { VirtualRadioOptions } from './options.js';
 
 const debug = createDebug('tandem:radio');
@@ -27,6 +28,8 @@ const debug = createDebug('tandem:radio');
 export interface VirtualRadioEvents {
   connect: [ConnectionInfo];
   disconnect: [ConnectionInfo];
+  /** Every ATT PDU as it crosses the air, for counting round trips where they happen. */
+  att: [AttOnAir];
 }
 
 /** A host's handle on one controller: what the HCI socket stand-in talks to. */
@@ -49,6 +52,7 @@ export interface HciProvider {
 export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements HciProvider {
   readonly clock: RadioClock;
   private readonly addresses: Record<number, string>;
+  private readonly profiles: Readonly<Record<number, ControllerProfile>>;
   private opts: Tunables;
   private readonly controllers = new Map<number, LeController>();
   private readonly medium: Medium;
@@ -59,8 +63,10 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
   constructor(options: VirtualRadioOptions = {}) {
     super();
     validate(options);
+    validateProfiles(options.profiles);
     this.clock = options.clock ?? new RealClock();
     this.addresses = { ...(options.addresses ?? {}) };
+    this.profiles = { ...(options.profiles ?? {}) };
     this.opts = {
       linkLayerPayload: options.linkLayerPayload ?? 27,
       connectionIntervalMs: options.connectionIntervalMs,
@@ -84,6 +90,7 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
       connect: (info) => this.emit('connect', info),
       disconnect: (info) => this.emit('disconnect', info),
       listenersChanged: () => this.advertising.refreshAll(),
+      att: (pdu) => this.emit('att', pdu),
     });
     this.advertising = new Advertising(
       this.medium,
@@ -98,7 +105,7 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
    * from the next packet or ATT MTU exchange; interval and supervision timeout apply to connections created
    * (or updated) afterwards.
    */
-  configure(options: Omit<VirtualRadioOptions, 'clock' | 'seed' | 'addresses'>): void {
+  configure(options: Omit<VirtualRadioOptions, 'clock' | 'seed' | 'addresses' | 'profiles'>): void {
     validate(options);
     const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.opts = { ...this.opts, ...defined };
@@ -148,7 +155,13 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
 
   /** A controller with the air bound to it: everything it may ask of the radio. */
   private createController(devId: number): LeController {
-    const caps = { aclBufferLength: this.opts.aclBufferLength, aclBufferCount: this.opts.aclBufferCount };
+    const profile = this.profiles[devId];
+    const caps = {
+      coreVersion: profile?.coreVersion ?? 0x07,
+      maxDataOctets: profile?.maxDataOctets ?? this.opts.linkLayerPayload,
+      aclBufferLength: profile?.aclBufferLength ?? this.opts.aclBufferLength,
+      aclBufferCount: profile?.aclBufferCount ?? this.opts.aclBufferCount,
+    };
     const air: Air = {
       advertisingChanged: () => this.advertising.refresh(ctrl),
       listenersChanged: () => this.advertising.refreshAll(),
@@ -160,9 +173,10 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
       hasConnection: (handle) => this.linkLayer.find(ctrl, handle) !== undefined,
       disconnect: (handle, reason) => this.linkLayer.disconnect(ctrl, handle, reason),
       updateConnection: (handle, params) => this.linkLayer.updateConnection(ctrl, handle, params),
+      setDataLength: (handle) => this.linkLayer.setDataLength(ctrl, handle),
       rssiDbm: () => this.opts.rssiDbm,
     };
-    const ctrl: LeController = new LeController(devId, this.addressOf(devId), caps, air);
+    const ctrl: LeController = new LeController(devId, this.addressOf(devId), caps, air, profile);
     return ctrl;
   }
 
