@@ -36,8 +36,7 @@ export class LeController {
   readonly address: string;
   /** 0x00 public device address (Vol 6 Part B 1.3). */
   readonly addressType = 0x00;
-  /** The named profile this controller follows (board or phone), if the radio was given one. */
-  readonly profile: ControllerProfile | undefined;
+  private currentProfile: ControllerProfile | undefined;
   /** In range of the other devices (the radio moves it). */
   inRange = true;
 
@@ -72,7 +71,7 @@ export class LeController {
   ) {
     this.devId = devId;
     this.address = address;
-    this.profile = profile;
+    this.currentProfile = profile;
     this.context = {
       address,
       caps,
@@ -131,6 +130,17 @@ export class LeController {
     if (scan.filterDuplicates && scan.reported.has(key)) return false;
     scan.reported.add(key);
     return true;
+  }
+
+  /** The named profile this controller follows (board or phone), if the radio was given one. */
+  get profile(): ControllerProfile | undefined {
+    return this.currentProfile;
+  }
+
+  /** The radio swaps the board or phone this controller stands for (see `VirtualRadio.setProfile`). */
+  useProfile(profile: ControllerProfile, caps: ControllerCapabilities): void {
+    this.currentProfile = profile;
+    Object.assign(this.context.caps, caps);
   }
 
   /** Capabilities reported to the host. */

@@ -92,6 +92,11 @@ export class LinkLayer {
     }
   }
 
+  /** True while `ctrl` holds an open connection. */
+  hasOpenConnection(ctrl: LeController): boolean {
+    return this.end(ctrl).connections.size > 0;
+  }
+
   /** Something changed for `ctrl` (removed, out of range): its connections need events to notice. */
   wake(ctrl: LeController): void {
     for (const conn of this.end(ctrl).connections.values()) this.schedule(conn);

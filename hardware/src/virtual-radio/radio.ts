@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
 import { Advertising } from './advertising.js';
-import type { Air, HostSink } from './air.js';
+import type { Air, ControllerCapabilities, HostSink } from './air.js';
 import { RealClock } from './clock.js';
 import type { RadioClock } from './clock.js';
 import type { AttOnAir, ConnectionInfo } from './connection.js';
@@ -52,7 +52,7 @@ export interface HciProvider {
 export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements HciProvider {
   readonly clock: RadioClock;
   private readonly addresses: Record<number, string>;
-  private readonly profiles: Readonly<Record<number, ControllerProfile>>;
+  private profiles: Readonly<Record<number, ControllerProfile>>;
   private opts: Tunables;
   private readonly controllers = new Map<number, LeController>();
   private readonly medium: Medium;
@@ -156,12 +156,7 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
   /** A controller with the air bound to it: everything it may ask of the radio. */
   private createController(devId: number): LeController {
     const profile = this.profiles[devId];
-    const caps = {
-      coreVersion: profile?.coreVersion ?? 0x07,
-      maxDataOctets: profile?.maxDataOctets ?? this.opts.linkLayerPayload,
-      aclBufferLength: profile?.aclBufferLength ?? this.opts.aclBufferLength,
-      aclBufferCount: profile?.aclBufferCount ?? this.opts.aclBufferCount,
-    };
+    const caps = this.capsOf(profile);
     const air: Air = {
       advertisingChanged: () => this.advertising.refresh(ctrl),
       listenersChanged: () => this.advertising.refreshAll(),
@@ -178,6 +173,49 @@ export class VirtualRadio extends EventEmitter<VirtualRadioEvents> implements Hc
     };
     const ctrl: LeController = new LeController(devId, this.addressOf(devId), caps, air, profile);
     return ctrl;
+  }
+
+  /**
+   * Make device `devId` stand for another board or phone between runs, as if the hardware were swapped
+   * under a running host: new connections follow `profile`. Its host keeps the LE ACL buffers it read at
+   * start-up, so the new profile must report the same ones (the two Pi boards do); refused with
+   * ERR_RADIO_INVALID_OPTION otherwise, or while the device has an open connection.
+   */
+  setProfile(devId: number, profile: ControllerProfile): void {
+    validateProfiles({ [devId]: profile });
+    const ctrl = this.controllers.get(devId);
+    if (ctrl === undefined) {
+      this.profiles = { ...this.profiles, [devId]: profile };
+      return;
+    }
+    if (this.linkLayer.hasOpenConnection(ctrl)) {
+      throw new VirtualRadioError(
+        'ERR_RADIO_INVALID_OPTION',
+        `hci${devId} has an open connection; change its profile between connections`,
+      );
+    }
+    const caps = this.capsOf(profile);
+    if (
+      caps.aclBufferLength !== ctrl.caps.aclBufferLength ||
+      caps.aclBufferCount !== ctrl.caps.aclBufferCount
+    ) {
+      throw new VirtualRadioError(
+        'ERR_RADIO_INVALID_OPTION',
+        `profile "${profile.name}" reports LE ACL buffers ${caps.aclBufferLength} x ${caps.aclBufferCount}, but ` +
+          `the host of hci${devId} read ${ctrl.caps.aclBufferLength} x ${ctrl.caps.aclBufferCount}; use a new radio`,
+      );
+    }
+    this.profiles = { ...this.profiles, [devId]: profile };
+    ctrl.useProfile(profile, caps);
+  }
+
+  private capsOf(profile: ControllerProfile | undefined): ControllerCapabilities {
+    return {
+      coreVersion: profile?.coreVersion ?? 0x07,
+      maxDataOctets: profile?.maxDataOctets ?? this.opts.linkLayerPayload,
+      aclBufferLength: profile?.aclBufferLength ?? this.opts.aclBufferLength,
+      aclBufferCount: profile?.aclBufferCount ?? this.opts.aclBufferCount,
+    };
   }
 
   /** HCI device ids with a controller on this radio (present, not removed). */
