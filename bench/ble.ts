@@ -42,7 +42,7 @@ import type { AdvertisedFlags, Challenge, LockInfo, MessageType, Result } from '
 import { generateKeyPair, signBytes } from '../protocol/src/index.js';
 import { InMemoryChainRefs, LockClient } from '../gateway/src/lock-client.js';
 import { NobleTransport } from '../gateway/src/noble-transport.js';
-import type { NobleLike } from '../gateway/src/noble-transport.js';
+import type { CachedGattDatabase, NobleLike } from '../gateway/src/noble-transport.js';
 import { AuthorityBackend, BlenoLockPeripheral } from '../firmware-sim/src/ble/index.js';
 import type { LockGattBackend, RelayItem } from '../firmware-sim/src/ble/index.js';
 import {
@@ -332,10 +332,13 @@ async function run(ctx: BenchContext): Promise<void> {
   await bystanderNoble.startScanningAsync([], true);
   const timers = clockTimers(clock);
   const phones = PHONES.map(({ devId, profile }) => {
+    // The phone's GATT cache ([TANDEM-GATT-16]): emptied before every first unlock (a rider whose phone
+    // never talked to this lock), kept for repeats.
+    const gattCache = new Map<string, CachedGattDatabase>();
     const transport = new RecordingTransport(
-      new NobleTransport({ binding: { kind: 'virtual', deviceId: devId }, timers }),
+      new NobleTransport({ binding: { kind: 'virtual', deviceId: devId }, timers, gattCache }),
     );
-    return { profile, transport };
+    return { profile, transport, gattCache };
   });
   const rider = world.rider(LOCK_ID);
 
@@ -392,7 +395,7 @@ async function run(ctx: BenchContext): Promise<void> {
   try {
     for (const board of BOARDS) {
       radio.setProfile(LOCK_DEV, board);
-      for (const { profile, transport } of phones) {
+      for (const { profile, transport, gattCache } of phones) {
         // noble powers on at the first scan; a phone's Bluetooth is on before the rider taps.
         await newClient(transport, new InMemoryChainRefs()).unlock(LOCK_ID, {
           chain: rider.chain,
@@ -400,8 +403,10 @@ async function run(ctx: BenchContext): Promise<void> {
           command: Command.STATUS,
         });
         const first: Tap[] = [];
-        for (let i = 0; i < runs; i++)
+        for (let i = 0; i < runs; i++) {
+          gattCache.clear();
           first.push(await tap(transport, newClient(transport, new InMemoryChainRefs())));
+        }
         const warm = newClient(transport, new InMemoryChainRefs());
         await tap(transport, warm);
         const repeat: Tap[] = [];
@@ -441,7 +446,9 @@ function report(
 ): void {
   const g = GOALS[what];
   const label =
-    what === 'first' ? 'first unlock (full token chain, fresh client)' : 'repeat unlock (chainRef)';
+    what === 'first'
+      ? 'first unlock (full token chain, fresh client, empty GATT cache: discovery)'
+      : 'repeat unlock (chainRef, GATT handles cached)';
   const lockMs = median(taps.map((t) => t.lockMs));
   ctx.report({
     name: `${prefix}.gatt_round_trips_${what}`,
