@@ -335,3 +335,36 @@ describe('radio profiles: LE ACL buffer credits (Vol 4 Part E 4.1.1)', () => {
     expect(ctx.radio.connections()[0]!.aclOverruns).toBe(1);
   });
 });
+
+describe('radio profiles: swapping a board between runs', () => {
+  it('new connections follow the new board; a profile with other ACL buffers or an open connection is refused', async () => {
+    const ctx = setup({ 0: PI_ZERO_W, 1: IPHONE });
+    const { lock, phone } = await connect(ctx);
+    expect(ctx.radio.connections()[0]!.dataOctets).toBe(27);
+    expect(() => ctx.radio.setProfile(0, PI_ZERO_2_W)).toThrow(
+      'hci0 has an open connection; change its profile between connections',
+    );
+    const handle = lock.le(LE_CONN_COMPLETE)[0]!.readUInt16LE(5);
+    const disconnect = Buffer.alloc(3);
+    disconnect.writeUInt16LE(handle, 0);
+    disconnect[2] = 0x13;
+    lock.sock.write(cmd(0x0406, disconnect));
+    await ctx.clock.advanceAsync(200);
+    expect(ctx.radio.connections()[0]!.open).toBe(false);
+    expect(() => ctx.radio.setProfile(1, { ...IPHONE, name: 'more-buffers', aclBufferCount: 9 })).toThrow(
+      /profile "more-buffers" reports LE ACL buffers 251 x 9, but the host of hci1 read 251 x 8/,
+    );
+    ctx.radio.setProfile(0, PI_ZERO_2_W);
+    lock.sock.write(cmd(OP.READ_LOCAL_VERSION));
+    lock.sock.write(cmd(OP.LE_SET_ADV_ENABLE, [1]));
+    const create = Buffer.alloc(25);
+    Buffer.from(ctx.radio.addressOf(0).split(':').reverse().join(''), 'hex').copy(create, 6);
+    create.writeUInt16LE(40, 15);
+    create.writeUInt16LE(200, 19);
+    phone.sock.write(cmd(OP.LE_CREATE_CONN, create));
+    await turns();
+    await ctx.clock.advanceAsync(300);
+    expect(lock.completed(OP.READ_LOCAL_VERSION)![1]).toBe(0x08);
+    expect(ctx.radio.connections()[1]).toMatchObject({ open: true, dataOctets: 251 });
+  });
+});
