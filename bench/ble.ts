@@ -384,7 +384,7 @@ async function run(ctx: BenchContext): Promise<void> {
       resultMs: resultAt - t0,
       lockMs: lock.backend.lockMs,
       roundTrips: roundTrips(air.filter((a) => a.t >= connectedAt && a.t <= resultAt)),
-      connectRoundTrips: roundTrips(air.filter((a) => a.t >= leConnectedAt && a.t < connectedAt)),
+      connectRoundTrips: roundTrips(air.filter((a) => a.t >= leConnectedAt && a.t <= connectedAt)),
       writes: phone.record.writes.filter((w) => w.name === 'request').length,
     };
   }
@@ -458,7 +458,7 @@ function report(
     note:
       `most over ${taps.length} taps, ${label}: ATT request/response and write/notification pairs counted on ` +
       `the air from link ready (MTU exchanged, handles known) to the result; before that, from the LE ` +
-      `connection, ${median(taps.map((t) => t.connectRoundTrips))} round trips (MTU exchange, discovery)`,
+      `connection, ${median(taps.map((t) => t.connectRoundTrips))} round trips (MTU exchange${what === 'first' ? ', discovery' : ''})`,
   });
   ctx.report({
     name: `${prefix}.att_writes_${what}`,
@@ -475,7 +475,7 @@ function report(
     goal: goals ? atMost(Math.round(g.tapToSolenoid * TESLA_MS * 10) / 10) : null,
     note:
       `median of ${taps.length} (${range(solenoid)}): scan at the lock's ${ADVERTISING_MS} ms advertising ` +
-      `(${median(taps.map((t) => t.scanMs)).toFixed(0)} ms), connect, MTU and discovery (link ready at ` +
+      `(${median(taps.map((t) => t.scanMs)).toFixed(0)} ms), connect, MTU exchange${what === 'first' ? ' and discovery' : ''} (link ready at ` +
       `${median(taps.map((t) => t.connectedMs)).toFixed(0)} ms), request, decision; lock CPU and disk ` +
       `${lockMs.toFixed(1)} ms of this machine (a Pi Zero W is slower); goal ${g.tapToSolenoid} x Tesla's ${TESLA_MS} ms`,
   });
