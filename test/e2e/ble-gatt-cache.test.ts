@@ -19,7 +19,7 @@ import { NobleTransport } from '../../gateway/src/noble-transport.js';
 import type { CachedGattDatabase } from '../../gateway/src/noble-transport.js';
 import { startRadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
 import type { RadioLock } from '../../firmware-sim/src/runtime/radio-lock.js';
-import { NOW, clockTimers, issuerProvisioning, tokenWorld } from './helpers.js';
+import { NOW, clockTimers, issuerProvisioning, tokenWorld } from '../../gateway/test/helpers.js';
 
 const LOCK_ID = 'lock-7f3a';
 const clock = new VirtualClock({ autoAdvance: true });
