@@ -419,6 +419,8 @@ async function runtime(ctx: BenchContext): Promise<void> {
     const n = ctx.quick ? 3 : 15;
     const startRatios: number[] = [];
     const rssRatios: number[] = [];
+    const bareStartRatios: number[] = [];
+    const bareRssRatios: number[] = [];
     const nodeMs: number[] = [];
     const lockMs: number[] = [];
     const ready: number[] = [];
@@ -443,6 +445,12 @@ async function runtime(ctx: BenchContext): Promise<void> {
       const [a, b] = await pair();
       const r = JSON.parse(b.stdout) as { ready: number; rss: number; maxRSS: number; peakKB: number };
       const aRss = Number(a.stdout.trim());
+      // The row before issue 8 (no BLE, no console), against the same node -e, for comparison.
+      const bareRun = join(dir, `bare${k}`);
+      cpSync(template, bareRun, { recursive: true });
+      const bare = await spawnTimed([script, 'start-bare', bareRun]);
+      bareStartRatios.push(bare.ms / a.ms);
+      bareRssRatios.push((JSON.parse(bare.stdout) as { peakKB: number }).peakKB / aRss);
       nodeMs.push(a.ms);
       lockMs.push(b.ms);
       ready.push(r.ready);
@@ -477,7 +485,7 @@ async function runtime(ctx: BenchContext): Promise<void> {
       goal: atMost(1.5),
       note:
         `median of ${n} alternating pairs of spawn-to-exit wall times (min ${Math.min(...startRatios).toFixed(3)}, max ${Math.max(...startRatios).toFixed(3)}): ` +
-        `bench/start-lock.mjs (dist/bundle runtime as tandem lock runs it, simulated hardware, no console or BLE, provisioned data dir copied fresh, exits once locked and serving) ${ms(median(lockMs))} ` +
+        `bench/start-lock.mjs start (dist/bundle runtime as tandem lock runs it on a Pi: bleno advertising on the virtual radio in place of the native HCI socket, the console on serialport with its mock binding in place of the UART, simulated GPIO and accelerometer; provisioned data dir copied fresh; exits once locked, serving and advertising) ${ms(median(lockMs))} ` +
         `(ready mark at ${ms(median(ready))} after process start) against node -e ${ms(median(nodeMs))}; ` +
         `imports (bench/start-lock.mjs imports, median of runs, each layer only what it adds) ${importMs}`,
     });
@@ -490,6 +498,20 @@ async function runtime(ctx: BenchContext): Promise<void> {
         `median of ${n} pairs of peak RSS (VmHWM of /proc/self/status, printed by each child): runtime at ready ${median(lockRss)} KB ` +
         `against node -e ${median(nodeRss)} KB (min ${Math.min(...rssRatios).toFixed(3)}, max ${Math.max(...rssRatios).toFixed(3)}); ` +
         `RSS added by imports ${importRss}; the child's process.resourceUsage().maxRSS read ${median(lockMaxRss)} KB: Linux carries the bench parent's peak across fork+exec, so it is not used`,
+    });
+    ctx.report({
+      name: 'runtime.start_ratio_bare',
+      value: median(bareStartRatios),
+      unit: 'ratio',
+      goal: null,
+      note: `the same without BLE and console (start-lock.mjs start-bare, the row before issue 8), against the same node -e runs`,
+    });
+    ctx.report({
+      name: 'runtime.rss_ratio_bare',
+      value: median(bareRssRatios),
+      unit: 'ratio',
+      goal: null,
+      note: 'peak RSS without BLE and console, against the same node -e runs',
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

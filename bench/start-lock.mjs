@@ -1,10 +1,14 @@
 /**
  * Child of the `firmware` bench group (bench/firmware.ts, `runtime.*`): starts the compiled lock runtime
- * (`dist/bundle/runtime.js`, the esbuild bundle `tandem lock` runs; tsc's `dist/` where there is no bundle) with simulated hardware and no console or BLE, as `tandem lock --simulate --console none` does,
- * and exits as soon as it is locked and serving (authority started).
+ * (`dist/bundle/runtime.js`, the esbuild bundle `tandem lock` runs; tsc's `dist/` where there is no bundle)
+ * as it runs on a Pi (issue 8 §2): the BLE stack loaded and advertising (bleno, on the virtual radio standing
+ * in for the native bluetooth-hci-socket module), the provisioning console on the UART (serialport, its mock
+ * binding standing in for /dev/serial0) and the hardware drivers (simulated: the Linux ones spawn libgpiod
+ * tools and read IIO files that only a Pi has). It exits as soon as it is locked, serving and advertising.
  *
  *   node bench/start-lock.mjs provision <dir>   # once: provisions a lock in <dir> (lock id, issuer anchor)
  *   node bench/start-lock.mjs start <dir>       # timed: opens the runtime on <dir>, prints one JSON line
+ *   node bench/start-lock.mjs start-bare <dir>  # the same without BLE and console (the row before issue 8)
  *   node bench/start-lock.mjs imports           # diagnostic: ms and RSS bytes each module's import adds
  *
  * `start` prints `{"ready": performance.now() ms, "rss": bytes, "maxRSS": KB, "peakKB": VmHWM KB}` once serving.
@@ -35,12 +39,48 @@ async function loadRuntime() {
   return { ...runtime, ...hardware, ...config, ...clock };
 }
 
-async function open(dir) {
+const SERIAL = 'hardware/src/serial/serialport-console.js';
+const RADIO = 'hardware/src/virtual-radio/index.js';
+
+/** The UART console and bleno as a Pi has them, with the two stand-ins named in the module comment. */
+async function piPeripherals(config) {
+  const [serial, vr] = await Promise.all([mod(SERIAL), mod(RADIO)]);
+  (await serial.loadMockBinding()).createPort(config.hardware.serialPath, {});
+  const radio = new vr.VirtualRadio(vr.PI_ZERO_W ? { profiles: { 0: vr.PI_ZERO_W } } : {});
+  vr.installVirtualHci(radio);
+  return {
+    console: new serial.SerialportConsole({
+      path: config.hardware.serialPath,
+      baudRate: config.hardware.serialBaudRate,
+      openPort: serial.mockPortOpener,
+    }),
+    ble: () => vr.loadBleno({ deviceId: 0 }),
+  };
+}
+
+async function open(dir, { pi = false } = {}) {
   const { LockRuntime, simulatedHardware, DEFAULT_CONFIG, SystemClock } = await loadRuntime();
   const config = { ...DEFAULT_CONFIG, dataDir: dir };
   const clock = new SystemClock();
   const hardware = simulatedHardware(clock, config.hardware);
-  return LockRuntime.open({ config, hardware: { ...hardware, console: undefined }, clock, simulated: true });
+  if (!pi) {
+    return LockRuntime.open({
+      config,
+      hardware: { ...hardware, console: undefined },
+      clock,
+      simulated: true,
+    });
+  }
+  const { console, ble } = await piPeripherals(config);
+  return LockRuntime.open({ config, hardware: { ...hardware, console }, clock, simulated: true, ble });
+}
+
+/** Event-loop turns until the BLE service runs (advertising); bounded. */
+async function advertising(runtime) {
+  for (let i = 0; i < 5000 && runtime.peripheral?.state !== 'running'; i++) {
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  return runtime.peripheral?.state === 'running';
 }
 
 /**
@@ -74,9 +114,14 @@ if (command === 'provision') {
   });
   await runtime.close();
   process.exit(0);
-} else if (command === 'start') {
-  const runtime = await open(dir);
+} else if (command === 'start' || command === 'start-bare') {
+  const pi = command === 'start';
+  const runtime = await open(dir, { pi });
   await runtime.reload();
+  if (pi && !(await advertising(runtime))) {
+    process.stderr.write(`BLE not advertising: ${JSON.stringify(runtime.status())}\n`);
+    process.exit(1);
+  }
   if (runtime.authority === undefined || runtime.stateMachine.reportedState !== 'locked') {
     process.stderr.write(`not serving: ${JSON.stringify(runtime.status())}\n`);
     process.exit(1);
@@ -100,6 +145,15 @@ if (command === 'provision') {
     ['firmware-sim/theft', () => mod('firmware-sim/src/theft/theft-detector.js')],
     ['firmware-sim/ble', () => mod('firmware-sim/src/ble/index.js')],
     ['firmware-sim/console', () => mod('firmware-sim/src/console/console-interpreter.js')],
+    ['serialport', () => import('serialport')],
+    [
+      'bleno (virtual HCI)',
+      async () => {
+        const vr = await mod(RADIO);
+        vr.installVirtualHci(new vr.VirtualRadio());
+        vr.loadBleno({ deviceId: 0 });
+      },
+    ],
     ['firmware-sim/runtime', () => mod(RUNTIME)],
     ['config', () => mod(CONFIG)],
   ];
@@ -115,6 +169,6 @@ if (command === 'provision') {
   process.stdout.write(`${JSON.stringify({ ms, rss })}\n`);
   process.exit(0);
 } else {
-  process.stderr.write('usage: node bench/start-lock.mjs provision|start <dir> | imports\n');
+  process.stderr.write('usage: node bench/start-lock.mjs provision|start|start-bare <dir> | imports\n');
   process.exit(2);
 }

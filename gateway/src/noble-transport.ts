@@ -42,6 +42,8 @@ interface NoblePeripheralLike extends EventEmitter {
     readonly serviceData?: Array<{ readonly uuid: string; readonly data: Buffer }>;
   };
   connectAsync(): Promise<void>;
+  readHandleAsync(handle: number): Promise<Buffer>;
+  writeHandleAsync(handle: number, data: Buffer, withoutResponse: boolean): Promise<void>;
   cancelConnect(): void;
   disconnectAsync(): Promise<void>;
   discoverSomeServicesAndCharacteristicsAsync(
@@ -57,10 +59,91 @@ export interface NobleLike extends EventEmitter {
   stopScanningAsync(): Promise<void>;
 }
 
-/** The internals of noble's HCI binding that {@link trackHciPoll} reaches for. */
-interface NobleHciInternals {
-  _bindings?: { _hci?: { pollIsDevUp?: () => void; _socket?: { stop?: () => void } } };
+/** One characteristic as noble's GATT client discovered it (lib/hci-socket/gatt.js `_characteristics`). */
+interface NobleDiscoveredCharacteristic {
+  readonly startHandle: number;
+  readonly valueHandle: number;
+  readonly endHandle?: number;
+  /** Characteristic Properties (Core Vol 3 Part G 3.3.1.1): 0x10 notify, 0x20 indicate. */
+  readonly rawProps?: number;
 }
+
+/** The internals of noble's HCI binding that {@link trackHciPoll} and GATT caching reach for. */
+interface NobleHciInternals {
+  _bindings?: {
+    _hci?: { pollIsDevUp?: () => void; _socket?: { stop?: () => void } };
+    _gatts?: Record<
+      string,
+      { _characteristics?: Record<string, Record<string, NobleDiscoveredCharacteristic>> } | undefined
+    >;
+  };
+}
+
+/** Handles of one characteristic of the Tandem service, kept for GATT caching ([TANDEM-GATT-16]). */
+export interface CachedCharacteristic {
+  readonly valueHandle: number;
+  /** Its Client Characteristic Configuration descriptor, for characteristics that notify. */
+  readonly cccdHandle?: number;
+}
+
+/** The Tandem service's handles on one lock, under the GATT database version it advertised. */
+export type CachedGattDatabase = Readonly<Record<CharacteristicName, CachedCharacteristic>>;
+
+/**
+ * Where a phone keeps the handles of locks it has talked to ([TANDEM-GATT-16]), keyed by lock id, address
+ * and GATT database version. A Map will do; an app would persist it.
+ */
+export interface GattCache {
+  get(key: string): CachedGattDatabase | undefined;
+  set(key: string, value: CachedGattDatabase): unknown;
+  delete(key: string): unknown;
+}
+
+/**
+ * The handles noble found for the Tandem service, if every characteristic is there and each notifying one
+ * has its CCCD as the only attribute after its value (then it must be the CCCD: a notifying characteristic
+ * has exactly one, Core Vol 3 Part G 3.3.3.3). Undefined when that cannot be told: no caching then.
+ */
+function handlesOf(noble: NobleLike, peripheralId: string): CachedGattDatabase | undefined {
+  const gatt = (noble as unknown as NobleHciInternals)._bindings?._gatts?.[peripheralId];
+  const discovered = gatt?._characteristics?.[SERVICE];
+  if (discovered === undefined) return undefined;
+  const out: Partial<Record<CharacteristicName, CachedCharacteristic>> = {};
+  for (const [name, uuid] of Object.entries(UUID_OF) as [CharacteristicName, string][]) {
+    const c = discovered[uuid];
+    if (c === undefined) return undefined;
+    const notifies = ((c.rawProps ?? 0) & 0x30) !== 0;
+    if (!notifies) {
+      out[name] = { valueHandle: c.valueHandle };
+    } else if (c.endHandle === c.valueHandle + 1) {
+      out[name] = { valueHandle: c.valueHandle, cccdHandle: c.valueHandle + 1 };
+    } else {
+      return undefined;
+    }
+  }
+  return out as CachedGattDatabase;
+}
+
+/**
+ * Resolves once noble has the ATT MTU of the new connection to `peripheralId` (its binding's `onMtu`).
+ * Without discovery nothing else waits for the exchange, and `peripheral.mtu` still holds the last
+ * connection's value. Resolves at once where the binding has no such event (a test double).
+ */
+function mtuExchanged(noble: NobleLike, peripheralId: string): Promise<void> {
+  const bindings = (noble as unknown as { _bindings?: EventEmitter })._bindings;
+  if (bindings === undefined || typeof bindings.on !== 'function') return Promise.resolve();
+  return new Promise((resolve) => {
+    const onMtu = (uuid: string): void => {
+      if (uuid !== peripheralId) return;
+      bindings.off('onMtu', onMtu);
+      resolve();
+    };
+    bindings.on('onMtu', onMtu);
+  });
+}
+
+/** How long a write to a cached handle may go unanswered before the cache is deemed stale. */
+const CACHED_ANSWER_MS = 2_000;
 
 /**
  * Makes noble's HCI adapter poll stoppable, and returns the stop. noble has no stop: once started, its HCI layer
@@ -112,6 +195,12 @@ export interface NobleTransportOptions {
   readonly timers?: Timers;
   /** How long the adapter may take to report `poweredOn` (default 5 s). */
   readonly powerOnTimeoutMs?: number;
+  /**
+   * GATT caching ([TANDEM-GATT-16]): handles of locks this phone discovered before, reused while the lock
+   * advertises the same GATT database version (default: an in-memory Map for this transport's lifetime;
+   * null: always discover).
+   */
+  readonly gattCache?: GattCache | null;
 }
 
 const SERVICE = compactUuid(GATT_SERVICE_UUID);
@@ -171,12 +260,16 @@ export class NobleTransport implements LockTransport {
   private readonly links = new Set<NobleLink>();
   /** Peripherals seen by {@link scan}, by id, for {@link connect}. */
   private readonly seen = new Map<string, NoblePeripheralLike>();
+  /** GATT database version each seen peripheral advertised ([TANDEM-GATT-16]). */
+  private readonly databaseVersions = new Map<string, number>();
+  private readonly gattCache: GattCache | null;
   private closed = false;
 
   constructor(options: NobleTransportOptions) {
     this.binding = options.binding;
     this.timers = options.timers ?? SYSTEM_TIMERS;
     this.powerOnTimeoutMs = options.powerOnTimeoutMs ?? 5_000;
+    this.gattCache = options.gattCache === undefined ? new Map() : options.gattCache;
     // An instance given by the caller is already loaded; close() must release it even if never scanned with.
     if (options.binding.kind === 'instance') {
       this.noble = options.binding.noble;
@@ -253,6 +346,7 @@ export class NobleTransport implements LockTransport {
         if (!tag.equals(Buffer.from(parsed.tag))) return;
         debug('%s: tag seen from %s', lockId, p.address);
         this.seen.set(p.id, p);
+        this.databaseVersions.set(p.id, parsed.databaseVersion);
         finish(() => resolve({ lockId, id: p.id, address: p.address, rssi: p.rssi, flags: parsed.flags }));
       };
       const timer = this.timers.setTimeout(
@@ -276,7 +370,7 @@ export class NobleTransport implements LockTransport {
   }
 
   async connect(lock: FoundLock, options: ConnectOptions): Promise<LockLink> {
-    await this.poweredOn();
+    const noble = await this.poweredOn();
     const peripheral = this.seen.get(lock.id);
     if (peripheral === undefined) {
       throw new GatewayError(
@@ -318,8 +412,18 @@ export class NobleTransport implements LockTransport {
         options.timeoutMs,
       );
       peripheral.once('disconnect', onDrop);
+      // [TANDEM-GATT-16]: a lock seen before under the same GATT database version needs no discovery.
+      const version = this.databaseVersions.get(lock.id) ?? 0;
+      const cacheKey = `${lock.lockId}/${peripheral.address}/v${version}`;
+      const cached = version > 0 ? this.gattCache?.get(cacheKey) : undefined;
+      const mtuKnown = cached !== undefined ? mtuExchanged(noble, peripheral.id) : undefined;
       (async () => {
         await peripheral.connectAsync();
+        if (cached !== undefined) {
+          await mtuKnown;
+          debug('%s: GATT database v%d cached, no discovery', lock.lockId, version);
+          return null;
+        }
         const { characteristics } = await peripheral.discoverSomeServicesAndCharacteristicsAsync(
           [SERVICE],
           Object.values(UUID_OF),
@@ -328,6 +432,18 @@ export class NobleTransport implements LockTransport {
       })().then(
         (characteristics) => {
           if (settled) return;
+          if (characteristics === null) {
+            settled = true;
+            this.timers.clearTimeout(timer);
+            peripheral.off('disconnect', onDrop);
+            const gatt = new HandleGatt(peripheral, cached!, this.timers, () =>
+              this.gattCache?.delete(cacheKey),
+            );
+            const link = new NobleLink(peripheral, gatt, () => this.links.delete(link), this.timers);
+            this.links.add(link);
+            resolve(link);
+            return;
+          }
           const byUuid = new Map(characteristics.map((c) => [c.uuid, c]));
           const missing = Object.entries(UUID_OF).filter(([, u]) => !byUuid.has(u));
           if (missing.length > 0) {
@@ -342,7 +458,15 @@ export class NobleTransport implements LockTransport {
           settled = true;
           this.timers.clearTimeout(timer);
           peripheral.off('disconnect', onDrop);
-          const link = new NobleLink(peripheral, byUuid, this.timers, () => this.links.delete(link));
+          // With every handle known (each CCCD right after its value), subscribing is one Write Request
+          // now too; noble's own subscribe would first look the CCCD up with Read By Type.
+          const handles = handlesOf(noble, peripheral.id);
+          if (handles !== undefined && version > 0) this.gattCache?.set(cacheKey, handles);
+          const gatt =
+            handles !== undefined
+              ? new HandleGatt(peripheral, handles, this.timers, () => this.gattCache?.delete(cacheKey))
+              : new DiscoveredGatt(byUuid);
+          const link = new NobleLink(peripheral, gatt, () => this.links.delete(link), this.timers);
           this.links.add(link);
           resolve(link);
         },
@@ -388,24 +512,145 @@ export class NobleTransport implements LockTransport {
   }
 }
 
-class NobleLink implements LockLink {
-  private dropped: string | undefined;
-  private readonly listeners: Array<(reason: string) => void> = [];
+/** How a link reaches the Tandem characteristics: through noble's discovered objects, or cached handles. */
+interface GattAccess {
+  subscribe(name: CharacteristicName, onValue: (value: Uint8Array) => void): Promise<void>;
+  write(name: CharacteristicName, value: Buffer, withoutResponse: boolean): Promise<void>;
+  read(name: CharacteristicName): Promise<Buffer>;
+  /** The link is gone: stop listening. */
+  release(): void;
+}
+
+const asBytes = (data: Buffer): Uint8Array => new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+
+/** Characteristics noble discovered on this connection. */
+class DiscoveredGatt implements GattAccess {
   private readonly subscribed = new Map<string, (data: Buffer, isNotification: boolean) => void>();
+
+  constructor(private readonly characteristics: ReadonlyMap<string, NobleCharacteristicLike>) {}
+
+  private characteristic(name: CharacteristicName): NobleCharacteristicLike {
+    return this.characteristics.get(UUID_OF[name])!;
+  }
+
+  async subscribe(name: CharacteristicName, onValue: (value: Uint8Array) => void): Promise<void> {
+    const c = this.characteristic(name);
+    const listener = (data: Buffer, isNotification: boolean): void => {
+      if (isNotification) onValue(asBytes(data));
+    };
+    c.on('data', listener);
+    this.subscribed.set(c.uuid, listener);
+    await c.subscribeAsync();
+  }
+
+  write(name: CharacteristicName, value: Buffer, withoutResponse: boolean): Promise<void> {
+    return this.characteristic(name).writeAsync(value, withoutResponse);
+  }
+
+  read(name: CharacteristicName): Promise<Buffer> {
+    return this.characteristic(name).readAsync();
+  }
+
+  release(): void {
+    for (const [uuid, listener] of this.subscribed) this.characteristics.get(uuid)?.off('data', listener);
+    this.subscribed.clear();
+  }
+}
+
+/**
+ * The characteristics by handle, known from this connection's discovery or cached from an earlier one
+ * ([TANDEM-GATT-16]): a subscription is one Write Request to the CCCD (no Read By Type to find it),
+ * notifications arrive by value handle. A handle that gets no answer makes the cache stale: it is dropped,
+ * and the next connection discovers again.
+ */
+class HandleGatt implements GattAccess {
+  private readonly listeners = new Map<number, (value: Uint8Array) => void>();
+  private readonly onNotify = (handle: number, data: Buffer): void =>
+    this.listeners.get(handle)?.(asBytes(data));
 
   constructor(
     private readonly peripheral: NoblePeripheralLike,
-    private readonly characteristics: ReadonlyMap<string, NobleCharacteristicLike>,
+    private readonly handles: CachedGattDatabase,
     private readonly timers: Timers,
+    private readonly dropCache: () => void,
+  ) {
+    peripheral.on('handleNotify', this.onNotify);
+  }
+
+  /** noble never settles a handle write or read that got an ATT Error Response: bound the wait. */
+  private answered<T>(what: string, op: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = this.timers.setTimeout(() => {
+        this.dropCache();
+        reject(
+          new GatewayError(
+            'ERR_GW_PROTOCOL',
+            `the lock did not answer ${what} by cached handle within ${CACHED_ANSWER_MS} ms; its GATT database changed without a new version, discovering at the next connection`,
+            { temporary: true },
+          ),
+        );
+      }, CACHED_ANSWER_MS);
+      op.then(
+        (v) => {
+          this.timers.clearTimeout(timer);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.timers.clearTimeout(timer);
+          this.dropCache();
+          reject(e instanceof Error ? e : new Error(String(e)));
+        },
+      );
+    });
+  }
+
+  async subscribe(name: CharacteristicName, onValue: (value: Uint8Array) => void): Promise<void> {
+    const h = this.handles[name];
+    if (h.cccdHandle === undefined) {
+      throw new GatewayError('ERR_GW_PROTOCOL', `${name} does not notify (SPEC §8.1)`);
+    }
+    this.listeners.set(h.valueHandle, onValue);
+    // Notifications on (Core Vol 3 Part G 3.3.3.3): 0x0001, little-endian.
+    await this.answered(
+      `the ${name} CCCD write`,
+      this.peripheral.writeHandleAsync(h.cccdHandle, Buffer.from([0x01, 0x00]), false),
+    );
+  }
+
+  write(name: CharacteristicName, value: Buffer, withoutResponse: boolean): Promise<void> {
+    const op = this.peripheral.writeHandleAsync(this.handles[name].valueHandle, value, withoutResponse);
+    return withoutResponse ? op : this.answered(`a write of ${name}`, op);
+  }
+
+  read(name: CharacteristicName): Promise<Buffer> {
+    return this.answered(
+      `a read of ${name}`,
+      this.peripheral.readHandleAsync(this.handles[name].valueHandle),
+    );
+  }
+
+  release(): void {
+    this.peripheral.off('handleNotify', this.onNotify);
+    this.listeners.clear();
+  }
+}
+
+class NobleLink implements LockLink {
+  private dropped: string | undefined;
+  private readonly listeners: Array<(reason: string) => void> = [];
+
+  constructor(
+    private readonly peripheral: NoblePeripheralLike,
+    private readonly gatt: GattAccess,
     private readonly onClosed: () => void,
+    private readonly timers: Timers,
   ) {
     peripheral.once('disconnect', (reason?: number) => {
       // HCI reasons (Core Vol 1 Part F): 0x08 supervision timeout, 0x13 remote user, 0x16 local host.
       this.dropped =
         reason === undefined ? 'disconnected' : `HCI reason 0x${reason.toString(16).padStart(2, '0')}`;
       debug('%s: disconnected (%s)', peripheral.address, this.dropped);
-      for (const [uuid, listener] of this.subscribed) this.characteristics.get(uuid)?.off('data', listener);
-      this.subscribed.clear();
+      this.gatt.release();
       this.onClosed();
       for (const l of this.listeners.splice(0)) l(this.dropped);
     });
@@ -419,30 +664,20 @@ class NobleLink implements LockLink {
     return this.dropped === undefined;
   }
 
-  private characteristic(name: CharacteristicName): NobleCharacteristicLike {
-    return this.characteristics.get(UUID_OF[name])!;
-  }
-
-  async subscribe(name: CharacteristicName, onValue: (value: Uint8Array) => void): Promise<void> {
-    const c = this.characteristic(name);
-    const listener = (data: Buffer, isNotification: boolean): void => {
-      if (isNotification) onValue(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    };
-    c.on('data', listener);
-    this.subscribed.set(c.uuid, listener);
-    await c.subscribeAsync();
+  subscribe(name: CharacteristicName, onValue: (value: Uint8Array) => void): Promise<void> {
+    return this.gatt.subscribe(name, onValue);
   }
 
   write(name: CharacteristicName, value: Uint8Array, withoutResponse: boolean): Promise<void> {
-    return this.characteristic(name).writeAsync(
+    return this.gatt.write(
+      name,
       Buffer.from(value.buffer, value.byteOffset, value.byteLength),
       withoutResponse,
     );
   }
 
   async read(name: CharacteristicName): Promise<Uint8Array> {
-    const data = await this.characteristic(name).readAsync();
-    return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    return asBytes(await this.gatt.read(name));
   }
 
   onDisconnect(listener: (reason: string) => void): void {

@@ -97,6 +97,14 @@ export interface AdvertisedFlags {
   readonly alarm: boolean;
 }
 
+/**
+ * Version of the lock's GATT database (the attribute table of SPEC §8.1: services, characteristics,
+ * descriptors and their order), published in bits 2-7 of the scan response's flags byte
+ * ([TANDEM-GATT-16]). Bump it whenever that table changes, so that phones that cached this lock's handles
+ * discover again. 1..63; 0 means "not published, discover".
+ */
+export const GATT_DATABASE_VERSION = 1;
+
 const AD_FLAGS = 0x01;
 const AD_COMPLETE_128 = 0x07;
 const AD_SERVICE_DATA_128 = 0x21;
@@ -118,10 +126,18 @@ export function advertisingData(): Uint8Array {
 
 /**
  * The scan response ([TANDEM-GATT-3]): Service Data - 128-bit UUID (AD type 0x21) with the Tandem service
- * UUID, the 4-byte lock tag and one flags byte (bit 0 relay pending, bit 1 alarm). 23 of the 31 bytes.
+ * UUID, the 4-byte lock tag and one flags byte (bit 0 relay pending, bit 1 alarm, bits 2-7 the GATT
+ * database version of [TANDEM-GATT-16]). 23 of the 31 bytes.
  */
-export function scanResponseData(lockId: string, flags: AdvertisedFlags): Uint8Array {
-  const flagsByte = (flags.relayPending ? 1 : 0) | (flags.alarm ? 2 : 0);
+export function scanResponseData(
+  lockId: string,
+  flags: AdvertisedFlags,
+  databaseVersion: number = GATT_DATABASE_VERSION,
+): Uint8Array {
+  if (!Number.isInteger(databaseVersion) || databaseVersion < 0 || databaseVersion > 63) {
+    throw new ProtocolError('ERR_MESSAGE_INVALID', 'GATT database version must be an integer in 0..63');
+  }
+  const flagsByte = (flags.relayPending ? 1 : 0) | (flags.alarm ? 2 : 0) | (databaseVersion << 2);
   return Uint8Array.from([
     0x16,
     AD_SERVICE_DATA_128,
@@ -138,6 +154,8 @@ export function scanResponseData(lockId: string, flags: AdvertisedFlags): Uint8A
 export function parseServiceData(data: Uint8Array): {
   readonly tag: Uint8Array;
   readonly flags: AdvertisedFlags;
+  /** GATT database version ([TANDEM-GATT-16]); 0: not published, a phone must discover. */
+  readonly databaseVersion: number;
 } {
   if (!(data instanceof Uint8Array) || data.length !== LOCK_TAG_BYTES + 1) {
     throw new ProtocolError('ERR_MESSAGE_INVALID', `Tandem service data must be ${LOCK_TAG_BYTES + 1} bytes`);
@@ -146,6 +164,7 @@ export function parseServiceData(data: Uint8Array): {
   return {
     tag: Uint8Array.from(data.subarray(0, LOCK_TAG_BYTES)),
     flags: { relayPending: (f & 1) !== 0, alarm: (f & 2) !== 0 },
+    databaseVersion: f >> 2,
   };
 }
 

@@ -24,6 +24,7 @@ import {
   encodeResult,
   frameMessage,
   lockTag,
+  GATT_DATABASE_VERSION,
   parseServiceData,
   scanResponseData,
 } from '../src/gatt.js';
@@ -69,6 +70,24 @@ describe('service, characteristics and advertising (TANDEM-GATT-1..3)', () => {
     expect(parsed.flags).toEqual({ relayPending: true, alarm: false });
     expect(codeOf(() => parseServiceData(sr.subarray(17)))).toMatch(
       /^ERR_MESSAGE_INVALID: Tandem service data must be 5 bytes/,
+    );
+  });
+
+  it('[TANDEM-GATT-16] scan response: the GATT database version in flag bits 2-7, read back; 0..63 only', () => {
+    const sr = scanResponseData('lock-7', { relayPending: true, alarm: false });
+    expect(hex(sr.subarray(22))).toBe('05'); // relay pending, version 1 (SPEC §8.2 example)
+    expect(parseServiceData(sr.subarray(18)).databaseVersion).toBe(GATT_DATABASE_VERSION);
+    const v63 = scanResponseData('lock-7', { relayPending: false, alarm: true }, 63);
+    expect(parseServiceData(v63.subarray(18))).toMatchObject({
+      databaseVersion: 63,
+      flags: { relayPending: false, alarm: true },
+    });
+    expect(
+      parseServiceData(scanResponseData('lock-7', { relayPending: false, alarm: false }, 0).subarray(18))
+        .databaseVersion,
+    ).toBe(0);
+    expect(codeOf(() => scanResponseData('lock-7', { relayPending: false, alarm: false }, 64))).toBe(
+      'ERR_MESSAGE_INVALID: GATT database version must be an integer in 0..63',
     );
   });
 

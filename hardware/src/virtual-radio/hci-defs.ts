@@ -22,6 +22,7 @@ export const OP = {
   READ_RSSI: op(0x05, 0x0005), // 7.5.4
   LE_SET_EVENT_MASK: op(0x08, 0x0001), // 7.8.1
   LE_READ_BUFFER_SIZE: op(0x08, 0x0002), // 7.8.2
+  LE_READ_LOCAL_FEATURES: op(0x08, 0x0003), // 7.8.3
   LE_SET_RANDOM_ADDRESS: op(0x08, 0x0005), // 7.8.4
   LE_SET_ADV_PARAMS: op(0x08, 0x0006), // 7.8.5
   LE_SET_ADV_DATA: op(0x08, 0x0008), // 7.8.7
@@ -33,6 +34,10 @@ export const OP = {
   LE_CREATE_CONN_CANCEL: op(0x08, 0x000e), // 7.8.13
   LE_CONN_UPDATE: op(0x08, 0x0013), // 7.8.18
   LE_LTK_NEG_REPLY: op(0x08, 0x001b), // 7.8.26
+  LE_SET_DATA_LENGTH: op(0x08, 0x0022), // 7.8.33 (Core 4.2)
+  LE_READ_SUGGESTED_DEFAULT_DATA_LENGTH: op(0x08, 0x0023), // 7.8.34 (Core 4.2)
+  LE_WRITE_SUGGESTED_DEFAULT_DATA_LENGTH: op(0x08, 0x0024), // 7.8.35 (Core 4.2)
+  LE_READ_MAX_DATA_LENGTH: op(0x08, 0x002f), // 7.8.46 (Core 4.2)
 } as const;
 
 export const EVT = {
@@ -40,6 +45,7 @@ export const EVT = {
   CMD_COMPLETE: 0x0e, // 7.7.14
   CMD_STATUS: 0x0f, // 7.7.15
   NUM_COMPLETED_PACKETS: 0x13, // 7.7.19
+  DATA_BUFFER_OVERFLOW: 0x1a, // 7.7.26
   LE_META: 0x3e, // 7.7.65
 } as const;
 
@@ -47,6 +53,7 @@ export const LE_SUBEVT = {
   CONN_COMPLETE: 0x01, // 7.7.65.1
   ADV_REPORT: 0x02, // 7.7.65.2
   CONN_UPDATE_COMPLETE: 0x03, // 7.7.65.3
+  DATA_LENGTH_CHANGE: 0x07, // 7.7.65.7 (Core 4.2)
 } as const;
 
 /** Error codes (Vol 1 Part F). */
@@ -205,4 +212,24 @@ export function aclPacket(handle: number, pb: number, data: Buffer): Buffer {
   p.writeUInt16LE(data.length, 3);
   data.copy(p, 5);
   return p;
+}
+
+/** Data Buffer Overflow (7.7.26): the host sent more ACL data than the controller's buffers (Link_Type 0x01). */
+export function dataBufferOverflow(): Buffer {
+  return eventPacket(EVT.DATA_BUFFER_OVERFLOW, Buffer.from([0x01]));
+}
+
+/** Time in µs to send a data PDU of `octets` payload on the LE 1M PHY (Vol 6 Part B 4.5.10: (octets + 14) × 8). */
+export const pduTimeUs = (octets: number): number => (octets + 14) * 8;
+
+/** LE Data Length Change (7.7.65.7): the same maximum both ways, as the model keeps it. */
+export function leDataLengthChange(handle: number, octets: number): Buffer {
+  const p = Buffer.alloc(11);
+  p.writeUInt8(LE_SUBEVT.DATA_LENGTH_CHANGE, 0);
+  p.writeUInt16LE(handle, 1);
+  p.writeUInt16LE(octets, 3); // MaxTxOctets
+  p.writeUInt16LE(pduTimeUs(octets), 5); // MaxTxTime
+  p.writeUInt16LE(octets, 7); // MaxRxOctets
+  p.writeUInt16LE(pduTimeUs(octets), 9); // MaxRxTime
+  return eventPacket(EVT.LE_META, p);
 }

@@ -8,9 +8,20 @@ export type {
   VirtualRadioOptions,
   VirtualRadioEvents,
   ConnectionInfo,
+  AttOnAir,
   HciChannel,
   HciProvider,
 } from './radio.js';
+export {
+  ANDROID,
+  IPHONE,
+  IPHONE_15MS,
+  PESSIMISTIC_PHONE,
+  PI_ZERO_2_W,
+  PI_ZERO_W,
+  RADIO_PROFILES,
+} from './profiles.js';
+export type { ControllerProfile } from './profiles.js';
 export { VirtualClock, RealClock } from './clock.js';
 export type { RadioClock, RadioTimer, VirtualClockOptions } from './clock.js';
 export { installVirtualHci, HCI_SOCKET_MODULE } from './install.js';

@@ -20,7 +20,7 @@
 import { EventEmitter } from 'node:events';
 import * as net from 'node:net';
 import createDebug from 'debug';
-import type { HostSink } from './controller.js';
+import type { HostSink } from './air.js';
 import { VirtualRadioError } from './errors.js';
 import type { HciChannel, HciProvider, VirtualRadio } from './radio.js';
 
