@@ -13,8 +13,8 @@ export { TrustedClock, TRUSTED_CLOCK_DEFAULTS } from './trusted-clock.js';
 export type { TimeSource, TrustedClockOptions } from './trusted-clock.js';
 export { ChallengeBook } from './challenges.js';
 export type { ChallengeBookOptions, IssuedChallenge, RandomSource, TakenChallenge } from './challenges.js';
-export { LOCKOUT_EVIDENCE, LockoutCounter, RateLimiter } from './rate-limiter.js';
-export type { RateLimiterOptions, RateVerdict } from './rate-limiter.js';
+export { LOCKOUT_EVIDENCE, LockoutBook, RateLimiter } from './rate-limiter.js';
+export type { LockoutBookOptions, RateLimiterOptions, RateVerdict } from './rate-limiter.js';
 export {
   ANCHORS_STORE_KEY,
   AnchorStore,
