@@ -33,6 +33,17 @@ export { AUDIT_PEER_MAX, auditRecordCbor, decodeAuditEntry, encodeAuditEntry } f
 export type { AuditEntry, AuditKind } from './audit.js';
 export { openLockStores } from './stores.js';
 export type { LockStores, OpenLockStoresOptions, OpenedLockStores } from './stores.js';
+export { ChainCache } from './chain-cache.js';
+export {
+  READ_ONLY_COMMANDS,
+  decide,
+  decodeStep,
+  isOwnerSelf,
+  keyThumbprint,
+  shortThumbprint,
+  tokenStateId,
+} from './decision.js';
+export type { CountedToken, DecodedRequest, HeldState, Signers, Verdict } from './decision.js';
 export { LockAuthority } from './lock-authority.js';
 export type {
   AuthorityEvent,

@@ -24,7 +24,7 @@ import { ProtocolError } from '../../../protocol/src/errors.js';
 import type { Challenge, LockState } from '../../../protocol/src/gatt.js';
 import type { PrivateKey } from '../../../protocol/src/keys.js';
 import type { UnlockRequest } from '../../../protocol/src/pop.js';
-import { CHAIN_REF_LENGTH, Command } from '../../../protocol/src/pop.js';
+import { Command } from '../../../protocol/src/pop.js';
 import { encodeRevocationAck, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
 import {
   AUDIT_GENESIS_HASH,
@@ -40,14 +40,15 @@ import type { ConfigStore } from '../store/config-store.js';
 import { isStoreError } from '../store/errors.js';
 import type { Outbox } from '../store/outbox.js';
 import type { RevocationStore } from '../store/revocation-store.js';
+import { SerialQueue } from '../store/serial-queue.js';
 import type { UseCounterStore } from '../store/use-counter-store.js';
 import type { AuditEntry } from './audit.js';
 import { auditRecordCbor, decodeAuditEntry, encodeAuditEntry } from './audit.js';
+import { ChainCache } from './chain-cache.js';
 import { ChallengeBook } from './challenges.js';
 import type { RandomSource } from './challenges.js';
 import type { CountedToken, HeldState, Signers, Verdict } from './decision.js';
 import { Refusal, decide, decodeStep, statusOf, tokenStateId } from './decision.js';
-import { LockError } from './errors.js';
 import type { LockStateMachine, MechanismState } from './lock-state-machine.js';
 import type { AnchorStore, CommandArgs, LockConfig } from './management.js';
 import { CONFIG_STORE_KEY, LOCKOUT_STORE_KEY, loadLockConfig } from './management.js';
@@ -169,6 +170,18 @@ export type AuthorityEvent =
   | { readonly type: 'revocation'; readonly version: number }
   | { readonly type: 'store-error'; readonly what: string; readonly error: unknown };
 
+/** The decoded arguments of command `C`. */
+type ArgsOf<C extends Command> = ArgsIn<CommandArgs, C>;
+type ArgsIn<A, C> = A extends { readonly command: infer K } ? (C extends K ? A : never) : never;
+
+/** One row of the command table: a state precheck (refusal of step 12) and the action. */
+interface CommandHandler<A extends CommandArgs> {
+  readonly precheck?: (args: A) => Refusal | undefined;
+  readonly run: (args: A, attempt: Attempt) => Promise<LockResult>;
+}
+
+type CommandTable = { readonly [C in Command]: CommandHandler<ArgsOf<C>> };
+
 interface Attempt {
   request?: UnlockRequest;
   grant?: Grant;
@@ -176,9 +189,6 @@ interface Attempt {
 }
 const MAX_SUPPRESSED_PEERS = 64;
 const READ_AUDIT_MAX_BYTES = 8 * 1024;
-
-const refKey = (b: Uint8Array): string =>
-  String.fromCharCode.apply(null, b.subarray(0, CHAIN_REF_LENGTH) as unknown as number[]);
 
 /** The lock's authority (module comment). */
 export class LockAuthority {
@@ -192,12 +202,12 @@ export class LockAuthority {
   readonly #challenges: ChallengeBook;
   readonly #limiter: RateLimiter;
   readonly #lockout: LockoutBook;
-  readonly #cache = new Map<string, Grant>();
-  readonly #cacheSize: number;
+  readonly #cache: ChainCache;
   readonly #outboxAuditBudget: number;
   /** [TANDEM-MQTT-7]: SHA-256 of the last audit record queued for the cloud; recovered at start. */
   #wirePrev: Uint8Array = AUDIT_GENESIS_HASH;
-  #wireChain: Promise<unknown> = Promise.resolve();
+  /** Audit records for the cloud are built one at a time, so that each chains on the one before. */
+  readonly #wireQueue = new SerialQueue();
   /** Refused attempts not queued for the cloud since the last queued record (outbox budget). */
   #notQueued = 0;
   readonly #listeners = new Set<(e: AuthorityEvent) => void>();
@@ -220,7 +230,7 @@ export class LockAuthority {
     this.#baseConfig = options.config ?? {};
     this.#config = loadLockConfig(options.stores.config, this.#baseConfig);
     this.#safeMode = [...(options.safeModeReasons ?? [])];
-    this.#cacheSize = options.chainCacheSize ?? 32;
+    this.#cache = new ChainCache(options.chainCacheSize ?? 32);
     this.#outboxAuditBudget = options.outboxAuditBudget ?? 600;
     const c = this.#config;
     this.#challenges = new ChallengeBook({
@@ -373,12 +383,12 @@ export class LockAuthority {
       ...(verdict.grant === undefined ? {} : { grant: verdict.grant }),
       ...(verdict.signers === undefined ? {} : { signers: verdict.signers }),
     };
+    // Only a chain whose holder proved possession is cached ([TANDEM-POP-6]): a stranger re-sending sniffed
+    // chains must not push riders' chains out of the cache.
+    if (verdict.grant !== undefined && (verdict.ok || verdict.possession)) this.#cache.put(verdict.grant);
     if (!verdict.ok) {
       return this.#refused(peer, attempt, new Refusal(verdict.status, verdict.message), verdict.evidence);
     }
-    // Only a chain whose holder proved possession is cached: a stranger re-sending sniffed chains must not
-    // push riders' chains out of the cache.
-    this.#cacheGrant(verdict.grant);
     return this.#act(peer, verdict, bound);
   }
 
@@ -496,7 +506,7 @@ export class LockAuthority {
       timeZone: this.#config.timeZone,
       safeMode: this.#safeMode.length > 0,
       revocationVersion: this.#stores.revocations.version,
-      cachedGrant: (ref) => this.#cache.get(refKey(ref)),
+      cachedGrant: (ref) => this.#cache.get(ref),
       revoked: (cti) => this.#stores.revocations.has(cti),
       usesCounted: (id) => this.#stores.useCounters.get(id),
       groupHasRoom: (group) =>
@@ -528,13 +538,6 @@ export class LockAuthority {
     } catch (error) {
       this.#emit({ type: 'store-error', what: 'use-counters', error });
     }
-  }
-
-  #cacheGrant(grant: Grant): void {
-    const key = refKey(grant.chainHash);
-    this.#cache.delete(key);
-    this.#cache.set(key, grant);
-    while (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string);
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -582,107 +585,135 @@ export class LockAuthority {
     }
   }
 
-  /** Refusals of step 12 that depend on the lock's state, checked before a use is counted. */
-  #precheck(args: CommandArgs): Refusal | undefined {
-    switch (args.command) {
-      case Command.REMOVE_ANCHOR:
-      case Command.REMOVE_OWNER_KEY: {
-        const why = this.#anchors.checkRemove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
-        if (why === 'last-issuer')
-          return new Refusal(Status.MALFORMED, 'cannot remove the last issuer anchor');
-        if (why === 'unknown-kid') return new Refusal(Status.MALFORMED, 'no anchor has this kid');
-        if (why === 'not-owner')
-          return new Refusal(Status.MALFORMED, 'this kid names an issuer, not an owner key');
-        return undefined;
-      }
-      case Command.ADD_ANCHOR:
-      case Command.ADD_OWNER_KEY:
-        return this.#anchors.has(args.anchor.kid)
-          ? new Refusal(Status.MALFORMED, 'an anchor with this kid exists; remove it first')
-          : undefined;
-      default:
-        return undefined;
-    }
-  }
-
-  async #perform(args: CommandArgs, attempt: Attempt): Promise<LockResult> {
-    switch (args.command) {
-      case Command.UNLOCK: {
-        const o = await this.#sm.unlock();
-        switch (o.kind) {
-          case 'opened':
-            return this.#result(Status.OK, attempt, o.pulsed);
-          case 'jammed':
-            return this.#result(Status.JAMMED, attempt, true, 'the latch did not move');
-          case 'busy':
-            return this.#result(Status.BUSY, attempt, false, 'the mechanism is busy');
-          case 'safe-mode':
-            return this.#result(Status.SAFE_MODE, attempt, false, 'safe mode');
-          case 'fault':
-            return this.#result(
-              Status.FAULT,
-              attempt,
-              o.pulsed,
-              o.error === undefined ? 'hardware fault' : messageOf(o.error),
-            );
-        }
-        break;
-      }
-      case Command.LOCK: {
+  /**
+   * The commands ([TANDEM-POP-5]) as a table, one small handler each: `precheck` is a refusal of step 12 that
+   * depends on the lock's state, checked before a use is counted; `run` acts.
+   */
+  readonly #commands: CommandTable = {
+    [Command.UNLOCK]: { run: (_, attempt) => this.#unlock(attempt) },
+    [Command.LOCK]: {
+      run: async (_, attempt) => {
         const s = await this.#sm.lock();
         return s === 'busy'
           ? this.#result(Status.BUSY, attempt, false, 'the mechanism is busy')
           : this.#result(s === 'fault' ? Status.FAULT : Status.OK, attempt, true);
-      }
-      case Command.STATUS:
-        return this.#result(Status.OK, attempt, false);
-      case Command.ADD_ANCHOR:
-      case Command.ADD_OWNER_KEY:
-        await this.#anchors.add(args.anchor);
-        this.#cache.clear();
-        this.#emit({ type: 'anchors-changed' });
-        return this.#result(Status.OK, attempt, true);
-      case Command.REMOVE_ANCHOR:
-      case Command.REMOVE_OWNER_KEY: {
-        const why = await this.#anchors.remove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
-        if (why !== undefined) return this.#result(Status.MALFORMED, attempt, false, why);
-        // Chains verified with the removed key must not be accepted by reference any more.
-        this.#cache.clear();
-        this.#emit({ type: 'anchors-changed' });
-        return this.#result(Status.OK, attempt, true);
-      }
-      case Command.SET_CONFIG: {
-        const stored = this.#stores.config.get(CONFIG_STORE_KEY);
-        const prev =
-          stored !== null &&
-          typeof stored === 'object' &&
-          !Array.isArray(stored) &&
-          !(stored instanceof Uint8Array)
-            ? stored
-            : {};
-        await this.#stores.config.set(CONFIG_STORE_KEY, { ...prev, ...args.changes });
-        this.#config = loadLockConfig(this.#stores.config, this.#baseConfig);
-        this.#applyConfig(this.#config);
-        this.#emit({ type: 'config', config: this.#config });
-        return this.#result(Status.OK, attempt, true);
-      }
-      case Command.READ_AUDIT: {
-        const out: CborValue[] = [];
-        let size = 0;
-        for (const r of this.#stores.audit.since(args.fromSeq - 1)) {
-          if (out.length >= args.max) break;
-          size += r.payload.length + r.signature.length + 64;
-          if (size > READ_AUDIT_MAX_BYTES && out.length > 0) break;
-          out.push(auditRecordCbor(r));
-        }
-        return { ...this.#result(Status.OK, attempt, false), data: encode(out) };
-      }
-      case Command.CLEAR_LOCKOUT: {
+      },
+    },
+    [Command.STATUS]: { run: (_, attempt) => Promise.resolve(this.#result(Status.OK, attempt, false)) },
+    [Command.ADD_ANCHOR]: {
+      precheck: (a) => this.#checkAdd(a),
+      run: (a, attempt) => this.#addAnchor(a, attempt),
+    },
+    [Command.ADD_OWNER_KEY]: {
+      precheck: (a) => this.#checkAdd(a),
+      run: (a, attempt) => this.#addAnchor(a, attempt),
+    },
+    [Command.REMOVE_ANCHOR]: {
+      precheck: (a) => this.#checkRemove(a),
+      run: (a, attempt) => this.#removeAnchor(a, attempt),
+    },
+    [Command.REMOVE_OWNER_KEY]: {
+      precheck: (a) => this.#checkRemove(a),
+      run: (a, attempt) => this.#removeAnchor(a, attempt),
+    },
+    [Command.SET_CONFIG]: { run: (a, attempt) => this.#setConfig(a, attempt) },
+    [Command.READ_AUDIT]: { run: (a, attempt) => Promise.resolve(this.#readAudit(a, attempt)) },
+    [Command.CLEAR_LOCKOUT]: {
+      run: async (_, attempt) => {
         await this.#clearLockout();
         return this.#result(Status.OK, attempt, true);
-      }
+      },
+    },
+  };
+
+  #precheck(args: CommandArgs): Refusal | undefined {
+    const handler = this.#commands[args.command] as CommandHandler<CommandArgs>;
+    return handler.precheck?.(args);
+  }
+
+  #perform(args: CommandArgs, attempt: Attempt): Promise<LockResult> {
+    const handler = this.#commands[args.command] as CommandHandler<CommandArgs>;
+    return handler.run(args, attempt);
+  }
+
+  async #unlock(attempt: Attempt): Promise<LockResult> {
+    const o = await this.#sm.unlock();
+    switch (o.kind) {
+      case 'opened':
+        return this.#result(Status.OK, attempt, o.pulsed);
+      case 'jammed':
+        return this.#result(Status.JAMMED, attempt, true, 'the latch did not move');
+      case 'busy':
+        return this.#result(Status.BUSY, attempt, false, 'the mechanism is busy');
+      case 'safe-mode':
+        return this.#result(Status.SAFE_MODE, attempt, false, 'safe mode');
+      case 'fault':
+        return this.#result(
+          Status.FAULT,
+          attempt,
+          o.pulsed,
+          o.error === undefined ? 'hardware fault' : messageOf(o.error),
+        );
     }
-    throw new LockError('ERR_LOCK_INVALID_ARGUMENT', 'unreachable command');
+  }
+
+  #checkAdd(args: ArgsOf<Command.ADD_ANCHOR>): Refusal | undefined {
+    return this.#anchors.has(args.anchor.kid)
+      ? new Refusal(Status.MALFORMED, 'an anchor with this kid exists; remove it first')
+      : undefined;
+  }
+
+  #checkRemove(args: ArgsOf<Command.REMOVE_ANCHOR>): Refusal | undefined {
+    const why = this.#anchors.checkRemove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
+    if (why === 'last-issuer') return new Refusal(Status.MALFORMED, 'cannot remove the last issuer anchor');
+    if (why === 'unknown-kid') return new Refusal(Status.MALFORMED, 'no anchor has this kid');
+    if (why === 'not-owner')
+      return new Refusal(Status.MALFORMED, 'this kid names an issuer, not an owner key');
+    return undefined;
+  }
+
+  async #addAnchor(args: ArgsOf<Command.ADD_ANCHOR>, attempt: Attempt): Promise<LockResult> {
+    await this.#anchors.add(args.anchor);
+    this.#cache.clear();
+    this.#emit({ type: 'anchors-changed' });
+    return this.#result(Status.OK, attempt, true);
+  }
+
+  async #removeAnchor(args: ArgsOf<Command.REMOVE_ANCHOR>, attempt: Attempt): Promise<LockResult> {
+    const why = await this.#anchors.remove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
+    if (why !== undefined) return this.#result(Status.MALFORMED, attempt, false, why);
+    // Chains verified with the removed key must not be accepted by reference any more.
+    this.#cache.clear();
+    this.#emit({ type: 'anchors-changed' });
+    return this.#result(Status.OK, attempt, true);
+  }
+
+  async #setConfig(args: ArgsOf<Command.SET_CONFIG>, attempt: Attempt): Promise<LockResult> {
+    const stored = this.#stores.config.get(CONFIG_STORE_KEY);
+    const prev =
+      stored !== null &&
+      typeof stored === 'object' &&
+      !Array.isArray(stored) &&
+      !(stored instanceof Uint8Array)
+        ? stored
+        : {};
+    await this.#stores.config.set(CONFIG_STORE_KEY, { ...prev, ...args.changes });
+    this.#config = loadLockConfig(this.#stores.config, this.#baseConfig);
+    this.#applyConfig(this.#config);
+    this.#emit({ type: 'config', config: this.#config });
+    return this.#result(Status.OK, attempt, true);
+  }
+
+  #readAudit(args: ArgsOf<Command.READ_AUDIT>, attempt: Attempt): LockResult {
+    const out: CborValue[] = [];
+    let size = 0;
+    for (const r of this.#stores.audit.since(args.fromSeq - 1)) {
+      if (out.length >= args.max) break;
+      size += r.payload.length + r.signature.length + 64;
+      if (size > READ_AUDIT_MAX_BYTES && out.length > 0) break;
+      out.push(auditRecordCbor(r));
+    }
+    return { ...this.#result(Status.OK, attempt, false), data: encode(out) };
   }
 
   async #clearLockout(): Promise<void> {
@@ -878,9 +909,7 @@ export class LockAuthority {
       this.#notQueued -= notQueued;
       return { sequence, hash };
     };
-    const p = this.#wireChain.then(run, run);
-    this.#wireChain = p.catch(() => undefined);
-    return p;
+    return this.#wireQueue.run(run);
   }
 
   /**
