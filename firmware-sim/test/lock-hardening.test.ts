@@ -232,6 +232,9 @@ describe('per-token state is keyed by signer and cti [TANDEM-USES-4]', () => {
 });
 
 describe('storage one root can take is bounded [TANDEM-USES-3]', () => {
+  // The slowest test of the suite (measured here: 1,500 requests take about 7 s of CPU, most of it signature
+  // work and the simulated card, whose every write copies the file image, so the audit log's growth makes it
+  // superlinear): the 10,000 is the point, so it stays.
   it('10,000 single-use links under one delegating root: QUOTA_EXCEEDED past the bound, others find room, revoking the root frees it', async () => {
     const lock = await makeLock({ config: { globalRateThreshold: 1000, rateWindowS: 10 } });
     const quota = lock.stores.useCounters.maxPerGroup;
@@ -289,7 +292,7 @@ describe('storage one root can take is bounded [TANDEM-USES-3]', () => {
       Status.REVOKED,
       quota + 1,
     );
-  }, 300_000);
+  }, 600_000);
 });
 
 describe('the owner opens the lock even when it knows no time [TANDEM-DECIDE-3]', () => {
