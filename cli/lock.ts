@@ -241,6 +241,28 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
   }
   const s = runtime.status();
   const log = consoleKind === 'stdio' ? streams.stderr : streams.stdout;
+  // A daemon ends when told to: the process exits once the runtime has closed (solenoid released, time floor
+  // persisted), whatever handles (console, timers) remain; a close that hangs is cut short, since the
+  // solenoid driver de-energises on exit by itself. The handlers go in before the banner: writes to a pipe are
+  // synchronous, so a supervisor that signals as soon as it reads the banner would otherwise meet the default
+  // action of SIGTERM (killed, no orderly stop).
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.write(`${signal}: stopping; the lock stays locked\n`);
+    const cutShort = setTimeout(() => process.exit(EXIT.INTERNAL), 5000);
+    runtime.close().then(
+      async () => {
+        for (const c of cleanups) await c().catch(() => undefined);
+        clearTimeout(cutShort);
+        process.exit(EXIT.OK);
+      },
+      () => process.exit(EXIT.INTERNAL),
+    );
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
   log.write(
     `tandem lock ${s.lockId}: ${s.state}${runtime.corrupt.length > 0 ? ' (SAFE MODE: ' + runtime.corrupt.join(', ') + ' corrupt)' : ''}; ` +
       `${simulate ? 'simulated hardware' : 'Raspberry Pi hardware'}; data in ${dataDir}\n`,
@@ -251,26 +273,5 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
   if (!runtime.authority)
     log.write('not provisioned: set lock-id, an issuer anchor and the claim on the console\n');
 
-  // A daemon ends when told to: the process exits once the runtime has closed (solenoid released, time floor
-  // persisted), whatever handles (console, timers) remain; a close that hangs is cut short, since the
-  // solenoid driver de-energises on exit by itself.
-  return new Promise<number>(() => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      log.write(`${signal}: stopping; the lock stays locked\n`);
-      const cutShort = setTimeout(() => process.exit(EXIT.INTERNAL), 5000);
-      runtime.close().then(
-        async () => {
-          for (const c of cleanups) await c().catch(() => undefined);
-          clearTimeout(cutShort);
-          process.exit(EXIT.OK);
-        },
-        () => process.exit(EXIT.INTERNAL),
-      );
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
+  return new Promise<number>(() => {});
 }

@@ -89,10 +89,13 @@ describe('revocation deltas', () => {
     const skew = sign({ ...base, kind: 'delta', version: 5, baseVersion: 4, added: [], removed: [] });
     expect((await apply(skew)).status).toBe(Status.REVOCATION_STALE);
     expect(lock.stores.revocations.version).toBe(2);
-    // Entries of tokens that expired before the trusted floor are not kept.
+    // [TANDEM-HOLD-1]: an acknowledged update is held entirely, even entries the lock's clock calls expired;
+    // they go only when the persisted floor passes them (the next beacon's prune, [TANDEM-REV-8]).
     await apply(sign({ ...base, kind: 'full', version: 3, added: [{ id: a, exp: NOW - 100 }], removed: [] }));
-    expect(lock.stores.revocations.has(a)).toBe(false);
+    expect(lock.stores.revocations.has(a)).toBe(true);
     expect(lock.stores.revocations.version).toBe(3);
+    await lock.syncTime(NOW + 1);
+    expect(lock.stores.revocations.has(a)).toBe(false);
   });
 });
 
@@ -106,7 +109,7 @@ describe('mechanism outcomes through the authority', () => {
     expect(r.mayHaveActed).toBe(true);
     expect(r.state).toBe('jammed');
     expect(lock.pulses).toHaveLength(1);
-    expect(lock.stores.useCounters.get(cti)).toBe(1);
+    expect(lock.usesOf(cti)).toBe(1);
   });
 
   it('a coil stuck on: FAULT, mayHaveActed, and later unlocks are FAULT without a pulse', async () => {
@@ -182,7 +185,9 @@ describe('audit of rate-limited peers', () => {
     }
     expect(lock.stores.audit.lastSeq).toBe(before + 1);
     lock.clock.advance(5_000);
-    expect((await lock.send(lock.request({ chain: [lock.token()] }), 'rider')).status).toBe(Status.OK);
+    expect((await lock.send(lock.request({ chain: [lock.token()], peer: 'rider' }), 'rider')).status).toBe(
+      Status.OK,
+    );
   });
 
   it('refusals stop filling the outbox past its audit budget (alerts keep their room); accepted ones never do', async () => {
@@ -190,7 +195,9 @@ describe('audit of rate-limited peers', () => {
     for (let i = 0; i < 12; i++) await lock.send(Uint8Array.of(0xff), `peer-${i}`);
     expect(lock.stores.outbox.size).toBe(5);
     expect(lock.stores.audit.lastSeq).toBeGreaterThanOrEqual(13);
-    expect((await lock.send(lock.request({ chain: [lock.token()] }), 'rider')).status).toBe(Status.OK);
+    expect((await lock.send(lock.request({ chain: [lock.token()], peer: 'rider' }), 'rider')).status).toBe(
+      Status.OK,
+    );
     expect(lock.stores.outbox.size).toBe(6);
   });
 

@@ -17,6 +17,7 @@ import { LOCK, NOW, claims, world } from '../../protocol/test/fixtures.js';
 import type { World } from '../../protocol/test/fixtures.js';
 import { AnchorStore } from '../src/lock/management.js';
 import type { LockConfig } from '../src/lock/management.js';
+import { tokenStateId } from '../src/lock/decision.js';
 import { LockAuthority } from '../src/lock/lock-authority.js';
 import type { AuthorityStores, LockResult } from '../src/lock/lock-authority.js';
 import { LockStateMachine } from '../src/lock/lock-state-machine.js';
@@ -188,6 +189,13 @@ export async function makeLock(options: LockOptions = {}) {
         w.owner,
         w.ownerKid,
       );
+    },
+    /**
+     * Uses counted for the token `cti` signed by `signer` (default: the issuer): the lock keys counts by signer
+     * key and cti ([TANDEM-USES-4]).
+     */
+    usesOf(cti: Uint8Array, signer = w.issuer.publicKey): number {
+      return stores.useCounters.get(tokenStateId(signer, cti));
     },
     /** The rider pushes the shackle back in; the latch debounce settles. */
     async relock(): Promise<void> {

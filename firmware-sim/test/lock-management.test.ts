@@ -107,7 +107,7 @@ describe('management commands', () => {
     const lock = await makeLock();
     const owner = (command: Command, a: Uint8Array) =>
       lock.send(
-        lock.request({ chain: [lock.ownerToken()], holder: lock.w.owner, command, args: a }),
+        lock.request({ chain: [lock.ownerToken()], holder: lock.w.owner, command, args: a, peer: 'owner' }),
         'owner',
       );
     const issuerToken = lock.token();
@@ -214,18 +214,29 @@ describe('safe mode', () => {
     expect(rider.state).toBe('safe-mode');
     // Management by a non-owner chain (issuer token with manage) is refused too.
     const issuerManage = await lock.send(
-      lock.request({ chain: [lock.token({ scope: ['manage'] })], command: Command.CLEAR_LOCKOUT }),
+      lock.request({
+        chain: [lock.token({ scope: ['manage'] })],
+        command: Command.CLEAR_LOCKOUT,
+        peer: 'cloud',
+      }),
       'cloud',
     );
     expect(issuerManage.status).toBe(Status.SAFE_MODE);
     expect(lock.pulses).toHaveLength(0);
     const owner = await lock.send(
-      lock.request({ chain: [lock.ownerToken()], holder: lock.w.owner, command: Command.CLEAR_LOCKOUT }),
+      lock.request({
+        chain: [lock.ownerToken()],
+        holder: lock.w.owner,
+        command: Command.CLEAR_LOCKOUT,
+        peer: 'owner',
+      }),
       'owner',
     );
     expect(owner.status).toBe(Status.OK);
     expect(lock.sm.state).toBe('locked');
-    expect((await lock.send(lock.request({ chain: [lock.token()] }), 'rider')).status).toBe(Status.OK);
+    expect((await lock.send(lock.request({ chain: [lock.token()], peer: 'rider' }), 'rider')).status).toBe(
+      Status.OK,
+    );
     expect(lock.pulses).toHaveLength(1);
     const events = lock.stores.audit.records().map((r) => decodeAuditEntry(r.payload));
     expect(events.some((e) => e.kind === 'event' && e.event === 'safe-mode')).toBe(true);

@@ -308,7 +308,10 @@ describe('LockMqttClient', () => {
     await client.start();
     await waitFor(() => client.status().attempt >= 1, 'a refused connection');
     await queueAlert(lock);
-    const r = await lock.send(lock.request({ chain: [lock.token()] }), 'AA:BB:CC:DD:EE:FF#1');
+    const r = await lock.send(
+      lock.request({ chain: [lock.token()], peer: 'AA:BB:CC:DD:EE:FF#1' }),
+      'AA:BB:CC:DD:EE:FF#1',
+    );
     expect(r.status).toBe(Status.OK);
     expect(lock.pulses).toHaveLength(1);
     expect(client.status().link).not.toBe('up');

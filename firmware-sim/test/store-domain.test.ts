@@ -69,7 +69,7 @@ describe('UseCounterStore', () => {
     const s = await UseCounterStore.open(fs, DIR);
     expect(await s.consume(id(1), 1000, 2)).toEqual({ allowed: true, count: 1 });
     expect(await s.consume(id(1), 1000, 2)).toEqual({ allowed: true, count: 2 });
-    expect(await s.consume(id(1), 1000, 2)).toEqual({ allowed: false, count: 2 });
+    expect(await s.consume(id(1), 1000, 2)).toEqual({ allowed: false, count: 2, refused: 'exhausted' });
     expect(await s.increment(id(2), 500)).toBe(1);
     expect(await s.prune(500)).toBe(1);
     const again = await UseCounterStore.open(fs.reboot(), DIR);

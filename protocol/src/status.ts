@@ -26,6 +26,7 @@ export enum Status {
   RATE_LIMITED = 0x20,
   LOCKED_OUT = 0x21,
   REVOCATION_ROLLBACK = 0x22,
+  QUOTA_EXCEEDED = 0x23,
   ACK_MISMATCH = 0x24,
   BUSY = 0x30,
   JAMMED = 0x31,
@@ -61,6 +62,8 @@ export const STATUS_MEANING: Readonly<Record<Status, string>> = {
   [Status.RATE_LIMITED]: 'too many refused attempts; wait and retry',
   [Status.LOCKED_OUT]: 'the lock is in lockout after repeated failures; an owner proof clears it',
   [Status.REVOCATION_ROLLBACK]: 'the revocation update is older than the one the lock holds',
+  [Status.QUOTA_EXCEEDED]:
+    'the tokens under this root already hold all the use counters the lock keeps for one root; ask its owner for a token without a use limit or wait until one expires',
   [Status.ACK_MISMATCH]:
     'the outbox acknowledgement names another outbox epoch or records the lock never queued; nothing dropped',
   [Status.BUSY]: 'the lock is busy with another command; retry',

@@ -10,7 +10,7 @@
  * | 2   | kind       | uint   | 0 request, 1 revocation update, 2 time beacon, 3 lock event         |
  * | 3   | command    | uint   | the request's command ([TANDEM-POP-5]), when it decoded             |
  * | 4   | cti        | bstr   | the leaf token's id, when the chain decoded                         |
- * | 5   | rider      | tstr   | the leaf's `tandem.rider`, when present                             |
+ * | 5   | rider      | tstr   | the leaf's `tandem.rider`, when present: a label its signer wrote   |
  * | 6   | time       | uint   | trusted time, earliest bound (Unix seconds)                         |
  * | 7   | peer       | tstr   | who sent it (connection id given by the transport), ≤ 32 chars      |
  * | 8   | suppressed | uint   | refusals of this peer not written individually while rate limited   |
@@ -18,7 +18,13 @@
  * | 10  | event      | tstr   | lock events: "boot", "lockout", "lockout-cleared", "safe-mode", …   |
  * | 11  | wire seq   | uint   | outbox sequence of the signed record sent to the cloud, if queued   |
  * | 12  | wire hash  | bstr   | SHA-256 of that record ([TANDEM-MQTT-7]): the chain resumes from it |
- * | 13  | detail     | map    | lock events: tstr → uint, e.g. a refused outbox ack's epoch and sequence |
+ * | 13  | signers    | [bstr] | who signed each token, root first: 8-byte key thumbprints           |
+ * | 14  | holder     | bstr   | the leaf's holder key (`cnf`), 8-byte thumbprint                    |
+ * | 15  | detail     | map    | lock events: tstr → uint, e.g. a refused outbox ack's epoch and sequence |
+ *
+ * [TANDEM-AUDIT-1]: `rider` is whatever the token's signer wrote (a delegator can write any name); who acted
+ * is `signers` and `holder`, the first 8 bytes of SHA-256 of each key's COSE_Key ([TANDEM-KEY-2]), which the
+ * owner can match against the keys they know.
  *
  * This is the lock's own trail (READ_AUDIT returns it as `[seq, time, prevHash, payload, signature]` records of
  * the AuditLog, whose hash chain and device signatures `verifyChain` in `../store/audit-log.ts` checks). The
@@ -52,6 +58,10 @@ export interface AuditEntry {
   readonly event?: string;
   readonly wireSequence?: number;
   readonly wireHash?: Uint8Array;
+  /** Key thumbprints (8 bytes) of each token's signer, root (its anchor) first ([TANDEM-AUDIT-1]). */
+  readonly signers?: readonly Uint8Array[];
+  /** Key thumbprint (8 bytes) of the leaf's holder key. */
+  readonly holder?: Uint8Array;
   /** Lock events: what the event is about (also in the signed record's detail, [TANDEM-MQTT-6]). */
   readonly detail?: ReadonlyMap<string, number>;
 }
@@ -75,7 +85,9 @@ export function encodeAuditEntry(e: AuditEntry): Uint8Array {
   if (e.event !== undefined) m.set(10, e.event);
   if (e.wireSequence !== undefined) m.set(11, e.wireSequence);
   if (e.wireHash !== undefined) m.set(12, e.wireHash);
-  if (e.detail !== undefined && e.detail.size > 0) m.set(13, new Map<string, CborValue>(e.detail));
+  if (e.signers !== undefined) m.set(13, [...e.signers]);
+  if (e.holder !== undefined) m.set(14, e.holder);
+  if (e.detail !== undefined && e.detail.size > 0) m.set(15, new Map<string, CborValue>(e.detail));
   return encode(m);
 }
 
@@ -87,7 +99,7 @@ function bad(what: string): never {
 export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
   const m = decodeStrict(bytes, { maxBytes: 512, maxDepth: 2, maxItems: 24 });
   if (!(m instanceof Map)) bad('must be a map');
-  for (const k of m.keys()) if (typeof k !== 'number' || k < 1 || k > 13) bad(`has unknown key ${String(k)}`);
+  for (const k of m.keys()) if (typeof k !== 'number' || k < 1 || k > 15) bad(`has unknown key ${String(k)}`);
   const status = m.get(1);
   if (!isStatus(status)) bad('"status" (1) must be a status byte');
   const kind = CODE_KIND[m.get(2) as number];
@@ -103,13 +115,17 @@ export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
   const event = m.get(10);
   const wireSequence = m.get(11);
   const wireHash = m.get(12);
-  const rawDetail = m.get(13);
+  const signers = m.get(13);
+  const holder = m.get(14);
+  if (signers !== undefined && !(Array.isArray(signers) && signers.every((x) => x instanceof Uint8Array)))
+    bad('"signers" (13) must be an array of byte strings');
+  const rawDetail = m.get(15);
   let detail: Map<string, number> | undefined;
   if (rawDetail !== undefined) {
-    if (!(rawDetail instanceof Map)) bad('"detail" (13) must be a map');
+    if (!(rawDetail instanceof Map)) bad('"detail" (15) must be a map');
     detail = new Map();
     for (const [k, v] of rawDetail) {
-      if (typeof k !== 'string' || typeof v !== 'number') bad('"detail" (13) must map text to integers');
+      if (typeof k !== 'string' || typeof v !== 'number') bad('"detail" (15) must map text to integers');
       detail.set(k, v);
     }
   }
@@ -126,6 +142,8 @@ export function decodeAuditEntry(bytes: Uint8Array): AuditEntry {
     ...(typeof event === 'string' ? { event } : {}),
     ...(typeof wireSequence === 'number' ? { wireSequence } : {}),
     ...(wireHash instanceof Uint8Array ? { wireHash } : {}),
+    ...(signers === undefined ? {} : { signers: signers as Uint8Array[] }),
+    ...(holder instanceof Uint8Array ? { holder } : {}),
     ...(detail === undefined ? {} : { detail }),
   };
 }

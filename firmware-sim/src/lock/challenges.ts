@@ -109,11 +109,15 @@ export class ChallengeBook {
   /**
    * Spends the challenge `nonce` names, whatever the request's fate ([TANDEM-POP-4]): live, expired, or
    * unknown (never issued, already spent, or dropped by a bound).
+   *
+   * A challenge belongs to the peer (connection) that read it ([TANDEM-POP-7]): named by any other peer it
+   * is `unknown` to that peer and stays live for its own, so that a relay or a sniffer that sends the nonce it
+   * heard on the air first can neither use it nor burn it.
    */
-  take(nonce: Uint8Array): TakenChallenge {
+  take(nonce: Uint8Array, peer: string): TakenChallenge {
     const key = keyOf(nonce);
     const c = this.#live.get(key);
-    if (c === undefined) return { kind: 'unknown' };
+    if (c === undefined || c.peer !== peer) return { kind: 'unknown' };
     this.#live.delete(key);
     const age = this.#clock.now() - c.issuedAtMs;
     return age <= this.#lifetimeMs && age >= 0

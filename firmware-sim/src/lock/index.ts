@@ -13,8 +13,8 @@ export { TrustedClock, TRUSTED_CLOCK_DEFAULTS } from './trusted-clock.js';
 export type { TimeSource, TrustedClockOptions } from './trusted-clock.js';
 export { ChallengeBook } from './challenges.js';
 export type { ChallengeBookOptions, IssuedChallenge, RandomSource, TakenChallenge } from './challenges.js';
-export { LOCKOUT_EVIDENCE, LockoutCounter, RateLimiter } from './rate-limiter.js';
-export type { RateLimiterOptions, RateVerdict } from './rate-limiter.js';
+export { LOCKOUT_EVIDENCE, LockoutBook, RateLimiter } from './rate-limiter.js';
+export type { LockoutBookOptions, RateLimiterOptions, RateVerdict } from './rate-limiter.js';
 export {
   ANCHORS_STORE_KEY,
   AnchorStore,
@@ -33,6 +33,17 @@ export { AUDIT_PEER_MAX, auditRecordCbor, decodeAuditEntry, encodeAuditEntry } f
 export type { AuditEntry, AuditKind } from './audit.js';
 export { openLockStores } from './stores.js';
 export type { LockStores, OpenLockStoresOptions, OpenedLockStores } from './stores.js';
+export { ChainCache } from './chain-cache.js';
+export {
+  READ_ONLY_COMMANDS,
+  decide,
+  decodeStep,
+  isOwnerSelf,
+  keyThumbprint,
+  shortThumbprint,
+  tokenStateId,
+} from './decision.js';
+export type { CountedToken, DecodedRequest, HeldState, Signers, Verdict } from './decision.js';
 export { LockAuthority } from './lock-authority.js';
 export type {
   AuthorityEvent,

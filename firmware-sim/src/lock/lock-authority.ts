@@ -1,44 +1,30 @@
 /**
- * The lock's authority (issue 3, "What it does" 3): decides every request offline in the fixed order of
- * SPEC.md §5.7, counts uses durably before acting, acts through the {@link LockStateMachine}, and writes every
- * attempt to the audit log and the outbox.
+ * The lock's authority (issue 3, "What it does" 3): decides every request offline with {@link decide}
+ * (SPEC.md §5.7, the order is in `decision.ts`), counts uses durably before acting, acts through the
+ * {@link LockStateMachine}, and writes every attempt to the audit log and the outbox.
  *
  * Before §5.7 (cheap refusals that parse nothing and spend no challenge):
  *   BUSY while another command acts; RATE_LIMITED while the peer (or, briefly, every peer) is backing off.
- * §5.7, in this order; the first failing step gives the status:
- *   1. decode the request, the command's args and every token (or find the cached chain by `chainRef`):
- *      MALFORMED, TOKEN_REF_UNKNOWN. The named challenge is spent here, whatever follows ([TANDEM-POP-4]).
- *      Then the lock's own state: LOCKED_OUT (any command but CLEAR_LOCKOUT), SAFE_MODE (any command but
- *      management).
- *   2. signatures: UNKNOWN_SIGNER, BAD_SIGNATURE. 3. narrowing: CHAIN_INVALID. 4. audience: WRONG_AUDIENCE.
- *      In safe mode the chain's root must be an owner anchor: SAFE_MODE.
- *   5. time against the trusted bound: EXPIRED, NOT_YET_VALID, TIME_UNCERTAIN.
- *   6. weekly schedule in the lock's time zone: OUTSIDE_SCHEDULE, TIME_UNCERTAIN.
- *   7. revocation: REVOKED, REVOCATION_STALE.  8. uses: USES_EXHAUSTED.  9. scope: SCOPE_DENIED.
- *   10. proof of possession against a live challenge: CHALLENGE_UNKNOWN, CHALLENGE_EXPIRED, POP_INVALID.
- *   11. count the use durably, then act: OK, or BUSY, JAMMED, FAULT, SAFE_MODE from the mechanism; MALFORMED
- *       for a management command the lock's state forbids (removing the last issuer, an unknown kid).
+ * Then, for each request:
+ *   1. decode the request and its args ({@link decodeStep}); spend the challenge it names, if this peer read
+ *      it ([TANDEM-POP-4], [TANDEM-POP-7]);
+ *   2. {@link decide}: pure and synchronous, so nothing interleaves between spending the challenge and
+ *      claiming the mechanism;
+ *   3. after the verdict: charge lockout evidence a key holder caused ([TANDEM-LOCKOUT-1]), cache the
+ *      verified chain (only once its holder proved possession), count the uses durably, act, audit.
  * Any exception that is not a ProtocolError, anywhere, is FAULT and the lock stays locked: the only code that
- * energises the solenoid is the state machine's unlock(), reached only after step 10 passed and the use was
- * durably counted.
+ * energises the solenoid is the state machine's unlock(), reached only after an OK verdict and a durable count.
  */
 import createDebug from 'debug';
 import type { Clock } from '../../../hardware/src/clock.js';
 import type { CborValue } from '../../../protocol/src/cbor.js';
 import { encode } from '../../../protocol/src/cbor.js';
 import type { Grant, TimeBound } from '../../../protocol/src/chain.js';
-import { checkSchedule, checkScope, checkTime, verifyChain } from '../../../protocol/src/chain.js';
 import { ProtocolError } from '../../../protocol/src/errors.js';
 import type { Challenge, LockState } from '../../../protocol/src/gatt.js';
 import type { PrivateKey } from '../../../protocol/src/keys.js';
 import type { UnlockRequest } from '../../../protocol/src/pop.js';
-import {
-  CHAIN_REF_LENGTH,
-  Command,
-  SCOPE_OF_COMMAND,
-  decodeRequest,
-  verifyPop,
-} from '../../../protocol/src/pop.js';
+import { Command } from '../../../protocol/src/pop.js';
 import { encodeRevocationAck, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
 import {
   AUDIT_GENESIS_HASH,
@@ -54,22 +40,19 @@ import type { ConfigStore } from '../store/config-store.js';
 import { isStoreError } from '../store/errors.js';
 import type { Outbox } from '../store/outbox.js';
 import type { RevocationStore } from '../store/revocation-store.js';
+import { SerialQueue } from '../store/serial-queue.js';
 import type { UseCounterStore } from '../store/use-counter-store.js';
 import type { AuditEntry } from './audit.js';
 import { auditRecordCbor, decodeAuditEntry, encodeAuditEntry } from './audit.js';
+import { ChainCache } from './chain-cache.js';
 import { ChallengeBook } from './challenges.js';
 import type { RandomSource } from './challenges.js';
-import { LockError } from './errors.js';
+import type { CountedToken, HeldState, Signers, Verdict } from './decision.js';
+import { Refusal, decide, decodeStep, statusOf, tokenStateId } from './decision.js';
 import type { LockStateMachine, MechanismState } from './lock-state-machine.js';
 import type { AnchorStore, CommandArgs, LockConfig } from './management.js';
-import {
-  CONFIG_STORE_KEY,
-  LOCKOUT_STORE_KEY,
-  decodeCommandArgs,
-  isManagementCommand,
-  loadLockConfig,
-} from './management.js';
-import { LockoutCounter, RateLimiter } from './rate-limiter.js';
+import { CONFIG_STORE_KEY, LOCKOUT_STORE_KEY, loadLockConfig } from './management.js';
+import { LockoutBook, RateLimiter } from './rate-limiter.js';
 import type { TimeSource, TrustedClock } from './trusted-clock.js';
 
 const debug = createDebug('tandem:lock:authority');
@@ -77,7 +60,10 @@ const debug = createDebug('tandem:lock:authority');
 /** The stores the authority uses: structural, so that tests can put a failing double in any place. */
 export interface AuthorityStores {
   readonly config: ConfigStore;
-  readonly useCounters: Pick<UseCounterStore, 'get' | 'consume' | 'prune'>;
+  readonly useCounters: Pick<
+    UseCounterStore,
+    'get' | 'consume' | 'prune' | 'groupSize' | 'maxPerGroup' | 'dropGroups'
+  >;
   readonly revocations: Pick<RevocationStore, 'has' | 'version' | 'replace' | 'applyDelta' | 'prune'>;
   readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq' | 'records'>;
   readonly outbox: Pick<Outbox, 'enqueueWith' | 'size' | 'peek'>;
@@ -177,39 +163,32 @@ export interface LockSnapshot {
 /** What the authority reports to the runtime around it. */
 export type AuthorityEvent =
   | { readonly type: 'decision'; readonly peer: string; readonly result: LockResult }
-  | { readonly type: 'lockout'; readonly active: boolean }
+  | { readonly type: 'lockout'; readonly active: boolean; readonly subjects?: readonly string[] }
   | { readonly type: 'safe-mode'; readonly active: boolean; readonly reasons: readonly string[] }
   | { readonly type: 'config'; readonly config: LockConfig }
   | { readonly type: 'anchors-changed' }
   | { readonly type: 'revocation'; readonly version: number }
   | { readonly type: 'store-error'; readonly what: string; readonly error: unknown };
 
-/** A refusal inside the decision: the step's status and why. */
-class Refusal {
-  constructor(
-    readonly status: Status,
-    readonly message: string,
-  ) {}
+/** The decoded arguments of command `C`. */
+type ArgsOf<C extends Command> = ArgsIn<CommandArgs, C>;
+type ArgsIn<A, C> = A extends { readonly command: infer K } ? (C extends K ? A : never) : never;
+
+/** One row of the command table: a state precheck (refusal of step 12) and the action. */
+interface CommandHandler<A extends CommandArgs> {
+  readonly precheck?: (args: A) => Refusal | undefined;
+  readonly run: (args: A, attempt: Attempt) => Promise<LockResult>;
 }
 
-interface Verified {
-  readonly request: UnlockRequest;
-  readonly args: CommandArgs;
-  readonly grant: Grant;
-}
+type CommandTable = { readonly [C in Command]: CommandHandler<ArgsOf<C>> };
 
 interface Attempt {
   request?: UnlockRequest;
   grant?: Grant;
+  signers?: Signers;
 }
-
-/** Commands that do not count a use: they change nothing (see README.md, "Lock runtime"). */
-const READ_ONLY = new Set<Command>([Command.STATUS, Command.READ_AUDIT]);
 const MAX_SUPPRESSED_PEERS = 64;
 const READ_AUDIT_MAX_BYTES = 8 * 1024;
-
-const refKey = (b: Uint8Array): string =>
-  String.fromCharCode.apply(null, b.subarray(0, CHAIN_REF_LENGTH) as unknown as number[]);
 
 /** The lock's authority (module comment). */
 export class LockAuthority {
@@ -222,13 +201,13 @@ export class LockAuthority {
   readonly #deviceKey: PrivateKey;
   readonly #challenges: ChallengeBook;
   readonly #limiter: RateLimiter;
-  readonly #lockout: LockoutCounter;
-  readonly #cache = new Map<string, Grant>();
-  readonly #cacheSize: number;
+  readonly #lockout: LockoutBook;
+  readonly #cache: ChainCache;
   readonly #outboxAuditBudget: number;
   /** [TANDEM-MQTT-7]: SHA-256 of the last audit record queued for the cloud; recovered at start. */
   #wirePrev: Uint8Array = AUDIT_GENESIS_HASH;
-  #wireChain: Promise<unknown> = Promise.resolve();
+  /** Audit records for the cloud are built one at a time, so that each chains on the one before. */
+  readonly #wireQueue = new SerialQueue();
   /** Refused attempts not queued for the cloud since the last queued record (outbox budget). */
   #notQueued = 0;
   readonly #listeners = new Set<(e: AuthorityEvent) => void>();
@@ -236,7 +215,6 @@ export class LockAuthority {
   readonly #baseConfig: Partial<LockConfig>;
   #config: LockConfig;
   #acting = false;
-  #lockedOut = false;
   #safeMode: readonly string[];
   #started = false;
   #closed = false;
@@ -252,7 +230,7 @@ export class LockAuthority {
     this.#baseConfig = options.config ?? {};
     this.#config = loadLockConfig(options.stores.config, this.#baseConfig);
     this.#safeMode = [...(options.safeModeReasons ?? [])];
-    this.#cacheSize = options.chainCacheSize ?? 32;
+    this.#cache = new ChainCache(options.chainCacheSize ?? 32);
     this.#outboxAuditBudget = options.outboxAuditBudget ?? 600;
     const c = this.#config;
     this.#challenges = new ChallengeBook({
@@ -269,12 +247,12 @@ export class LockAuthority {
       backoffMaxMs: c.backoffMaxS * 1000,
       globalThreshold: c.globalRateThreshold,
     });
-    this.#lockout = new LockoutCounter({
+    this.#lockout = new LockoutBook({
       clock: options.clock,
       threshold: c.lockoutThreshold,
       windowMs: c.lockoutWindowS * 1000,
     });
-    this.#lockedOut = options.stores.config.get(LOCKOUT_STORE_KEY) !== undefined;
+    this.#lockout.restore(storedLockout(options.stores.config.get(LOCKOUT_STORE_KEY)));
   }
 
   /** The configuration in force. */
@@ -282,9 +260,14 @@ export class LockAuthority {
     return this.#config;
   }
 
-  /** True while refused attempts hold the lock in lockout. */
+  /** True while some token root or holder key is locked out ([TANDEM-LOCKOUT-2]). */
   get lockedOut(): boolean {
-    return this.#lockedOut;
+    return this.#lockout.locked.length > 0;
+  }
+
+  /** The locked-out subjects (`root:<hex>`, `key:<hex>`), oldest first. */
+  get lockedOutSubjects(): readonly string[] {
+    return this.#lockout.locked;
   }
 
   /** The corrupt stores that put the lock in safe mode; empty when not in safe mode. */
@@ -300,7 +283,7 @@ export class LockAuthority {
       lockId: this.lockId,
       state: this.#reportedState(),
       mechanism: this.#sm.state,
-      lockedOut: this.#lockedOut,
+      lockedOut: this.lockedOut,
       safeModeReasons: this.#safeMode,
       revocationVersion: this.#stores.revocations.version,
       time: bound,
@@ -374,28 +357,39 @@ export class LockAuthority {
       await this.#audit({ status: Status.BUSY, kind: 'request', peer });
       return this.#done(peer, r);
     }
-    const verdict = this.#limiter.check(peer);
-    if (verdict.limited) {
+    const rate = this.#limiter.check(peer);
+    if (rate.limited) {
       const r = this.#result(
         Status.RATE_LIMITED,
         {},
         false,
-        `retry in ${Math.ceil((verdict.untilMs - this.#clock.now()) / 1000)} s`,
+        `retry in ${Math.ceil((rate.untilMs - this.#clock.now()) / 1000)} s`,
       );
-      if (verdict.first) await this.#audit({ status: Status.RATE_LIMITED, kind: 'request', peer });
+      if (rate.first) await this.#audit({ status: Status.RATE_LIMITED, kind: 'request', peer });
       else this.#suppress(peer);
       return this.#done(peer, r);
     }
-    const attempt: Attempt = {};
+    let verdict: Verdict;
     let bound: TimeBound;
-    let verified: Verified;
     try {
       bound = this.#time.bound();
-      verified = this.#verify(bytes, bound, attempt);
+      verdict = this.#decide(bytes, peer, bound);
     } catch (error) {
-      return this.#refused(peer, attempt, error);
+      // Step 1 (decoding) and anything unexpected: no chain, no possession, no evidence.
+      return this.#refused(peer, {}, error);
     }
-    return this.#act(peer, verified, bound);
+    const attempt: Attempt = {
+      ...(verdict.request === undefined ? {} : { request: verdict.request }),
+      ...(verdict.grant === undefined ? {} : { grant: verdict.grant }),
+      ...(verdict.signers === undefined ? {} : { signers: verdict.signers }),
+    };
+    // Only a chain whose holder proved possession is cached ([TANDEM-POP-6]): a stranger re-sending sniffed
+    // chains must not push riders' chains out of the cache.
+    if (verdict.grant !== undefined && (verdict.ok || verdict.possession)) this.#cache.put(verdict.grant);
+    if (!verdict.ok) {
+      return this.#refused(peer, attempt, new Refusal(verdict.status, verdict.message), verdict.evidence);
+    }
+    return this.#act(peer, verdict, bound);
   }
 
   /**
@@ -420,9 +414,10 @@ export class LockAuthority {
         );
       }
       if (update.version > held) {
-        // Entries of tokens expired before the floor can never matter again ([TANDEM-REV-7]).
-        const floor = this.#time.bound().earliest;
-        const add = update.added.filter((e) => e.exp > floor).map((e) => ({ id: e.id, exp: e.exp }));
+        // [TANDEM-HOLD-1]: an acknowledged update is held entirely. Nothing is dropped against the clock on
+        // the way in (a clock running ahead would drop live entries); a list the store cannot hold is refused
+        // (TOO_LARGE) and nothing is acknowledged. Expired entries go later, by the persisted floor only.
+        const add = update.added.map((e) => ({ id: e.id, exp: e.exp }));
         if (update.kind === 'full') {
           await this.#stores.revocations.replace(update.version, add);
         } else {
@@ -440,6 +435,7 @@ export class LockAuthority {
           });
         }
         this.#emit({ type: 'revocation', version: update.version });
+        await this.#freeRevokedRoots(update.added.map((e) => e.id));
       }
       const version = this.#stores.revocations.version;
       const ack = encodeRevocationAck(
@@ -490,110 +486,76 @@ export class LockAuthority {
   }
 
   // -------------------------------------------------------------------------------------------------------
-  // The decision, steps 1-10: synchronous, so nothing can interleave between spending the challenge and
+  // The decision, steps 1-11: synchronous, so nothing can interleave between spending the challenge and
   // claiming the mechanism in #act.
   // -------------------------------------------------------------------------------------------------------
 
-  #verify(bytes: Uint8Array, bound: TimeBound, attempt: Attempt): Verified {
-    // Step 1: decode. The challenge is spent by any request that names it ([TANDEM-POP-4]).
-    const request = decodeRequest(bytes);
-    attempt.request = request;
-    const challenge = this.#challenges.take(request.nonce);
-    const args = decodeCommandArgs(request.command, request.args, this.#sm.maxPulseMs);
-    let grant: Grant | undefined;
-    let chain: readonly Uint8Array[] | undefined;
-    if (request.chainRef !== undefined) {
-      grant = this.#cache.get(refKey(request.chainRef));
-      if (grant === undefined) {
-        throw new Refusal(Status.TOKEN_REF_UNKNOWN, 'the lock does not hold this chain; send it in full');
-      }
-      // Least recently used goes first: re-insert on use.
-      this.#cache.delete(refKey(request.chainRef));
-      this.#cache.set(refKey(request.chainRef), grant);
-      attempt.grant = grant;
-    } else {
-      chain = request.chain!;
-    }
-    // The lock's own state, before any signature work.
-    if (this.#lockedOut && request.command !== Command.CLEAR_LOCKOUT) {
-      throw new Refusal(Status.LOCKED_OUT, 'locked out after repeated refusals; the owner must clear it');
-    }
-    if (this.#safeMode.length > 0 && !isManagementCommand(request.command)) {
-      throw new Refusal(Status.SAFE_MODE, `safe mode (corrupt: ${this.#safeMode.join(', ')})`);
-    }
-    // Steps 1 (tokens) to 4: decode every token, signatures, narrowing, audience.
-    if (grant === undefined) {
-      grant = verifyChain(chain!, this.#anchors.lookup, this.lockId);
-      attempt.grant = grant;
-      this.#cacheGrant(grant);
-    }
-    if (this.#safeMode.length > 0 && grant.anchor.role !== 'owner') {
-      throw new Refusal(Status.SAFE_MODE, 'safe mode: only the owner may manage the lock');
-    }
-    // Step 5 [TANDEM-TIME-CHECK] and step 6 [TANDEM-SCHED-2].
-    checkTime(grant, bound);
-    checkSchedule(grant.leaf.schedule, bound, this.#config.timeZone);
-    // Step 7: revocation of any link, then the chain's minimum revocation version.
-    for (const cti of grant.ctis) {
-      if (this.#stores.revocations.has(cti))
-        throw new Refusal(Status.REVOKED, 'a token of the chain is revoked');
-    }
-    if (this.#stores.revocations.version < grant.minRevocation) {
-      throw new Refusal(
-        Status.REVOCATION_STALE,
-        `the lock holds revocation version ${this.#stores.revocations.version}, the token needs ${grant.minRevocation}`,
-      );
-    }
-    // Step 8 [TANDEM-USES-1] (checked again, atomically, when counted in step 11).
-    if (!READ_ONLY.has(request.command)) {
-      for (const t of grant.tokens) {
-        const max = t.claims.maxUses;
-        if (max !== undefined && this.#stores.useCounters.get(t.claims.cti) >= max) {
-          throw new Refusal(Status.USES_EXHAUSTED, `all ${max} uses of a token of the chain are spent`);
-        }
-      }
-    }
-    // Step 9 [TANDEM-POP-5].
-    checkScope(grant.leaf, SCOPE_OF_COMMAND[request.command]);
-    // Step 10 [TANDEM-POP-4], [TANDEM-POP-3].
-    if (challenge.kind === 'unknown') {
-      throw new Refusal(Status.CHALLENGE_UNKNOWN, 'the nonce is unknown or already spent');
-    }
-    if (challenge.kind === 'expired') throw new Refusal(Status.CHALLENGE_EXPIRED, 'the challenge expired');
-    verifyPop(request, this.lockId, grant.leaf.cnf, grant.chainHash);
-    return { request, args, grant };
+  /** Steps 1 and the spending of the challenge, then the pure decision of `decision.ts`. Synchronous. */
+  #decide(bytes: Uint8Array, peer: string, bound: TimeBound): Verdict {
+    const decoded = decodeStep(bytes, this.#sm.maxPulseMs);
+    // The challenge is spent by any request of its peer that names it, whatever follows ([TANDEM-POP-4]).
+    const challenge = this.#challenges.take(decoded.request.nonce, peer);
+    return decide({ ...decoded, challenge }, this.#held(), bound);
   }
 
-  #cacheGrant(grant: Grant): void {
-    const key = refKey(grant.chainHash);
-    this.#cache.delete(key);
-    this.#cache.set(key, grant);
-    while (this.#cache.size > this.#cacheSize) this.#cache.delete(this.#cache.keys().next().value as string);
+  /** What the decision reads of the lock now ({@link HeldState}); queries only. */
+  #held(): HeldState {
+    return {
+      lockId: this.lockId,
+      anchors: this.#anchors.lookup,
+      timeZone: this.#config.timeZone,
+      safeMode: this.#safeMode.length > 0,
+      revocationVersion: this.#stores.revocations.version,
+      cachedGrant: (ref) => this.#cache.get(ref),
+      revoked: (cti) => this.#stores.revocations.has(cti),
+      usesCounted: (id) => this.#stores.useCounters.get(id),
+      groupHasRoom: (group) =>
+        this.#stores.useCounters.groupSize(group) < this.#stores.useCounters.maxPerGroup,
+      lockedOut: (subjects) => this.#lockout.isLocked(subjects),
+    };
+  }
+
+  /**
+   * [TANDEM-USES-3]: revoking a root frees the use counters its chains hold. A revocation id is a `cti` as
+   * its signer wrote it, and roots are signed by trust anchors, so each id is tried under every anchor key.
+   * A failure here is reported and changes nothing of the acknowledged update.
+   */
+  async #freeRevokedRoots(ids: readonly Uint8Array[]): Promise<void> {
+    const keys = this.#anchors
+      .list()
+      .map((a) => this.#anchors.lookup(a.kid)?.key)
+      .filter((k) => k !== undefined);
+    const groups: Uint8Array[] = [];
+    for (const id of ids) {
+      for (const key of keys) {
+        const g = tokenStateId(key, id);
+        if (this.#stores.useCounters.groupSize(g) > 0) groups.push(g);
+      }
+    }
+    if (groups.length === 0) return;
+    try {
+      await this.#stores.useCounters.dropGroups(groups);
+    } catch (error) {
+      this.#emit({ type: 'store-error', what: 'use-counters', error });
+    }
   }
 
   // -------------------------------------------------------------------------------------------------------
-  // Step 11 and the bookkeeping of every attempt.
+  // Step 12 and the bookkeeping of every attempt.
   // -------------------------------------------------------------------------------------------------------
 
-  async #act(peer: string, v: Verified, bound: TimeBound): Promise<LockResult> {
-    const { request, args, grant } = v;
-    const attempt: Attempt = { request, grant };
+  async #act(peer: string, v: Extract<Verdict, { ok: true }>, bound: TimeBound): Promise<LockResult> {
+    const { request, args, grant, signers } = v;
+    const attempt: Attempt = { request, grant, signers };
     this.#acting = true;
     let stage: 'before' | 'acting' = 'before';
     let result: LockResult;
     try {
       const precheck = this.#precheck(args);
       if (precheck !== undefined) throw precheck;
-      if (!READ_ONLY.has(request.command)) {
-        // Step 11: count durably BEFORE acting ([TANDEM-USES-1]): a power cut here loses a use, never
-        // lets one go uncounted.
-        for (const t of grant.tokens) {
-          const max = t.claims.maxUses;
-          if (max === undefined) continue;
-          const r = await this.#stores.useCounters.consume(t.claims.cti, t.claims.exp, max);
-          if (!r.allowed) throw new Refusal(Status.USES_EXHAUSTED, `all ${max} uses of a token are spent`);
-        }
-      }
+      // Count durably BEFORE acting ([TANDEM-USES-1]): a power cut here loses a use, never lets one go
+      // uncounted. Read-only commands have nothing to count ([TANDEM-USES-2]).
+      await this.#count(v.counted);
       stage = 'acting';
       result = await this.#perform(args, attempt);
     } catch (error) {
@@ -609,116 +571,157 @@ export class LockAuthority {
     return this.#done(peer, result);
   }
 
-  /** Refusals of step 11 that depend on the lock's state, checked before a use is counted. */
-  #precheck(args: CommandArgs): Refusal | undefined {
-    switch (args.command) {
-      case Command.REMOVE_ANCHOR:
-      case Command.REMOVE_OWNER_KEY: {
-        const why = this.#anchors.checkRemove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
-        if (why === 'last-issuer')
-          return new Refusal(Status.MALFORMED, 'cannot remove the last issuer anchor');
-        if (why === 'unknown-kid') return new Refusal(Status.MALFORMED, 'no anchor has this kid');
-        if (why === 'not-owner')
-          return new Refusal(Status.MALFORMED, 'this kid names an issuer, not an owner key');
-        return undefined;
+  /** Counts each token of `counted` under its root's quota ([TANDEM-USES-3], [TANDEM-USES-4]). */
+  async #count(counted: readonly CountedToken[]): Promise<void> {
+    for (const t of counted) {
+      const r = await this.#stores.useCounters.consume(t.id, t.exp, t.maxUses, t.group);
+      if (r.refused === 'quota') {
+        throw new Refusal(
+          Status.QUOTA_EXCEEDED,
+          'the tokens under this root already hold every use counter the lock keeps for one root',
+        );
       }
-      case Command.ADD_ANCHOR:
-      case Command.ADD_OWNER_KEY:
-        return this.#anchors.has(args.anchor.kid)
-          ? new Refusal(Status.MALFORMED, 'an anchor with this kid exists; remove it first')
-          : undefined;
-      default:
-        return undefined;
+      if (!r.allowed) throw new Refusal(Status.USES_EXHAUSTED, `all ${t.maxUses} uses of a token are spent`);
     }
   }
 
-  async #perform(args: CommandArgs, attempt: Attempt): Promise<LockResult> {
-    switch (args.command) {
-      case Command.UNLOCK: {
-        const o = await this.#sm.unlock();
-        switch (o.kind) {
-          case 'opened':
-            return this.#result(Status.OK, attempt, o.pulsed);
-          case 'jammed':
-            return this.#result(Status.JAMMED, attempt, true, 'the latch did not move');
-          case 'busy':
-            return this.#result(Status.BUSY, attempt, false, 'the mechanism is busy');
-          case 'safe-mode':
-            return this.#result(Status.SAFE_MODE, attempt, false, 'safe mode');
-          case 'fault':
-            return this.#result(
-              Status.FAULT,
-              attempt,
-              o.pulsed,
-              o.error === undefined ? 'hardware fault' : messageOf(o.error),
-            );
-        }
-        break;
-      }
-      case Command.LOCK: {
+  /**
+   * The commands ([TANDEM-POP-5]) as a table, one small handler each: `precheck` is a refusal of step 12 that
+   * depends on the lock's state, checked before a use is counted; `run` acts.
+   */
+  readonly #commands: CommandTable = {
+    [Command.UNLOCK]: { run: (_, attempt) => this.#unlock(attempt) },
+    [Command.LOCK]: {
+      run: async (_, attempt) => {
         const s = await this.#sm.lock();
         return s === 'busy'
           ? this.#result(Status.BUSY, attempt, false, 'the mechanism is busy')
           : this.#result(s === 'fault' ? Status.FAULT : Status.OK, attempt, true);
-      }
-      case Command.STATUS:
-        return this.#result(Status.OK, attempt, false);
-      case Command.ADD_ANCHOR:
-      case Command.ADD_OWNER_KEY:
-        await this.#anchors.add(args.anchor);
-        this.#cache.clear();
-        this.#emit({ type: 'anchors-changed' });
-        return this.#result(Status.OK, attempt, true);
-      case Command.REMOVE_ANCHOR:
-      case Command.REMOVE_OWNER_KEY: {
-        const why = await this.#anchors.remove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
-        if (why !== undefined) return this.#result(Status.MALFORMED, attempt, false, why);
-        // Chains verified with the removed key must not be accepted by reference any more.
-        this.#cache.clear();
-        this.#emit({ type: 'anchors-changed' });
-        return this.#result(Status.OK, attempt, true);
-      }
-      case Command.SET_CONFIG: {
-        const stored = this.#stores.config.get(CONFIG_STORE_KEY);
-        const prev =
-          stored !== null &&
-          typeof stored === 'object' &&
-          !Array.isArray(stored) &&
-          !(stored instanceof Uint8Array)
-            ? stored
-            : {};
-        await this.#stores.config.set(CONFIG_STORE_KEY, { ...prev, ...args.changes });
-        this.#config = loadLockConfig(this.#stores.config, this.#baseConfig);
-        this.#applyConfig(this.#config);
-        this.#emit({ type: 'config', config: this.#config });
-        return this.#result(Status.OK, attempt, true);
-      }
-      case Command.READ_AUDIT: {
-        const out: CborValue[] = [];
-        let size = 0;
-        for (const r of this.#stores.audit.since(args.fromSeq - 1)) {
-          if (out.length >= args.max) break;
-          size += r.payload.length + r.signature.length + 64;
-          if (size > READ_AUDIT_MAX_BYTES && out.length > 0) break;
-          out.push(auditRecordCbor(r));
-        }
-        return { ...this.#result(Status.OK, attempt, false), data: encode(out) };
-      }
-      case Command.CLEAR_LOCKOUT: {
+      },
+    },
+    [Command.STATUS]: { run: (_, attempt) => Promise.resolve(this.#result(Status.OK, attempt, false)) },
+    [Command.ADD_ANCHOR]: {
+      precheck: (a) => this.#checkAdd(a),
+      run: (a, attempt) => this.#addAnchor(a, attempt),
+    },
+    [Command.ADD_OWNER_KEY]: {
+      precheck: (a) => this.#checkAdd(a),
+      run: (a, attempt) => this.#addAnchor(a, attempt),
+    },
+    [Command.REMOVE_ANCHOR]: {
+      precheck: (a) => this.#checkRemove(a),
+      run: (a, attempt) => this.#removeAnchor(a, attempt),
+    },
+    [Command.REMOVE_OWNER_KEY]: {
+      precheck: (a) => this.#checkRemove(a),
+      run: (a, attempt) => this.#removeAnchor(a, attempt),
+    },
+    [Command.SET_CONFIG]: { run: (a, attempt) => this.#setConfig(a, attempt) },
+    [Command.READ_AUDIT]: { run: (a, attempt) => Promise.resolve(this.#readAudit(a, attempt)) },
+    [Command.CLEAR_LOCKOUT]: {
+      run: async (_, attempt) => {
         await this.#clearLockout();
         return this.#result(Status.OK, attempt, true);
-      }
+      },
+    },
+  };
+
+  #precheck(args: CommandArgs): Refusal | undefined {
+    const handler = this.#commands[args.command] as CommandHandler<CommandArgs>;
+    return handler.precheck?.(args);
+  }
+
+  #perform(args: CommandArgs, attempt: Attempt): Promise<LockResult> {
+    const handler = this.#commands[args.command] as CommandHandler<CommandArgs>;
+    return handler.run(args, attempt);
+  }
+
+  async #unlock(attempt: Attempt): Promise<LockResult> {
+    const o = await this.#sm.unlock();
+    switch (o.kind) {
+      case 'opened':
+        return this.#result(Status.OK, attempt, o.pulsed);
+      case 'jammed':
+        return this.#result(Status.JAMMED, attempt, true, 'the latch did not move');
+      case 'busy':
+        return this.#result(Status.BUSY, attempt, false, 'the mechanism is busy');
+      case 'safe-mode':
+        return this.#result(Status.SAFE_MODE, attempt, false, 'safe mode');
+      case 'fault':
+        return this.#result(
+          Status.FAULT,
+          attempt,
+          o.pulsed,
+          o.error === undefined ? 'hardware fault' : messageOf(o.error),
+        );
     }
-    throw new LockError('ERR_LOCK_INVALID_ARGUMENT', 'unreachable command');
+  }
+
+  #checkAdd(args: ArgsOf<Command.ADD_ANCHOR>): Refusal | undefined {
+    return this.#anchors.has(args.anchor.kid)
+      ? new Refusal(Status.MALFORMED, 'an anchor with this kid exists; remove it first')
+      : undefined;
+  }
+
+  #checkRemove(args: ArgsOf<Command.REMOVE_ANCHOR>): Refusal | undefined {
+    const why = this.#anchors.checkRemove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
+    if (why === 'last-issuer') return new Refusal(Status.MALFORMED, 'cannot remove the last issuer anchor');
+    if (why === 'unknown-kid') return new Refusal(Status.MALFORMED, 'no anchor has this kid');
+    if (why === 'not-owner')
+      return new Refusal(Status.MALFORMED, 'this kid names an issuer, not an owner key');
+    return undefined;
+  }
+
+  async #addAnchor(args: ArgsOf<Command.ADD_ANCHOR>, attempt: Attempt): Promise<LockResult> {
+    await this.#anchors.add(args.anchor);
+    this.#cache.clear();
+    this.#emit({ type: 'anchors-changed' });
+    return this.#result(Status.OK, attempt, true);
+  }
+
+  async #removeAnchor(args: ArgsOf<Command.REMOVE_ANCHOR>, attempt: Attempt): Promise<LockResult> {
+    const why = await this.#anchors.remove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
+    if (why !== undefined) return this.#result(Status.MALFORMED, attempt, false, why);
+    // Chains verified with the removed key must not be accepted by reference any more.
+    this.#cache.clear();
+    this.#emit({ type: 'anchors-changed' });
+    return this.#result(Status.OK, attempt, true);
+  }
+
+  async #setConfig(args: ArgsOf<Command.SET_CONFIG>, attempt: Attempt): Promise<LockResult> {
+    const stored = this.#stores.config.get(CONFIG_STORE_KEY);
+    const prev =
+      stored !== null &&
+      typeof stored === 'object' &&
+      !Array.isArray(stored) &&
+      !(stored instanceof Uint8Array)
+        ? stored
+        : {};
+    await this.#stores.config.set(CONFIG_STORE_KEY, { ...prev, ...args.changes });
+    this.#config = loadLockConfig(this.#stores.config, this.#baseConfig);
+    this.#applyConfig(this.#config);
+    this.#emit({ type: 'config', config: this.#config });
+    return this.#result(Status.OK, attempt, true);
+  }
+
+  #readAudit(args: ArgsOf<Command.READ_AUDIT>, attempt: Attempt): LockResult {
+    const out: CborValue[] = [];
+    let size = 0;
+    for (const r of this.#stores.audit.since(args.fromSeq - 1)) {
+      if (out.length >= args.max) break;
+      size += r.payload.length + r.signature.length + 64;
+      if (size > READ_AUDIT_MAX_BYTES && out.length > 0) break;
+      out.push(auditRecordCbor(r));
+    }
+    return { ...this.#result(Status.OK, attempt, false), data: encode(out) };
   }
 
   async #clearLockout(): Promise<void> {
     if (this.#stores.config.get(LOCKOUT_STORE_KEY) !== undefined)
       await this.#stores.config.delete(LOCKOUT_STORE_KEY);
-    const was = this.#lockedOut;
-    this.#lockedOut = false;
+    const was = this.lockedOut;
     this.#limiter.reset();
-    this.#lockout.reset();
+    this.#lockout.clear();
     if (was) this.#emit({ type: 'lockout', active: false });
     if (this.#safeMode.length > 0) {
       // The owner acknowledges the data loss of safe mode (README.md, "Lock runtime", "Safe mode").
@@ -728,23 +731,38 @@ export class LockAuthority {
     }
   }
 
-  async #refused(peer: string, attempt: Attempt, error: unknown): Promise<LockResult> {
-    const status = refusalStatus(error);
+  /**
+   * A refusal: counted against the peer's rate (never persisted) and, when a key holder caused it
+   * (`evidence`, [TANDEM-LOCKOUT-1]), charged to the chain's root and holder key; audited.
+   */
+  async #refused(
+    peer: string,
+    attempt: Attempt,
+    error: unknown,
+    evidence?: readonly string[],
+  ): Promise<LockResult> {
+    const status = statusOf(error);
     if (status === Status.FAULT) debug('exception inside the decision: %O', error);
     const result = this.#result(status, attempt, false, messageOf(error));
     if (status !== Status.FAULT && status !== Status.BUSY) {
       this.#limiter.refused(peer);
-      if (this.#lockout.record(status) && !this.#lockedOut) await this.#enterLockout();
+      if (evidence !== undefined) {
+        const newly = this.#lockout.charge(evidence);
+        if (newly.length > 0) await this.#enterLockout(newly);
+      }
     }
     await this.#audit(this.#entry(status, peer, attempt, this.#safeBound()));
     return this.#done(peer, result);
   }
 
-  async #enterLockout(): Promise<void> {
-    this.#lockedOut = true;
-    this.#emit({ type: 'lockout', active: true });
+  /** Subjects just locked out ([TANDEM-LOCKOUT-2]): persisted (bounded), announced and audited. */
+  async #enterLockout(subjects: readonly string[]): Promise<void> {
+    this.#emit({ type: 'lockout', active: true, subjects });
     try {
-      await this.#stores.config.set(LOCKOUT_STORE_KEY, { since: this.#safeBound().earliest });
+      await this.#stores.config.set(LOCKOUT_STORE_KEY, {
+        v: 2,
+        subjects: [...this.#lockout.locked],
+      });
     } catch (error) {
       // Still locked out in memory: refusing is the safe side.
       this.#emit({ type: 'store-error', what: 'lockout', error });
@@ -804,6 +822,9 @@ export class LockAuthority {
       ...(attempt.request === undefined ? {} : { command: attempt.request.command }),
       ...(leaf === undefined ? {} : { cti: leaf.cti }),
       ...(leaf?.rider === undefined ? {} : { rider: leaf.rider }),
+      ...(attempt.signers === undefined
+        ? {}
+        : { signers: attempt.signers.signers, holder: attempt.signers.holder }),
     };
   }
 
@@ -857,6 +878,9 @@ export class LockAuthority {
       const detail = new Map<string, DetailValue>([['peer', e.peer.slice(0, 64)]]);
       if (e.suppressed !== undefined) detail.set('suppressed', e.suppressed);
       if (e.version !== undefined) detail.set('version', e.version);
+      // [TANDEM-AUDIT-1]: who signed each link and who holds the leaf (the rider name is only a label).
+      if (e.signers !== undefined) detail.set('signers', e.signers.map(hexOf).join('.'));
+      if (e.holder !== undefined) detail.set('holder', hexOf(e.holder));
       const notQueued = this.#notQueued;
       if (notQueued > 0) detail.set('not_queued', notQueued);
       for (const [k, v] of e.detail ?? []) detail.set(k, v);
@@ -887,9 +911,7 @@ export class LockAuthority {
       this.#notQueued -= notQueued;
       return { sequence, hash };
     };
-    const p = this.#wireChain.then(run, run);
-    this.#wireChain = p.catch(() => undefined);
-    return p;
+    return this.#wireQueue.run(run);
   }
 
   /**
@@ -921,8 +943,9 @@ export class LockAuthority {
     return this.#audit({ status, kind: 'event', peer: 'lock', event });
   }
 
+  /** [TANDEM-HOLD-2]: expired entries go by the persisted floor only, never a later bound. */
   async #prune(): Promise<void> {
-    const floor = this.#time.bound().earliest;
+    const floor = this.#time.floor;
     try {
       await this.#stores.useCounters.prune(floor);
       await this.#stores.revocations.prune(floor);
@@ -960,27 +983,33 @@ export class LockAuthority {
   }
 }
 
-/** Status of an exception thrown inside the decision: protocol refusals map by code; anything else is FAULT. */
-function refusalStatus(error: unknown): Status {
-  if (error instanceof Refusal) return error.status;
-  if (error instanceof ProtocolError) return error.status;
-  return Status.FAULT;
-}
-
 /** Status of a failed delivery (revocation update, time beacon). */
 function deliveryStatus(error: unknown): Status {
-  if (error instanceof Refusal) return error.status;
-  if (error instanceof ProtocolError) return error.status;
+  if (error instanceof Refusal || error instanceof ProtocolError) return statusOf(error);
   if (isStoreError(error, 'ERR_STORE_STALE_VERSION')) return Status.REVOCATION_ROLLBACK;
   if (isStoreError(error, 'ERR_STORE_BASE_MISMATCH')) return Status.REVOCATION_STALE;
   if (isStoreError(error, 'ERR_STORE_FULL')) return Status.TOO_LARGE;
   return Status.FAULT;
 }
 
+const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
 function messageOf(error: unknown): string {
   if (error instanceof Refusal) return error.message;
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/**
+ * The persisted lockout ([TANDEM-LOCKOUT-2]): `{v: 2, subjects: [...]}`. The whole-lock lockout of earlier
+ * versions (`{since}`) named no subject; it is read as none (the owner would otherwise need to clear a lockout
+ * that no longer has a meaning).
+ */
+function storedLockout(value: unknown): string[] {
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array)
+    return [];
+  const subjects = (value as { subjects?: unknown }).subjects;
+  return Array.isArray(subjects) ? subjects.filter((x): x is string => typeof x === 'string') : [];
 }
 
 /** The `event` of an audit record ([TANDEM-MQTT-6]): what happened, in the record's own words. */

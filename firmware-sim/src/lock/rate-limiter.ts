@@ -10,23 +10,30 @@
  * - **Global cap.** Refusals from all peers in the window: at `globalThreshold` every peer is refused for a
  *   short fixed `globalBackoffMs` (default 5 s). It bounds the work a peer that rotates its BLE address can
  *   cause, and because it never grows, garbage cannot keep a rider out for more than a few seconds at a time.
- * - **Lockout.** Only refusals that show a *genuine* token for this lock being misused count (the chain
- *   verified against a trust anchor, then was refused: REVOKED, CHAIN_INVALID, SCOPE_DENIED, POP_INVALID,
- *   CHALLENGE_UNKNOWN). Malformed bytes, unknown signers and bad signatures, the things a fuzzer or a random
- *   radio produces, never lock out; nor do the mistakes an honest rider makes (expired, outside schedule,
- *   time uncertain, uses exhausted, stale revocation, expired challenge). At `lockoutThreshold` such
- *   refusals within `lockoutWindowMs`, across peers, the lock is LOCKED_OUT until the owner clears it.
+ * - **Lockout** ([TANDEM-LOCKOUT-1] to [TANDEM-LOCKOUT-4]). Only refusals that a *key holder* caused count:
+ *   the proof of possession verified, so the sender holds the leaf's private key, and the chain was still
+ *   refused as misuse (REVOKED, SCOPE_DENIED, or CHAIN_INVALID from a link its delegator signed). A stranger
+ *   replaying a recorded request (CHALLENGE_UNKNOWN) or re-sending a sniffed chain with a junk signature
+ *   (POP_INVALID) never counts; nor do honest mistakes (expired, outside schedule, time uncertain, uses
+ *   exhausted, stale revocation, expired challenge). The evidence is charged to what misbehaved, its
+ *   *subjects*: the chain's root token and the leaf's holder key. At `threshold` charges within `windowMs`
+ *   a subject is locked out: every chain with that root or that holder key gets LOCKED_OUT until an owner
+ *   (or an issuer token with `manage`) clears it; other riders and the owner never notice. Locked subjects
+ *   are persisted (at most `maxLocked`, the oldest forgotten first); the evidence windows are not, and are
+ *   bounded too (`maxTracked`, least recently charged forgotten first). Chains rooted in an owner anchor are
+ *   never charged nor locked out (the caller decides that, [TANDEM-LOCKOUT-3]).
  */
 import type { Clock } from '../../../hardware/src/clock.js';
 import { Status } from '../../../protocol/src/status.js';
 
-/** Statuses that count as lockout evidence (module comment). */
+/**
+ * Statuses that count as lockout evidence, and only once the proof of possession verified (module comment,
+ * [TANDEM-LOCKOUT-1]).
+ */
 export const LOCKOUT_EVIDENCE: ReadonlySet<Status> = new Set([
   Status.REVOKED,
   Status.CHAIN_INVALID,
   Status.SCOPE_DENIED,
-  Status.POP_INVALID,
-  Status.CHALLENGE_UNKNOWN,
 ]);
 
 /** Options of {@link RateLimiter}. */
@@ -161,17 +168,38 @@ export class RateLimiter {
   }
 }
 
-/** Counts lockout evidence in a sliding window (module comment). */
-export class LockoutCounter {
+/** Options of {@link LockoutBook}. */
+export interface LockoutBookOptions {
+  readonly clock: Clock;
+  /** Charges within `windowMs` that lock a subject out. */
+  readonly threshold: number;
+  readonly windowMs: number;
+  /** Subjects whose evidence is tracked at once (default 256; least recently charged forgotten first). */
+  readonly maxTracked?: number;
+  /** Locked-out subjects kept (default 64; the oldest forgotten first): the persisted state stays small. */
+  readonly maxLocked?: number;
+}
+
+/**
+ * Lockout scoped to what misbehaved (module comment). Subjects are opaque strings chosen by the caller (the
+ * decision names them `root:<hex>` and `key:<hex>`).
+ */
+export class LockoutBook {
   readonly #clock: Clock;
-  readonly #times: number[] = [];
+  readonly #evidence = new Map<string, number[]>();
+  /** Locked subjects in the order they were locked. */
+  readonly #locked = new Set<string>();
   #threshold: number;
   #windowMs: number;
+  readonly #maxTracked: number;
+  readonly #maxLocked: number;
 
-  constructor(options: { clock: Clock; threshold: number; windowMs: number }) {
+  constructor(options: LockoutBookOptions) {
     this.#clock = options.clock;
     this.#threshold = options.threshold;
     this.#windowMs = options.windowMs;
+    this.#maxTracked = options.maxTracked ?? 256;
+    this.#maxLocked = options.maxLocked ?? 64;
   }
 
   configure(o: { threshold: number; windowMs: number }): void {
@@ -179,19 +207,66 @@ export class LockoutCounter {
     this.#windowMs = o.windowMs;
   }
 
-  /** Count `status` if it is evidence; returns true when the threshold is reached (lock out now). */
-  record(status: Status): boolean {
-    if (!LOCKOUT_EVIDENCE.has(status)) return false;
-    const now = this.#clock.now();
-    prune(this.#times, now - this.#windowMs);
-    this.#times.push(now);
-    if (this.#times.length < this.#threshold) return false;
-    this.#times.length = 0;
-    return true;
+  /** Locked-out subjects, oldest first. */
+  get locked(): readonly string[] {
+    return [...this.#locked];
   }
 
-  reset(): void {
-    this.#times.length = 0;
+  /** Most locked subjects kept. */
+  get maxLocked(): number {
+    return this.#maxLocked;
+  }
+
+  /** True when any of `subjects` is locked out. */
+  isLocked(subjects: readonly string[]): boolean {
+    for (const s of subjects) if (this.#locked.has(s)) return true;
+    return false;
+  }
+
+  /**
+   * Charges one refusal a key holder caused to each of `subjects`; returns the subjects it locked out now
+   * (empty when none reached the threshold).
+   */
+  charge(subjects: readonly string[]): string[] {
+    const now = this.#clock.now();
+    const newly: string[] = [];
+    for (const s of subjects) {
+      if (this.#locked.has(s)) continue;
+      let times = this.#evidence.get(s);
+      if (times === undefined) {
+        if (this.#evidence.size >= this.#maxTracked)
+          this.#evidence.delete(this.#evidence.keys().next().value as string);
+        times = [];
+      } else {
+        this.#evidence.delete(s); // re-insert: most recently charged last
+      }
+      this.#evidence.set(s, times);
+      prune(times, now - this.#windowMs);
+      times.push(now);
+      if (times.length < this.#threshold) continue;
+      this.#evidence.delete(s);
+      this.#lock(s);
+      newly.push(s);
+    }
+    return newly;
+  }
+
+  /** Restores the persisted locked subjects (at start). */
+  restore(subjects: readonly string[]): void {
+    for (const s of subjects) this.#lock(s);
+  }
+
+  /** Forgets everything (CLEAR_LOCKOUT). */
+  clear(): void {
+    this.#evidence.clear();
+    this.#locked.clear();
+  }
+
+  #lock(s: string): void {
+    this.#locked.delete(s);
+    this.#locked.add(s);
+    while (this.#locked.size > this.#maxLocked)
+      this.#locked.delete(this.#locked.values().next().value as string);
   }
 }
 
