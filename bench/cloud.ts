@@ -116,7 +116,7 @@ export const cloudGroup: BenchGroup = {
       const c = await compareAsync(
         side(plain.token),
         side(rich.token),
-        ctx.quick ? QUICK : { sliceMs: 5, rounds: 31, warmupRounds: 3, slices: 4, warmupMs: 300 },
+        ctx.quick ? QUICK : { sliceMs: 20, rounds: 21, warmupRounds: 3, slices: 4, warmupMs: 300 },
       );
       ctx.report({
         name: 'oidc.userinfo_delegations_rps_ratio',

@@ -214,6 +214,12 @@ describe('Userinfo delegations: who sees what', () => {
     const cliKey = generateKeyPair('ES256');
     await f.accounts.registerPhoneKey('bianca', await grantOf(app.tokens.access_token), appKey.publicKey);
     await f.accounts.registerPhoneKey('bianca', await grantOf(cli.tokens.access_token), cliKey.publicKey);
+    const appInfo = await f.oidc.verifyAccessToken(app.tokens.access_token);
+    const cliInfo = await f.oidc.verifyAccessToken(cli.tokens.access_token);
+    expect(appInfo).toMatchObject({ accountId: 'bianca', clientId: 'tandem-app' });
+    expect(cliInfo).toMatchObject({ accountId: 'bianca', clientId: 'tandem-cli' });
+    expect([...appInfo!.scopes]).toEqual(expect.arrayContaining(['openid', 'delegations']));
+    expect(appInfo!.grantId).not.toBe(cliInfo!.grantId);
     const viaApp = claimOf(await client.fetchUserInfo(app.config, app.tokens.access_token, 'bianca'))!;
     const viaCli = claimOf(await client.fetchUserInfo(cli.config, cli.tokens.access_token, 'bianca'))!;
     const holder = (c: Record<string, DelegationEntry[]>) =>
