@@ -50,11 +50,21 @@ export interface IssuerKey {
   readonly key: PrivateKey;
 }
 
+// Every Userinfo call needs the cti of each of the rider's shares: a bounded memo saves a hash per entry.
+const CTI_MEMO_LIMIT = 4096;
+const ctiMemo = new Map<string, Uint8Array>();
+
 /** The stable token id of a share ([TANDEM-DLG-4]): revocation (§6) and use counting (§5.6) name it. */
 export function shareCti(shareId: string): Uint8Array {
-  return new Uint8Array(
-    createHash('sha256').update('Tandem-share-cti-v1\0').update(shareId, 'utf8').digest().subarray(0, 16),
-  );
+  let cti = ctiMemo.get(shareId);
+  if (cti === undefined) {
+    cti = new Uint8Array(
+      createHash('sha256').update('Tandem-share-cti-v1\0').update(shareId, 'utf8').digest().subarray(0, 16),
+    );
+    if (ctiMemo.size >= CTI_MEMO_LIMIT) ctiMemo.delete(ctiMemo.keys().next().value as string);
+    ctiMemo.set(shareId, cti);
+  }
+  return cti.slice(); // a copy: callers may not alter the memo
 }
 
 /** True when the share may yield a token at `now` ([TANDEM-DLG-3]). */

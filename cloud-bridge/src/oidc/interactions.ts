@@ -20,12 +20,14 @@ export interface InteractionContext {
   readonly passwords: PasswordHasher;
   readonly limiter: LoginRateLimiter;
   readonly issuer: string;
+  /**
+   * A valid Argon2id hash of a random password: an unknown account costs one verification too, so response
+   * time does not tell which accounts exist.
+   */
+  readonly dummyHash: () => Promise<string>;
 }
 
 const MAX_FORM_BYTES = 4096;
-// A valid Argon2id hash of a random password: an unknown account costs one verification too, so response
-// time does not tell which accounts exist.
-let dummyHash: Promise<string> | undefined;
 
 function send(res: ServerResponse, status: number, html: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, {
@@ -181,8 +183,7 @@ async function login(
     if (account) {
       ok = await c.passwords.verify(account.passwordHash, password);
     } else {
-      dummyHash ??= c.passwords.hash(`unknown-account-${Math.random()}`);
-      await c.passwords.verify(await dummyHash, password);
+      await c.passwords.verify(await c.dummyHash(), password);
     }
   } catch (e) {
     if (!isOidcError(e)) throw e;

@@ -3,7 +3,8 @@
  * Tandem (SPEC.md §5.9): authorization code with PKCE for apps, the device authorization grant (RFC 8628) for
  * the command line, refresh tokens, no implicit flow, `iss` in authorization responses (RFC 9207), and the
  * delegations claim on Userinfo computed at request time. Accounts, phone keys and shares come through the
- * storage seam (`store.ts`); the issuer key is passed in. Nothing of ours is module-level; without an
+ * storage seam (`store.ts`); the issuer key is passed in. Nothing of ours is shared between two providers
+ * (but a memo of share ids to cti, which is a pure function); without an
  * `adapter`, oidc-provider's development adapter keeps sessions, grants and tokens in one process-wide LRU of
  * 1000 entries, which is for tests and development only.
  */
@@ -180,6 +181,8 @@ export async function createOidcProvider(o: OidcProviderOptions): Promise<Tandem
   const limiter = o.rateLimiter ?? new LoginRateLimiter({ now });
   const interval = o.deviceInterval ?? 5;
   const polls = new PollTracker(interval);
+  let dummy: Promise<string> | undefined;
+  const dummyHash = (): Promise<string> => (dummy ??= passwords.hash(randomBytes(24).toString('base64url')));
 
   async function delegationsFor(
     accountId: string,
@@ -355,7 +358,7 @@ export async function createOidcProvider(o: OidcProviderOptions): Promise<Tandem
     const path = (req.url ?? '/').split('?')[0]!;
     if (path.startsWith('/interaction/')) {
       handleInteraction(
-        { provider, accounts: o.accounts, passwords, limiter, issuer: o.issuer },
+        { provider, accounts: o.accounts, passwords, limiter, issuer: o.issuer, dummyHash },
         req,
         res,
       ).catch((e: unknown) => {
