@@ -88,8 +88,8 @@ export async function loadBetterSqlite3(): Promise<typeof BetterSqlite3> {
   } catch (cause) {
     throw new OidcError(
       'ERR_OIDC_STORE',
-      'better-sqlite3 is not usable: npm runs no install scripts here, so build its binary with ' +
-        '`npm rebuild better-sqlite3` (or `cd node_modules/better-sqlite3 && npx node-gyp rebuild --release`)',
+      'better-sqlite3 is not usable: npm runs no install scripts here, so build its binary once with ' +
+        '`cd node_modules/better-sqlite3 && npx node-gyp rebuild --release --nodedir=/usr` (see cloud-bridge/src/oidc/README.md)',
       { cause },
     );
   }
