@@ -4,7 +4,7 @@
  *   node --import tsx cloud-bridge/src/oidc/main.ts [--port 3000] [--host 127.0.0.1] [--issuer URL]
  *        [--db FILE.sqlite] [--issuer-key KEY.jwk] [--accounts ACCOUNTS.json] [--redirect-uri URI ...]
  *
- * Without --db everything is in memory; without --issuer-key a fresh Ed25519 key is made (its public JWK is
+ * Without --db everything is in memory (with --db: accounts, shares and oidc-provider's sessions and tokens); without --issuer-key a fresh Ed25519 key is made (its public JWK is
  * printed, for provisioning a simulated lock). ACCOUNTS.json is `[{"id","name","password"}]`, hashed with
  * Argon2id on start and added when missing: a development convenience, never a place for real passwords.
  */
@@ -12,6 +12,7 @@ import type { JsonWebKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
+import type { AdapterFactory } from 'oidc-provider';
 import { exportJwk, generateKeyPair, privateKeyFromJwk } from '../../../protocol/src/keys.js';
 import { OidcError, isOidcError } from './errors.js';
 import { MemoryAccountStore, MemoryDelegationSource } from './memory-store.js';
@@ -39,10 +40,12 @@ async function main(): Promise<void> {
   }
   let accounts: AccountStore;
   let shares: DelegationSource;
+  let adapter: AdapterFactory | undefined;
   if (values.db) {
     const store = await SqliteOidcStore.open(values.db);
     accounts = store;
     shares = store;
+    adapter = store.adapter();
   } else {
     accounts = new MemoryAccountStore();
     shares = new MemoryDelegationSource();
@@ -78,6 +81,7 @@ async function main(): Promise<void> {
     issuerKey: { id: 'tandem', kid: new Uint8Array([1]), key },
     passwords,
     clients: tandemClients(values['redirect-uri'] ?? ['http://127.0.0.1/callback']),
+    ...(adapter ? { adapter } : {}),
   });
   server.on('request', oidc.handler);
   process.stdout.write(

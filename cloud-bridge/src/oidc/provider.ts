@@ -176,7 +176,7 @@ export async function createOidcProvider(o: OidcProviderOptions): Promise<Tandem
   if (o.clients.length === 0)
     throw new OidcError('ERR_OIDC_CONFIG', 'at least one client must be registered');
   const ttl = { ...DEFAULT_TTL, ...o.ttl };
-  const now = o.now ?? Date.now;
+  const now = o.now ?? (() => Date.now());
   const passwords = o.passwords ?? new Argon2idHasher();
   const limiter = o.rateLimiter ?? new LoginRateLimiter({ now });
   const interval = o.deviceInterval ?? 5;

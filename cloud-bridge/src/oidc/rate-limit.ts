@@ -75,7 +75,7 @@ export class LoginRateLimiter {
     const maxKeys = options.maxKeys ?? 10_000;
     this.accounts = new Window(options.perAccount ?? { max: 5, windowSeconds: 15 * 60 }, maxKeys);
     this.addresses = new Window(options.perAddress ?? { max: 20, windowSeconds: 15 * 60 }, maxKeys);
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? (() => Date.now());
   }
 
   /** May a login for `account` from `address` be tried now? */

@@ -6,6 +6,7 @@
  * transactions in WAL mode with synchronous=FULL, so a revocation that returned has reached the disk.
  */
 import type BetterSqlite3 from 'better-sqlite3';
+import type { Adapter, AdapterFactory, AdapterPayload } from 'oidc-provider';
 import type { PublicKey } from '../../../protocol/src/keys.js';
 import { publicKeyFromRaw } from '../../../protocol/src/keys.js';
 import type { Schedule } from '../../../protocol/src/schedule.js';
@@ -41,7 +42,24 @@ CREATE TABLE IF NOT EXISTS shares (
   revoked INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX IF NOT EXISTS shares_by_rider ON shares (rider);
+CREATE TABLE IF NOT EXISTS oidc_models (
+  model TEXT NOT NULL,
+  id TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  grant_id TEXT,
+  user_code TEXT,
+  uid TEXT,
+  expires_at INTEGER,
+  PRIMARY KEY (model, id)
+) STRICT;
+CREATE INDEX IF NOT EXISTS oidc_models_by_grant ON oidc_models (grant_id);
+CREATE INDEX IF NOT EXISTS oidc_models_by_user_code ON oidc_models (model, user_code);
+CREATE INDEX IF NOT EXISTS oidc_models_by_uid ON oidc_models (model, uid);
 `;
+
+// oidc-provider checks expiry itself (with its clock tolerance); rows are kept this much longer than their
+// lifetime so that the provider, not the store, decides, and are purged after.
+const KEEP_AFTER_EXPIRY_MS = 60_000;
 
 interface ShareRow {
   id: string;
@@ -97,17 +115,28 @@ export async function loadBetterSqlite3(): Promise<typeof BetterSqlite3> {
 
 /** Accounts, phone keys and shares in one SQLite file. */
 export class SqliteOidcStore implements AccountStore, DelegationSource {
-  private constructor(private readonly db: BetterSqlite3.Database) {}
+  private constructor(
+    private readonly db: BetterSqlite3.Database,
+    private readonly now: () => number,
+  ) {}
+
+  /**
+   * oidc-provider's storage (sessions, interactions, grants, codes, tokens) in the same file: pass it as the
+   * provider's `adapter` so that logins survive a restart and several bridge processes can share them.
+   */
+  adapter(): AdapterFactory {
+    return (model: string) => new SqliteModelAdapter(this.db, model, this.now);
+  }
 
   /** Opens (creating if needed) the database at `path` (`:memory:` for a private in-memory one). */
-  static async open(path: string): Promise<SqliteOidcStore> {
+  static async open(path: string, now: () => number = () => Date.now()): Promise<SqliteOidcStore> {
     const Database = await loadBetterSqlite3();
     const db = new Database(path);
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.exec(SCHEMA);
-    return new SqliteOidcStore(db);
+    return new SqliteOidcStore(db, now);
   }
 
   close(): void {
@@ -197,5 +226,95 @@ export class SqliteOidcStore implements AccountStore, DelegationSource {
   async sharesFor(rider: string): Promise<readonly Share[]> {
     const rows = this.db.prepare('SELECT * FROM shares WHERE rider = ? ORDER BY id').all(rider) as ShareRow[];
     return rows.map(rowToShare);
+  }
+}
+
+interface ModelRow {
+  payload: string;
+  expires_at: number | null;
+}
+
+/** One oidc-provider model ("AccessToken", "Session", ...) in the `oidc_models` table. */
+class SqliteModelAdapter implements Adapter {
+  constructor(
+    private readonly db: BetterSqlite3.Database,
+    private readonly model: string,
+    private readonly now: () => number,
+  ) {}
+
+  private live(row: ModelRow | undefined): AdapterPayload | undefined {
+    if (!row || (row.expires_at !== null && row.expires_at <= this.now())) return undefined;
+    return JSON.parse(row.payload) as AdapterPayload;
+  }
+
+  async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+    const expiresAt = expiresIn === undefined ? null : this.now() + expiresIn * 1000 + KEEP_AFTER_EXPIRY_MS;
+    this.db
+      .prepare(
+        'INSERT OR REPLACE INTO oidc_models (model, id, payload, grant_id, user_code, uid, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        this.model,
+        id,
+        JSON.stringify(payload),
+        payload.grantId ?? null,
+        payload.userCode ?? null,
+        payload.uid ?? null,
+        expiresAt,
+      );
+    // Purge lazily, a little at a time, so the table does not grow with every token ever issued.
+    this.db
+      .prepare(
+        'DELETE FROM oidc_models WHERE rowid IN (SELECT rowid FROM oidc_models WHERE expires_at <= ? LIMIT 16)',
+      )
+      .run(this.now());
+  }
+
+  async find(id: string): Promise<AdapterPayload | undefined> {
+    return this.live(
+      this.db
+        .prepare('SELECT payload, expires_at FROM oidc_models WHERE model = ? AND id = ?')
+        .get(this.model, id) as ModelRow | undefined,
+    );
+  }
+
+  async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+    return this.live(
+      this.db
+        .prepare('SELECT payload, expires_at FROM oidc_models WHERE model = ? AND user_code = ?')
+        .get(this.model, userCode) as ModelRow | undefined,
+    );
+  }
+
+  async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+    return this.live(
+      this.db
+        .prepare('SELECT payload, expires_at FROM oidc_models WHERE model = ? AND uid = ?')
+        .get(this.model, uid) as ModelRow | undefined,
+    );
+  }
+
+  async consume(id: string): Promise<void> {
+    const consume = this.db.transaction(() => {
+      const row = this.db
+        .prepare('SELECT payload FROM oidc_models WHERE model = ? AND id = ?')
+        .get(this.model, id) as { payload: string } | undefined;
+      if (!row) return;
+      const payload = JSON.parse(row.payload) as AdapterPayload;
+      payload.consumed = Math.floor(this.now() / 1000);
+      this.db
+        .prepare('UPDATE oidc_models SET payload = ? WHERE model = ? AND id = ?')
+        .run(JSON.stringify(payload), this.model, id);
+    });
+    consume();
+  }
+
+  async destroy(id: string): Promise<void> {
+    this.db.prepare('DELETE FROM oidc_models WHERE model = ? AND id = ?').run(this.model, id);
+  }
+
+  async revokeByGrantId(grantId: string): Promise<void> {
+    // Every artefact of the grant, whatever its model: a revoked login leaves no token behind.
+    this.db.prepare('DELETE FROM oidc_models WHERE grant_id = ?').run(grantId);
   }
 }

@@ -9,6 +9,8 @@ import type { PrivateKey } from '../../../protocol/src/keys.js';
 import { generateKeyPair } from '../../../protocol/src/keys.js';
 import type { IssuerKey } from '../../src/oidc/delegations.js';
 import { MemoryAccountStore, MemoryDelegationSource } from '../../src/oidc/memory-store.js';
+import { SqliteOidcStore } from '../../src/oidc/sqlite-store.js';
+import type { AccountStore, DelegationSource, Share } from '../../src/oidc/store.js';
 import type { PasswordHasher } from '../../src/oidc/passwords.js';
 import { Argon2idHasher } from '../../src/oidc/passwords.js';
 import type { OidcProviderOptions, TandemOidc } from '../../src/oidc/provider.js';
@@ -26,27 +28,41 @@ const NAMES: Record<string, string> = { adam: 'Adam Owner', bianca: 'Bianca Doe'
 const hasher: PasswordHasher = new Argon2idHasher({ memoryCostKiB: 1024, timeCost: 1, parallelism: 1 });
 let hashes: Promise<Record<string, string>> | undefined;
 
+/** Share writes, as both stores offer them. */
+export interface ShareStore extends DelegationSource {
+  put(share: Share): void;
+  revoke(id: string): boolean;
+  reportUses(id: string, uses: number): void;
+}
+
+/** `memory`: the in-memory stores and oidc-provider's development adapter; `sqlite`: one SQLite database for all. */
+export type StoreKind = 'memory' | 'sqlite';
+
 export interface Fixture {
   readonly issuer: string;
   readonly oidc: TandemOidc;
-  readonly accounts: MemoryAccountStore;
-  readonly shares: MemoryDelegationSource;
+  readonly accounts: AccountStore;
+  readonly shares: ShareStore;
   readonly issuerKey: IssuerKey & { key: PrivateKey };
   close(): Promise<void>;
 }
 
 /** Starts a provider; `extra` overrides options (rate limiter, clients, ttl). */
-export async function startProvider(extra: Partial<OidcProviderOptions> = {}): Promise<Fixture> {
+export async function startProvider(
+  extra: Partial<OidcProviderOptions> = {},
+  kind: StoreKind = 'memory',
+): Promise<Fixture> {
   hashes ??= (async () => {
     const out: Record<string, string> = {};
     for (const [id, pw] of Object.entries(PASSWORDS)) out[id] = await hasher.hash(pw);
     return out;
   })();
-  const accounts = new MemoryAccountStore();
+  const sqlite = kind === 'sqlite' ? await SqliteOidcStore.open(':memory:') : undefined;
+  const accounts: AccountStore = sqlite ?? new MemoryAccountStore();
   for (const [id, hash] of Object.entries(await hashes)) {
     await accounts.createAccount({ id, name: NAMES[id]!, passwordHash: hash });
   }
-  const shares = new MemoryDelegationSource();
+  const shares: ShareStore = sqlite ?? new MemoryDelegationSource();
   const issuerKey = { id: 'tandem', kid: new Uint8Array([1]), key: generateKeyPair('EdDSA') };
   // The issuer URL needs the port, and the provider needs the issuer URL: listen first, route later.
   const route: { handler?: TandemOidc['handler'] } = {};
@@ -74,6 +90,7 @@ export async function startProvider(extra: Partial<OidcProviderOptions> = {}): P
       },
     ],
     deviceInterval: 1,
+    ...(sqlite ? { adapter: sqlite.adapter() } : {}),
     ...extra,
   });
   route.handler = oidc.handler;
@@ -86,7 +103,10 @@ export async function startProvider(extra: Partial<OidcProviderOptions> = {}): P
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
-        server.close(() => resolve());
+        server.close(() => {
+          sqlite?.close();
+          resolve();
+        });
       }),
   };
 }
