@@ -116,6 +116,7 @@ export interface Page {
   readonly status: number;
   readonly url: string;
   readonly location?: string;
+  readonly headers: Record<string, string>;
   readonly body: string;
 }
 
@@ -159,6 +160,7 @@ export class Browser {
       status: res.status,
       url: new URL(url, this.origin).href,
       body: await res.text(),
+      headers: Object.fromEntries(res.headers),
       ...(location ? { location: new URL(location, new URL(url, this.origin)).href } : {}),
     };
   }

@@ -59,8 +59,8 @@ async function configFor(clientId: string): Promise<client.Configuration> {
   });
 }
 
-/** Runs code + PKCE for `login` through the HTML forms; returns the tokens. */
-async function codeFlow(login: string, clientId = 'tandem-app', scope = SCOPE) {
+/** Code + PKCE up to the redirect back to the app: the callback URL and what the exchange needs. */
+async function authorizeCode(login: string, clientId = 'tandem-app', scope = SCOPE) {
   const config = await configFor(clientId);
   const verifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
@@ -74,7 +74,12 @@ async function codeFlow(login: string, clientId = 'tandem-app', scope = SCOPE) {
   const browser = new Browser(f.issuer);
   const end = await browser.signInAndConsent(await browser.go(url.href), login);
   expect(end.location, end.body.slice(0, 300)).toMatch(/^http:\/\/127\.0\.0\.1\/callback\?/);
-  const callback = new URL(end.location!);
+  return { config, verifier, state, callback: new URL(end.location!) };
+}
+
+/** Runs code + PKCE for `login` through the HTML forms; returns the tokens. */
+async function codeFlow(login: string, clientId = 'tandem-app', scope = SCOPE) {
+  const { config, verifier, state, callback } = await authorizeCode(login, clientId, scope);
   const tokens = await client.authorizationCodeGrant(config, callback, {
     pkceCodeVerifier: verifier,
     expectedState: state,
@@ -446,6 +451,31 @@ describe.each(KINDS)('%s store', (kind) => {
       const other = await configFor('other-app');
       await client.tokenRevocation(other, tokens.access_token).catch(() => undefined);
       expect((await userinfoRaw(tokens.access_token)).status).toBe(200);
+    });
+  });
+
+  describe('token endpoint refusals (RFC 7636 §4.6, RFC 6749 §4.1.2)', () => {
+    it('a code exchanged with the wrong code_verifier: invalid_grant', async () => {
+      const { config, state, callback } = await authorizeCode('bianca');
+      await expect(
+        client.authorizationCodeGrant(config, callback, {
+          pkceCodeVerifier: client.randomPKCECodeVerifier(),
+          expectedState: state,
+        }),
+      ).rejects.toMatchObject({ error: 'invalid_grant' });
+    });
+
+    it('a code used twice: invalid_grant, and the tokens of the first use are revoked', async () => {
+      const { config, verifier, state, callback } = await authorizeCode('bianca');
+      const tokens = await client.authorizationCodeGrant(config, callback, {
+        pkceCodeVerifier: verifier,
+        expectedState: state,
+      });
+      expect((await userinfoRaw(tokens.access_token)).status).toBe(200);
+      await expect(
+        client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }),
+      ).rejects.toMatchObject({ error: 'invalid_grant' });
+      expect((await userinfoRaw(tokens.access_token)).status).toBe(401);
     });
   });
 
