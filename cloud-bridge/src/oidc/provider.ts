@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import Provider from 'oidc-provider';
+import type Provider from 'oidc-provider';
 import type {
   Account as OidcAccount,
   ClientMetadata,
@@ -326,7 +326,10 @@ export async function createOidcProvider(o: OidcProviderOptions): Promise<Tandem
     },
   };
 
-  const provider = new Provider(o.issuer, configuration);
+  // Loaded here, not at import: oidc-provider prints a runtime warning on load, and whoever imports this module
+  // only for its types or helpers (the bench, the CLI) should not pay for it or see it.
+  const { default: ProviderClass } = await import('oidc-provider');
+  const provider = new ProviderClass(o.issuer, configuration);
   provider.proxy = o.proxy ?? false;
 
   // RFC 8628 §3.2 `interval`, and §3.5 slow_down for a client that polls sooner than it.
