@@ -4,7 +4,8 @@
  */
 import type { BenchGroup } from './lib.js';
 import { bleGroup } from './ble.js';
+import { cloudGroup } from './cloud.js';
 import { firmwareGroup } from './firmware.js';
 import { protocolGroup } from './protocol.js';
 
-export const groups: readonly BenchGroup[] = [protocolGroup, bleGroup, firmwareGroup];
+export const groups: readonly BenchGroup[] = [protocolGroup, bleGroup, firmwareGroup, cloudGroup];
