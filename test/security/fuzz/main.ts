@@ -92,9 +92,12 @@ for (const n of names) {
 
 function runInWorker(target: string): Promise<TargetTotals> {
   const current = new SharedArrayBuffer(8 + 65_536);
-  const worker = new Worker(new URL('./worker.ts', import.meta.url), {
-    workerData: { target, runs, seed, current },
-  });
+  // Loader hooks are per thread: the worker registers tsx itself before importing the TypeScript entry.
+  const entry = JSON.stringify(new URL('./worker.ts', import.meta.url).href);
+  const worker = new Worker(
+    `import('tsx/esm/api').then(({ register }) => { register(); return import(${entry}); })`,
+    { eval: true, workerData: { target, runs, seed, current } },
+  );
   const started = Date.now();
   let last = Date.now();
   let inputs = 0;
