@@ -623,7 +623,8 @@ function consoleTarget(): FuzzTarget {
   };
 }
 
-async function openRuntime(claim: boolean) {
+/** A LockRuntime on simulated hardware and an in-memory card, provisioned and claimed with the vector keys when `claim`. */
+export async function openRuntime(claim: boolean, simulated = true) {
   const clock = new ManualClock(0);
   const config = { ...DEFAULT_CONFIG, dataDir: '/var/lib/tandem' };
   const hardware = simulatedHardware(clock, config.hardware);
@@ -632,7 +633,7 @@ async function openRuntime(claim: boolean) {
     hardware: { ...hardware, console: undefined },
     clock,
     fs: new CrashingStoreFs({ tornWrites: 'lose' }),
-    simulated: true,
+    simulated,
     systemTime: () => VECTOR_NOW * 1000 + clock.now(),
     random: seededBytes(11),
   });
