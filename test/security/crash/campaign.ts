@@ -123,9 +123,11 @@ class LockChild {
   private gone = false;
   stderr = '';
 
-  constructor(dir: string) {
-    this.proc = spawn(process.execPath, ['--import', 'tsx', CHILD, dir], { cwd: ROOT, stdio: 'pipe' });
+  constructor(command: readonly string[], dir: string) {
+    this.proc = spawn(process.execPath, [...command, dir], { cwd: ROOT, stdio: 'pipe' });
     this.proc.stderr.on('data', (d: Buffer) => (this.stderr = (this.stderr + d.toString()).slice(-4000)));
+    // A write racing the kill fails with EPIPE: the exit handler reports the death, not the stream.
+    this.proc.stdin.on('error', () => undefined);
     let bootResolve: (f: Facts) => void;
     let bootReject: (e: Error) => void;
     this.boot = new Promise<Facts>((res, rej) => {
@@ -172,6 +174,35 @@ class LockChild {
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
+/**
+ * How to start the lock process: the child bundled once with esbuild (as scripts/bundle.mjs bundles the CLI:
+ * one module, native packages external), which starts several times faster than through tsx; tsx when
+ * esbuild is not usable here.
+ */
+async function childCommand(): Promise<string[]> {
+  try {
+    const esbuild = await import('esbuild');
+    const outfile = join(ROOT, '.tandem-tmp', 'crash', 'lock-child.mjs');
+    await esbuild.build({
+      absWorkingDir: ROOT,
+      entryPoints: [CHILD],
+      outfile,
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      external: ['@abandonware/*', 'serialport', '@serialport/*'],
+      banner: {
+        js: "import { createRequire as __tandemRequire } from 'node:module'; const require = __tandemRequire(import.meta.url);",
+      },
+      logLevel: 'error',
+    });
+    return [outfile];
+  } catch {
+    return ['--import', 'tsx', CHILD];
+  }
+}
+
 async function runLane(options: CrashCampaignOptions): Promise<CrashSummary> {
   const started = Date.now();
   const startedAt = new Date().toISOString();
@@ -205,6 +236,7 @@ async function runLane(options: CrashCampaignOptions): Promise<CrashSummary> {
     };
   };
 
+  const command = await childCommand();
   try {
     for (let run = 1; run <= options.runs + 1; run++) {
       const last = run === options.runs + 1;
@@ -214,7 +246,7 @@ async function runLane(options: CrashCampaignOptions): Promise<CrashSummary> {
         acked = { outbox: [], auditLastSeq: 0, revocationVersion: 0 };
         nextVersion = 1;
       }
-      const child = new LockChild(dir);
+      const child = new LockChild(command, dir);
       let facts: Facts;
       try {
         facts = await child.boot;
