@@ -49,13 +49,13 @@ describe('crash safety: kill -9 of the lock process', () => {
     ]);
   });
 
-  it('3 SIGKILLs at seeded moments during unlocks, revocation updates and alerts: every boot locked, nothing corrupt or lost', async () => {
-    const s = await runCrashCampaign({ runs: 3, seed: 20261205, maxKillMs: 1500 });
+  it('5 SIGKILLs at seeded moments during unlocks, revocation updates and alerts: every boot locked, nothing corrupt or lost', async () => {
+    const s = await runCrashCampaign({ runs: 5, seed: 20261205, maxKillMs: 1500 });
     expect(s.violations).toEqual([]);
     expect(s.ok).toBe(true);
-    expect(s.kills).toBe(3);
-    // Three kills and the final check: four boots on the same directory.
-    expect(s.boots).toBe(4);
+    expect(s.kills).toBe(5);
+    // Five kills and the final check: six boots on the same directory.
+    expect(s.boots).toBe(6);
     expect(s.acknowledged.unlocks + s.acknowledged.revocations).toBeGreaterThan(0);
   }, 180_000);
 });
