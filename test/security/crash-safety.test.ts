@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { encodeAlert } from '../../protocol/src/mqtt.js';
 import { encodeRevocationUpdate } from '../../protocol/src/revocation.js';
 import { Status } from '../../protocol/src/status.js';
-import { CrashingStoreFs } from '../../firmware-sim/src/store/crashing-store-fs.js';
+import type { CrashingStoreFs } from '../../firmware-sim/src/store/crashing-store-fs.js';
 import { sweepPowerCuts } from '../../firmware-sim/src/store/power-cut-sweep.js';
 import { generateKeyPair } from '../../protocol/src/keys.js';
 import { LOCK, NOW, makeLock, settle, world } from '../../firmware-sim/test/lock-harness.js';

@@ -27,7 +27,7 @@ describe('fuzz smoke (npm run fuzz runs >= 1,000,000 per target)', () => {
         seeds: () => [Uint8Array.of(0xa2, 1, 2)],
         create: async () => ({
           run: (b) => {
-            if (b[0] === 0xa2) (undefined as unknown as { x: number }).x;
+            if (b[0] === 0xa2) void (undefined as unknown as { x: number }).x;
           },
         }),
       },
