@@ -29,7 +29,7 @@ const BOOT: Facts = {
 
 describe('crash safety: kill -9 of the lock process', () => {
   it('the boot check fails on safe mode, an open lock, an energised coil and each lost acknowledged record', () => {
-    const acked: Acknowledged = { outbox: [1, 2, 3], auditLastSeq: 9, revocationVersion: 4 };
+    const acked: Acknowledged = { outbox: [1, 2, 3], auditLastSeq: 9, revocationVersion: 4, outboxSize: 3 };
     expect(bootViolations(BOOT, acked)).toEqual([]);
     expect(bootViolations({ ...BOOT, corrupt: ['audit'] }, acked)).toEqual([
       'booted in safe mode: audit corrupt',
@@ -40,6 +40,7 @@ describe('crash safety: kill -9 of the lock process', () => {
     ]);
     expect(bootViolations({ ...BOOT, outboxSeqs: [1, 3] }, acked)).toEqual([
       'acknowledged outbox record(s) 2 lost',
+      'outbox holds 2 records; 3 had been acknowledged',
     ]);
     // Records the cloud acknowledged may go.
     expect(bootViolations({ ...BOOT, outboxSeqs: [3], outboxAckedThrough: 2 }, acked)).toEqual([]);

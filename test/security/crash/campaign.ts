@@ -73,6 +73,11 @@ export interface CrashCampaignOptions {
   /** Latest kill, ms after the workload starts (default 4500; twice that while shaking, as the alert comes seconds in). */
   readonly maxKillMs?: number;
   readonly log?: (line: string) => void;
+  /**
+   * Every n-th run starts the lock as `tandem lock --simulate --console stdio` (the CLI, bundled) on the same
+   * directory and drives a theft alert through its console; 0: never (default 5).
+   */
+  readonly cliEvery?: number;
   /** Independent lock processes run side by side, each on its own directories (default 1). */
   readonly lanes?: number;
 }
@@ -93,6 +98,8 @@ export interface Acknowledged {
   readonly outbox: readonly number[];
   readonly auditLastSeq: number;
   readonly revocationVersion: number;
+  /** Records the outbox held at once (what `tandem lock`'s console status shows: a count, not sequences). */
+  readonly outboxSize: number;
 }
 
 /** The checks of a boot after a kill: not corrupt, locked, nothing acknowledged lost. */
@@ -104,6 +111,8 @@ export function bootViolations(f: Facts, acked: Acknowledged): string[] {
   const present = new Set(f.outboxSeqs);
   const lost = acked.outbox.filter((s) => s > f.outboxAckedThrough && !present.has(s));
   if (lost.length > 0) out.push(`acknowledged outbox record(s) ${lost.slice(0, 5).join(', ')} lost`);
+  if (f.outboxAckedThrough === 0 && f.outboxSeqs.length < acked.outboxSize)
+    out.push(`outbox holds ${f.outboxSeqs.length} records; ${acked.outboxSize} had been acknowledged`);
   if (f.auditLastSeq < acked.auditLastSeq)
     out.push(`audit log ends at ${f.auditLastSeq}; ${acked.auditLastSeq} had been acknowledged`);
   if (f.revocationVersion < acked.revocationVersion)
@@ -179,13 +188,36 @@ const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
  * one module, native packages external), which starts several times faster than through tsx; tsx when
  * esbuild is not usable here.
  */
-async function childCommand(): Promise<string[]> {
+let childBundle: Promise<string[]> | undefined;
+function childCommand(): Promise<string[]> {
+  // Once per process: lanes share the file rather than race to write it.
+  return (childBundle ??= bundled(CHILD, undefined, 'lock-child.mjs', ['--import', 'tsx', CHILD]));
+}
+
+/** `tandem` itself (cli/main.ts, as bin/tandem.js runs it), bundled from the current sources. */
+let cliBundle: Promise<string[]> | undefined;
+function cliCommand(): Promise<string[]> {
+  const entry = "import { runProcess } from './cli/main.ts'; await runProcess();";
+  return (cliBundle ??= bundled(undefined, entry, 'tandem.mjs', [
+    '--import',
+    'tsx',
+    join(ROOT, 'cli', 'main.ts'),
+  ]));
+}
+
+async function bundled(
+  file: string | undefined,
+  contents: string | undefined,
+  name: string,
+  fallback: string[],
+): Promise<string[]> {
   try {
     const esbuild = await import('esbuild');
-    const outfile = join(ROOT, '.tandem-tmp', 'crash', 'lock-child.mjs');
+    const outfile = join(ROOT, '.tandem-tmp', 'crash', name);
     await esbuild.build({
       absWorkingDir: ROOT,
-      entryPoints: [CHILD],
+      ...(file === undefined ? {} : { entryPoints: [file] }),
+      ...(contents === undefined ? {} : { stdin: { contents, resolveDir: ROOT, loader: 'ts' as const } }),
       outfile,
       bundle: true,
       format: 'esm',
@@ -199,7 +231,7 @@ async function childCommand(): Promise<string[]> {
     });
     return [outfile];
   } catch {
-    return ['--import', 'tsx', CHILD];
+    return fallback;
   }
 }
 
@@ -220,7 +252,7 @@ async function runLane(options: CrashCampaignOptions): Promise<CrashSummary> {
   const dirs: string[] = [];
 
   // What the runtime acknowledged on the current directory (checked at each boot).
-  let acked: Acknowledged = { outbox: [], auditLastSeq: 0, revocationVersion: 0 };
+  let acked: Acknowledged = { outbox: [], auditLastSeq: 0, revocationVersion: 0, outboxSize: 0 };
   let nextVersion = 1;
   let dir = '';
 
@@ -233,18 +265,97 @@ async function runLane(options: CrashCampaignOptions): Promise<CrashSummary> {
       outbox: [...new Set([...acked.outbox, ...f.outboxSeqs])],
       auditLastSeq: Math.max(acked.auditLastSeq, f.auditLastSeq),
       revocationVersion: Math.max(acked.revocationVersion, f.revocationVersion),
+      outboxSize: Math.max(acked.outboxSize, f.outboxSeqs.length),
     };
   };
 
   const command = await childCommand();
+  const cli = (options.cliEvery ?? 5) > 0 ? await cliCommand() : [];
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  /** One run of the real CLI process: boot check through its start line and console, an alert, a kill. */
+  const cliRun = async (run: number): Promise<void> => {
+    const why = (s: string) => violations.push(`run ${run} (${dir}, tandem lock): ${s}`);
+    const proc = spawn(
+      process.execPath,
+      [...cli, 'lock', '--simulate', '--console', 'stdio', '--data-dir', dir],
+      {
+        cwd: ROOT,
+        stdio: 'pipe',
+      },
+    );
+    proc.stdin.on('error', () => undefined);
+    const lines: string[] = [];
+    let err = '';
+    let gone = false;
+    createInterface({ input: proc.stdout }).on('line', (l) => lines.push(l));
+    proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<void>((r) => proc.on('exit', () => ((gone = true), r())));
+    const waitFor = async (pred: () => boolean): Promise<boolean> => {
+      for (let i = 0; i < 1200 && !pred() && !gone; i++) await sleep(25);
+      return pred();
+    };
+    const say = async (line: string): Promise<string> => {
+      const n = lines.length;
+      proc.stdin.write(line + '\n');
+      await waitFor(() => lines.length > n);
+      return lines[n] ?? '';
+    };
+    const status = async (): Promise<Record<string, string>> =>
+      Object.fromEntries([...(await say('status')).matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1]!, m[2]!]));
+    try {
+      if (!(await waitFor(() => /tandem lock [^\n]*: \w+/.test(err)))) {
+        why(`no start line: ${err.slice(-500)}`);
+        return;
+      }
+      boots += 1;
+      const start = /tandem lock ([^\n]*)/.exec(err)![1]!;
+      if (/SAFE MODE/.test(start)) why(`booted in safe mode: ${start}`);
+      const s = await status();
+      if (s.state !== 'locked') why(`booted ${s.state ?? '(no status)'}, not locked`);
+      if (s.safeMode !== 'false') why(`status says safeMode=${s.safeMode}`);
+      if (Number(s.revocationVersion) < acked.revocationVersion)
+        why(`revocation version ${s.revocationVersion}; ${acked.revocationVersion} had been acknowledged`);
+      if (Number(s.outbox) < acked.outboxSize)
+        why(`outbox holds ${s.outbox} records; ${acked.outboxSize} had been acknowledged`);
+      if (s.lockId === '(unprovisioned)') {
+        for (const line of [
+          `provision lock-id ${LOCK_ID}`,
+          `provision anchor add 01 EdDSA ${hex(issuer.publicKey.raw)} issuer tandem`,
+          `provision claim 0a ES256 ${hex(owner.publicKey.raw)} adam`,
+        ])
+          await say(line);
+      }
+      const timer = setTimeout(() => proc.kill('SIGKILL'), Math.floor(random() * maxKillMs * 2));
+      await say('sim motion shake 6000');
+      while (!gone) {
+        const now = await status();
+        if (!gone && now.outbox !== undefined) {
+          acked = { ...acked, outboxSize: Math.max(acked.outboxSize, Number(now.outbox)) };
+        }
+        await sleep(200);
+      }
+      clearTimeout(timer);
+      kills += 1;
+    } finally {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  };
+
   try {
     for (let run = 1; run <= options.runs + 1; run++) {
       const last = run === options.runs + 1;
       if ((run - 1) % runsPerDir === 0 && !last) {
         dir = mkdtempSync(join(tmpdir(), 'tandem-crash-'));
         dirs.push(dir);
-        acked = { outbox: [], auditLastSeq: 0, revocationVersion: 0 };
+        acked = { outbox: [], auditLastSeq: 0, revocationVersion: 0, outboxSize: 0 };
         nextVersion = 1;
+      }
+      if (!last && (options.cliEvery ?? 5) > 0 && run % (options.cliEvery ?? 5) === 0) {
+        await cliRun(run);
+        if (run === options.runs) log(`crash run ${run}/${options.runs}: ${violations.length} violation(s)`);
+        continue;
       }
       const child = new LockChild(command, dir);
       let facts: Facts;
