@@ -213,7 +213,8 @@ async function bundled(
 ): Promise<string[]> {
   try {
     const esbuild = await import('esbuild');
-    const outfile = join(ROOT, '.tandem-tmp', 'crash', name);
+    // In node_modules/.cache: linters skip it, and the externals resolve from there to the root node_modules.
+    const outfile = join(ROOT, 'node_modules', '.cache', 'tandem-crash', name);
     await esbuild.build({
       absWorkingDir: ROOT,
       ...(file === undefined ? {} : { entryPoints: [file] }),
