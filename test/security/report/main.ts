@@ -4,7 +4,7 @@
  * when there is no run to report (issue 7 §2).
  *
  *     npm run report:security
- *     npm run report:security -- --fuzz .tandem-tmp/fuzz-summary.json --crash .tandem-tmp/crash-summary.json
+ *     npm run report:security -- --fuzz long.json --fuzz short.json --crash .tandem-tmp/crash-summary.json
  *     npm run report:security -- --vitest-json FILE     # verdicts from an existing vitest JSON report
  */
 import { spawnSync } from 'node:child_process';
@@ -22,7 +22,7 @@ try {
   args = parseArgs({
     options: {
       catalogue: { type: 'string' },
-      fuzz: { type: 'string' },
+      fuzz: { type: 'string', multiple: true },
       crash: { type: 'string' },
       'vitest-json': { type: 'string' },
       help: { type: 'boolean' },
@@ -35,7 +35,7 @@ try {
 }
 if (args.help) {
   process.stdout.write(
-    'usage: npm run report:security -- [--catalogue FILE] [--fuzz FILE] [--crash FILE] [--vitest-json FILE]\n',
+    'usage: npm run report:security -- [--catalogue FILE] [--fuzz FILE]... [--crash FILE] [--vitest-json FILE]\n',
   );
   process.exit(0);
 }
@@ -125,8 +125,11 @@ function load<T>(path: string, what: string, how: string): T | undefined {
   return JSON.parse(readFileSync(path, 'utf8')) as T;
 }
 
-const fuzz = load<FuzzSummary>(args.fuzz ?? join(tmp, 'fuzz-summary.json'), 'fuzz summary', '`npm run fuzz`');
-if (fuzz) {
+// Several fuzz summaries may be given (--fuzz A --fuzz B): e.g. a long run of some targets and a shorter one of
+// the rest.
+for (const file of args.fuzz ?? [join(tmp, 'fuzz-summary.json')]) {
+  const fuzz = load<FuzzSummary>(file, 'fuzz summary', '`npm run fuzz`');
+  if (!fuzz) continue;
   process.stdout.write(
     `\n## Fuzzing (${fuzz.finishedAt}, ${fuzz.runsPerTarget} inputs per target, seed ${fuzz.seed})\n\n` +
       '| target | inputs | crashes | hangs | unexpected exceptions | unlocks | seconds |\n| --- | --- | --- | --- | --- | --- | --- |\n',
@@ -140,7 +143,7 @@ if (fuzz) {
   process.stdout.write(
     `| total | ${s.inputs} | ${s.crashes} | ${s.hangs} | ${s.unexpected} | ${s.unlocks} | |\n`,
   );
-  if (!fuzz.ok) failures.push('the fuzz run found something (see .tandem-tmp/fuzz-findings/)');
+  if (!fuzz.ok) failures.push(`the fuzz run in ${file} found something (see .tandem-tmp/fuzz-findings/)`);
 }
 const crash = load<CrashSummary>(
   args.crash ?? join(tmp, 'crash-summary.json'),
