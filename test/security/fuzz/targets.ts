@@ -558,7 +558,7 @@ const CONSOLE_ARGS = [
 export function consoleLine(b: Uint8Array): string {
   if (b.length === 0) return '';
   if (b[0]! < 64) return Buffer.from(b.subarray(1)).toString('latin1');
-  const words = [CONSOLE_WORDS[b[1] ?? 0 % CONSOLE_WORDS.length] ?? 'status'];
+  const words = [CONSOLE_WORDS[(b[1] ?? 0) % CONSOLE_WORDS.length] ?? 'status'];
   for (let i = 2; i < b.length && words.length < 9; i++) {
     const x = b[i]!;
     words.push(
