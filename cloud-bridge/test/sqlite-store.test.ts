@@ -1,5 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqlStore } from '../src/store/sql-store.js';
@@ -9,8 +10,23 @@ const dir = mkdtempSync(join(tmpdir(), 'tandem-sqlite-'));
 let n = 0;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-storeContract('SQLite (better-sqlite3)', () =>
-  openSqlStore({ kind: 'sqlite', path: join(dir, `s${++n}.db`) }),
+// better-sqlite3's native module exists only where its install script ran (package.json "allowScripts").
+function betterSqliteMissing(): string | undefined {
+  try {
+    createRequire(import.meta.url)('better-sqlite3');
+    return undefined;
+  } catch {
+    return 'better-sqlite3 native module not built (npm rebuild better-sqlite3 --allow-scripts=better-sqlite3)';
+  }
+}
+
+storeContract(
+  'SQLite (better-sqlite3)',
+  () => openSqlStore({ kind: 'sqlite', engine: 'better-sqlite3', path: join(dir, `s${++n}.db`) }),
+  betterSqliteMissing(),
+);
+storeContract('SQLite (node-sqlite3-wasm)', () =>
+  openSqlStore({ kind: 'sqlite', engine: 'wasm', path: join(dir, `w${++n}.db`) }),
 );
 
 describe('SQLite store migrations', () => {

@@ -41,22 +41,76 @@ interface BetterSqliteDatabase {
 }
 type BetterSqliteCtor = new (path: string) => BetterSqliteDatabase;
 
+/** Which SQLite engine: the native `better-sqlite3`, the WebAssembly `node-sqlite3-wasm`, or the first that loads. */
+export type SqliteEngine = 'better-sqlite3' | 'wasm' | 'auto';
+
 /**
- * Opens an SQLite database file with `better-sqlite3` (WAL journal, `synchronous=FULL`: a record the cloud
- * acknowledged must survive a power cut, [TANDEM-MQTT-8]). Throws ERR_CLOUD_STORE with what to do when the
- * native module is missing: npm 11 runs no install scripts unless `allowScripts` lists better-sqlite3.
+ * Opens an SQLite database file. `better-sqlite3` 12 is the embedded default; it is an optional dependency
+ * because its native module is built by its install script, which npm 11 runs only when package.json
+ * `allowScripts` lists it (and which needs a compiler). Where it did not build, `auto` falls back to
+ * `node-sqlite3-wasm` (the same SQLite compiled to WebAssembly, no native build): same SQL, same file format.
  */
-export function openSqliteDriver(path: string): SqlDriver {
+export function openSqliteDriver(path: string, engine: SqliteEngine = 'auto'): SqlDriver {
+  if (engine === 'wasm') return openWasmDriver(path);
+  try {
+    return openBetterSqliteDriver(path);
+  } catch (e) {
+    if (engine === 'auto' && (e as { notInstalled?: boolean }).notInstalled === true)
+      return openWasmDriver(path);
+    throw e;
+  }
+}
+
+interface WasmDatabase {
+  all(sql: string, values?: unknown[]): Row[];
+  run(sql: string, values?: unknown[]): { changes: number };
+  exec(sql: string): void;
+  close(): void;
+}
+
+function openWasmDriver(path: string): SqlDriver {
+  let db: WasmDatabase;
+  try {
+    const { Database } = createRequire(import.meta.url)('node-sqlite3-wasm') as {
+      Database: new (path: string) => WasmDatabase;
+    };
+    db = new Database(path);
+    db.exec('PRAGMA synchronous = FULL');
+  } catch (e) {
+    throw new CloudError(
+      'ERR_CLOUD_STORE',
+      `cannot open SQLite database ${path} (node-sqlite3-wasm): ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  return {
+    dialect: 'sqlite',
+    query: (sql, params = []) => Promise.resolve(db.all(sql, bindable(params))),
+    run: (sql, params = []) => Promise.resolve(db.run(sql, bindable(params)).changes),
+    withMigrationLock: (fn) => fn(),
+    close: () => {
+      db.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Opens an SQLite file with the native `better-sqlite3` 12 (WAL journal, `synchronous=FULL`). */
+export function openBetterSqliteDriver(path: string): SqlDriver {
   let Database: BetterSqliteCtor;
   try {
     Database = createRequire(import.meta.url)('better-sqlite3') as BetterSqliteCtor;
   } catch (e) {
-    throw new CloudError(
+    const err = new CloudError(
       'ERR_CLOUD_STORE',
       'better-sqlite3 is not installed or its native module is missing: run `npm rebuild better-sqlite3 ' +
         '--allow-scripts=better-sqlite3` (package.json "allowScripts" lists it for npm ci), or use PostgreSQL',
       { cause: e },
-    );
+    ) as CloudError & { notInstalled?: boolean };
+    err.notInstalled = true;
+    throw err;
   }
   let db: BetterSqliteDatabase;
   try {

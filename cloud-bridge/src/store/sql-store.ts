@@ -3,7 +3,7 @@
  * are numbered and recorded in `schema_migrations`; a store opens by applying the missing ones in order.
  */
 import { CloudError } from '../errors.js';
-import type { Row, SqlDriver } from './sql-driver.js';
+import type { Row, SqlDriver, SqliteEngine } from './sql-driver.js';
 import type {
   CloudEvent,
   CloudStore,
@@ -328,7 +328,8 @@ export class SqlCloudStore implements CloudStore {
 
 /** Where the store lives: an SQLite file (embedded default) or a PostgreSQL URL (a fleet). */
 export type StoreConfig =
-  { readonly kind: 'sqlite'; readonly path: string } | { readonly kind: 'postgres'; readonly url: string };
+  | { readonly kind: 'sqlite'; readonly path: string; readonly engine?: SqliteEngine }
+  | { readonly kind: 'postgres'; readonly url: string };
 
 /** Opens and migrates a store. Throws ERR_CLOUD_STORE naming what failed. */
 export async function openSqlStore(config: StoreConfig): Promise<SqlCloudStore> {
