@@ -272,6 +272,10 @@ async function closeAll(
   for (const s of servers) if ('closeAllConnections' in s) s.closeAllConnections();
   await Promise.all(closed);
   // aedes does not close its persistence; LevelDB must be closed before the directory can be reopened.
-  const p = persistence as { destroy?: (cb: () => void) => void } | undefined;
-  if (p?.destroy !== undefined) await new Promise<void>((resolve) => p.destroy!(() => resolve()));
+  // Promise form: the callback form waits for a 'ready' event that aedes 1.x never makes the wrapper emit.
+  // aedes' close callback comes before the last per-client persistence writes (will, session) settle: let
+  // them run first, or they fail on a closed database.
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  const p = persistence as { destroy?: () => Promise<void> } | undefined;
+  if (p?.destroy !== undefined) await p.destroy().catch(() => undefined);
 }
