@@ -350,6 +350,16 @@ export class Bridge {
   /** Disconnects. The store stays open: its owner closes it. */
   async close(): Promise<void> {
     if (this.beaconTimer !== undefined) clearInterval(this.beaconTimer);
-    await this.client.endAsync();
+    // A graceful end waits for every QoS 1 publish in flight; a broker that never acknowledges one must not
+    // hold the process, so after two seconds the connection is dropped (what was not acknowledged is
+    // published again: acks and revocations are retained and re-derived from the store).
+    let timer: NodeJS.Timeout | undefined;
+    const forced = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.client.end(true, () => resolve());
+      }, 2_000);
+    });
+    await Promise.race([this.client.endAsync(), forced]);
+    clearTimeout(timer);
   }
 }
