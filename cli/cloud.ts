@@ -28,7 +28,7 @@ const CLOUD: CommandSpec = {
   maxPositionals: 1,
   summary:
     'Runs the cloud: store, MQTT broker (aedes) and bridge, on embedded defaults; stop it with Ctrl-C.\n\n' +
-    'Subcommands:\n  register    register a lock with a running cloud (--lock, --device-key, --password-hash)\n' +
+    'Subcommands:\n  register    register a lock with a running cloud (--lock, --device-key, --password or --password-hash)\n' +
     "  mosquitto   write Mosquitto's passwd and acl into <dir>/mosquitto from the store",
   options: {
     'data-dir': DATA,
@@ -159,10 +159,17 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
   const sub = p.positionals[0];
   return guarded(streams, async () => {
     if (sub === 'register') {
+      const hash = str(p, 'password-hash');
+      const password = str(p, 'password');
+      if ((hash === undefined) === (password === undefined)) {
+        throw new CliError('ERR_USAGE', 'register needs exactly one of --password and --password-hash', {
+          command: 'cloud',
+        });
+      }
       const out = await admin(dir, 'POST', '/locks', {
         lockId: req(p, 'lock'),
         deviceKey: req(p, 'device-key').toLowerCase(),
-        passwordHash: req(p, 'password-hash'),
+        ...(hash === undefined ? { password: password!.toLowerCase() } : { passwordHash: hash }),
       });
       streams.stdout.write(`registered ${(out as { lockId: string }).lockId}\n`);
       return EXIT.OK;

@@ -12,7 +12,7 @@ import { decodeAlert } from '../../protocol/src/mqtt.js';
 import { isLockId } from '../../protocol/src/lib/signed-payload.js';
 import { publicKeyFromRaw } from '../../protocol/src/keys.js';
 import type { Bridge } from './bridge.js';
-import { parsePasswordRecord } from './credentials.js';
+import { hashPassword, parsePasswordRecord } from './credentials.js';
 import { CloudError, isCloudError } from './errors.js';
 import type { LogSink } from './log.js';
 import type { CloudStore } from './store/types.js';
@@ -82,8 +82,17 @@ export async function startAdmin(options: {
       } catch {
         throw new Refusal(400, 'ERR_CLOUD_ADMIN', '"deviceKey" is not an Ed25519 public key');
       }
-      const passwordHash = typeof b.passwordHash === 'string' ? b.passwordHash : null;
-      if (passwordHash !== null) parsePasswordRecord(passwordHash);
+      // Either the $7$ record made off the cloud, or the password as the lock's console shows it once, hashed
+      // here at once and never stored ([TANDEM-MQTT-13]).
+      let passwordHash: string | null = null;
+      if (typeof b.passwordHash === 'string') {
+        parsePasswordRecord(b.passwordHash);
+        passwordHash = b.passwordHash;
+      } else if (b.password !== undefined) {
+        passwordHash = hashPassword(
+          field(b, 'password', /^[0-9a-f]{64}$/, "the lock's MQTT password, 64 hex digits"),
+        );
+      }
       await options.store.registerLock({ lockId, deviceKey, passwordHash, registeredAt: Date.now() });
       return { lockId };
     },

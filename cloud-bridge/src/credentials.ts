@@ -1,8 +1,8 @@
 /**
  * MQTT credentials of locks and of the bridge ([TANDEM-MQTT-13]).
  *
- * A lock's MQTT password is 32 random bytes drawn at provisioning, sent on the wire as their base64url text
- * (43 characters, no padding) so that every broker treats it as an ordinary string. The cloud never stores
+ * A lock's MQTT password is 32 random bytes drawn at provisioning, sent on the wire as 64 lowercase hex
+ * digits (firmware-sim/src/mqtt/credentials.ts makes it) so that every broker treats it as an ordinary string. The cloud never stores
  * it: it stores only a salted PBKDF2-SHA512 hash in Mosquitto's own `$7$` password-file format
  * (`$7$<iterations>$<base64 salt>$<base64 hash>`), so one record authenticates the lock in aedes (the
  * `authenticate` hook calls {@link verifyPasswordRecord}) and in Mosquitto (the cloud writes the records
@@ -22,7 +22,7 @@ const HASH_BYTES = 64;
 // Refuse records that would make every connection attempt expensive (a hostile or corrupt record).
 const MAX_ITERATIONS = 1_000_000;
 const RECORD = /^\$7\$(\d{1,7})\$([A-Za-z0-9+/]+={0,2})\$([A-Za-z0-9+/]+={0,2})$/;
-const PASSWORD_TEXT = /^[A-Za-z0-9_-]{43}$/;
+const PASSWORD_TEXT = /^[0-9a-f]{64}$/;
 
 /**
  * The bridge's MQTT user name. It can never be a lock id ([TANDEM-GEN-3] has no `.`), so no lock can claim
@@ -30,9 +30,9 @@ const PASSWORD_TEXT = /^[A-Za-z0-9_-]{43}$/;
  */
 export const BRIDGE_USERNAME = 'tandem.bridge';
 
-/** A fresh random password as a lock or the bridge sends it: base64url of 32 random bytes. */
+/** A fresh random password as a lock or the bridge sends it: 32 random bytes as 64 lowercase hex digits. */
 export function generatePassword(): string {
-  return randomBytes(PASSWORD_BYTES).toString('base64url');
+  return randomBytes(PASSWORD_BYTES).toString('hex');
 }
 
 /** True when `s` has the shape of a password made by {@link generatePassword} ([TANDEM-MQTT-13]). */

@@ -14,10 +14,11 @@ const lock7 = { kind: 'lock', lockId: 'lock-7' } as const;
 const bridge = { kind: 'bridge' } as const;
 
 describe('lock credentials ([TANDEM-MQTT-13])', () => {
-  it('a password is 32 random bytes as 43 base64url characters', () => {
+  it('a password is 32 random bytes as 64 lowercase hex digits', () => {
     const a = generatePassword();
     expect(isPasswordText(a)).toBe(true);
-    expect(Buffer.from(a, 'base64url')).toHaveLength(32);
+    expect(Buffer.from(a, 'hex')).toHaveLength(32);
+    expect(isPasswordText(a.toUpperCase())).toBe(false);
     expect(generatePassword()).not.toBe(a);
   });
 
@@ -27,7 +28,7 @@ describe('lock credentials ([TANDEM-MQTT-13])', () => {
     expect(record).toMatch(/^\$7\$101\$[A-Za-z0-9+/]{16}\$[A-Za-z0-9+/]{86}==$/);
     expect(verifyPasswordRecord(record, pw)).toBe(true);
     expect(verifyPasswordRecord(record, Buffer.from(pw))).toBe(true);
-    expect(verifyPasswordRecord(record, `${pw.slice(0, -1)}A`)).toBe(pw.endsWith('A'));
+    expect(verifyPasswordRecord(record, `${pw.slice(0, -1)}${pw.endsWith('0') ? '1' : '0'}`)).toBe(false);
     expect(verifyPasswordRecord(record, '')).toBe(false);
     expect(verifyPasswordRecord('$6$nope', pw)).toBe(false);
   });
