@@ -72,10 +72,16 @@ const CLOUD: CommandSpec = {
       value: '<$7$...>',
       description: "register: the lock's MQTT password record",
     },
+    password: {
+      type: 'string',
+      value: '<64 hex>',
+      description:
+        "register: the lock's MQTT password as its console shows it (the cloud keeps only its hash)",
+    },
   },
   examples: [
     'tandem cloud --data-dir ./cloud --port 1883',
-    "tandem cloud register --lock lock-7 --device-key 3d40...ad --password-hash '$7$101$...'",
+    'tandem cloud register --lock lock-7 --device-key 3d40...ad --password 9f86...08',
   ],
 };
 
