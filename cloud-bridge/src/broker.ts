@@ -275,6 +275,8 @@ async function closeAll(
   // Promise form: the callback form waits for a 'ready' event that aedes 1.x never makes the wrapper emit.
   // aedes' close callback comes before the last per-client persistence writes (will, session) settle: let
   // them run first, or they fail on a closed database.
+  // aedes does not await them, so there is nothing to wait on but time: a quarter second, then the queue.
+  await new Promise((r) => setTimeout(r, 250));
   for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
   const p = persistence as { destroy?: () => Promise<void> } | undefined;
   if (p?.destroy !== undefined) await p.destroy().catch(() => undefined);
