@@ -33,6 +33,15 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'sign a time beacon for a lock that does not know the time',
     load: () => import('./beacon.js'),
   },
+  cloud: { summary: 'run the cloud: MQTT broker, bridge and store', load: () => import('./cloud.js') },
+  revoke: {
+    summary: 'revoke a token on a lock (via tandem cloud)',
+    load: async () => (await import('./cloud.js')).revoke,
+  },
+  alerts: {
+    summary: 'list theft alerts and owner events (via tandem cloud)',
+    load: async () => (await import('./cloud.js')).alerts,
+  },
   demo: {
     summary: 'run an offline walk-through: keys, token, unlock, refusals',
     load: () => import('./demo.js'),

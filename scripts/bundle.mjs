@@ -35,8 +35,23 @@ try {
     target: 'node20',
     minify: true,
     sourcemap: 'linked',
-    // mqtt (MQTT.js and its streams) is loaded only by a lock whose config has an mqtt section, after start.
-    external: ['@abandonware/*', 'serialport', '@serialport/*', 'mqtt'],
+    // The cloud's server packages stay external too: classic-level and better-sqlite3 find their native
+    // modules relative to their own folders, node-sqlite3-wasm its .wasm file, and only `tandem cloud` loads them.
+    external: [
+      '@abandonware/*',
+      'serialport',
+      '@serialport/*',
+      // mqtt (MQTT.js and its streams) is loaded only by a lock whose config has an mqtt section, after start.
+      'mqtt',
+      'aedes',
+      'aedes-*',
+      'mqemitter-redis',
+      'level',
+      'classic-level',
+      'pg',
+      'better-sqlite3',
+      'node-sqlite3-wasm',
+    ],
     // CommonJS dependencies inside an ES module bundle need `require`.
     banner: {
       js: "import { createRequire as __tandemRequire } from 'node:module'; const require = __tandemRequire(import.meta.url);",

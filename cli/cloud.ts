@@ -1,0 +1,339 @@
+/**
+ * `tandem cloud`, `tandem revoke`, `tandem alerts`: the cloud side on one machine (issue 9).
+ *
+ * - `tandem cloud` starts the SQLite store, the aedes broker and the bridge on embedded defaults in a data
+ *   directory (issuer key created on first start, mode 0600) and a local admin channel on 127.0.0.1;
+ *   `tandem cloud register` registers a lock (id, device key, `$7$` password record, [TANDEM-MQTT-13]);
+ *   `tandem cloud mosquitto` writes Mosquitto's password file and ACL for running it in aedes' place.
+ * - `tandem revoke` and `tandem alerts` talk to a running `tandem cloud` through the admin channel, whose
+ *   port and token they read from the data directory.
+ *
+ * A cloud error is printed as `<CODE>: <message>`; exit 1 when the cloud refused, 3 when it cannot be reached
+ * or the configuration is wrong (cli/README.md, "Exit codes").
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CliError, EXIT, flag, helpText, parse, parseHex, parseTime, parseUint, req, str } from './args.js';
+import type { CliStreams, CommandModule, CommandSpec } from './args.js';
+
+const DATA = {
+  type: 'string',
+  value: '<dir>',
+  description: 'the cloud data directory (default ./tandem-cloud)',
+} as const;
+
+const CLOUD: CommandSpec = {
+  name: 'cloud',
+  positionals: '[register|mosquitto]',
+  maxPositionals: 1,
+  summary:
+    'Runs the cloud: store, MQTT broker (aedes) and bridge, on embedded defaults; stop it with Ctrl-C.\n\n' +
+    'Subcommands:\n  register    register a lock with a running cloud (--lock, --device-key, --password or --password-hash)\n' +
+    "  mosquitto   write Mosquitto's passwd and acl into <dir>/mosquitto from the store",
+  options: {
+    'data-dir': DATA,
+    port: { type: 'string', value: '<port>', description: 'MQTT over TCP (default 1883)' },
+    host: { type: 'string', value: '<addr>', description: 'address to listen on (default 127.0.0.1)' },
+    'ws-port': {
+      type: 'string',
+      value: '<port>',
+      description: 'also MQTT over WebSocket on this port (/mqtt)',
+    },
+    'tls-port': {
+      type: 'string',
+      value: '<port>',
+      description: 'also MQTT over TLS on this port (needs --tls-key, --tls-cert)',
+    },
+    'tls-key': { type: 'string', value: '<pem>', description: 'TLS private key' },
+    'tls-cert': { type: 'string', value: '<pem>', description: 'TLS certificate chain' },
+    'admin-port': {
+      type: 'string',
+      value: '<port>',
+      description: 'admin channel on 127.0.0.1 (default: any free)',
+    },
+    postgres: {
+      type: 'string',
+      value: '<url>',
+      description: 'PostgreSQL instead of the embedded SQLite file',
+    },
+    redis: {
+      type: 'string',
+      value: '<url>',
+      description: 'Redis for aedes persistence shared by a fleet of brokers',
+    },
+    lock: { type: 'string', value: '<lock id>', description: 'register: the lock id' },
+    'device-key': {
+      type: 'string',
+      value: '<hex>',
+      description: "register: the lock's raw Ed25519 key, 64 hex digits",
+    },
+    'password-hash': {
+      type: 'string',
+      value: '<$7$...>',
+      description: "register: the lock's MQTT password record",
+    },
+    password: {
+      type: 'string',
+      value: '<64 hex>',
+      description:
+        "register: the lock's MQTT password as its console shows it (the cloud keeps only its hash)",
+    },
+  },
+  examples: [
+    'tandem cloud --data-dir ./cloud --port 1883',
+    'tandem cloud register --lock lock-7 --device-key 3d40...ad --password 9f86...08',
+  ],
+};
+
+const REVOKE: CommandSpec = {
+  name: 'revoke',
+  maxPositionals: 0,
+  summary:
+    'Revokes a token on a lock: the running cloud publishes a new full revocation update (SPEC §6) retained; `tandem cloud` shows when the lock acknowledges it.',
+  options: {
+    'data-dir': DATA,
+    lock: { type: 'string', value: '<lock id>', required: true, description: 'the lock' },
+    token: { type: 'string', value: '<hex>', required: true, description: 'the token id (its cti), hex' },
+    exp: { type: 'string', value: '<unix|ISO>', required: true, description: "the token's own expiry" },
+  },
+  examples: ['tandem revoke --lock lock-7 --token 0f1e2d3c --exp 2027-01-01T00:00:00Z'],
+};
+
+const ALERTS: CommandSpec = {
+  name: 'alerts',
+  maxPositionals: 0,
+  summary:
+    'Lists the alerts the cloud holds, newest first, and the events flagged for owners (gaps, forks, forgeries, epoch changes).',
+  options: {
+    'data-dir': DATA,
+    lock: { type: 'string', value: '<lock id>', description: 'only this lock' },
+    limit: { type: 'string', value: '<n>', description: 'at most this many alerts (default 50)' },
+    events: { type: 'boolean', description: 'also list the events flagged for owners' },
+    json: { type: 'boolean', description: 'print JSON' },
+  },
+  examples: ['tandem alerts --lock lock-7 --events'],
+};
+
+function dataDir(p: ReturnType<typeof parse>): string {
+  return str(p, 'data-dir') ?? 'tandem-cloud';
+}
+
+function port(text: string | undefined, name: string, fallback: number): number {
+  return text === undefined ? fallback : parseUint(text, name, 0, 65_535);
+}
+
+/** Runs `body`, printing a cloud error as `<CODE>: <message>` with its exit code. */
+async function guarded(streams: CliStreams, body: () => Promise<number>): Promise<number> {
+  const { isCloudError } = await import('../cloud-bridge/src/errors.js');
+  try {
+    return await body();
+  } catch (e) {
+    if (!isCloudError(e)) throw e;
+    streams.stderr.write(`${e.code}: ${e.message}\n`);
+    return e.code === 'ERR_CLOUD_ADMIN' ||
+      e.code === 'ERR_CLOUD_LOCK_UNKNOWN' ||
+      e.code === 'ERR_CLOUD_CREDENTIAL'
+      ? EXIT.REFUSED
+      : EXIT.IO;
+  }
+}
+
+async function admin(dir: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown> {
+  const { adminRequest } = await import('../cloud-bridge/src/admin.js');
+  let adminPort: number;
+  let token: string;
+  try {
+    adminPort = Number(readFileSync(join(dir, 'admin.port'), 'utf8').trim());
+    token = readFileSync(join(dir, 'admin.token'), 'utf8').trim();
+  } catch {
+    throw new CliError(
+      'ERR_IO',
+      `no running cloud in ${dir} (admin.port, admin.token); start \`tandem cloud --data-dir ${dir}\``,
+    );
+  }
+  return adminRequest(adminPort, token, method, path, body);
+}
+
+/** Entry point of `tandem cloud`. */
+export async function run(argv: readonly string[], streams: CliStreams): Promise<number> {
+  const p = parse(CLOUD, argv);
+  if (p.help) {
+    streams.stdout.write(helpText(CLOUD));
+    return EXIT.OK;
+  }
+  const dir = dataDir(p);
+  const sub = p.positionals[0];
+  return guarded(streams, async () => {
+    if (sub === 'register') {
+      const hash = str(p, 'password-hash');
+      const password = str(p, 'password');
+      if ((hash === undefined) === (password === undefined)) {
+        throw new CliError('ERR_USAGE', 'register needs exactly one of --password and --password-hash', {
+          command: 'cloud',
+        });
+      }
+      const out = await admin(dir, 'POST', '/locks', {
+        lockId: req(p, 'lock'),
+        deviceKey: req(p, 'device-key').toLowerCase(),
+        ...(hash === undefined ? { password: password!.toLowerCase() } : { passwordHash: hash }),
+      });
+      streams.stdout.write(`registered ${(out as { lockId: string }).lockId}\n`);
+      return EXIT.OK;
+    }
+    if (sub === 'mosquitto') return writeMosquitto(dir, str(p, 'postgres'), streams);
+    if (sub !== undefined)
+      throw new CliError('ERR_USAGE', `unknown subcommand ${JSON.stringify(sub)}`, { command: 'cloud' });
+    const host = str(p, 'host') ?? '127.0.0.1';
+    const tlsPort = str(p, 'tls-port');
+    if (tlsPort !== undefined && (str(p, 'tls-key') === undefined || str(p, 'tls-cert') === undefined)) {
+      throw new CliError('ERR_USAGE', '--tls-port needs --tls-key and --tls-cert', { command: 'cloud' });
+    }
+    const wsPort = str(p, 'ws-port');
+    const { startCloud } = await import('../cloud-bridge/src/cloud.js');
+    const postgres = str(p, 'postgres');
+    const redis = str(p, 'redis');
+    const cloud = await startCloud({
+      dataDir: dir,
+      mqtt: { port: port(str(p, 'port'), 'port', 1883), host },
+      ...(tlsPort === undefined
+        ? {}
+        : {
+            mqtts: {
+              port: port(tlsPort, 'tls-port', 8883),
+              host,
+              key: readFileSync(req(p, 'tls-key')),
+              cert: readFileSync(req(p, 'tls-cert')),
+            },
+          }),
+      ...(wsPort === undefined ? {} : { ws: { port: port(wsPort, 'ws-port', 8080), host } }),
+      adminPort: port(str(p, 'admin-port'), 'admin-port', 0),
+      ...(postgres === undefined ? {} : { postgresUrl: postgres }),
+      ...(redis === undefined ? {} : { redisUrl: redis }),
+    });
+    const ports = cloud.broker.ports;
+    streams.stdout.write(
+      `tandem cloud: MQTT ${host}:${ports.tcp}` +
+        (ports.tls === undefined ? '' : `, MQTTS ${host}:${ports.tls}`) +
+        (ports.ws === undefined ? '' : `, WebSocket ${host}:${ports.ws}/mqtt`) +
+        `; admin 127.0.0.1:${cloud.adminPort}; issuer ${cloud.issuer.kidText} (${join(dir, 'issuer.pub.jwk.json')})\n`,
+    );
+    return new Promise<number>((resolve) => {
+      const stop = (signal: string): void => {
+        streams.stdout.write(`${signal}: stopping\n`);
+        cloud.close().then(
+          () => resolve(EXIT.OK),
+          () => resolve(EXIT.INTERNAL),
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
+  });
+}
+
+async function writeMosquitto(
+  dir: string,
+  postgres: string | undefined,
+  streams: CliStreams,
+): Promise<number> {
+  const { openSqlStore } = await import('../cloud-bridge/src/store/sql-store.js');
+  const { writeMosquittoFiles } = await import('../cloud-bridge/src/cloud.js');
+  const { hashPassword } = await import('../cloud-bridge/src/credentials.js');
+  let bridgePassword: string;
+  try {
+    bridgePassword = readFileSync(join(dir, 'bridge.password'), 'utf8').trim();
+  } catch {
+    throw new CliError(
+      'ERR_IO',
+      `no bridge.password in ${dir}: start \`tandem cloud --data-dir ${dir}\` once first`,
+    );
+  }
+  const store = await openSqlStore(
+    postgres === undefined
+      ? { kind: 'sqlite', path: join(dir, 'cloud.db') }
+      : { kind: 'postgres', url: postgres },
+  );
+  try {
+    const files = await writeMosquittoFiles(store, hashPassword(bridgePassword), join(dir, 'mosquitto'));
+    streams.stdout.write(
+      `wrote ${files.passwd} and ${files.acl} (use with cloud-bridge/mosquitto/mosquitto.conf)\n`,
+    );
+    return EXIT.OK;
+  } finally {
+    await store.close();
+  }
+}
+
+/** `tandem revoke`. */
+export const revoke: CommandModule = {
+  run: async (argv, streams) => {
+    const p = parse(REVOKE, argv);
+    if (p.help) {
+      streams.stdout.write(helpText(REVOKE));
+      return EXIT.OK;
+    }
+    const tokenId = parseHex(req(p, 'token'), 'token', 1, 32);
+    const exp = parseTime(req(p, 'exp'), 'exp');
+    return guarded(streams, async () => {
+      const out = (await admin(dataDir(p), 'POST', '/revoke', {
+        lockId: req(p, 'lock'),
+        tokenId: Buffer.from(tokenId).toString('hex'),
+        exp,
+      })) as { lockId: string; version: number; entries: number };
+      streams.stdout.write(
+        `revoked on ${out.lockId}: revocation version ${out.version}, ${out.entries} entries\n`,
+      );
+      return EXIT.OK;
+    });
+  },
+};
+
+interface AlertRow {
+  lockId: string;
+  epoch: number;
+  sequence: number;
+  kind: string;
+  time: number;
+  receivedAt: number;
+  via: string;
+  detail: Record<string, unknown>;
+}
+
+/** `tandem alerts`. */
+export const alerts: CommandModule = {
+  run: async (argv, streams) => {
+    const p = parse(ALERTS, argv);
+    if (p.help) {
+      streams.stdout.write(helpText(ALERTS));
+      return EXIT.OK;
+    }
+    const lock = str(p, 'lock');
+    const limit = str(p, 'limit') === undefined ? 50 : parseUint(str(p, 'limit')!, 'limit', 1, 1000);
+    return guarded(streams, async () => {
+      const q = `?limit=${limit}${lock === undefined ? '' : `&lock=${encodeURIComponent(lock)}`}`;
+      const rows = (await admin(dataDir(p), 'GET', `/alerts${q}`)) as AlertRow[];
+      const events = flag(p, 'events')
+        ? ((await admin(
+            dataDir(p),
+            'GET',
+            `/events${lock === undefined ? '' : `?lock=${encodeURIComponent(lock)}`}`,
+          )) as unknown[])
+        : undefined;
+      if (flag(p, 'json')) {
+        streams.stdout.write(
+          `${JSON.stringify(events === undefined ? rows : { alerts: rows, events }, null, 2)}\n`,
+        );
+        return EXIT.OK;
+      }
+      for (const r of rows) {
+        streams.stdout.write(
+          `${new Date(r.time * 1000).toISOString()} ${r.lockId} ${r.kind} epoch ${r.epoch} #${r.sequence} via ${r.via}` +
+            `${Object.keys(r.detail).length === 0 ? '' : ` ${JSON.stringify(r.detail)}`}\n`,
+        );
+      }
+      if (rows.length === 0) streams.stdout.write('no alerts\n');
+      for (const e of events ?? []) streams.stdout.write(`event ${JSON.stringify(e)}\n`);
+      return EXIT.OK;
+    });
+  },
+};

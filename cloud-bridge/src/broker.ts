@@ -1,0 +1,283 @@
+/**
+ * The embedded MQTT broker: aedes 1.2 (the release line with the fixes for its published advisories, among
+ * them GHSA-5jvp-3p2v-5qgf, the unbounded inbound QoS 2 window, and the topic-level crash that
+ * `maxTopicLevels` bounds), listening on TCP, TLS and WebSocket as configured, with a persistence that
+ * survives a restart (LevelDB in the data directory by default, Redis for a fleet) and Tandem's policy as
+ * its hooks:
+ *
+ * - `authenticate`: the user name is a lock id or the bridge's name, and the password matches the `$7$`
+ *   record held for it ([TANDEM-MQTT-13]); anonymous and unknown clients are refused;
+ * - `authorizePublish` / `authorizeSubscribe`: exactly the topics of [TANDEM-MQTT-4] (cloud-bridge/src/acl.ts),
+ *   payloads no larger than their kind allows (§9), and at most `lockRate` messages per second per lock, so
+ *   one flooding lock is cut off without disturbing the others.
+ *
+ * Every refusal is logged with its reason. Any standard broker can stand in for this one: Mosquitto takes
+ * the same password records and the ACL written by acl.ts (cloud-bridge/mosquitto/).
+ */
+import { createServer as createNetServer } from 'node:net';
+import type { Server as NetServer } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createHttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import { Aedes } from 'aedes';
+import type { AedesOptions, AuthenticateError, Client } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import { TOPIC_POLICY, parseTopic } from '../../protocol/src/mqtt.js';
+import { MAX_REVOCATION_UPDATE_BYTES } from '../../protocol/src/revocation.js';
+import type { Identity } from './acl.js';
+import { identityOf, publishRefusal, subscribeRefusal } from './acl.js';
+import { verifyPasswordRecord } from './credentials.js';
+import { CloudError } from './errors.js';
+import { MAX_BYTES } from './ingest.js';
+import type { LogSink } from './log.js';
+import { debugSink } from './log.js';
+
+/** Where the broker keeps sessions, retained messages and QoS 1 messages in flight. */
+export type BrokerPersistence =
+  | { readonly kind: 'memory' }
+  | { readonly kind: 'level'; readonly path: string }
+  | { readonly kind: 'redis'; readonly url: string };
+
+/** A listener address; port 0 picks a free port. */
+export interface ListenAddress {
+  readonly port: number;
+  readonly host?: string;
+}
+
+/** How to start the broker. */
+export interface BrokerOptions {
+  /** Returns the `$7$` password record of an MQTT user (a lock id or the bridge), or undefined. */
+  readonly passwordRecord: (username: string) => Promise<string | undefined>;
+  readonly persistence: BrokerPersistence;
+  /** Several aedes instances share messages through Redis (mqemitter-redis) when set. */
+  readonly redisEmitterUrl?: string;
+  readonly tcp?: ListenAddress;
+  readonly tls?: ListenAddress & { readonly key: string | Buffer; readonly cert: string | Buffer };
+  readonly ws?: ListenAddress & { readonly path?: string };
+  /** Messages a lock may publish: `perSecond` sustained, `burst` at once. Default 20 and 100. */
+  readonly lockRate?: { readonly perSecond: number; readonly burst: number };
+  readonly id?: string;
+  readonly log?: LogSink;
+}
+
+/** A running broker. */
+export interface Broker {
+  readonly aedes: Aedes;
+  /** The ports actually bound. */
+  readonly ports: { readonly tcp?: number; readonly tls?: number; readonly ws?: number };
+  /** Stops listening, disconnects every client and closes the persistence. */
+  close(): Promise<void>;
+}
+
+const identities = new WeakMap<Client, Identity>();
+const require = createRequire(import.meta.url);
+
+function authError(message: string, returnCode: number): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+}
+
+/** The size limit of a publish on `topic` by a lock; the bridge may publish up to a full revocation update. */
+function maxPayload(who: Identity, topic: string): number {
+  if (who.kind === 'bridge') return MAX_REVOCATION_UPDATE_BYTES;
+  const p = parseTopic(topic);
+  if (p.kind === 'time' || TOPIC_POLICY[p.kind].from !== 'lock') return 0;
+  return MAX_BYTES[p.kind as keyof typeof MAX_BYTES];
+}
+
+/** Starts aedes with Tandem's hooks and the configured listeners. */
+export async function startBroker(options: BrokerOptions): Promise<Broker> {
+  const log = options.log ?? debugSink;
+  const rate = options.lockRate ?? { perSecond: 20, burst: 100 };
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const persistence = await openPersistence(options.persistence);
+  const mq =
+    options.redisEmitterUrl === undefined
+      ? undefined
+      : (require('mqemitter-redis') as (o: object) => unknown)({ connectionString: options.redisEmitterUrl });
+
+  const hooks: AedesOptions = {
+    ...(options.id === undefined ? {} : { id: options.id }),
+    persistence,
+    ...(mq === undefined ? {} : { mq }),
+    // Lock ids are at most 32 characters; client ids a little longer than MQTT 3.1's 23 are common.
+    maxClientsIdLength: 64,
+    // Tandem's topics have at most 5 levels ([TANDEM-MQTT-2]); $share/<group>/ adds two.
+    maxTopicLevels: 8,
+    drainTimeout: 30_000,
+    authenticate: (client, username, password, done) => {
+      const who = identityOf(username);
+      const refuse = (reason: string): void => {
+        log({
+          level: 'warn',
+          source: 'broker',
+          event: 'refused connect',
+          who: username ?? '(anonymous)',
+          reason,
+        });
+        done(authError(reason, 4), false);
+      };
+      if (who === undefined) {
+        refuse(
+          username === undefined
+            ? 'anonymous clients are not allowed'
+            : 'user name is neither a lock id nor the bridge',
+        );
+        return;
+      }
+      if (password === undefined) {
+        refuse('no password');
+        return;
+      }
+      options.passwordRecord(username!).then(
+        (record) => {
+          if (record === undefined) return refuse('no credential registered for this user');
+          if (!verifyPasswordRecord(record, password)) return refuse('wrong password');
+          identities.set(client, who);
+          done(null, true);
+        },
+        (e: unknown) => {
+          log({
+            level: 'warn',
+            source: 'broker',
+            event: 'refused connect',
+            who: username,
+            reason: `credential lookup failed: ${String(e)}`,
+          });
+          done(authError('credential lookup failed', 3), false);
+        },
+      );
+    },
+    authorizePublish: (client, packet, done) => {
+      // A null client is the broker itself (a will, or aedes.publish): already authorised at its source.
+      if (client === null) return done(null);
+      const who = identities.get(client);
+      const name = who === undefined ? '(unknown)' : who.kind === 'bridge' ? 'bridge' : who.lockId;
+      const refuse = (reason: string): void => {
+        log({
+          level: 'warn',
+          source: 'broker',
+          event: 'refused publish',
+          who: name,
+          reason: `${packet.topic}: ${reason}`,
+        });
+        done(new Error(reason));
+      };
+      if (who === undefined) return refuse('not authenticated');
+      const refusal = publishRefusal(who, packet.topic);
+      if (refusal !== null) return refuse(refusal);
+      const size = Buffer.byteLength(packet.payload as Buffer | string);
+      const max = maxPayload(who, packet.topic);
+      if (size > max) return refuse(`payload of ${size} bytes exceeds ${max} for this topic`);
+      if (who.kind === 'lock' && !take(buckets, who.lockId, rate)) {
+        return refuse(
+          `more than ${rate.burst} messages at once or ${rate.perSecond} per second: flood, connection closed`,
+        );
+      }
+      done(null);
+    },
+    authorizeSubscribe: (client, sub, done) => {
+      const who = identities.get(client);
+      const refusal = who === undefined ? 'not authenticated' : subscribeRefusal(who, sub.topic);
+      if (refusal !== null) {
+        const name = who === undefined ? '(unknown)' : who.kind === 'bridge' ? 'bridge' : who.lockId;
+        log({ level: 'warn', source: 'broker', event: 'refused subscribe', who: name, reason: refusal });
+        // A null subscription answers SUBACK 0x80 for this filter; the connection stays up.
+        return done(null, null);
+      }
+      done(null, sub);
+    },
+  };
+  const aedes = await Aedes.createBroker(hooks);
+  aedes.on('clientDisconnect', (client) => identities.delete(client));
+
+  const servers: (NetServer | HttpServer)[] = [];
+  const ports: { tcp?: number; tls?: number; ws?: number } = {};
+  const listen = async (server: NetServer | HttpServer, at: ListenAddress): Promise<number> => {
+    servers.push(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(at.port, at.host ?? '127.0.0.1', () => resolve());
+    });
+    return (server.address() as AddressInfo).port;
+  };
+  try {
+    if (options.tcp !== undefined) ports.tcp = await listen(createNetServer(aedes.handle), options.tcp);
+    if (options.tls !== undefined) {
+      ports.tls = await listen(
+        createTlsServer({ key: options.tls.key, cert: options.tls.cert }, aedes.handle),
+        options.tls,
+      );
+    }
+    if (options.ws !== undefined) {
+      const http = createHttpServer((_req, res) => res.writeHead(426).end('MQTT over WebSocket only\n'));
+      const wss = new WebSocketServer({
+        server: http,
+        path: options.ws.path ?? '/mqtt',
+        maxPayload: 1 << 20,
+      });
+      wss.on('connection', (socket, req) => aedes.handle(createWebSocketStream(socket), req));
+      ports.ws = await listen(http, options.ws);
+    }
+  } catch (e) {
+    await closeAll(aedes, servers, persistence);
+    throw new CloudError('ERR_CLOUD_CONFIG', `broker cannot listen: ${(e as Error).message}`, { cause: e });
+  }
+  return { aedes, ports, close: () => closeAll(aedes, servers, persistence) };
+}
+
+/** Token bucket per lock: `perSecond` sustained, `burst` at once. */
+function take(
+  buckets: Map<string, { tokens: number; at: number }>,
+  key: string,
+  rate: { readonly perSecond: number; readonly burst: number },
+): boolean {
+  const now = Date.now();
+  const b = buckets.get(key) ?? { tokens: rate.burst, at: now };
+  b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond);
+  b.at = now;
+  buckets.set(key, b);
+  if (b.tokens < 1) return false;
+  b.tokens -= 1;
+  return true;
+}
+
+async function openPersistence(p: BrokerPersistence): Promise<unknown> {
+  switch (p.kind) {
+    case 'memory':
+      return undefined;
+    case 'level': {
+      const { Level } = (await import('level')) as { Level: new (path: string) => unknown };
+      return (require('aedes-persistence-level') as (db: unknown) => unknown)(new Level(p.path));
+    }
+    case 'redis': {
+      const u = new URL(p.url);
+      return (require('aedes-persistence-redis') as (o: object) => unknown)({
+        host: u.hostname,
+        port: Number(u.port || 6379),
+      });
+    }
+  }
+}
+
+async function closeAll(
+  aedes: Aedes,
+  servers: readonly (NetServer | HttpServer)[],
+  persistence: unknown,
+): Promise<void> {
+  // Stop accepting first, then let aedes close every client (which lets the servers' close complete).
+  const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+  await new Promise<void>((resolve) => aedes.close(() => resolve()));
+  for (const s of servers) if ('closeAllConnections' in s) s.closeAllConnections();
+  await Promise.all(closed);
+  // aedes does not close its persistence; LevelDB must be closed before the directory can be reopened.
+  // Promise form: the callback form waits for a 'ready' event that aedes 1.x never makes the wrapper emit.
+  // aedes' close callback comes before the last per-client persistence writes (will, session) settle: let
+  // them run first, or they fail on a closed database.
+  // aedes does not await them, so there is nothing to wait on but time: a quarter second, then the queue.
+  await new Promise((r) => setTimeout(r, 250));
+  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
+  const p = persistence as { destroy?: () => Promise<void> } | undefined;
+  if (p?.destroy !== undefined) await p.destroy().catch(() => undefined);
+}

@@ -1,0 +1,197 @@
+/**
+ * The two SQL engines behind {@link SqlCloudStore}: SQLite through `better-sqlite3` 12 (embedded default) and
+ * PostgreSQL through `pg`. Both are loaded lazily, inside their adapter (STYLE.md, "Ports and adapters"):
+ * `better-sqlite3` is a native module, and a process that uses PostgreSQL never loads it.
+ *
+ * Statements are written once with `?` placeholders; the PostgreSQL adapter numbers them (`$1`, `$2`, ...).
+ */
+import { createRequire } from 'node:module';
+import { CloudError } from '../errors.js';
+
+/** A row as the engine returns it. */
+export type Row = Record<string, unknown>;
+
+/** What the store needs of an SQL engine. */
+export interface SqlDriver {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Runs a statement that returns rows (SELECT, or INSERT ... RETURNING). */
+  query(sql: string, params?: readonly unknown[]): Promise<Row[]>;
+  /** Runs a statement; resolves to the number of rows it changed. */
+  run(sql: string, params?: readonly unknown[]): Promise<number>;
+  /** Runs `fn` holding the migration lock (PostgreSQL: an advisory lock; SQLite: one process owns the file). */
+  withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+function bindable(params: readonly unknown[]): unknown[] {
+  return params.map((p) =>
+    p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p,
+  );
+}
+
+interface BetterSqliteStatement {
+  readonly reader: boolean;
+  all(...params: unknown[]): Row[];
+  run(...params: unknown[]): { changes: number };
+}
+interface BetterSqliteDatabase {
+  prepare(sql: string): BetterSqliteStatement;
+  pragma(s: string): unknown;
+  close(): void;
+}
+type BetterSqliteCtor = new (path: string) => BetterSqliteDatabase;
+
+/** Which SQLite engine: the native `better-sqlite3`, the WebAssembly `node-sqlite3-wasm`, or the first that loads. */
+export type SqliteEngine = 'better-sqlite3' | 'wasm' | 'auto';
+
+/**
+ * Opens an SQLite database file. `better-sqlite3` 12 is the embedded default; it is an optional dependency
+ * because its native module is built by its install script, which npm 11 runs only when package.json
+ * `allowScripts` lists it (and which needs a compiler). Where it did not build, `auto` falls back to
+ * `node-sqlite3-wasm` (the same SQLite compiled to WebAssembly, no native build): same SQL, same file format.
+ */
+export function openSqliteDriver(path: string, engine: SqliteEngine = 'auto'): SqlDriver {
+  if (engine === 'wasm') return openWasmDriver(path);
+  try {
+    return openBetterSqliteDriver(path);
+  } catch (e) {
+    if (engine === 'auto' && (e as { notInstalled?: boolean }).notInstalled === true)
+      return openWasmDriver(path);
+    throw e;
+  }
+}
+
+interface WasmDatabase {
+  all(sql: string, values?: unknown[]): Row[];
+  run(sql: string, values?: unknown[]): { changes: number };
+  exec(sql: string): void;
+  close(): void;
+}
+
+function openWasmDriver(path: string): SqlDriver {
+  let db: WasmDatabase;
+  try {
+    const { Database } = createRequire(import.meta.url)('node-sqlite3-wasm') as {
+      Database: new (path: string) => WasmDatabase;
+    };
+    db = new Database(path);
+    db.exec('PRAGMA synchronous = FULL');
+  } catch (e) {
+    throw new CloudError(
+      'ERR_CLOUD_STORE',
+      `cannot open SQLite database ${path} (node-sqlite3-wasm): ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  return {
+    dialect: 'sqlite',
+    query: (sql, params = []) => Promise.resolve(db.all(sql, bindable(params))),
+    run: (sql, params = []) => Promise.resolve(db.run(sql, bindable(params)).changes),
+    withMigrationLock: (fn) => fn(),
+    close: () => {
+      db.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+/** Opens an SQLite file with the native `better-sqlite3` 12 (WAL journal, `synchronous=FULL`). */
+export function openBetterSqliteDriver(path: string): SqlDriver {
+  let Database: BetterSqliteCtor;
+  try {
+    Database = createRequire(import.meta.url)('better-sqlite3') as BetterSqliteCtor;
+  } catch (e) {
+    const err = new CloudError(
+      'ERR_CLOUD_STORE',
+      'better-sqlite3 is not installed or its native module is missing: run `npm rebuild better-sqlite3 ' +
+        '--allow-scripts=better-sqlite3` (package.json "allowScripts" lists it for npm ci), or use PostgreSQL',
+      { cause: e },
+    ) as CloudError & { notInstalled?: boolean };
+    err.notInstalled = true;
+    throw err;
+  }
+  let db: BetterSqliteDatabase;
+  try {
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+  } catch (e) {
+    throw new CloudError('ERR_CLOUD_STORE', `cannot open SQLite database ${path}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  const cache = new Map<string, BetterSqliteStatement>();
+  const prepared = (sql: string): BetterSqliteStatement => {
+    let s = cache.get(sql);
+    if (s === undefined) {
+      s = db.prepare(sql);
+      cache.set(sql, s);
+    }
+    return s;
+  };
+  return {
+    dialect: 'sqlite',
+    query: (sql, params = []) => Promise.resolve(prepared(sql).all(...bindable(params))),
+    run: (sql, params = []) => {
+      const s = prepared(sql);
+      // DDL and statements without rows go through run(); better-sqlite3 refuses all() on them.
+      return Promise.resolve(
+        s.reader ? s.all(...bindable(params)).length : s.run(...bindable(params)).changes,
+      );
+    },
+    withMigrationLock: (fn) => fn(),
+    close: () => {
+      db.close();
+      return Promise.resolve();
+    },
+  };
+}
+
+interface PgPool {
+  query(sql: string, params?: unknown[]): Promise<{ rows: Row[]; rowCount: number | null }>;
+  connect(): Promise<{ query: PgPool['query']; release(): void }>;
+  end(): Promise<void>;
+  on(event: 'error', listener: (e: Error) => void): void;
+}
+
+function numbered(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}
+
+/** Opens a PostgreSQL connection pool (`pg`) on `connectionString`. */
+export async function openPostgresDriver(connectionString: string): Promise<SqlDriver> {
+  const pg = (await import('pg')).default as unknown as { Pool: new (o: object) => PgPool };
+  const pool = new pg.Pool({ connectionString, max: 4 });
+  // An idle client's error (server restart) must not crash the cloud process; the next query reconnects.
+  pool.on('error', () => undefined);
+  try {
+    await pool.query('SELECT 1');
+  } catch (e) {
+    await pool.end().catch(() => undefined);
+    throw new CloudError('ERR_CLOUD_STORE', `cannot reach PostgreSQL: ${(e as Error).message}`, {
+      cause: e,
+      temporary: true,
+    });
+  }
+  return {
+    dialect: 'postgres',
+    query: async (sql, params = []) => (await pool.query(numbered(sql), bindable(params))).rows,
+    run: async (sql, params = []) => (await pool.query(numbered(sql), bindable(params))).rowCount ?? 0,
+    withMigrationLock: async (fn) => {
+      const client = await pool.connect();
+      try {
+        // Several bridge instances may start together; one migrates, the others wait and find it done.
+        await client.query('SELECT pg_advisory_lock(7106001)');
+        return await fn();
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(7106001)').catch(() => undefined);
+        client.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}

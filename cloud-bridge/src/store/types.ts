@@ -1,0 +1,133 @@
+/**
+ * The cloud's storage, behind one interface ([TANDEM-MQTT-8], [TANDEM-MQTT-11], [TANDEM-REV-9]) with two
+ * implementations that pass one contract suite (cloud-bridge/test/store-contract.ts): SQLite embedded by
+ * default and PostgreSQL for a fleet. Every method is safe to call from several bridge instances at once:
+ * records are keyed by (lock id, epoch, sequence), progress moves by compare-and-set.
+ */
+
+/** A registered lock: its device key (verifies everything it signs) and its MQTT password record. */
+export interface LockRecord {
+  readonly lockId: string;
+  /** Raw Ed25519 public key, 32 bytes ([TANDEM-KEY-2]). */
+  readonly deviceKey: Uint8Array;
+  /** Mosquitto `$7$` record of the lock's MQTT password ([TANDEM-MQTT-13]); null if it has none yet. */
+  readonly passwordHash: string | null;
+  readonly registeredAt: number;
+}
+
+/** An outbox record the cloud holds, exactly as the lock signed it. */
+export interface StoredRecord {
+  readonly lockId: string;
+  readonly epoch: number;
+  readonly sequence: number;
+  readonly kind: 'alert' | 'audit';
+  /** The complete COSE_Sign1 bytes. */
+  readonly bytes: Uint8Array;
+  /** Lock time of the record, Unix seconds. */
+  readonly time: number;
+  /** When the cloud stored it, Unix milliseconds. */
+  readonly receivedAt: number;
+  /** How it arrived: `mqtt` or `relay` (a phone's upload). */
+  readonly via: string;
+}
+
+/** Result of {@link CloudStore.insertRecord}. */
+export type InsertOutcome =
+  | 'inserted'
+  | 'duplicate' // the same bytes were already held: ignored
+  | 'conflict'; // other bytes hold that (lock, epoch, sequence): a fork
+
+/** The cloud's progress through one outbox epoch of one lock. */
+export interface OutboxProgress {
+  readonly lockId: string;
+  readonly epoch: number;
+  /** Highest sequence such that all of 1..sequence are held and chain-checked; 0 when none. */
+  readonly ackedSequence: number;
+  /** SHA-256 of the last audit record within 1..ackedSequence, or null when none yet. */
+  readonly lastAuditHash: Uint8Array | null;
+  /** When the cloud first saw this epoch, Unix milliseconds (the latest is the lock's current epoch). */
+  readonly firstSeenAt: number;
+}
+
+/** Something the owner should be told: an alert, a gap, a fork, a forgery, an epoch change, ... */
+export interface CloudEvent {
+  readonly id: number;
+  readonly lockId: string;
+  readonly kind: string;
+  /** Small JSON-able facts. */
+  readonly detail: Readonly<Record<string, string | number | boolean | null>>;
+  readonly at: number;
+}
+
+/** The last lock state report held for a lock ([TANDEM-MQTT-10]). */
+export interface StoredState {
+  readonly lockId: string;
+  readonly bytes: Uint8Array;
+  readonly state: string;
+  readonly time: number;
+  readonly receivedAt: number;
+}
+
+/** The revocation list the cloud holds for a lock, and its signed full update ([TANDEM-REV-3]). */
+export interface StoredRevocation {
+  readonly lockId: string;
+  readonly version: number;
+  /** Hex token id → expiry (Unix seconds). */
+  readonly entries: ReadonlyMap<string, number>;
+  /** The signed full update for `version`, as published retained. */
+  readonly bytes: Uint8Array;
+}
+
+/** A lock's latest revocation acknowledgement ([TANDEM-REV-9]): which version landed, and when. */
+export interface StoredRevocationAck {
+  readonly lockId: string;
+  readonly version: number;
+  readonly lockTime: number;
+  readonly receivedAt: number;
+}
+
+/** The storage interface. Implementations: `SqlCloudStore` over SQLite or PostgreSQL. */
+export interface CloudStore {
+  registerLock(lock: LockRecord): Promise<void>;
+  getLock(lockId: string): Promise<LockRecord | undefined>;
+  listLocks(): Promise<LockRecord[]>;
+
+  insertRecord(record: StoredRecord): Promise<InsertOutcome>;
+  getRecord(lockId: string, epoch: number, sequence: number): Promise<StoredRecord | undefined>;
+  /** Records of one epoch with a sequence above `after`, in sequence order, at most `limit`. */
+  recordsAfter(lockId: string, epoch: number, after: number, limit: number): Promise<StoredRecord[]>;
+  /** Alerts, newest first. */
+  listAlerts(options: { lockId?: string; limit: number }): Promise<StoredRecord[]>;
+  countRecords(lockId: string): Promise<number>;
+
+  /** Creates the progress row of an epoch if absent; returns true when it was new. */
+  touchEpoch(lockId: string, epoch: number, at: number): Promise<boolean>;
+  getProgress(lockId: string, epoch: number): Promise<OutboxProgress | undefined>;
+  /** Every epoch of a lock, oldest first. */
+  listEpochs(lockId: string): Promise<OutboxProgress[]>;
+  /** Moves progress from `fromSequence` to `toSequence`; false when another writer moved it first. */
+  advanceProgress(
+    lockId: string,
+    epoch: number,
+    fromSequence: number,
+    toSequence: number,
+    lastAuditHash: Uint8Array | null,
+  ): Promise<boolean>;
+
+  addEvent(event: Omit<CloudEvent, 'id'>): Promise<number>;
+  /** Events with an id above `after`, oldest first. */
+  listEvents(options: { lockId?: string; after?: number; limit: number }): Promise<CloudEvent[]>;
+
+  putState(state: StoredState): Promise<void>;
+  getState(lockId: string): Promise<StoredState | undefined>;
+
+  getRevocation(lockId: string): Promise<StoredRevocation | undefined>;
+  /** Stores version `next.version` only if the held version is `expectedVersion` (0 = none); false otherwise. */
+  putRevocation(next: StoredRevocation, expectedVersion: number): Promise<boolean>;
+  listRevocations(): Promise<StoredRevocation[]>;
+  /** Keeps the acknowledgement with the highest version. */
+  putRevocationAck(ack: StoredRevocationAck): Promise<void>;
+  getRevocationAck(lockId: string): Promise<StoredRevocationAck | undefined>;
+
+  close(): Promise<void>;
+}

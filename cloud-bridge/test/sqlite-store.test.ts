@@ -1,0 +1,49 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSqlStore } from '../src/store/sql-store.js';
+import { storeContract } from './store-contract.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'tandem-sqlite-'));
+let n = 0;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+// better-sqlite3's native module exists only where its install script ran (package.json "allowScripts").
+function betterSqliteMissing(): string | undefined {
+  try {
+    createRequire(import.meta.url)('better-sqlite3');
+    return undefined;
+  } catch {
+    return 'better-sqlite3 native module not built (npm rebuild better-sqlite3 --allow-scripts=better-sqlite3)';
+  }
+}
+
+storeContract(
+  'SQLite (better-sqlite3)',
+  () => openSqlStore({ kind: 'sqlite', engine: 'better-sqlite3', path: join(dir, `s${++n}.db`) }),
+  betterSqliteMissing(),
+);
+storeContract('SQLite (node-sqlite3-wasm)', () =>
+  openSqlStore({ kind: 'sqlite', engine: 'wasm', path: join(dir, `w${++n}.db`) }),
+);
+
+describe('SQLite store migrations', () => {
+  it('applies every migration once and reopens a file without re-applying them', async () => {
+    const path = join(dir, 'migrate.db');
+    const a = await openSqlStore({ kind: 'sqlite', path });
+    await a.registerLock({
+      lockId: 'lock-1',
+      deviceKey: new Uint8Array(32),
+      passwordHash: null,
+      registeredAt: 1,
+    });
+    expect(await a.schemaVersions()).toEqual([1]);
+    await a.close();
+    const b = await openSqlStore({ kind: 'sqlite', path });
+    expect(await b.schemaVersions()).toEqual([1]);
+    expect((await b.getLock('lock-1'))?.registeredAt).toBe(1);
+    await b.close();
+  });
+});
