@@ -13,10 +13,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // better-sqlite3's native module exists only where its install script ran (package.json "allowScripts").
 function betterSqliteMissing(): string | undefined {
   try {
-    createRequire(import.meta.url)('better-sqlite3');
+    // The native module loads on the first database, not at require.
+    const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: string) => {
+      close(): void;
+    };
+    new Database(':memory:').close();
     return undefined;
   } catch {
-    return 'better-sqlite3 native module not built (npm rebuild better-sqlite3 --allow-scripts=better-sqlite3)';
+    return 'better-sqlite3 native module not built (npm rebuild better-sqlite3 --ignore-scripts=false)';
   }
 }
 

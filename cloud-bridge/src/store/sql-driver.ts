@@ -99,22 +99,35 @@ function openWasmDriver(path: string): SqlDriver {
 
 /** Opens an SQLite file with the native `better-sqlite3` 12 (WAL journal, `synchronous=FULL`). */
 export function openBetterSqliteDriver(path: string): SqlDriver {
-  let Database: BetterSqliteCtor;
-  try {
-    Database = createRequire(import.meta.url)('better-sqlite3') as BetterSqliteCtor;
-  } catch (e) {
+  const notInstalled = (e: unknown): never => {
     const err = new CloudError(
       'ERR_CLOUD_STORE',
-      'better-sqlite3 is not installed or its native module is missing: run `npm rebuild better-sqlite3 ' +
-        '--allow-scripts=better-sqlite3` (package.json "allowScripts" lists it for npm ci), or use PostgreSQL',
+      'better-sqlite3 is not installed or its native module is missing: build it with `npm rebuild ' +
+        'better-sqlite3 --ignore-scripts=false` (needs g++, make and python3), or use PostgreSQL',
       { cause: e },
     ) as CloudError & { notInstalled?: boolean };
     err.notInstalled = true;
     throw err;
+  };
+  let Database: BetterSqliteCtor;
+  try {
+    Database = createRequire(import.meta.url)('better-sqlite3') as BetterSqliteCtor;
+  } catch (e) {
+    notInstalled(e);
   }
   let db: BetterSqliteDatabase;
   try {
-    db = new Database(path);
+    // better-sqlite3 loads its native module on the first `new Database`, not at require: an unbuilt module
+    // (npm ran no install script, .npmrc) shows here as the `bindings` package's "Could not locate".
+    db = new Database!(path);
+  } catch (e) {
+    if (/Could not locate the bindings file|NODE_MODULE_VERSION|invalid ELF header/.test(String(e)))
+      notInstalled(e);
+    throw new CloudError('ERR_CLOUD_STORE', `cannot open SQLite database ${path}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  try {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');

@@ -335,7 +335,9 @@ export type StoreConfig =
 export async function openSqlStore(config: StoreConfig): Promise<SqlCloudStore> {
   const { openPostgresDriver, openSqliteDriver } = await import('./sql-driver.js');
   const driver =
-    config.kind === 'sqlite' ? openSqliteDriver(config.path) : await openPostgresDriver(config.url);
+    config.kind === 'sqlite'
+      ? openSqliteDriver(config.path, config.engine)
+      : await openPostgresDriver(config.url);
   const store = new SqlCloudStore(driver);
   try {
     await store.migrate();
