@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Enforces the folder rules of ../shared/ARCHITECTURE.md ("Folders"): which top-level folder may import which.
+// Enforces the folder rules of the architecture brief ("Folders", mirrored in README.md "What is where"): which top-level folder may import which.
 // protocol/ imports nothing of ours and does no I/O; firmware-sim/, gateway/ and cloud-bridge/ never import
 // each other; gateway/ may use hardware/ only for the virtual radio. And no import cycle of any length
 // within our source (issue 12; STYLE.md: a module that another needs only a few hooks of gets an interface

@@ -107,7 +107,7 @@ export interface FuzzTarget {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// Seeds: the repository's own vectors (no ../shared), walked for hex strings.
+// Seeds: the repository's own vectors (protocol/vectors), walked for hex strings.
 // ---------------------------------------------------------------------------------------------------------
 
 const VECTORS = join(import.meta.dirname, '..', '..', '..', 'protocol', 'vectors');
