@@ -7,7 +7,11 @@ import { ManualClock } from '../../hardware/src/clock.js';
 import { chainHash } from '../../protocol/src/chain.js';
 import { generateKeyPair } from '../../protocol/src/keys.js';
 import { Command, createRequest } from '../../protocol/src/pop.js';
-import { encodeRevocationUpdate, verifyRevocationAck } from '../../protocol/src/revocation.js';
+import {
+  encodeRevocationUpdate,
+  holderRevocationId,
+  verifyRevocationAck,
+} from '../../protocol/src/revocation.js';
 import { Status } from '../../protocol/src/status.js';
 import { mintToken } from '../../protocol/src/token.js';
 import { decodeAuditEntry } from '../src/lock/audit.js';
@@ -239,6 +243,39 @@ describe('LockAuthority: refusals never move the solenoid', () => {
       Status.REVOKED,
     );
     expect(lock.pulses).toHaveLength(0);
+  });
+
+  it('a revoked phone key (holder id, TANDEM-REV-10): its tokens and the links it signed are REVOKED, other keys still open', async () => {
+    const lock = await makeLock();
+    const update = encodeRevocationUpdate(
+      {
+        kind: 'full',
+        version: 1,
+        issuedAt: NOW,
+        lockId: LOCK,
+        added: [{ id: holderRevocationId(lock.w.friend.publicKey), exp: NOW + 86_400 }],
+        removed: [],
+      },
+      lock.w.issuer,
+      lock.w.issuerKid,
+    );
+    expect((await settle(lock.clock, lock.authority.applyRevocationUpdate(update))).status).toBe(Status.OK);
+    const own = lock.token({ cnf: lock.w.friend.publicKey });
+    const r1 = await lock.send(lock.request({ chain: [own], holder: lock.w.friend }));
+    expect(r1.status).toBe(Status.REVOKED);
+    // The revoked key as the delegator of a link: the link's own holder is someone else.
+    const root = lock.token({ cnf: lock.w.friend.publicKey, scope: ['unlock', 'delegate'] });
+    const stranger = generateKeyPair('ES256');
+    const link = mintToken(
+      claims(lock.w, { iss: 'bianca', cnf: stranger.publicKey, scope: ['unlock'] }),
+      lock.w.friend,
+    );
+    const r2 = await lock.send(lock.request({ chain: [root, link], holder: stranger }));
+    expect(r2.status).toBe(Status.REVOKED);
+    expect(lock.pulses).toHaveLength(0);
+    // The rider's own key is not listed: it still opens.
+    expect((await lock.send(lock.request({ chain: [lock.token()] }))).status).toBe(Status.OK);
+    expect(lock.pulses).toHaveLength(1);
   });
 
   it('revocation updates never go backwards: REVOCATION_ROLLBACK; a re-delivery is acknowledged again', async () => {

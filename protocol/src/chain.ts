@@ -16,6 +16,7 @@ import type { Command } from './pop.js';
 import { SCOPE_OF_COMMAND } from './pop.js';
 import type { DecodedToken, Scope, TokenClaims } from './token.js';
 import { decodeToken, hasScope } from './token.js';
+import { holderRevocationId } from './revocation.js';
 
 /** Most tokens in a chain: a root and two delegations ([TANDEM-CHAIN-1]). */
 export const MAX_CHAIN_LENGTH = 3;
@@ -49,6 +50,8 @@ export interface Grant {
   readonly minRevocation: number;
   /** Token ids of every link, root first: revocation and use counting apply to each. */
   readonly ctis: readonly Uint8Array[];
+  /** Holder ids of every link's `cnf` key, root first ([TANDEM-REV-10]): revoking a key revokes its links. */
+  readonly holders: readonly Uint8Array[];
 }
 
 /**
@@ -158,6 +161,7 @@ export function verifyChain(chain: readonly Uint8Array[], anchors: AnchorLookup,
     exp,
     minRevocation,
     ctis: tokens.map((t) => t.claims.cti),
+    holders: tokens.map((t) => holderRevocationId(t.claims.cnf)),
   };
 }
 

@@ -15,6 +15,7 @@
  * | 6   | added         | [* [bstr 1..32, uint]]      | token id and the revoked token's own exp         |
  * | 7   | removed       | [* bstr 1..32]              | delta only, optional                             |
  */
+import { createHash } from 'node:crypto';
 import type { CborLimits, CborValue } from './cbor.js';
 import { encode } from './cbor.js';
 import type { Sign1 } from './cose.js';
@@ -260,6 +261,18 @@ export function applyRevocationUpdate(
     );
   }
   return { version: update.version, entries };
+}
+
+const HOLDER_ID_PREFIX = new TextEncoder().encode('Tandem-holder-v1\0');
+
+/**
+ * The holder id of a key ([TANDEM-REV-10]): the revocation entry that revokes every token bound to that key and
+ * every delegation it signed. SHA-256 over a domain-separation prefix and the key's raw form, cut to 16 bytes.
+ */
+export function holderRevocationId(key: PublicKey): Uint8Array {
+  return new Uint8Array(
+    createHash('sha256').update(HOLDER_ID_PREFIX).update(key.raw).digest().subarray(0, 16),
+  );
 }
 
 /** Whether `tokenId` is revoked in `state` at time `now` (an expired entry no longer counts). */

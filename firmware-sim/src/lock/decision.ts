@@ -289,10 +289,14 @@ function timeStep(grant: Grant, bound: TimeBound, held: HeldState): void {
   checkSchedule(grant.leaf.schedule, bound, held.timeZone);
 }
 
-/** Step 9 ([TANDEM-USES-5]): any link revoked, or the lock's list older than the chain demands. */
+/** Step 9 ([TANDEM-USES-5], [TANDEM-REV-10]): any link or holder key revoked, or the lock's list older than the chain demands. */
 function revocationStep(grant: Grant, held: HeldState): void {
   for (const cti of grant.ctis) {
     if (held.revoked(cti)) throw new Refusal(Status.REVOKED, 'a token of the chain is revoked');
+  }
+  for (const holder of grant.holders) {
+    // [TANDEM-REV-10]: a revoked phone key revokes every link bound to it.
+    if (held.revoked(holder)) throw new Refusal(Status.REVOKED, 'a key of the chain is revoked');
   }
   if (held.revocationVersion < grant.minRevocation) {
     throw new Refusal(
