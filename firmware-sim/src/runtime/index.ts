@@ -1,5 +1,6 @@
 /** The lock runtime's entry point: what `tandem lock` and the start-up benchmark load. */
-export { IDENTITY, LockRuntime } from './lock-runtime.js';
+export { LockRuntime } from './lock-runtime.js';
+export { IDENTITY, LockIdentity } from './identity.js';
 export type { LockRuntimeOptions } from './lock-runtime.js';
 export { linuxHardware, simulatedHardware } from './hardware.js';
 export type { LockHardware } from './hardware.js';

@@ -8,19 +8,15 @@
  * safe mode; an unprovisioned lock (no lock id or no issuer anchor) runs with no authority at all and refuses
  * every request, with only the console open.
  */
-import { createPrivateKey, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Clock } from '../../../hardware/src/clock.js';
 import type { SerialConsole } from '../../../hardware/src/interfaces.js';
-import {
-  encodeAlert,
-  generateKeyPair,
-  privateKeyFromKeyObject,
-  signBytes,
-} from '../../../protocol/src/index.js';
+import { encodeAlert, signBytes } from '../../../protocol/src/index.js';
 import type { AlertKind, PrivateKey } from '../../../protocol/src/index.js';
 import type { LockFileConfig } from '../config/lock-config.js';
 import { ConsoleInterpreter } from '../console/console-interpreter.js';
+import type { ConsoleCommand } from '../console/console-interpreter.js';
 import { AnchorStore, LockAuthority, LockStateMachine, TrustedClock, openLockStores } from '../lock/index.js';
 import type { LockStores } from '../lock/index.js';
 import { NodeStoreFs } from '../store/index.js';
@@ -31,18 +27,15 @@ import { AuthorityBackend, BlenoLockPeripheral } from '../ble/index.js';
 import type { BlenoLoader, BleError } from '../ble/index.js';
 import { startLockMqtt } from '../mqtt/start-lock-mqtt.js';
 import type { LockMqttClient, MqttConnect } from '../mqtt/lock-mqtt-client.js';
-import { runtimeCommands } from './console-commands.js';
+import { loadOrCreateMqttPassword, writeNewMqttPassword } from '../mqtt/credentials.js';
+import { mqttPasswordPath } from '../mqtt/start-lock-mqtt.js';
+import { diagnosticCommands } from './diagnostic-commands.js';
 import type { LockHardware } from './hardware.js';
+import { LockIdentity } from './identity.js';
+import { provisioningCommands } from './provisioning-commands.js';
+import { simulationCommands } from './simulation-commands.js';
 
 const debug = createDebug('tandem:lock:runtime');
-
-/** ConfigStore keys of the provisioned identity (flow 1). */
-export const IDENTITY = {
-  lockId: 'identity.lockId',
-  deviceKey: 'identity.deviceKey',
-  mqtt: 'identity.mqtt',
-  claimed: 'identity.claimed',
-} as const;
 
 /** Options of {@link LockRuntime.open}. */
 export interface LockRuntimeOptions {
@@ -78,18 +71,34 @@ export class LockRuntime {
   #detachConsole: (() => void) | undefined;
   #unsubscribe: (() => void)[] = [];
   #closed = false;
+  readonly #options: LockRuntimeOptions;
+  readonly #trustedClock: TrustedClock;
+  readonly #identity: LockIdentity;
+  readonly stateMachine: LockStateMachine;
+  readonly stores: LockStores;
+  readonly anchors: AnchorStore;
+  /** The stores found corrupt at start: non-empty runs the lock in safe mode. */
+  readonly corrupt: readonly string[];
   readonly theft: TheftDetector;
   readonly console: ConsoleInterpreter;
 
-  private constructor(
-    readonly options: LockRuntimeOptions,
-    readonly stateMachine: LockStateMachine,
-    readonly trustedClock: TrustedClock,
-    readonly stores: LockStores,
-    readonly anchors: AnchorStore,
-    readonly corrupt: readonly string[],
-    private readonly device: { key: PrivateKey },
-  ) {
+  private constructor(parts: {
+    options: LockRuntimeOptions;
+    stateMachine: LockStateMachine;
+    trustedClock: TrustedClock;
+    stores: LockStores;
+    anchors: AnchorStore;
+    corrupt: readonly string[];
+    identity: LockIdentity;
+  }) {
+    const { options } = parts;
+    this.#options = options;
+    this.#trustedClock = parts.trustedClock;
+    this.#identity = parts.identity;
+    this.stateMachine = parts.stateMachine;
+    this.stores = parts.stores;
+    this.anchors = parts.anchors;
+    this.corrupt = parts.corrupt;
     const b = options.config.behaviour;
     this.theft = new TheftDetector({
       ...options.config.theft,
@@ -98,10 +107,44 @@ export class LockRuntime {
       ...(b.theftTiltDeg === undefined ? {} : { tiltDeg: b.theftTiltDeg }),
       ...(b.theftMotionRms === undefined ? {} : { motionRms: b.theftMotionRms }),
     });
-    this.console = new ConsoleInterpreter(runtimeCommands(this), {
+    this.console = new ConsoleInterpreter(this.#consoleCommands(), {
       isClaimed: () => this.claimed,
       simulated: options.simulated,
     });
+  }
+
+  // Each table gets only what it needs of the runtime (issue 12): provisioning the identity and anchors,
+  // diagnostics read-only views, simulation the simulated parts.
+  #consoleCommands(): ConsoleCommand[] {
+    const options = this.#options;
+    const mqttUrl = options.config.mqtt?.url;
+    const passwordPath = mqttPasswordPath(options.config);
+    return [
+      ...provisioningCommands({
+        identity: this.#identity,
+        anchors: this.anchors,
+        mqttUrl,
+        mqttPassword: {
+          current: () => loadOrCreateMqttPassword(passwordPath, options.random),
+          renew: () => writeNewMqttPassword(passwordPath, options.random),
+        },
+        serving: () => this.#authority !== undefined,
+        reload: () => this.reload(),
+      }),
+      ...diagnosticCommands({
+        status: () => this.status(),
+        time: this.#trustedClock,
+        audit: this.stores.audit,
+        lockId: () => this.lockId,
+        mqttStatus: () => this.#mqtt?.status(),
+        mqttUrl,
+      }),
+      ...simulationCommands({
+        sim: options.hardware.sim,
+        theft: this.theft,
+        stateMachine: this.stateMachine,
+      }),
+    ];
   }
 
   /** Opens the hardware, stores and time, and starts the lock locked. */
@@ -151,29 +194,16 @@ export class LockRuntime {
       auditSign: (hash) => signBytes(device.key!, hash),
       auditClock: () => trustedClock.auditTimeMs(),
     });
-    const stored = stores.config.getBytes(IDENTITY.deviceKey);
-    if (stored) {
-      try {
-        device.key = privateKeyFromKeyObject(
-          'EdDSA',
-          createPrivateKey({ key: Buffer.from(stored), format: 'der', type: 'pkcs8' }),
-        );
-      } catch (cause) {
-        throw new Error(`the stored device key (${IDENTITY.deviceKey}) is not an Ed25519 PKCS#8 key`, {
-          cause,
-        });
-      }
-    } else {
-      // First start: the lock makes its own device key, so the private half never leaves it (flow 1).
-      device.key = generateKeyPair('EdDSA');
-      await stores.config.set(
-        IDENTITY.deviceKey,
-        new Uint8Array(device.key.key.export({ format: 'der', type: 'pkcs8' })),
-      );
-    }
-    const anchors = AnchorStore.load(stores.config);
-    const runtime = new LockRuntime(options, stateMachine, trustedClock, stores, anchors, corrupt, {
-      key: device.key,
+    const identity = await LockIdentity.load(stores.config);
+    device.key = identity.deviceKey;
+    const runtime = new LockRuntime({
+      options,
+      stateMachine,
+      trustedClock,
+      stores,
+      anchors: AnchorStore.load(stores.config),
+      corrupt,
+      identity,
     });
     await runtime.reload();
     runtime.#startTheftDetection();
@@ -192,13 +222,12 @@ export class LockRuntime {
 
   /** The provisioned lock id, or undefined. */
   get lockId(): string | undefined {
-    const v = this.stores.config.get(IDENTITY.lockId);
-    return typeof v === 'string' ? v : undefined;
+    return this.#identity.lockId;
   }
 
   /** True once the owner has claimed the lock: provisioning is then closed for good. */
   get claimed(): boolean {
-    return this.stores.config.get(IDENTITY.claimed) === true;
+    return this.#identity.claimed;
   }
 
   /** The authority, once the lock is provisioned (lock id and an issuer anchor). */
@@ -208,7 +237,7 @@ export class LockRuntime {
 
   /** The device public key (raw Ed25519), for registering the lock with the cloud. */
   get devicePublicKey(): Uint8Array {
-    return this.device.key.publicKey.raw;
+    return this.#identity.devicePublicKey;
   }
 
   /** The BLE peripheral, once the lock is provisioned and BLE is enabled. */
@@ -236,15 +265,15 @@ export class LockRuntime {
     if (!authority || lockId === undefined || this.#mqtt || this.#closed) return;
     try {
       this.#mqtt = await startLockMqtt({
-        config: this.options.config,
+        config: this.#options.config,
         lockId,
         authority,
         outbox: this.stores.outbox,
         issuerKey: this.anchors.issuerKey,
-        deviceKey: this.device.key,
-        clock: this.options.clock,
-        ...(this.options.mqttConnect ? { connect: this.options.mqttConnect } : {}),
-        ...(this.options.random ? { random: this.options.random } : {}),
+        deviceKey: this.#identity.deviceKey,
+        clock: this.#options.clock,
+        ...(this.#options.mqttConnect ? { connect: this.#options.mqttConnect } : {}),
+        ...(this.#options.random ? { random: this.#options.random } : {}),
       });
       this.#mqttError = undefined;
     } catch (e) {
@@ -255,20 +284,20 @@ export class LockRuntime {
 
   async #startBle(): Promise<void> {
     const authority = this.#authority;
-    if (!authority || !this.options.ble || this.#peripheral) return;
+    if (!authority || !this.#options.ble || this.#peripheral) return;
     const peripheral = new BlenoLockPeripheral({
       backend: new AuthorityBackend({
         authority,
         outbox: this.stores.outbox,
         issuerKey: this.anchors.issuerKey,
-        firmwareVersion: this.options.firmwareVersion ?? 'tandem-0.1.0',
+        firmwareVersion: this.#options.firmwareVersion ?? 'tandem-0.1.0',
       }),
-      loadBleno: this.options.ble,
-      clock: this.options.clock,
+      loadBleno: this.#options.ble,
+      clock: this.#options.clock,
     });
     peripheral.on('fatal', (e) => {
       debug('BLE gave up: %O', e);
-      this.options.onFatal?.(e);
+      this.#options.onFatal?.(e);
     });
     this.#peripheral = peripheral;
     await peripheral.start();
@@ -281,12 +310,12 @@ export class LockRuntime {
       lockId,
       anchors: this.anchors,
       stores: this.stores,
-      clock: this.options.clock,
-      random: this.options.random ?? ((n: number) => new Uint8Array(randomBytes(n))),
+      clock: this.#options.clock,
+      random: this.#options.random ?? ((n: number) => new Uint8Array(randomBytes(n))),
       stateMachine: this.stateMachine,
-      trustedClock: this.trustedClock,
-      deviceKey: this.device.key,
-      config: this.options.config.behaviour,
+      trustedClock: this.#trustedClock,
+      deviceKey: this.#identity.deviceKey,
+      config: this.#options.config.behaviour,
       safeModeReasons: this.corrupt,
     });
     await authority.start();
@@ -303,9 +332,9 @@ export class LockRuntime {
     };
     follow();
     this.#unsubscribe.push(this.stateMachine.onTransition(() => follow()));
-    this.#unsubscribe.push(this.options.hardware.accelerometer.onSample((s) => this.theft.push(s)));
+    this.#unsubscribe.push(this.#options.hardware.accelerometer.onSample((s) => this.theft.push(s)));
     this.#unsubscribe.push(this.theft.onEvent((e) => void this.#alert(e)));
-    void this.options.hardware.accelerometer
+    void this.#options.hardware.accelerometer
       .open()
       .catch((e: unknown) => debug('accelerometer failed: %O', e));
   }
@@ -325,7 +354,7 @@ export class LockRuntime {
             lockId,
             sequence,
             epoch,
-            time: this.trustedClock.bound().earliest,
+            time: this.#trustedClock.bound().earliest,
             kind,
             // CBOR carries no floats ([TANDEM-CBOR-3]): the peak in cm/s².
             detail: new Map([
@@ -333,7 +362,7 @@ export class LockRuntime {
               ['duration_ms', Math.round(event.durationMs)],
             ]),
           },
-          this.device.key,
+          this.#identity.deviceKey,
         ),
       );
       // An alert goes out now rather than at the link's next poll.
@@ -345,7 +374,7 @@ export class LockRuntime {
 
   /** A one-line summary for the console and the CLI. */
   status(): Record<string, string | number | boolean> {
-    const bound = this.trustedClock.bound();
+    const bound = this.#trustedClock.bound();
     return {
       lockId: this.lockId ?? '(unprovisioned)',
       state: this.stateMachine.reportedState,
@@ -355,7 +384,7 @@ export class LockRuntime {
       safeMode: this.corrupt.length > 0,
       timeEarliest: new Date(bound.earliest * 1000).toISOString(),
       // "unknown" until a nonce-bound beacon after boot ([TANDEM-TIME-6]): relay one with `tandem unlock`.
-      uncertaintyS: this.trustedClock.uncertainty() ?? 'unknown',
+      uncertaintyS: this.#trustedClock.uncertainty() ?? 'unknown',
       lockout: this.#authority?.lockedOut ?? false,
       revocationVersion: this.stores.revocations.version,
       outbox: this.stores.outbox.size,
@@ -377,10 +406,10 @@ export class LockRuntime {
     await this.#peripheral?.stop().catch((e: unknown) => debug('BLE stop failed: %O', e));
     this.#authority?.close();
     await this.stateMachine.close();
-    await this.trustedClock.close();
-    const { hardware } = this.options;
+    await this.#trustedClock.close();
+    const { hardware } = this.#options;
     await hardware.accelerometer.close().catch(() => undefined);
-    await (this.options.console ?? hardware.console)?.close().catch(() => undefined);
+    await (this.#options.console ?? hardware.console)?.close().catch(() => undefined);
     await hardware.latch.close().catch(() => undefined);
     await hardware.solenoid.release().catch(() => undefined);
     await hardware.solenoid.close().catch(() => undefined);
