@@ -14,60 +14,56 @@
  *      verified chain (only once its holder proved possession), count the uses durably, act, audit.
  * Any exception that is not a ProtocolError, anywhere, is FAULT and the lock stays locked: the only code that
  * energises the solenoid is the state machine's unlock(), reached only after an OK verdict and a durable count.
+ *
+ * This class is the router; each part lives in its own module: the decision's steps (`decision.ts`), the
+ * chain cache (`chain-cache.ts`), the command handlers (`commands.ts`), revocation and beacon delivery
+ * (`deliveries.ts`), lockout bookkeeping (`lockout.ts`), the signed audit trail (`audit-trail.ts`) and the
+ * shape of every answer (`results.ts`).
  */
 import createDebug from 'debug';
 import type { Clock } from '../../../hardware/src/clock.js';
-import type { CborValue } from '../../../protocol/src/cbor.js';
-import { encode } from '../../../protocol/src/cbor.js';
-import type { Grant, TimeBound } from '../../../protocol/src/chain.js';
-import { ProtocolError } from '../../../protocol/src/errors.js';
-import type { Challenge, LockState } from '../../../protocol/src/gatt.js';
+import type { TimeBound } from '../../../protocol/src/chain.js';
+import type { Challenge } from '../../../protocol/src/gatt.js';
 import type { PrivateKey } from '../../../protocol/src/keys.js';
-import type { UnlockRequest } from '../../../protocol/src/pop.js';
-import { Command } from '../../../protocol/src/pop.js';
-import { encodeRevocationAck, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
-import {
-  AUDIT_GENESIS_HASH,
-  auditRecordHash,
-  encodeAuditRecord as encodeWireAuditRecord,
-} from '../../../protocol/src/mqtt.js';
-import type { DetailValue } from '../../../protocol/src/index.js';
 import { Status } from '../../../protocol/src/status.js';
-import type { BeaconBound } from '../../../protocol/src/time-beacon.js';
-import { verifyTimeBeacon } from '../../../protocol/src/time-beacon.js';
-import type { AuditLog } from '../store/audit-log.js';
-import type { ConfigStore } from '../store/config-store.js';
-import { isStoreError } from '../store/errors.js';
-import type { Outbox } from '../store/outbox.js';
-import type { RevocationStore } from '../store/revocation-store.js';
-import { SerialQueue } from '../store/serial-queue.js';
-import type { UseCounterStore } from '../store/use-counter-store.js';
+import { AuditTrail } from './audit-trail.js';
+import type {
+  Attempt,
+  AuthorityEvent,
+  AuthorityStores,
+  DeliveryResult,
+  LockResult,
+  LockSnapshot,
+  RequestContext,
+} from './authority-types.js';
 import type { AuditEntry } from './audit.js';
-import { auditRecordCbor, decodeAuditEntry, encodeAuditEntry } from './audit.js';
 import { ChainCache } from './chain-cache.js';
 import { ChallengeBook } from './challenges.js';
 import type { RandomSource } from './challenges.js';
-import type { CountedToken, HeldState, Signers, Verdict } from './decision.js';
-import { Refusal, decide, decodeStep, statusOf, tokenStateId } from './decision.js';
-import type { LockStateMachine, MechanismState } from './lock-state-machine.js';
-import type { AnchorStore, CommandArgs, LockConfig } from './management.js';
-import { CONFIG_STORE_KEY, LOCKOUT_STORE_KEY, loadLockConfig } from './management.js';
-import { LockoutBook, RateLimiter } from './rate-limiter.js';
-import type { TimeSource, TrustedClock } from './trusted-clock.js';
+import { commandTable, handlerOf } from './commands.js';
+import type { CommandTable } from './commands.js';
+import type { CountedToken, HeldState, Verdict } from './decision.js';
+import { Refusal, decide, decodeStep, statusOf } from './decision.js';
+import { applyRevocationUpdate, applyTimeBeacon } from './deliveries.js';
+import type { DeliveryTarget } from './deliveries.js';
+import type { LockStateMachine } from './lock-state-machine.js';
+import { Lockout } from './lockout.js';
+import type { AnchorStore, LockConfig } from './management.js';
+import { loadLockConfig } from './management.js';
+import { RateLimiter } from './rate-limiter.js';
+import { Results, messageOf } from './results.js';
+import type { TrustedClock } from './trusted-clock.js';
+
+export type {
+  AuthorityEvent,
+  AuthorityStores,
+  DeliveryResult,
+  LockResult,
+  LockSnapshot,
+  RequestContext,
+} from './authority-types.js';
 
 const debug = createDebug('tandem:lock:authority');
-
-/** The stores the authority uses: structural, so that tests can put a failing double in any place. */
-export interface AuthorityStores {
-  readonly config: ConfigStore;
-  readonly useCounters: Pick<
-    UseCounterStore,
-    'get' | 'consume' | 'prune' | 'groupSize' | 'maxPerGroup' | 'dropGroups'
-  >;
-  readonly revocations: Pick<RevocationStore, 'has' | 'version' | 'replace' | 'applyDelta' | 'prune'>;
-  readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq' | 'records'>;
-  readonly outbox: Pick<Outbox, 'enqueueWith' | 'size' | 'peek'>;
-}
 
 /** Options of {@link LockAuthority}. */
 export interface LockAuthorityOptions {
@@ -100,96 +96,6 @@ export interface LockAuthorityOptions {
   readonly maxChallengesPerPeer?: number;
 }
 
-/** Where a request came from: the transport's id of the connection (BLE address, "serial", "mqtt"). */
-export interface RequestContext {
-  readonly peer?: string;
-}
-
-/** The answer to a request (SPEC.md [TANDEM-GATT-9] and [TANDEM-STATUS-3]). */
-export interface LockResult {
-  readonly status: Status;
-  /** The request's command, when it decoded. */
-  readonly command?: Command;
-  /**
-   * Whether the action may have happened: false for every refusal; true for OK of a command that acts and
-   * for JAMMED or FAULT after the solenoid was (or may have been) energised or a management change written.
-   */
-  readonly mayHaveActed: boolean;
-  /** The lock's state after the request. */
-  readonly state: LockState;
-  /** Trusted time (earliest), Unix seconds. */
-  readonly lockTime: number;
-  /** The nonce of the challenge answered, when the request decoded. */
-  readonly nonce?: Uint8Array;
-  /** READ_AUDIT: CBOR array of records `[seq, time (8-byte big-endian ms), prevHash, payload, signature]`. */
-  readonly data?: Uint8Array;
-  /** Why, for logs and the CLI (never sent to an unauthenticated peer by the lead's transports). */
-  readonly message?: string;
-}
-
-/** The answer to a revocation update or a time beacon delivered to the lock. */
-export interface DeliveryResult {
-  readonly status: Status;
-  /** Revocation: the signed acknowledgement to send back ([TANDEM-REV-11]), on OK. */
-  readonly ack?: Uint8Array;
-  /** Revocation: the version the lock holds after the delivery. */
-  readonly version?: number;
-  /** Beacon: how it was used. */
-  readonly beacon?: BeaconBound;
-  readonly message?: string;
-}
-
-/** A snapshot of the lock's state ({@link LockAuthority.snapshot}). */
-export interface LockSnapshot {
-  readonly lockId: string;
-  /** As reported on BLE and MQTT ([TANDEM-GATT-9]). */
-  readonly state: LockState;
-  /** The state machine's own state. */
-  readonly mechanism: MechanismState;
-  readonly lockedOut: boolean;
-  /** Non-empty in safe mode: the stores found corrupt. */
-  readonly safeModeReasons: readonly string[];
-  readonly revocationVersion: number;
-  /** Trusted time bound, Unix seconds. */
-  readonly time: TimeBound;
-  /** The persisted floor of trusted time. */
-  readonly timeFloor: number;
-  readonly timeSource: TimeSource;
-  /** Seconds, or null when no fresh time since boot (as in the challenge, [TANDEM-GATT-8]). */
-  readonly uncertainty: number | null;
-  readonly liveChallenges: number;
-}
-
-/** What the authority reports to the runtime around it. */
-export type AuthorityEvent =
-  | { readonly type: 'decision'; readonly peer: string; readonly result: LockResult }
-  | { readonly type: 'lockout'; readonly active: boolean; readonly subjects?: readonly string[] }
-  | { readonly type: 'safe-mode'; readonly active: boolean; readonly reasons: readonly string[] }
-  | { readonly type: 'config'; readonly config: LockConfig }
-  | { readonly type: 'anchors-changed' }
-  | { readonly type: 'revocation'; readonly version: number }
-  | { readonly type: 'store-error'; readonly what: string; readonly error: unknown };
-
-/** The decoded arguments of command `C`. */
-type ArgsOf<C extends Command> = ArgsIn<CommandArgs, C>;
-type ArgsIn<A, C> = A extends { readonly command: infer K } ? (C extends K ? A : never) : never;
-
-/** One row of the command table: a state precheck (refusal of step 12) and the action. */
-interface CommandHandler<A extends CommandArgs> {
-  readonly precheck?: (args: A) => Refusal | undefined;
-  readonly run: (args: A, attempt: Attempt) => Promise<LockResult>;
-}
-
-type CommandTable = { readonly [C in Command]: CommandHandler<ArgsOf<C>> };
-
-interface Attempt {
-  request?: UnlockRequest;
-  grant?: Grant;
-  signers?: Signers;
-}
-const MAX_SUPPRESSED_PEERS = 64;
-const READ_AUDIT_MAX_BYTES = 8 * 1024;
-
 /** The lock's authority (module comment). */
 export class LockAuthority {
   readonly lockId: string;
@@ -198,20 +104,15 @@ export class LockAuthority {
   readonly #clock: Clock;
   readonly #sm: LockStateMachine;
   readonly #time: TrustedClock;
-  readonly #deviceKey: PrivateKey;
   readonly #challenges: ChallengeBook;
   readonly #limiter: RateLimiter;
-  readonly #lockout: LockoutBook;
+  readonly #lockout: Lockout;
   readonly #cache: ChainCache;
-  readonly #outboxAuditBudget: number;
-  /** [TANDEM-MQTT-7]: SHA-256 of the last audit record queued for the cloud; recovered at start. */
-  #wirePrev: Uint8Array = AUDIT_GENESIS_HASH;
-  /** Audit records for the cloud are built one at a time, so that each chains on the one before. */
-  readonly #wireQueue = new SerialQueue();
-  /** Refused attempts not queued for the cloud since the last queued record (outbox budget). */
-  #notQueued = 0;
+  readonly #trail: AuditTrail;
+  readonly #results: Results;
+  readonly #commands: CommandTable;
+  readonly #deliveries: DeliveryTarget;
   readonly #listeners = new Set<(e: AuthorityEvent) => void>();
-  readonly #suppressed = new Map<string, number>();
   readonly #baseConfig: Partial<LockConfig>;
   #config: LockConfig;
   #acting = false;
@@ -226,12 +127,20 @@ export class LockAuthority {
     this.#clock = options.clock;
     this.#sm = options.stateMachine;
     this.#time = options.trustedClock;
-    this.#deviceKey = options.deviceKey;
     this.#baseConfig = options.config ?? {};
     this.#config = loadLockConfig(options.stores.config, this.#baseConfig);
     this.#safeMode = [...(options.safeModeReasons ?? [])];
     this.#cache = new ChainCache(options.chainCacheSize ?? 32);
-    this.#outboxAuditBudget = options.outboxAuditBudget ?? 600;
+    const emit = (e: AuthorityEvent): void => this.#emit(e);
+    this.#results = new Results(options.stateMachine, options.trustedClock);
+    this.#trail = new AuditTrail({
+      lockId: options.lockId,
+      stores: options.stores,
+      deviceKey: options.deviceKey,
+      now: () => this.#results.bound().earliest,
+      outboxBudget: options.outboxAuditBudget ?? 600,
+      emit,
+    });
     const c = this.#config;
     this.#challenges = new ChallengeBook({
       clock: options.clock,
@@ -247,12 +156,39 @@ export class LockAuthority {
       backoffMaxMs: c.backoffMaxS * 1000,
       globalThreshold: c.globalRateThreshold,
     });
-    this.#lockout = new LockoutBook({
+    this.#lockout = new Lockout({
       clock: options.clock,
-      threshold: c.lockoutThreshold,
-      windowMs: c.lockoutWindowS * 1000,
+      config: c,
+      store: options.stores.config,
+      limiter: this.#limiter,
+      audit: this.#trail,
+      emit,
     });
-    this.#lockout.restore(storedLockout(options.stores.config.get(LOCKOUT_STORE_KEY)));
+    this.#commands = commandTable({
+      sm: options.stateMachine,
+      anchors: options.anchors,
+      stores: options.stores,
+      cache: this.#cache,
+      results: this.#results,
+      emit,
+      reloadConfig: () => {
+        this.#config = loadLockConfig(this.#stores.config, this.#baseConfig);
+        this.#applyConfig(this.#config);
+        this.#emit({ type: 'config', config: this.#config });
+      },
+      clearLockout: () => this.#clearLockout(),
+    });
+    this.#deliveries = {
+      lockId: options.lockId,
+      anchors: options.anchors,
+      stores: options.stores,
+      limiter: this.#limiter,
+      time: options.trustedClock,
+      challenges: this.#challenges,
+      deviceKey: options.deviceKey,
+      audit: this.#trail,
+      emit,
+    };
   }
 
   /** The configuration in force. */
@@ -262,12 +198,12 @@ export class LockAuthority {
 
   /** True while some token root or holder key is locked out ([TANDEM-LOCKOUT-2]). */
   get lockedOut(): boolean {
-    return this.#lockout.locked.length > 0;
+    return this.#lockout.active;
   }
 
   /** The locked-out subjects (`root:<hex>`, `key:<hex>`), oldest first. */
   get lockedOutSubjects(): readonly string[] {
-    return this.#lockout.locked;
+    return this.#lockout.subjects;
   }
 
   /** The corrupt stores that put the lock in safe mode; empty when not in safe mode. */
@@ -277,11 +213,11 @@ export class LockAuthority {
 
   /** What the lock reports about itself (lock info, [TANDEM-GATT-10]; the dashboard and the console). */
   snapshot(): LockSnapshot {
-    const bound = this.#safeBound();
+    const bound = this.#results.bound();
     const source = this.#time.source();
     return {
       lockId: this.lockId,
-      state: this.#reportedState(),
+      state: this.#results.state(),
       mechanism: this.#sm.state,
       lockedOut: this.lockedOut,
       safeModeReasons: this.#safeMode,
@@ -310,16 +246,16 @@ export class LockAuthority {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    this.#recoverWireChain();
+    this.#trail.recover();
     await this.#sm.start();
     this.#applyConfig(this.#config);
-    await this.#auditEvent(this.#safeMode.length > 0 ? Status.SAFE_MODE : Status.OK, 'boot');
+    await this.#trail.event(this.#safeMode.length > 0 ? Status.SAFE_MODE : Status.OK, 'boot');
     // A lost floor fails closed (every token uncertain until a beacon) but the owner should know why.
-    if (this.#time.floorWasCorrupt) await this.#auditEvent(Status.TIME_UNCERTAIN, 'time-floor-lost');
+    if (this.#time.floorWasCorrupt) await this.#trail.event(Status.TIME_UNCERTAIN, 'time-floor-lost');
     if (this.#safeMode.length > 0) {
       await this.#sm.enterSafeMode();
       this.#emit({ type: 'safe-mode', active: true, reasons: this.#safeMode });
-      await this.#auditEvent(Status.SAFE_MODE, 'safe-mode');
+      await this.#trail.event(Status.SAFE_MODE, 'safe-mode');
     }
   }
 
@@ -350,23 +286,28 @@ export class LockAuthority {
   async handleRequest(bytes: Uint8Array, context: RequestContext = {}): Promise<LockResult> {
     const peer = context.peer ?? 'unknown';
     if (this.#closed || !this.#started) {
-      return this.#result(Status.FAULT, {}, false, this.#closed ? 'lock authority closed' : 'not started');
+      return this.#results.of(
+        Status.FAULT,
+        {},
+        false,
+        this.#closed ? 'lock authority closed' : 'not started',
+      );
     }
     if (this.#acting || this.#sm.busy) {
-      const r = this.#result(Status.BUSY, {}, false, 'another command is acting; retry');
-      await this.#audit({ status: Status.BUSY, kind: 'request', peer });
+      const r = this.#results.of(Status.BUSY, {}, false, 'another command is acting; retry');
+      await this.#trail.record({ status: Status.BUSY, kind: 'request', peer });
       return this.#done(peer, r);
     }
     const rate = this.#limiter.check(peer);
     if (rate.limited) {
-      const r = this.#result(
+      const r = this.#results.of(
         Status.RATE_LIMITED,
         {},
         false,
         `retry in ${Math.ceil((rate.untilMs - this.#clock.now()) / 1000)} s`,
       );
-      if (rate.first) await this.#audit({ status: Status.RATE_LIMITED, kind: 'request', peer });
-      else this.#suppress(peer);
+      if (rate.first) await this.#trail.record({ status: Status.RATE_LIMITED, kind: 'request', peer });
+      else this.#trail.suppress(peer);
       return this.#done(peer, r);
     }
     let verdict: Verdict;
@@ -392,97 +333,27 @@ export class LockAuthority {
     return this.#act(peer, verdict, bound);
   }
 
-  /**
-   * A revocation update delivered over BLE or MQTT (SPEC.md §6): verified with the issuer anchors, applied to
-   * the revocation store (never backwards: REVOCATION_ROLLBACK; a delta on another base: REVOCATION_STALE),
-   * acknowledged with a signed ack. Re-delivery of the version held is acknowledged again. Never rejects.
-   */
-  async applyRevocationUpdate(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
-    const peer = context.peer ?? 'unknown';
-    const limited = this.#limiter.check(peer);
-    if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
-    let result: DeliveryResult;
-    let offered: number | undefined;
-    try {
-      const update = verifyRevocationUpdate(bytes, this.#anchors.issuerKey, this.lockId);
-      offered = update.version;
-      const held = this.#stores.revocations.version;
-      if (update.version < held) {
-        throw new Refusal(
-          Status.REVOCATION_ROLLBACK,
-          `version ${update.version} is older than the held ${held}`,
-        );
-      }
-      if (update.version > held) {
-        // [TANDEM-HOLD-1]: an acknowledged update is held entirely. Nothing is dropped against the clock on
-        // the way in (a clock running ahead would drop live entries); a list the store cannot hold is refused
-        // (TOO_LARGE) and nothing is acknowledged. Expired entries go later, by the persisted floor only.
-        const add = update.added.map((e) => ({ id: e.id, exp: e.exp }));
-        if (update.kind === 'full') {
-          await this.#stores.revocations.replace(update.version, add);
-        } else {
-          if (update.baseVersion !== held) {
-            throw new Refusal(
-              Status.REVOCATION_STALE,
-              `delta on version ${String(update.baseVersion)}, the lock holds ${held}: send a full update`,
-            );
-          }
-          await this.#stores.revocations.applyDelta({
-            baseVersion: held,
-            version: update.version,
-            add,
-            remove: update.removed,
-          });
-        }
-        this.#emit({ type: 'revocation', version: update.version });
-        await this.#freeRevokedRoots(update.added.map((e) => e.id));
-      }
-      const version = this.#stores.revocations.version;
-      const ack = encodeRevocationAck(
-        { lockId: this.lockId, version, lockTime: this.#time.bound().earliest },
-        this.#deviceKey,
-      );
-      result = { status: Status.OK, ack, version };
-    } catch (error) {
-      const status = deliveryStatus(error);
-      result = { status, version: this.#stores.revocations.version, message: messageOf(error) };
-      if (status !== Status.FAULT) this.#limiter.refused(peer);
-    }
-    await this.#audit({
-      status: result.status,
-      kind: 'revocation',
-      peer,
-      ...(offered === undefined ? {} : { version: offered }),
-    });
-    return result;
+  /** A revocation update delivered over BLE or MQTT (SPEC.md §6; `deliveries.ts`). Never rejects. */
+  applyRevocationUpdate(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
+    return applyRevocationUpdate(this.#deliveries, bytes, context.peer ?? 'unknown');
+  }
+
+  /** A time beacon delivered to the lock (SPEC.md §7; `deliveries.ts`). Never rejects. */
+  applyTimeBeacon(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
+    return applyTimeBeacon(this.#deliveries, bytes, context.peer ?? 'unknown');
   }
 
   /**
-   * A time beacon delivered to the lock (SPEC.md §7): verified with the issuer anchors; a beacon answering
-   * one of this lock's recent nonces within the relay limit anchors the trusted bound, any other raises the
-   * floor only. Use counters and revocation entries of tokens expired before the new floor are pruned.
+   * Audits a lock event decided outside this class (a refused outbox ack, [TANDEM-MQTT-11], in
+   * `ble/authority-backend.ts`), with a small detail map carried into the signed record. Never rejects.
    */
-  async applyTimeBeacon(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
-    const peer = context.peer ?? 'unknown';
-    const limited = this.#limiter.check(peer);
-    if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
-    let result: DeliveryResult;
-    try {
-      const beacon = verifyTimeBeacon(bytes, this.#anchors.issuerKey, this.lockId);
-      const issued = beacon.nonce === undefined ? undefined : this.#challenges.recent(beacon.nonce);
-      const used = await this.#time.applyBeacon(
-        beacon,
-        issued === undefined ? undefined : { nonce: issued.nonce, issuedAtMs: issued.issuedAtMs },
-      );
-      result = { status: Status.OK, beacon: used };
-    } catch (error) {
-      const status = deliveryStatus(error);
-      result = { status, message: messageOf(error) };
-      if (status !== Status.FAULT) this.#limiter.refused(peer);
-    }
-    await this.#audit({ status: result.status, kind: 'time', peer });
-    if (result.status === Status.OK) await this.#prune();
-    return result;
+  auditEvent(
+    event: string,
+    status: Status,
+    peer: string,
+    detail?: ReadonlyMap<string, number>,
+  ): Promise<void> {
+    return this.#trail.event(status, event, peer, detail);
   }
 
   // -------------------------------------------------------------------------------------------------------
@@ -515,31 +386,6 @@ export class LockAuthority {
     };
   }
 
-  /**
-   * [TANDEM-USES-3]: revoking a root frees the use counters its chains hold. A revocation id is a `cti` as
-   * its signer wrote it, and roots are signed by trust anchors, so each id is tried under every anchor key.
-   * A failure here is reported and changes nothing of the acknowledged update.
-   */
-  async #freeRevokedRoots(ids: readonly Uint8Array[]): Promise<void> {
-    const keys = this.#anchors
-      .list()
-      .map((a) => this.#anchors.lookup(a.kid)?.key)
-      .filter((k) => k !== undefined);
-    const groups: Uint8Array[] = [];
-    for (const id of ids) {
-      for (const key of keys) {
-        const g = tokenStateId(key, id);
-        if (this.#stores.useCounters.groupSize(g) > 0) groups.push(g);
-      }
-    }
-    if (groups.length === 0) return;
-    try {
-      await this.#stores.useCounters.dropGroups(groups);
-    } catch (error) {
-      this.#emit({ type: 'store-error', what: 'use-counters', error });
-    }
-  }
-
   // -------------------------------------------------------------------------------------------------------
   // Step 12 and the bookkeeping of every attempt.
   // -------------------------------------------------------------------------------------------------------
@@ -547,27 +393,28 @@ export class LockAuthority {
   async #act(peer: string, v: Extract<Verdict, { ok: true }>, bound: TimeBound): Promise<LockResult> {
     const { request, args, grant, signers } = v;
     const attempt: Attempt = { request, grant, signers };
+    const handler = handlerOf(this.#commands, args);
     this.#acting = true;
     let stage: 'before' | 'acting' = 'before';
     let result: LockResult;
     try {
-      const precheck = this.#precheck(args);
+      const precheck = handler.precheck?.(args);
       if (precheck !== undefined) throw precheck;
       // Count durably BEFORE acting ([TANDEM-USES-1]): a power cut here loses a use, never lets one go
       // uncounted. Read-only commands have nothing to count ([TANDEM-USES-2]).
       await this.#count(v.counted);
       stage = 'acting';
-      result = await this.#perform(args, attempt);
+      result = await handler.run(args, attempt);
     } catch (error) {
       this.#acting = false;
       if (stage === 'before') return this.#refused(peer, attempt, error);
       debug('action failed: %O', error);
-      result = this.#result(Status.FAULT, attempt, true, messageOf(error));
+      result = this.#results.of(Status.FAULT, attempt, true, messageOf(error));
     } finally {
       this.#acting = false;
     }
     if (result.status === Status.OK) this.#limiter.accepted(peer);
-    await this.#audit(this.#entry(result.status, peer, attempt, bound), result.mayHaveActed);
+    await this.#trail.record(this.#entry(result.status, peer, attempt, bound), result.mayHaveActed);
     return this.#done(peer, result);
   }
 
@@ -586,152 +433,6 @@ export class LockAuthority {
   }
 
   /**
-   * The commands ([TANDEM-POP-5]) as a table, one small handler each: `precheck` is a refusal of step 12 that
-   * depends on the lock's state, checked before a use is counted; `run` acts.
-   */
-  readonly #commands: CommandTable = {
-    [Command.UNLOCK]: { run: (_, attempt) => this.#unlock(attempt) },
-    [Command.LOCK]: {
-      run: async (_, attempt) => {
-        const s = await this.#sm.lock();
-        return s === 'busy'
-          ? this.#result(Status.BUSY, attempt, false, 'the mechanism is busy')
-          : this.#result(s === 'fault' ? Status.FAULT : Status.OK, attempt, true);
-      },
-    },
-    [Command.STATUS]: { run: (_, attempt) => Promise.resolve(this.#result(Status.OK, attempt, false)) },
-    [Command.ADD_ANCHOR]: {
-      precheck: (a) => this.#checkAdd(a),
-      run: (a, attempt) => this.#addAnchor(a, attempt),
-    },
-    [Command.ADD_OWNER_KEY]: {
-      precheck: (a) => this.#checkAdd(a),
-      run: (a, attempt) => this.#addAnchor(a, attempt),
-    },
-    [Command.REMOVE_ANCHOR]: {
-      precheck: (a) => this.#checkRemove(a),
-      run: (a, attempt) => this.#removeAnchor(a, attempt),
-    },
-    [Command.REMOVE_OWNER_KEY]: {
-      precheck: (a) => this.#checkRemove(a),
-      run: (a, attempt) => this.#removeAnchor(a, attempt),
-    },
-    [Command.SET_CONFIG]: { run: (a, attempt) => this.#setConfig(a, attempt) },
-    [Command.READ_AUDIT]: { run: (a, attempt) => Promise.resolve(this.#readAudit(a, attempt)) },
-    [Command.CLEAR_LOCKOUT]: {
-      run: async (_, attempt) => {
-        await this.#clearLockout();
-        return this.#result(Status.OK, attempt, true);
-      },
-    },
-  };
-
-  #precheck(args: CommandArgs): Refusal | undefined {
-    const handler = this.#commands[args.command] as CommandHandler<CommandArgs>;
-    return handler.precheck?.(args);
-  }
-
-  #perform(args: CommandArgs, attempt: Attempt): Promise<LockResult> {
-    const handler = this.#commands[args.command] as CommandHandler<CommandArgs>;
-    return handler.run(args, attempt);
-  }
-
-  async #unlock(attempt: Attempt): Promise<LockResult> {
-    const o = await this.#sm.unlock();
-    switch (o.kind) {
-      case 'opened':
-        return this.#result(Status.OK, attempt, o.pulsed);
-      case 'jammed':
-        return this.#result(Status.JAMMED, attempt, true, 'the latch did not move');
-      case 'busy':
-        return this.#result(Status.BUSY, attempt, false, 'the mechanism is busy');
-      case 'safe-mode':
-        return this.#result(Status.SAFE_MODE, attempt, false, 'safe mode');
-      case 'fault':
-        return this.#result(
-          Status.FAULT,
-          attempt,
-          o.pulsed,
-          o.error === undefined ? 'hardware fault' : messageOf(o.error),
-        );
-    }
-  }
-
-  #checkAdd(args: ArgsOf<Command.ADD_ANCHOR>): Refusal | undefined {
-    return this.#anchors.has(args.anchor.kid)
-      ? new Refusal(Status.MALFORMED, 'an anchor with this kid exists; remove it first')
-      : undefined;
-  }
-
-  #checkRemove(args: ArgsOf<Command.REMOVE_ANCHOR>): Refusal | undefined {
-    const why = this.#anchors.checkRemove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
-    if (why === 'last-issuer') return new Refusal(Status.MALFORMED, 'cannot remove the last issuer anchor');
-    if (why === 'unknown-kid') return new Refusal(Status.MALFORMED, 'no anchor has this kid');
-    if (why === 'not-owner')
-      return new Refusal(Status.MALFORMED, 'this kid names an issuer, not an owner key');
-    return undefined;
-  }
-
-  async #addAnchor(args: ArgsOf<Command.ADD_ANCHOR>, attempt: Attempt): Promise<LockResult> {
-    await this.#anchors.add(args.anchor);
-    this.#cache.clear();
-    this.#emit({ type: 'anchors-changed' });
-    return this.#result(Status.OK, attempt, true);
-  }
-
-  async #removeAnchor(args: ArgsOf<Command.REMOVE_ANCHOR>, attempt: Attempt): Promise<LockResult> {
-    const why = await this.#anchors.remove(args.kid, args.command === Command.REMOVE_OWNER_KEY);
-    if (why !== undefined) return this.#result(Status.MALFORMED, attempt, false, why);
-    // Chains verified with the removed key must not be accepted by reference any more.
-    this.#cache.clear();
-    this.#emit({ type: 'anchors-changed' });
-    return this.#result(Status.OK, attempt, true);
-  }
-
-  async #setConfig(args: ArgsOf<Command.SET_CONFIG>, attempt: Attempt): Promise<LockResult> {
-    const stored = this.#stores.config.get(CONFIG_STORE_KEY);
-    const prev =
-      stored !== null &&
-      typeof stored === 'object' &&
-      !Array.isArray(stored) &&
-      !(stored instanceof Uint8Array)
-        ? stored
-        : {};
-    await this.#stores.config.set(CONFIG_STORE_KEY, { ...prev, ...args.changes });
-    this.#config = loadLockConfig(this.#stores.config, this.#baseConfig);
-    this.#applyConfig(this.#config);
-    this.#emit({ type: 'config', config: this.#config });
-    return this.#result(Status.OK, attempt, true);
-  }
-
-  #readAudit(args: ArgsOf<Command.READ_AUDIT>, attempt: Attempt): LockResult {
-    const out: CborValue[] = [];
-    let size = 0;
-    for (const r of this.#stores.audit.since(args.fromSeq - 1)) {
-      if (out.length >= args.max) break;
-      size += r.payload.length + r.signature.length + 64;
-      if (size > READ_AUDIT_MAX_BYTES && out.length > 0) break;
-      out.push(auditRecordCbor(r));
-    }
-    return { ...this.#result(Status.OK, attempt, false), data: encode(out) };
-  }
-
-  async #clearLockout(): Promise<void> {
-    if (this.#stores.config.get(LOCKOUT_STORE_KEY) !== undefined)
-      await this.#stores.config.delete(LOCKOUT_STORE_KEY);
-    const was = this.lockedOut;
-    this.#limiter.reset();
-    this.#lockout.clear();
-    if (was) this.#emit({ type: 'lockout', active: false });
-    if (this.#safeMode.length > 0) {
-      // The owner acknowledges the data loss of safe mode (README.md, "Lock runtime", "Safe mode").
-      this.#safeMode = [];
-      await this.#sm.exitSafeMode();
-      this.#emit({ type: 'safe-mode', active: false, reasons: [] });
-    }
-  }
-
-  /**
    * A refusal: counted against the peer's rate (never persisted) and, when a key holder caused it
    * (`evidence`, [TANDEM-LOCKOUT-1]), charged to the chain's root and holder key; audited.
    */
@@ -743,31 +444,24 @@ export class LockAuthority {
   ): Promise<LockResult> {
     const status = statusOf(error);
     if (status === Status.FAULT) debug('exception inside the decision: %O', error);
-    const result = this.#result(status, attempt, false, messageOf(error));
+    const result = this.#results.of(status, attempt, false, messageOf(error));
     if (status !== Status.FAULT && status !== Status.BUSY) {
       this.#limiter.refused(peer);
-      if (evidence !== undefined) {
-        const newly = this.#lockout.charge(evidence);
-        if (newly.length > 0) await this.#enterLockout(newly);
-      }
+      if (evidence !== undefined) await this.#lockout.charge(evidence);
     }
-    await this.#audit(this.#entry(status, peer, attempt, this.#safeBound()));
+    await this.#trail.record(this.#entry(status, peer, attempt, this.#results.bound()));
     return this.#done(peer, result);
   }
 
-  /** Subjects just locked out ([TANDEM-LOCKOUT-2]): persisted (bounded), announced and audited. */
-  async #enterLockout(subjects: readonly string[]): Promise<void> {
-    this.#emit({ type: 'lockout', active: true, subjects });
-    try {
-      await this.#stores.config.set(LOCKOUT_STORE_KEY, {
-        v: 2,
-        subjects: [...this.#lockout.locked],
-      });
-    } catch (error) {
-      // Still locked out in memory: refusing is the safe side.
-      this.#emit({ type: 'store-error', what: 'lockout', error });
+  /** CLEAR_LOCKOUT: lockouts and back-offs end, and so does safe mode. */
+  async #clearLockout(): Promise<void> {
+    await this.#lockout.clear();
+    if (this.#safeMode.length > 0) {
+      // The owner acknowledges the data loss of safe mode (README.md, "Lock runtime", "Safe mode").
+      this.#safeMode = [];
+      await this.#sm.exitSafeMode();
+      this.#emit({ type: 'safe-mode', active: false, reasons: [] });
     }
-    await this.#auditEvent(Status.LOCKED_OUT, 'lockout');
   }
 
   #applyConfig(c: LockConfig): void {
@@ -780,36 +474,7 @@ export class LockAuthority {
       backoffMaxMs: c.backoffMaxS * 1000,
       globalThreshold: c.globalRateThreshold,
     });
-    this.#lockout.configure({ threshold: c.lockoutThreshold, windowMs: c.lockoutWindowS * 1000 });
-  }
-
-  #result(status: Status, attempt: Attempt, mayHaveActed: boolean, message?: string): LockResult {
-    const r = attempt.request;
-    return {
-      status,
-      mayHaveActed:
-        status === Status.OK || status === Status.JAMMED || status === Status.FAULT ? mayHaveActed : false,
-      state: this.#reportedState(),
-      lockTime: this.#safeBound().earliest,
-      ...(r === undefined ? {} : { command: r.command, nonce: r.nonce }),
-      ...(message === undefined ? {} : { message }),
-    };
-  }
-
-  #reportedState(): LockState {
-    try {
-      return this.#sm.reportedState;
-    } catch {
-      return 'fault';
-    }
-  }
-
-  #safeBound(): TimeBound {
-    try {
-      return this.#time.bound();
-    } catch {
-      return { earliest: 0, latest: 0xffff_ffff };
-    }
+    this.#lockout.configure(c);
   }
 
   #entry(status: Status, peer: string, attempt: Attempt, bound: TimeBound): AuditEntry {
@@ -828,132 +493,6 @@ export class LockAuthority {
     };
   }
 
-  #suppress(peer: string): void {
-    if (!this.#suppressed.has(peer) && this.#suppressed.size >= MAX_SUPPRESSED_PEERS) {
-      this.#suppressed.delete(this.#suppressed.keys().next().value as string);
-    }
-    this.#suppressed.set(peer, (this.#suppressed.get(peer) ?? 0) + 1);
-  }
-
-  /**
-   * Every attempt and lock event: first the signed audit record for the cloud ([TANDEM-MQTT-6], chained by
-   * [TANDEM-MQTT-7], numbered in the outbox sequence [TANDEM-MQTT-8]), then the local audit log entry, which
-   * notes that record's sequence and hash so that the chain continues after a reboot. Failures are reported
-   * as events and never change the answer.
-   */
-  async #audit(entry: Omit<AuditEntry, 'time'> & { time?: number }, acted = false): Promise<void> {
-    const suppressed = this.#suppressed.get(entry.peer);
-    if (suppressed !== undefined) this.#suppressed.delete(entry.peer);
-    let full: AuditEntry = {
-      ...entry,
-      time: entry.time ?? this.#safeBound().earliest,
-      ...(suppressed === undefined ? {} : { suppressed }),
-    };
-    const queue =
-      full.kind === 'event' ||
-      full.status === Status.OK ||
-      this.#stores.outbox.size < this.#outboxAuditBudget;
-    if (queue) {
-      try {
-        const wire = await this.#queueWire(full, acted);
-        full = { ...full, wireSequence: wire.sequence, wireHash: wire.hash };
-      } catch (error) {
-        debug('outbox enqueue failed: %O', error);
-        this.#emit({ type: 'store-error', what: 'outbox', error });
-      }
-    } else {
-      this.#notQueued++;
-    }
-    try {
-      await this.#stores.audit.append(encodeAuditEntry(full));
-    } catch (error) {
-      debug('audit append failed: %O', error);
-      this.#emit({ type: 'store-error', what: 'audit', error });
-    }
-  }
-
-  /** Queues one signed audit record; records are built one after the other so that each chains on the last. */
-  #queueWire(e: AuditEntry, acted: boolean): Promise<{ sequence: number; hash: Uint8Array }> {
-    const run = async (): Promise<{ sequence: number; hash: Uint8Array }> => {
-      const detail = new Map<string, DetailValue>([['peer', e.peer.slice(0, 64)]]);
-      if (e.suppressed !== undefined) detail.set('suppressed', e.suppressed);
-      if (e.version !== undefined) detail.set('version', e.version);
-      // [TANDEM-AUDIT-1]: who signed each link and who holds the leaf (the rider name is only a label).
-      if (e.signers !== undefined) detail.set('signers', e.signers.map(hexOf).join('.'));
-      if (e.holder !== undefined) detail.set('holder', hexOf(e.holder));
-      const notQueued = this.#notQueued;
-      if (notQueued > 0) detail.set('not_queued', notQueued);
-      for (const [k, v] of e.detail ?? []) detail.set(k, v);
-      let bytes: Uint8Array | undefined;
-      const previousHash = this.#wirePrev;
-      const sequence = await this.#stores.outbox.enqueueWith('audit', (seq, epoch) => {
-        bytes = encodeWireAuditRecord(
-          {
-            lockId: this.lockId,
-            sequence: seq,
-            epoch,
-            time: e.time,
-            previousHash,
-            event: wireEvent(e, acted),
-            status: e.status,
-            ...(e.command === undefined ? {} : { command: e.command }),
-            ...(e.cti === undefined ? {} : { tokenId: e.cti }),
-            ...(e.rider === undefined ? {} : { rider: e.rider }),
-            detail,
-          },
-          this.#deviceKey,
-        );
-        return bytes;
-      });
-      // Only a record that is durable in the outbox moves the chain on.
-      const hash = auditRecordHash(bytes!);
-      this.#wirePrev = hash;
-      this.#notQueued -= notQueued;
-      return { sequence, hash };
-    };
-    return this.#wireQueue.run(run);
-  }
-
-  /**
-   * [TANDEM-MQTT-7] across reboots: the chain continues from the newest audit record this lock queued, found
-   * in the outbox (not yet acknowledged) or noted in the local audit log, whichever has the higher sequence.
-   */
-  #recoverWireChain(): void {
-    let best = 0;
-    for (const m of this.#stores.outbox.peek(this.#stores.outbox.size)) {
-      if (m.kind !== 'audit' || m.seq <= best) continue;
-      best = m.seq;
-      this.#wirePrev = auditRecordHash(m.payload);
-    }
-    const local = this.#stores.audit.records();
-    for (let i = local.length - 1; i >= 0; i--) {
-      let e: AuditEntry;
-      try {
-        e = decodeAuditEntry(local[i]!.payload);
-      } catch {
-        continue;
-      }
-      if (e.wireSequence === undefined || e.wireHash === undefined) continue;
-      if (e.wireSequence > best) this.#wirePrev = e.wireHash;
-      break;
-    }
-  }
-
-  #auditEvent(status: Status, event: string): Promise<void> {
-    return this.#audit({ status, kind: 'event', peer: 'lock', event });
-  }
-
-  /** [TANDEM-HOLD-2]: expired entries go by the persisted floor only, never a later bound. */
-  async #prune(): Promise<void> {
-    const floor = this.#time.floor;
-    try {
-      await this.#stores.useCounters.prune(floor);
-      await this.#stores.revocations.prune(floor);
-    } catch (error) {
-      this.#emit({ type: 'store-error', what: 'prune', error });
-    }
-  }
-
   #done(peer: string, result: LockResult): LockResult {
     this.#emit({ type: 'decision', peer, result });
     return result;
@@ -967,67 +506,5 @@ export class LockAuthority {
         debug('event listener threw: %O', error);
       }
     }
-  }
-
-  /**
-   * Audits a lock event decided outside this class (a refused outbox ack, [TANDEM-MQTT-11], in
-   * `ble/authority-backend.ts`), with a small detail map carried into the signed record. Never rejects.
-   */
-  auditEvent(
-    event: string,
-    status: Status,
-    peer: string,
-    detail?: ReadonlyMap<string, number>,
-  ): Promise<void> {
-    return this.#audit({ status, kind: 'event', peer, event, ...(detail === undefined ? {} : { detail }) });
-  }
-}
-
-/** Status of a failed delivery (revocation update, time beacon). */
-function deliveryStatus(error: unknown): Status {
-  if (error instanceof Refusal || error instanceof ProtocolError) return statusOf(error);
-  if (isStoreError(error, 'ERR_STORE_STALE_VERSION')) return Status.REVOCATION_ROLLBACK;
-  if (isStoreError(error, 'ERR_STORE_BASE_MISMATCH')) return Status.REVOCATION_STALE;
-  if (isStoreError(error, 'ERR_STORE_FULL')) return Status.TOO_LARGE;
-  return Status.FAULT;
-}
-
-const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
-
-function messageOf(error: unknown): string {
-  if (error instanceof Refusal) return error.message;
-  if (error instanceof Error) return error.message;
-  return String(error);
-}
-
-/**
- * The persisted lockout ([TANDEM-LOCKOUT-2]): `{v: 2, subjects: [...]}`. The whole-lock lockout of earlier
- * versions (`{since}`) named no subject; it is read as none (the owner would otherwise need to clear a lockout
- * that no longer has a meaning).
- */
-function storedLockout(value: unknown): string[] {
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array)
-    return [];
-  const subjects = (value as { subjects?: unknown }).subjects;
-  return Array.isArray(subjects) ? subjects.filter((x): x is string => typeof x === 'string') : [];
-}
-
-/** The `event` of an audit record ([TANDEM-MQTT-6]): what happened, in the record's own words. */
-function wireEvent(e: AuditEntry, acted: boolean): string {
-  switch (e.kind) {
-    case 'event':
-      return e.event ?? 'event';
-    case 'revocation':
-      return e.status === Status.OK ? 'revocation-applied' : 'revocation-refused';
-    case 'time':
-      return e.status === Status.OK ? 'time-beacon' : 'time-refused';
-    case 'request':
-      if ((e.status === Status.OK || acted) && e.command !== undefined) {
-        return Command[e.command].toLowerCase().replace(/_/g, '-');
-      }
-      if (e.status === Status.BUSY) return 'busy';
-      if (e.status === Status.RATE_LIMITED) return 'rate-limited';
-      if (e.status === Status.FAULT) return 'fault';
-      return 'refused';
   }
 }

@@ -1,0 +1,110 @@
+/**
+ * The types the authority and its parts share: what it answers (a {@link LockResult} per request, a
+ * {@link DeliveryResult} per delivery), what it reports ({@link AuthorityEvent}), and the stores it uses.
+ */
+import type { Grant, TimeBound } from '../../../protocol/src/chain.js';
+import type { Command, UnlockRequest } from '../../../protocol/src/pop.js';
+import type { LockState } from '../../../protocol/src/gatt.js';
+import type { Status } from '../../../protocol/src/status.js';
+import type { BeaconBound } from '../../../protocol/src/time-beacon.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { ConfigStore } from '../store/config-store.js';
+import type { Outbox } from '../store/outbox.js';
+import type { RevocationStore } from '../store/revocation-store.js';
+import type { UseCounterStore } from '../store/use-counter-store.js';
+import type { Signers } from './decision.js';
+import type { MechanismState } from './lock-state-machine.js';
+import type { LockConfig } from './management.js';
+import type { TimeSource } from './trusted-clock.js';
+
+/** The stores the authority uses: structural, so that tests can put a failing double in any place. */
+export interface AuthorityStores {
+  readonly config: ConfigStore;
+  readonly useCounters: Pick<
+    UseCounterStore,
+    'get' | 'consume' | 'prune' | 'groupSize' | 'maxPerGroup' | 'dropGroups'
+  >;
+  readonly revocations: Pick<RevocationStore, 'has' | 'version' | 'replace' | 'applyDelta' | 'prune'>;
+  readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq' | 'records'>;
+  readonly outbox: Pick<Outbox, 'enqueueWith' | 'size' | 'peek'>;
+}
+
+/** Where a request came from: the transport's id of the connection (BLE address, "serial", "mqtt"). */
+export interface RequestContext {
+  readonly peer?: string;
+}
+
+/** The answer to a request (SPEC.md [TANDEM-GATT-9] and [TANDEM-STATUS-3]). */
+export interface LockResult {
+  readonly status: Status;
+  /** The request's command, when it decoded. */
+  readonly command?: Command;
+  /**
+   * Whether the action may have happened: false for every refusal; true for OK of a command that acts and
+   * for JAMMED or FAULT after the solenoid was (or may have been) energised or a management change written.
+   */
+  readonly mayHaveActed: boolean;
+  /** The lock's state after the request. */
+  readonly state: LockState;
+  /** Trusted time (earliest), Unix seconds. */
+  readonly lockTime: number;
+  /** The nonce of the challenge answered, when the request decoded. */
+  readonly nonce?: Uint8Array;
+  /** READ_AUDIT: CBOR array of records `[seq, time (8-byte big-endian ms), prevHash, payload, signature]`. */
+  readonly data?: Uint8Array;
+  /** Why, for logs and the CLI (never sent to an unauthenticated peer by the lead's transports). */
+  readonly message?: string;
+}
+
+/** The answer to a revocation update or a time beacon delivered to the lock. */
+export interface DeliveryResult {
+  readonly status: Status;
+  /** Revocation: the signed acknowledgement to send back ([TANDEM-REV-11]), on OK. */
+  readonly ack?: Uint8Array;
+  /** Revocation: the version the lock holds after the delivery. */
+  readonly version?: number;
+  /** Beacon: how it was used. */
+  readonly beacon?: BeaconBound;
+  readonly message?: string;
+}
+
+/** A snapshot of the lock's state ({@link LockAuthority.snapshot}). */
+export interface LockSnapshot {
+  readonly lockId: string;
+  /** As reported on BLE and MQTT ([TANDEM-GATT-9]). */
+  readonly state: LockState;
+  /** The state machine's own state. */
+  readonly mechanism: MechanismState;
+  readonly lockedOut: boolean;
+  /** Non-empty in safe mode: the stores found corrupt. */
+  readonly safeModeReasons: readonly string[];
+  readonly revocationVersion: number;
+  /** Trusted time bound, Unix seconds. */
+  readonly time: TimeBound;
+  /** The persisted floor of trusted time. */
+  readonly timeFloor: number;
+  readonly timeSource: TimeSource;
+  /** Seconds, or null when no fresh time since boot (as in the challenge, [TANDEM-GATT-8]). */
+  readonly uncertainty: number | null;
+  readonly liveChallenges: number;
+}
+
+/** What the authority reports to the runtime around it. */
+export type AuthorityEvent =
+  | { readonly type: 'decision'; readonly peer: string; readonly result: LockResult }
+  | { readonly type: 'lockout'; readonly active: boolean; readonly subjects?: readonly string[] }
+  | { readonly type: 'safe-mode'; readonly active: boolean; readonly reasons: readonly string[] }
+  | { readonly type: 'config'; readonly config: LockConfig }
+  | { readonly type: 'anchors-changed' }
+  | { readonly type: 'revocation'; readonly version: number }
+  | { readonly type: 'store-error'; readonly what: string; readonly error: unknown };
+
+/** What is known of one attempt so far, for its result and audit entry. */
+export interface Attempt {
+  request?: UnlockRequest;
+  grant?: Grant;
+  signers?: Signers;
+}
+
+/** How the authority's parts report an {@link AuthorityEvent}. */
+export type Emit = (e: AuthorityEvent) => void;
