@@ -3,6 +3,8 @@
  * and says whether a retry may succeed (as gateway/src/errors.ts does after vehicle-command's `Temporary()`).
  */
 
+import { TandemError } from '../../protocol/src/errors.js';
+
 /** Every code a `cloud-bridge/` function can throw. */
 export type CloudErrorCode =
   | 'ERR_CLOUD_CONFIG' // a configuration value (port, path, URL, option) is missing or malformed
@@ -14,7 +16,7 @@ export type CloudErrorCode =
   | 'ERR_CLOUD_UNAVAILABLE'; // the broker or the cloud process cannot be reached
 
 /** Base class of every error thrown by `cloud-bridge/`. */
-export class CloudError extends Error {
+export class CloudError extends TandemError {
   readonly code: CloudErrorCode;
   /** True when the same call may well succeed a moment later (a server still starting, a dropped link). */
   readonly temporary: boolean;

@@ -5,6 +5,7 @@
  * client that retries it blindly could unlock twice.
  */
 import type { Status } from '../../protocol/src/status.js';
+import { TandemError } from '../../protocol/src/errors.js';
 
 /** Every code a `gateway/` function can throw. */
 export type GatewayErrorCode =
@@ -31,7 +32,7 @@ export interface GatewayErrorOptions {
 }
 
 /** Base class of every error thrown by `gateway/`. */
-export class GatewayError extends Error {
+export class GatewayError extends TandemError {
   readonly code: GatewayErrorCode;
   readonly mayHaveActed: boolean;
   readonly temporary: boolean;

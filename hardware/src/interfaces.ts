@@ -7,6 +7,8 @@
  * {@link HardwareErrorCode}; the message says what to do about it.
  */
 
+import { TandemError } from '../../protocol/src/errors.js';
+
 /** Codes for every failure of a hardware adapter. */
 export type HardwareErrorCode =
   | 'ERR_HW_NOT_OPEN' // used before open() or after close()
@@ -19,7 +21,7 @@ export type HardwareErrorCode =
   | 'ERR_HW_TIMEOUT'; // a device or helper process did not answer in time
 
 /** The one error class of `hardware/`. `code` is stable; `message` names what is wrong and how to fix it. */
-export class HardwareError extends Error {
+export class HardwareError extends TandemError {
   readonly code: HardwareErrorCode;
   constructor(code: HardwareErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

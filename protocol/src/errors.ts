@@ -63,8 +63,25 @@ export const STATUS_OF_ERROR: Readonly<Record<ProtocolErrorCode, Status>> = {
   ERR_TOPIC_INVALID: Status.MALFORMED,
 };
 
+/**
+ * The base of every coded error class in Tandem (`ProtocolError`, `HardwareError`, `StoreError`,
+ * `GatewayError`, `CloudError`, ...), as jose's `JOSEError` is of its errors: each subclass has a closed union
+ * of codes (`ERR_...`) with a one-line meaning each, and a message that names what is wrong. Catch a
+ * `TandemError` and read `code` to handle any of them; test both the code and the message. It takes the
+ * constructor of `Error`, so that a subclass sets its own `code` and `name`.
+ */
+export abstract class TandemError extends Error {
+  /** The stable code of the failure, from the subclass's union (`ERR_...`). */
+  abstract readonly code: string;
+}
+
+/** True when `e` is a {@link TandemError} of any folder, optionally with the given code. */
+export function isTandemError(e: unknown, code?: string): e is TandemError {
+  return e instanceof TandemError && (code === undefined || e.code === code);
+}
+
 /** Base class of every error thrown by `protocol/`. */
-export class ProtocolError extends Error {
+export class ProtocolError extends TandemError {
   readonly code: ProtocolErrorCode;
   constructor(code: ProtocolErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

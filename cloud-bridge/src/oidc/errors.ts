@@ -5,6 +5,8 @@
  * shares, interactions).
  */
 
+import { TandemError } from '../../../protocol/src/errors.js';
+
 /** Every code the OpenID Provider's own code can throw. */
 export type OidcErrorCode =
   | 'ERR_OIDC_CONFIG' // the provider was configured with something unusable (issuer URL, keys, clients)
@@ -18,7 +20,7 @@ export type OidcErrorCode =
   | 'ERR_OIDC_STORE'; // the storage backend failed or is not available (better-sqlite3 not built)
 
 /** Base class of every error thrown by the OpenID Provider's own code. */
-export class OidcError extends Error {
+export class OidcError extends TandemError {
   readonly code: OidcErrorCode;
   constructor(code: OidcErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });

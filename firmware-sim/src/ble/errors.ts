@@ -3,6 +3,8 @@
  * fix-it text an installer needs on the Pi (teslamotors/vehicle-command style: "grant CAP_NET_ADMIN").
  */
 
+import { TandemError } from '../../../protocol/src/errors.js';
+
 /** Every code a BLE peripheral error can carry. */
 export type BleErrorCode =
   /** The HCI socket was refused for lack of CAP_NET_RAW / CAP_NET_ADMIN (EPERM, EACCES, "unauthorized"). */
@@ -21,7 +23,7 @@ export type BleErrorCode =
   | 'ERR_BLE_FATAL';
 
 /** An error of the BLE peripheral, with a stable code and the original error as `cause`. */
-export class BleError extends Error {
+export class BleError extends TandemError {
   readonly code: BleErrorCode;
 
   constructor(code: BleErrorCode, message: string, options?: { cause?: unknown }) {

@@ -12,12 +12,13 @@ import type { LockConfig } from '../lock/management.js';
 import { TRUSTED_CLOCK_DEFAULTS } from '../lock/trusted-clock.js';
 import { DEFAULT_THEFT_DETECTOR_CONFIG } from '../theft/theft-detector.js';
 import type { TheftDetectorConfig } from '../theft/theft-detector.js';
+import { TandemError } from '../../../protocol/src/errors.js';
 
 /** Codes of configuration errors. */
 export type ConfigErrorCode = 'ERR_CONFIG_INVALID' | 'ERR_CONFIG_UNREADABLE';
 
 /** A configuration file that cannot be used; `message` names the file and the field. */
-export class ConfigError extends Error {
+export class ConfigError extends TandemError {
   readonly code: ConfigErrorCode;
   constructor(code: ConfigErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -11,6 +11,7 @@
  */
 import createDebug from 'debug';
 import type { SerialConsole } from '../../../hardware/src/interfaces.js';
+import { TandemError } from '../../../protocol/src/errors.js';
 
 const debug = createDebug('tandem:lock:console');
 
@@ -23,7 +24,7 @@ export type ConsoleErrorCode =
   | 'ERR_CONSOLE_FAILED';
 
 /** A refusal a command handler may throw; its message is shown to the operator. */
-export class ConsoleError extends Error {
+export class ConsoleError extends TandemError {
   readonly code: ConsoleErrorCode;
   constructor(code: ConsoleErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

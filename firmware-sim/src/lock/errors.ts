@@ -6,6 +6,8 @@
  * It is thrown to the code that builds the runtime (bad options, use after close).
  */
 
+import { TandemError } from '../../../protocol/src/errors.js';
+
 /** Codes for every failure of the lock runtime's own API. */
 export type LockErrorCode =
   | 'ERR_LOCK_INVALID_ARGUMENT' // an option or argument outside its documented range
@@ -13,7 +15,7 @@ export type LockErrorCode =
   | 'ERR_LOCK_CLOSED'; // used after close()
 
 /** The one error class of `firmware-sim/src/lock/`. */
-export class LockError extends Error {
+export class LockError extends TandemError {
   readonly code: LockErrorCode;
   constructor(code: LockErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

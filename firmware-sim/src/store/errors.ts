@@ -3,6 +3,8 @@
  * stable `code`, a message that says what is wrong and what to do, and the underlying `cause` when there is one.
  */
 
+import { TandemError } from '../../../protocol/src/errors.js';
+
 /** Codes for every failure of a store or of a {@link StoreFs} implementation. */
 export type StoreErrorCode =
   | 'ERR_STORE_CORRUPT' // bytes on disk fail their checksum or do not decode: never trusted
@@ -16,7 +18,7 @@ export type StoreErrorCode =
   | 'ERR_STORE_POWER_LOST'; // simulated power cut (CrashingStoreFs): nothing after it happened
 
 /** The one error class of `firmware-sim/src/store/`. `code` is stable; `message` names what is wrong. */
-export class StoreError extends Error {
+export class StoreError extends TandemError {
   readonly code: StoreErrorCode;
   constructor(code: StoreErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -3,6 +3,8 @@
  * `message` says what is wrong and what to do about it.
  */
 
+import { TandemError } from '../../../protocol/src/errors.js';
+
 /** Every failure the virtual radio reports. */
 export type VirtualRadioErrorCode =
   | 'ERR_RADIO_INVALID_OPTION' // an option is outside its documented range
@@ -14,7 +16,7 @@ export type VirtualRadioErrorCode =
   | 'ERR_RADIO_CLOCK'; // the virtual clock was misused (negative step, runaway timers)
 
 /** The one error class of the virtual radio. */
-export class VirtualRadioError extends Error {
+export class VirtualRadioError extends TandemError {
   readonly code: VirtualRadioErrorCode;
   constructor(code: VirtualRadioErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
