@@ -8,6 +8,8 @@
  * (`mayHaveActed`, [TANDEM-STATUS-3]) and whether trying again soon is reasonable (`temporary`).
  */
 import createDebug from 'debug';
+import { SystemClock } from '../../hardware/src/clock.js';
+import type { Clock, TimerHandle } from '../../hardware/src/clock.js';
 import { chainHash } from '../../protocol/src/chain.js';
 import { ProtocolError } from '../../protocol/src/errors.js';
 import type { Challenge, LockState, Message, Result } from '../../protocol/src/gatt.js';
@@ -27,17 +29,14 @@ import type { FoundLock, LockLink, LockTransport } from './transport.js';
 
 const debug = createDebug('tandem:gw:client');
 
-/** Timers the client waits with; injected so that tests and benches can run it on simulated time. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
+/**
+ * Timers the client waits with: the timer half of the hardware {@link Clock}, injected so that tests and
+ * benches can run it on simulated time (a virtual radio's clock is one).
+ */
+export type Timers = Pick<Clock, 'setTimeout' | 'clearTimeout'>;
 
 /** Node's own timers. */
-export const SYSTEM_TIMERS: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
+export const SYSTEM_TIMERS: Timers = new SystemClock();
 
 /**
  * Which chains each lock has verified: the client then sends a 16-byte `chainRef` instead of the chain
@@ -245,7 +244,7 @@ function outcomeOf(
 interface Waiter<T> {
   readonly resolve: (value: T) => void;
   readonly reject: (error: unknown) => void;
-  readonly timer: unknown;
+  readonly timer: TimerHandle;
 }
 
 /**
@@ -815,7 +814,7 @@ export class LockClient {
     const { link } = await this.open(lockId);
     const items: RelayItem[] = [];
     const reassembler = new Reassembler({ allowedTypes: Object.keys(RELAY_TYPES).map(Number) });
-    let idle: unknown;
+    let idle: TimerHandle | undefined;
     let settle: (() => void) | undefined;
     let fail: ((e: unknown) => void) | undefined;
     const done = new Promise<void>((resolve, reject) => {

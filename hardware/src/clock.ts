@@ -2,6 +2,9 @@
  * Time as an injected dependency. The simulations and the Linux drivers take a {@link Clock} in their
  * constructor so that tests drive time with {@link ManualClock} instead of waiting on the wall clock, and so
  * that the firmware can reuse one clock for its own timers.
+ *
+ * This is the project's one clock interface (issue 12): the virtual radio's `RadioClock` is a Clock with one
+ * more hook, and the phone side's `Timers` (`gateway/src/lock-client.ts`) is its timer half.
  */
 
 /** An opaque handle for a scheduled callback. */
@@ -18,9 +21,6 @@ export interface Clock {
   /** Cancel a timer; unknown or already fired handles are ignored. */
   clearTimeout(handle: TimerHandle): void;
 }
-
-/** Alias kept for readers who look for the timer half of the clock under that name. */
-export type Timers = Pick<Clock, 'setTimeout' | 'clearTimeout'>;
 
 /** The process clock: `performance.now()` and Node's timers. */
 export class SystemClock implements Clock {

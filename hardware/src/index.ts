@@ -14,7 +14,7 @@ export type {
 } from './interfaces.js';
 
 export { ManualClock, SystemClock, flushMicrotasks } from './clock.js';
-export type { Clock, TimerHandle, Timers } from './clock.js';
+export type { Clock, TimerHandle } from './clock.js';
 
 export { NodeProcessSpawner } from './process-spawner.js';
 export type { ProcessExit, ProcessSpawner, SpawnedProcess } from './process-spawner.js';

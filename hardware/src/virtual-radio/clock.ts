@@ -3,18 +3,14 @@
  * supervision timeout) is scheduled on a {@link RadioClock}: {@link VirtualClock} for fast deterministic
  * tests, {@link RealClock} for demos and for several processes sharing one radio.
  */
+import type { Clock, TimerHandle } from '../clock.js';
 import { VirtualRadioError } from './errors.js';
 
-/** Opaque handle returned by {@link RadioClock.setTimeout}. */
-export interface RadioTimer {
-  readonly id: number;
-}
+/** Opaque handle returned by {@link RadioClock.setTimeout}: the {@link Clock}'s. */
+export type RadioTimer = TimerHandle;
 
-/** The clock interface the radio schedules on. Times are milliseconds. */
-export interface RadioClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): RadioTimer;
-  clearTimeout(timer: RadioTimer): void;
+/** The clock the radio schedules on: a {@link Clock} (milliseconds) with one more hook. */
+export interface RadioClock extends Clock {
   /**
    * Called by the radio with a predicate that is true while hosts still have events to consume; an
    * auto-advancing virtual clock waits for it to turn false before jumping ahead. Real clocks ignore it.
