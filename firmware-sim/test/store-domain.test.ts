@@ -1,6 +1,6 @@
 import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AuditLog, verifyChain } from '../src/store/audit-log.js';
+import { AuditLog, verifyAuditLog } from '../src/store/audit-log.js';
 import type { AuditRecord } from '../src/store/audit-log.js';
 import { ConfigStore } from '../src/store/config-store.js';
 import type { ConfigValue } from '../src/store/config-store.js';
@@ -310,28 +310,32 @@ describe('AuditLog', () => {
     return () => (t += 1000);
   };
 
-  it('chains and signs records that verifyChain accepts; gaps and forgeries are found', async () => {
+  it('chains and signs records that verifyAuditLog accepts; gaps and forgeries are found', async () => {
     const fs = new CrashingStoreFs();
     const log = await AuditLog.open(fs, DIR, { sign, clock: clockFrom(1_700_000_000_000) });
     for (let i = 0; i < 5; i++) await log.append(enc(`attempt ${i}`));
     const recs = [...(await AuditLog.open(fs.reboot(), DIR, { sign, clock: clockFrom(0) })).records()];
     expect(recs.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
-    expect(verifyChain(recs, verify, { nextSeq: 1, prevHash: new Uint8Array(32) })).toMatchObject({
+    expect(verifyAuditLog(recs, verify, { nextSeq: 1, prevHash: new Uint8Array(32) })).toMatchObject({
       ok: true,
       lastSeq: 5,
     });
-    expect(verifyChain([recs[0]!, recs[2]!], verify)).toEqual({ ok: false, index: 1, reason: 'seq-gap' });
+    expect(verifyAuditLog([recs[0]!, recs[2]!], verify)).toEqual({ ok: false, index: 1, reason: 'seq-gap' });
     const forged: AuditRecord = { ...recs[2]!, payload: enc('attempt X') };
-    expect(verifyChain([recs[0]!, recs[1]!, forged, recs[3]!], verify)).toEqual({
+    expect(verifyAuditLog([recs[0]!, recs[1]!, forged, recs[3]!], verify)).toEqual({
       ok: false,
       index: 2,
       reason: 'signature',
     });
     const relinked: AuditRecord = { ...recs[3]!, prevHash: recs[1]!.hash };
-    expect(verifyChain([recs[2]!, relinked], verify)).toEqual({ ok: false, index: 1, reason: 'prev-hash' });
+    expect(verifyAuditLog([recs[2]!, relinked], verify)).toEqual({
+      ok: false,
+      index: 1,
+      reason: 'prev-hash',
+    });
     const flipped = { ...recs[1]!, signature: recs[1]!.signature.slice() };
     flipped.signature[0]! ^= 1;
-    expect(verifyChain([flipped], verify)).toEqual({ ok: false, index: 0, reason: 'signature' });
+    expect(verifyAuditLog([flipped], verify)).toEqual({ ok: false, index: 0, reason: 'signature' });
   });
 
   it('rolls over only acknowledged records; refuses with ERR_STORE_FULL when none are', async () => {
@@ -347,7 +351,7 @@ describe('AuditLog', () => {
     expect(log.records().map((r) => r.seq)).toEqual([3, 4, 5, 6]);
     const again = await AuditLog.open(fs.reboot(), DIR, { sign, clock: clockFrom(0), maxRecords: 4 });
     expect(again.records().map((r) => r.seq)).toEqual([3, 4, 5, 6]);
-    expect(verifyChain(again.records(), verify).ok).toBe(true);
+    expect(verifyAuditLog(again.records(), verify).ok).toBe(true);
     expect(again.ackedThrough).toBe(5);
     await expectCode(again.acknowledge(7), 'ERR_STORE_INVALID_ARGUMENT');
   });
@@ -389,13 +393,13 @@ describe('AuditLog', () => {
           for (const r of recs) expect(new TextDecoder().decode(r.payload)).toBe(payloads.get(r.seq));
           const seqs = new Set(recs.map((r) => r.seq));
           for (let s = log.ackedThrough + 1; s <= log.lastSeq; s++) expect(seqs.has(s)).toBe(true);
-          const chain = verifyChain(recs, verify);
+          const chain = verifyAuditLog(recs, verify);
           expect(chain.ok).toBe(true);
           if (recs.length > 0) expect(hex(log.headHash)).toBe(hex(recs[recs.length - 1]!.hash));
           // The chain continues from the recovered head.
           const next = await log.append(enc('after reboot')).catch((e: unknown) => e);
           if (next instanceof StoreError) expect(next.code).toBe('ERR_STORE_FULL');
-          else expect(verifyChain([...recs, next as AuditRecord], verify).ok).toBe(true);
+          else expect(verifyAuditLog([...recs, next as AuditRecord], verify).ok).toBe(true);
         },
       };
     });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppendLog } from '../src/store/append-log.js';
-import { AuditLog, verifyChain } from '../src/store/audit-log.js';
+import { AuditLog, verifyAuditLog } from '../src/store/audit-log.js';
 import { ConfigStore } from '../src/store/config-store.js';
 import { CrashingStoreFs } from '../src/store/crashing-store-fs.js';
 import { StoreError } from '../src/store/errors.js';
@@ -76,7 +76,7 @@ describe('stores on the real filesystem (NodeStoreFs)', () => {
     expect((await UseCounterStore.open(fs, d)).get(enc('token-x'))).toBe(10);
     const audit2 = await AuditLog.open(fs, d, { sign, clock });
     expect(audit2.records().map((r) => r.seq)).toEqual([3, 4, 5, 6]); // dropped down to 3/4 of the bound, acknowledged ones only
-    expect(verifyChain(audit2.records(), verify).ok).toBe(true);
+    expect(verifyAuditLog(audit2.records(), verify).ok).toBe(true);
     expect((await Outbox.open(fs, d)).peek().map((e) => dec(e.payload))).toEqual(['msg 5', 'msg 6']);
   });
 

@@ -27,7 +27,7 @@
  * owner can match against the keys they know.
  *
  * This is the lock's own trail (READ_AUDIT returns it as `[seq, time, prevHash, payload, signature]` records of
- * the AuditLog, whose hash chain and device signatures `verifyChain` in `../store/audit-log.ts` checks). The
+ * the AuditLog, whose hash chain and device signatures `verifyAuditLog` in `../store/audit-log.ts` checks). The
  * cloud receives the signed audit records of SPEC.md [TANDEM-MQTT-6] through the outbox instead.
  */
 import type { CborValue } from '../../../protocol/src/cbor.js';

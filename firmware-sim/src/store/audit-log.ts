@@ -37,8 +37,8 @@ export function auditHash(seq: number, time: number, prevHash: Uint8Array, paylo
   return new Uint8Array(createHash('sha256').update(head).update(payload).digest());
 }
 
-/** Result of {@link verifyChain}. */
-export type ChainVerification =
+/** Result of {@link verifyAuditLog}. */
+export type AuditLogVerification =
   | { ok: true; lastSeq: number; lastHash: Uint8Array }
   | { ok: false; index: number; reason: 'seq-gap' | 'prev-hash' | 'signature' | 'bad-record' };
 
@@ -49,11 +49,11 @@ export type ChainVerification =
  * first record anchors the chain (the lock drops acknowledged records); pass the last hash the cloud already
  * holds to check the link to it too. `record.hash` is ignored: it is recomputed.
  */
-export function verifyChain(
+export function verifyAuditLog(
   records: readonly AuditRecord[],
   verify: (hash: Uint8Array, signature: Uint8Array) => boolean,
   anchor: { prevHash?: Uint8Array; nextSeq?: number } = {},
-): ChainVerification {
+): AuditLogVerification {
   let prev = anchor.prevHash;
   let expectSeq = anchor.nextSeq;
   let lastSeq = (anchor.nextSeq ?? 1) - 1;

@@ -27,12 +27,12 @@ export type { RevocationDelta, RevocationStoreOptions, RevokedToken } from './re
 export {
   AuditLog,
   auditHash,
-  verifyChain,
+  verifyAuditLog,
   AUDIT_GENESIS_HASH,
   AUDIT_MAX_RECORDS,
   AUDIT_MAX_PAYLOAD_BYTES,
 } from './audit-log.js';
-export type { AuditLogOptions, AuditRecord, ChainVerification } from './audit-log.js';
+export type { AuditLogOptions, AuditRecord, AuditLogVerification } from './audit-log.js';
 export { Outbox, OUTBOX_MAX_BYTES, OUTBOX_MAX_ENTRIES, OUTBOX_MAX_PAYLOAD_BYTES } from './outbox.js';
 export type { OutboxEntry, OutboxKind, OutboxOptions } from './outbox.js';
 export { ConfigStore, CONFIG_MAX_BYTES } from './config-store.js';
