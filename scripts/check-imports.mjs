@@ -22,6 +22,9 @@ const ALLOWED = {
 // protocol/ is the wire contract: pure functions over bytes, no file, network or process access.
 const PROTOCOL_FORBIDDEN_BUILTINS =
   /^(node:)?(fs|fs\/promises|net|dgram|http|https|http2|child_process|worker_threads|cluster|tls|dns|readline|os)$/;
+// protocol/src/lib/ holds the building blocks the sections share; its public names are re-exported by
+// protocol/src/index.ts (issue 12: a public surface that is used, and nothing more).
+const PROTOCOL_INTERNAL = /^protocol\/src\/lib\//;
 // gateway/ may use hardware/ only for the virtual radio (ARCHITECTURE.md, "Folders"), and its Clock: the one
 // clock interface of the project (issue 12), whose timer half the phone side waits with.
 const GATEWAY_HARDWARE_ALLOWED = /^hardware\/src\/(virtual-radio|ble|clock)\b/;
@@ -126,7 +129,11 @@ for (const folder of Object.keys(ALLOWED)) {
         const target = relative(root, resolve(dirname(file), spec));
         const top = target.split(sep)[0];
         if (top === folder || !(top in ALLOWED)) continue;
-        if (!ALLOWED[folder].includes(top)) {
+        if (top === 'protocol' && PROTOCOL_INTERNAL.test(target.split(sep).join('/'))) {
+          problems.push(
+            `${rel}: protocol/src/lib/ is internal to protocol/; import its public names from protocol/src/index.ts ("${spec}")`,
+          );
+        } else if (!ALLOWED[folder].includes(top)) {
           problems.push(`${rel}: ${folder}/ may not import ${top}/ ("${spec}")`);
         } else if (
           folder === 'gateway' &&

@@ -11,7 +11,7 @@
  */
 import type { LockTopicKind } from '../../protocol/src/mqtt.js';
 import { TOPIC_ROOT, TOPIC_POLICY, parseTopic } from '../../protocol/src/mqtt.js';
-import { isLockId } from '../../protocol/src/lib/signed-payload.js';
+import { isLockId } from '../../protocol/src/index.js';
 import { BRIDGE_USERNAME } from './credentials.js';
 import { CloudError } from './errors.js';
 

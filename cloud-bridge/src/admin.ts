@@ -9,7 +9,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { decodeAlert } from '../../protocol/src/mqtt.js';
-import { isLockId } from '../../protocol/src/lib/signed-payload.js';
+import { isLockId } from '../../protocol/src/index.js';
 import { publicKeyFromRaw } from '../../protocol/src/keys.js';
 import type { Bridge } from './bridge.js';
 import { hashPassword, parsePasswordRecord } from './credentials.js';

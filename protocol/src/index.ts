@@ -1,17 +1,99 @@
-/** Public surface of `protocol/`: Tandem's wire formats and their rules (SPEC.md). No I/O. */
-export * from './errors.js';
-export * from './status.js';
-export * from './cbor.js';
-export * from './keys.js';
-export * from './cose.js';
-export * from './schedule.js';
-export * from './token.js';
-export * from './chain.js';
-export * from './pop.js';
-export * from './revocation.js';
-export * from './time-beacon.js';
-export * from './gatt.js';
-export * from './mqtt.js';
-// The public names of the conventions §6-§9 share; the rest of lib/ stays internal.
+/**
+ * The entry points of `protocol/`, one group per SPEC.md section: what a lock, a phone or the cloud calls to
+ * make, read and check each wire format, and the types those calls take and return. Limits, tables and the
+ * building blocks beneath them (CBOR profile, COSE_Sign1, framing constants, claim keys) stay in their section's
+ * module (`src/<section>.ts`), which other folders import directly when they need one; `src/lib/` is internal
+ * (`npm run check-imports` refuses imports of it from other folders). Trimmed in issue 12 from an `export *`
+ * of every module (199 names, of which other folders took 21 through here, in 7 files).
+ */
+
+// §10: errors and wire status codes. TandemError is the base of every coded error class of every folder.
+export { ProtocolError, TandemError, isProtocolError, isTandemError } from './errors.js';
+export type { ProtocolErrorCode } from './errors.js';
+export { STATUS_MEANING, Status } from './status.js';
+
+// §3: keys bound to their algorithm.
+export {
+  exportJwk,
+  generateKeyPair,
+  privateKeyFromJwk,
+  privateKeyFromKeyObject,
+  publicKeyFromJwk,
+  publicKeyFromRaw,
+  signBytes,
+  verifyBytes,
+} from './keys.js';
+export type { Alg, PrivateKey, PublicKey } from './keys.js';
+
+// §5.1-§5.7: tokens, schedules, delegation chains and their one verification entry point.
+export { SCOPES, decodeToken, hasScope, mintToken } from './token.js';
+export type { DecodedToken, MintClaims, Scope, TokenClaims } from './token.js';
+export { parseSchedule, scheduleAllows } from './schedule.js';
+export type { Schedule, ScheduleWindow } from './schedule.js';
+export { chainHash, checkGrant, verifyChain, verifyGrant } from './chain.js';
+export type { AnchorLookup, Grant, TimeBound, TrustAnchor, VerifyGrantOptions } from './chain.js';
+
+// §5.8: requests and proof of possession.
+export { Command, createRequest, decodeRequest, verifyPop } from './pop.js';
+export type { UnlockRequest } from './pop.js';
+
+// §6: revocation updates and their acknowledgements.
+export {
+  decodeRevocationAck,
+  decodeRevocationUpdate,
+  encodeRevocationAck,
+  encodeRevocationUpdate,
+  verifyRevocationAck,
+  verifyRevocationUpdate,
+} from './revocation.js';
+export type { RevocationAck, RevocationEntry, RevocationUpdate } from './revocation.js';
+
+// §7: time beacons.
+export { decodeTimeBeacon, encodeTimeBeacon, verifyTimeBeacon } from './time-beacon.js';
+export type { BeaconBound, TimeBeacon } from './time-beacon.js';
+
+// §8: the GATT service's messages.
+export {
+  Reassembler,
+  decodeChallenge,
+  decodeLockInfo,
+  decodeResult,
+  encodeChallenge,
+  encodeLockInfo,
+  encodeResult,
+  frameMessage,
+} from './gatt.js';
+export type { Challenge, LockInfo, LockState, Message, Result } from './gatt.js';
+
+// §9: MQTT topics and signed payloads.
+export {
+  decodeAlert,
+  decodeAuditRecord,
+  encodeAlert,
+  encodeAuditRecord,
+  encodeLockState,
+  encodeOutboxAck,
+  encodeTimeRequest,
+  lockTopicFilter,
+  parseTopic,
+  topicFor,
+  verifyAlert,
+  verifyAuditRecord,
+  verifyLockState,
+  verifyOutboxAck,
+  verifyTimeRequest,
+} from './mqtt.js';
+export type {
+  Alert,
+  AlertKind,
+  AuditRecord,
+  LockStateReport,
+  LockTopicKind,
+  OutboxAck,
+  TimeRequest,
+} from './mqtt.js';
+
+// The conventions §6-§9 share ([TANDEM-GEN-3] lock ids, uint32 fields, content formats, detail maps); the rest
+// of lib/ stays internal.
 export { CONTENT_FORMAT, LOCK_ID_PATTERN, UINT32_MAX, isLockId } from './lib/signed-payload.js';
 export type { DetailValue } from './lib/signed-payload.js';
