@@ -7,6 +7,7 @@
  * `store-error` events and never change the answer to the request.
  */
 import createDebug from 'debug';
+import type { TimeBound } from '../../../protocol/src/chain.js';
 import type { PrivateKey } from '../../../protocol/src/keys.js';
 import type { DetailValue } from '../../../protocol/src/index.js';
 import {
@@ -19,7 +20,7 @@ import { Status } from '../../../protocol/src/status.js';
 import { SerialQueue } from '../store/serial-queue.js';
 import type { AuditEntry } from './audit.js';
 import { decodeAuditEntry, encodeAuditEntry } from './audit.js';
-import type { AuthorityStores, Emit } from './authority-types.js';
+import type { Attempt, AuthorityStores, Emit } from './authority-types.js';
 
 const debug = createDebug('tandem:lock:authority');
 
@@ -173,6 +174,23 @@ export class AuditTrail {
     };
     return this.#wireQueue.run(run);
   }
+}
+
+/** The audit entry of a request: what was decided, about which token, signed by whom ([TANDEM-AUDIT-1]). */
+export function requestEntry(status: Status, peer: string, attempt: Attempt, bound: TimeBound): AuditEntry {
+  const leaf = attempt.grant?.leaf;
+  return {
+    status,
+    kind: 'request',
+    peer,
+    time: bound.earliest,
+    ...(attempt.request === undefined ? {} : { command: attempt.request.command }),
+    ...(leaf === undefined ? {} : { cti: leaf.cti }),
+    ...(leaf?.rider === undefined ? {} : { rider: leaf.rider }),
+    ...(attempt.signers === undefined
+      ? {}
+      : { signers: attempt.signers.signers, holder: attempt.signers.holder }),
+  };
 }
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');

@@ -2,7 +2,9 @@
  * The types the authority and its parts share: what it answers (a {@link LockResult} per request, a
  * {@link DeliveryResult} per delivery), what it reports ({@link AuthorityEvent}), and the stores it uses.
  */
+import type { Clock } from '../../../hardware/src/clock.js';
 import type { Grant, TimeBound } from '../../../protocol/src/chain.js';
+import type { PrivateKey } from '../../../protocol/src/keys.js';
 import type { Command, UnlockRequest } from '../../../protocol/src/pop.js';
 import type { LockState } from '../../../protocol/src/gatt.js';
 import type { Status } from '../../../protocol/src/status.js';
@@ -13,9 +15,10 @@ import type { Outbox } from '../store/outbox.js';
 import type { RevocationStore } from '../store/revocation-store.js';
 import type { UseCounterStore } from '../store/use-counter-store.js';
 import type { Signers } from './decision.js';
-import type { MechanismState } from './lock-state-machine.js';
-import type { LockConfig } from './management.js';
-import type { TimeSource } from './trusted-clock.js';
+import type { RandomSource } from './challenges.js';
+import type { LockStateMachine, MechanismState } from './lock-state-machine.js';
+import type { AnchorStore, LockConfig } from './management.js';
+import type { TimeSource, TrustedClock } from './trusted-clock.js';
 
 /** The stores the authority uses: structural, so that tests can put a failing double in any place. */
 export interface AuthorityStores {
@@ -27,6 +30,37 @@ export interface AuthorityStores {
   readonly revocations: Pick<RevocationStore, 'has' | 'version' | 'replace' | 'applyDelta' | 'prune'>;
   readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq' | 'records'>;
   readonly outbox: Pick<Outbox, 'enqueueWith' | 'size' | 'peek'>;
+}
+
+/** Options of {@link LockAuthority}. */
+export interface LockAuthorityOptions {
+  /** This lock's id ([TANDEM-GEN-3]); tokens' `aud` and PoP signatures name it. */
+  readonly lockId: string;
+  readonly anchors: AnchorStore;
+  readonly stores: AuthorityStores;
+  /** Monotonic time (challenge lifetimes, rate limits). */
+  readonly clock: Clock;
+  /** Random bytes for nonces (node:crypto on the lock; seeded in tests). */
+  readonly random: RandomSource;
+  readonly stateMachine: LockStateMachine;
+  readonly trustedClock: TrustedClock;
+  /** The device key: signs revocation acknowledgements ([TANDEM-REV-11]). */
+  readonly deviceKey: PrivateKey;
+  /** Settings from the lock's config file; values set by SET_CONFIG (persisted) override them. */
+  readonly config?: Partial<LockConfig>;
+  /** Corrupt stores found at start ({@link openLockStores}): non-empty starts the lock in safe mode. */
+  readonly safeModeReasons?: readonly string[];
+  /** Verified chains kept for `chainRef` requests ([TANDEM-POP-6]); default 32. */
+  readonly chainCacheSize?: number;
+  /**
+   * Most outbox messages before audit records of refused attempts stop being queued (default 600): the
+   * outbox also carries theft alerts, which a flood of refusals must never crowd out. Accepted attempts are
+   * always queued; every attempt stays in the audit log (READ_AUDIT) either way.
+   */
+  readonly outboxAuditBudget?: number;
+  /** Most live challenges (default 16) and per peer (default 2). */
+  readonly maxChallenges?: number;
+  readonly maxChallengesPerPeer?: number;
 }
 
 /** Where a request came from: the transport's id of the connection (BLE address, "serial", "mqtt"). */

@@ -24,22 +24,20 @@ import createDebug from 'debug';
 import type { Clock } from '../../../hardware/src/clock.js';
 import type { TimeBound } from '../../../protocol/src/chain.js';
 import type { Challenge } from '../../../protocol/src/gatt.js';
-import type { PrivateKey } from '../../../protocol/src/keys.js';
 import { Status } from '../../../protocol/src/status.js';
-import { AuditTrail } from './audit-trail.js';
+import { AuditTrail, requestEntry } from './audit-trail.js';
 import type {
   Attempt,
   AuthorityEvent,
   AuthorityStores,
   DeliveryResult,
+  LockAuthorityOptions,
   LockResult,
   LockSnapshot,
   RequestContext,
 } from './authority-types.js';
-import type { AuditEntry } from './audit.js';
 import { ChainCache } from './chain-cache.js';
 import { ChallengeBook } from './challenges.js';
-import type { RandomSource } from './challenges.js';
 import { commandTable, handlerOf } from './commands.js';
 import type { CommandTable } from './commands.js';
 import type { CountedToken, HeldState, Verdict } from './decision.js';
@@ -58,43 +56,13 @@ export type {
   AuthorityEvent,
   AuthorityStores,
   DeliveryResult,
+  LockAuthorityOptions,
   LockResult,
   LockSnapshot,
   RequestContext,
 } from './authority-types.js';
 
 const debug = createDebug('tandem:lock:authority');
-
-/** Options of {@link LockAuthority}. */
-export interface LockAuthorityOptions {
-  /** This lock's id ([TANDEM-GEN-3]); tokens' `aud` and PoP signatures name it. */
-  readonly lockId: string;
-  readonly anchors: AnchorStore;
-  readonly stores: AuthorityStores;
-  /** Monotonic time (challenge lifetimes, rate limits). */
-  readonly clock: Clock;
-  /** Random bytes for nonces (node:crypto on the lock; seeded in tests). */
-  readonly random: RandomSource;
-  readonly stateMachine: LockStateMachine;
-  readonly trustedClock: TrustedClock;
-  /** The device key: signs revocation acknowledgements ([TANDEM-REV-11]). */
-  readonly deviceKey: PrivateKey;
-  /** Settings from the lock's config file; values set by SET_CONFIG (persisted) override them. */
-  readonly config?: Partial<LockConfig>;
-  /** Corrupt stores found at start ({@link openLockStores}): non-empty starts the lock in safe mode. */
-  readonly safeModeReasons?: readonly string[];
-  /** Verified chains kept for `chainRef` requests ([TANDEM-POP-6]); default 32. */
-  readonly chainCacheSize?: number;
-  /**
-   * Most outbox messages before audit records of refused attempts stop being queued (default 600): the
-   * outbox also carries theft alerts, which a flood of refusals must never crowd out. Accepted attempts are
-   * always queued; every attempt stays in the audit log (READ_AUDIT) either way.
-   */
-  readonly outboxAuditBudget?: number;
-  /** Most live challenges (default 16) and per peer (default 2). */
-  readonly maxChallenges?: number;
-  readonly maxChallengesPerPeer?: number;
-}
 
 /** The lock's authority (module comment). */
 export class LockAuthority {
@@ -414,7 +382,7 @@ export class LockAuthority {
       this.#acting = false;
     }
     if (result.status === Status.OK) this.#limiter.accepted(peer);
-    await this.#trail.record(this.#entry(result.status, peer, attempt, bound), result.mayHaveActed);
+    await this.#trail.record(requestEntry(result.status, peer, attempt, bound), result.mayHaveActed);
     return this.#done(peer, result);
   }
 
@@ -449,7 +417,7 @@ export class LockAuthority {
       this.#limiter.refused(peer);
       if (evidence !== undefined) await this.#lockout.charge(evidence);
     }
-    await this.#trail.record(this.#entry(status, peer, attempt, this.#results.bound()));
+    await this.#trail.record(requestEntry(status, peer, attempt, this.#results.bound()));
     return this.#done(peer, result);
   }
 
@@ -475,22 +443,6 @@ export class LockAuthority {
       globalThreshold: c.globalRateThreshold,
     });
     this.#lockout.configure(c);
-  }
-
-  #entry(status: Status, peer: string, attempt: Attempt, bound: TimeBound): AuditEntry {
-    const leaf = attempt.grant?.leaf;
-    return {
-      status,
-      kind: 'request',
-      peer,
-      time: bound.earliest,
-      ...(attempt.request === undefined ? {} : { command: attempt.request.command }),
-      ...(leaf === undefined ? {} : { cti: leaf.cti }),
-      ...(leaf?.rider === undefined ? {} : { rider: leaf.rider }),
-      ...(attempt.signers === undefined
-        ? {}
-        : { signers: attempt.signers.signers, holder: attempt.signers.holder }),
-    };
   }
 
   #done(peer: string, result: LockResult): LockResult {
