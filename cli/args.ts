@@ -8,7 +8,6 @@
  */
 import { parseArgs } from 'node:util';
 import type { Schedule, ScheduleWindow } from '../protocol/src/schedule.js';
-import { TandemError } from '../protocol/src/errors.js';
 
 /** Codes of the errors the CLI itself raises; refusals of tokens are `protocol/`'s ProtocolError codes. */
 export type CliErrorCode = 'ERR_USAGE' | 'ERR_IO' | 'ERR_INPUT';
@@ -33,7 +32,9 @@ const EXIT_OF_CODE: Readonly<Record<CliErrorCode, number>> = {
 };
 
 /** An error of the command layer, with a stable code and the exit code it maps to. */
-export class CliError extends TandemError {
+// Not a TandemError (protocol/src/errors.ts): `tandem --help` loads no protocol/ code at all (test/cli.test.ts,
+// "loads command modules lazily"), and this module is on that path.
+export class CliError extends Error {
   readonly code: CliErrorCode;
   /** For ERR_USAGE: the command whose `--help` the user should read, such as `token mint`. */
   readonly command: string | undefined;

@@ -1,5 +1,6 @@
 // One error base class for every folder (issue 12 item 5; STYLE.md, after jose's JOSEError): each coded error
-// class is a TandemError whose `code` and `name` its callers can rely on.
+// class is a TandemError whose `code` and `name` its callers can rely on. CliError alone is not: `tandem --help`
+// loads no protocol/ code (test/cli.test.ts).
 import { describe, expect, it } from 'vitest';
 import { ProtocolError, TandemError, isTandemError } from '../protocol/src/errors.js';
 import { HardwareError } from '../hardware/src/interfaces.js';
@@ -13,7 +14,6 @@ import { StoreError } from '../firmware-sim/src/store/errors.js';
 import { GatewayError } from '../gateway/src/errors.js';
 import { CloudError } from '../cloud-bridge/src/errors.js';
 import { OidcError } from '../cloud-bridge/src/oidc/errors.js';
-import { CliError } from '../cli/args.js';
 
 const cause = new Error('underlying');
 const cases: [string, Error & { code: string }][] = [
@@ -29,7 +29,6 @@ const cases: [string, Error & { code: string }][] = [
   ['GatewayError', new GatewayError('ERR_GW_TIMEOUT', 'no result within 5 s', { cause })],
   ['CloudError', new CloudError('ERR_CLOUD_CONFIG', 'port out of range', { cause })],
   ['OidcError', new OidcError('ERR_OIDC_CONFIG', 'issuer URL missing', { cause })],
-  ['CliError', new CliError('ERR_USAGE', '--lock is required', { cause })],
 ];
 
 describe('TandemError', () => {
