@@ -9,6 +9,7 @@ export * from './token.js';
 export * from './chain.js';
 export * from './pop.js';
 export * from './revocation.js';
+export * from './anchor-update.js';
 export * from './time-beacon.js';
 export * from './gatt.js';
 export * from './mqtt.js';

@@ -27,6 +27,11 @@ import type { UnlockRequest } from '../../../protocol/src/pop.js';
 import { Command } from '../../../protocol/src/pop.js';
 import { encodeRevocationAck, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
 import {
+  applyAnchorUpdate,
+  encodeAnchorAck,
+  verifyAnchorUpdate,
+} from '../../../protocol/src/anchor-update.js';
+import {
   AUDIT_GENESIS_HASH,
   auditRecordHash,
   encodeAuditRecord as encodeWireAuditRecord,
@@ -127,12 +132,12 @@ export interface LockResult {
   readonly message?: string;
 }
 
-/** The answer to a revocation update or a time beacon delivered to the lock. */
+/** The answer to a revocation update, anchor update or time beacon delivered to the lock. */
 export interface DeliveryResult {
   readonly status: Status;
-  /** Revocation: the signed acknowledgement to send back ([TANDEM-REV-11]), on OK. */
+  /** Revocation or anchor update: the signed acknowledgement to send back ([TANDEM-REV-9], [TANDEM-ANCHOR-5]). */
   readonly ack?: Uint8Array;
-  /** Revocation: the version the lock holds after the delivery. */
+  /** Revocation or anchor update: the version the lock holds after the delivery. */
   readonly version?: number;
   /** Beacon: how it was used. */
   readonly beacon?: BeaconBound;
@@ -482,6 +487,49 @@ export class LockAuthority {
     }
     await this.#audit({ status: result.status, kind: 'time', peer });
     if (result.status === Status.OK) await this.#prune();
+    return result;
+  }
+
+  /**
+   * An anchor update delivered over BLE or MQTT (SPEC.md §6.6): verified with the issuer anchors only
+   * ([TANDEM-ANCHOR-2]), applied by the pure rules of `applyAnchorUpdate` and stored in one atomic write
+   * ([TANDEM-ANCHOR-3], [TANDEM-ANCHOR-4]), then acknowledged with a signed anchor ack ([TANDEM-ANCHOR-5]).
+   * A re-delivery of the version held is acknowledged again without change. The chain cache is emptied when
+   * an anchor changed: a chain verified under a removed key must not be accepted by reference. Never rejects.
+   */
+  async applyAnchorUpdate(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
+    const peer = context.peer ?? 'unknown';
+    const limited = this.#limiter.check(peer);
+    if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
+    let result: DeliveryResult;
+    let offered: number | undefined;
+    try {
+      const verified = verifyAnchorUpdate(bytes, this.#anchors.issuerKey, this.lockId);
+      offered = verified.update.version;
+      const applied = applyAnchorUpdate(this.#anchors.state(), verified);
+      if (applied.state.version !== this.#anchors.version || applied.changed) {
+        await this.#anchors.replaceState(applied.state);
+        this.#cache.clear();
+        this.#emit({ type: 'anchors-changed' });
+      }
+      const version = this.#anchors.version;
+      const ack = encodeAnchorAck(
+        { lockId: this.lockId, version, lockTime: this.#time.bound().earliest },
+        this.#deviceKey,
+      );
+      result = { status: Status.OK, ack, version };
+    } catch (error) {
+      const status = deliveryStatus(error);
+      result = { status, version: this.#anchors.version, message: messageOf(error) };
+      if (status !== Status.FAULT) this.#limiter.refused(peer);
+    }
+    await this.#audit({
+      status: result.status,
+      kind: 'event',
+      peer,
+      event: result.status === Status.OK ? 'anchor-applied' : 'anchor-refused',
+      ...(offered === undefined ? {} : { version: offered }),
+    });
     return result;
   }
 
