@@ -196,10 +196,7 @@ const same = (a: Uint8Array, b: Uint8Array): boolean => toHex(a) === toHex(b);
  * - a removed kid not held changes nothing; one naming an owner key: ERR_ANCHOR_REFUSED.
  * - afterwards at least one and at most {@link MAX_ISSUER_ANCHORS} issuer anchors: ERR_ANCHOR_REFUSED.
  */
-export function applyAnchorUpdate(
-  state: AnchorState,
-  verified: VerifiedAnchorUpdate,
-): AnchorApplied {
+export function applyAnchorUpdate(state: AnchorState, verified: VerifiedAnchorUpdate): AnchorApplied {
   const { update, signerKid } = verified;
   if (update.version < state.version) {
     throw new ProtocolError(

@@ -68,7 +68,8 @@ export const STATUS_MEANING: Readonly<Record<Status, string>> = {
     'the tokens under this root already hold all the use counters the lock keeps for one root; ask its owner for a token without a use limit or wait until one expires',
   [Status.ACK_MISMATCH]:
     'the outbox acknowledgement names another outbox epoch or records the lock never queued; nothing dropped',
-  [Status.ANCHOR_ROLLBACK]: 'the anchor update is older than the anchor version the lock holds; nothing changed',
+  [Status.ANCHOR_ROLLBACK]:
+    'the anchor update is older than the anchor version the lock holds; nothing changed',
   [Status.ANCHOR_REFUSED]:
     'the anchor update would remove the last issuer anchor or an owner key, reuse a kid for another key, or hold too many issuer anchors; nothing changed',
   [Status.BUSY]: 'the lock is busy with another command; retry',
