@@ -503,11 +503,13 @@ export class LockAuthority {
     if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
     let result: DeliveryResult;
     let offered: number | undefined;
+    let redelivered = false;
     try {
       const verified = verifyAnchorUpdate(bytes, this.#anchors.issuerKey, this.lockId);
       offered = verified.update.version;
       const applied = applyAnchorUpdate(this.#anchors.state(), verified);
-      if (applied.state.version !== this.#anchors.version || applied.changed) {
+      redelivered = applied.state.version === this.#anchors.version && !applied.changed;
+      if (!redelivered) {
         await this.#anchors.replaceState(applied.state);
         this.#cache.clear();
         this.#emit({ type: 'anchors-changed' });
@@ -523,13 +525,16 @@ export class LockAuthority {
       result = { status, version: this.#anchors.version, message: messageOf(error) };
       if (status !== Status.FAULT) this.#limiter.refused(peer);
     }
-    await this.#audit({
-      status: result.status,
-      kind: 'event',
-      peer,
-      event: result.status === Status.OK ? 'anchor-applied' : 'anchor-refused',
-      ...(offered === undefined ? {} : { version: offered }),
-    });
+    // A re-delivery (a phone carries the update until the cloud has the lock's ack) is not audited again.
+    if (!redelivered) {
+      await this.#audit({
+        status: result.status,
+        kind: 'event',
+        peer,
+        event: result.status === Status.OK ? 'anchor-applied' : 'anchor-refused',
+        ...(offered === undefined ? {} : { version: offered }),
+      });
+    }
     return result;
   }
 
