@@ -111,6 +111,8 @@ export async function startAdmin(options: {
         );
       }
       await options.store.registerLock({ lockId, deviceKey, passwordHash, registeredAt: Date.now() });
+      // [TANDEM-ANCHOR-6]: a lock registered during or after a rotation gets its anchor update at once.
+      await options.bridge.publishAnchorUpdate(lockId);
       return { lockId };
     },
     'POST /revoke': async (req) => {

@@ -398,16 +398,17 @@ export class Bridge {
     if (ring === undefined || ring.anchorVersion === 0) return 0;
     let n = 0;
     for (const lock of await this.options.store.listLocks()) {
-      if (!this.owns(lock.lockId)) continue;
-      const bytes = ring.anchorUpdateFor(lock.lockId);
-      if (bytes === undefined) continue;
-      await this.client.publishAsync(topicFor('anchor', lock.lockId), Buffer.from(bytes), {
-        qos: 1,
-        retain: true,
-      });
-      n++;
+      if (await this.publishAnchorUpdate(lock.lockId)) n++;
     }
     return n;
+  }
+
+  /** Publishes, retained, the anchor update of one lock, if there is one and this instance owns the lock. */
+  async publishAnchorUpdate(lockId: string): Promise<boolean> {
+    const bytes = this.owns(lockId) ? this.options.keyring?.anchorUpdateFor(lockId) : undefined;
+    if (bytes === undefined) return false;
+    await this.client.publishAsync(topicFor('anchor', lockId), Buffer.from(bytes), { qos: 1, retain: true });
+    return true;
   }
 
   /**

@@ -7,11 +7,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SystemClock } from '../../hardware/src/clock.js';
+import { exportJwk, generateKeyPair } from '../../protocol/src/keys.js';
 import { verifyRevocationUpdate } from '../../protocol/src/revocation.js';
 import { Status } from '../../protocol/src/status.js';
 import { mintToken } from '../../protocol/src/token.js';
@@ -105,6 +106,48 @@ describe('tandem cloud with its issuer key encrypted at rest', () => {
     expect(r.stderr).toMatch(/ERR_CLOUD_SECRET_MISSING: .*--insecure-plaintext-key/);
     expect(existsSync(join(dir, 'issuer.keyring.json'))).toBe(false);
   }, 60_000);
+});
+
+describe('tandem cloud issuer encrypt | rotate | status', () => {
+  const issuerCli = (dir: string, secret: string | undefined, ...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'cli/main.ts', 'cloud', 'issuer', ...args, '--data-dir', dir],
+      {
+        cwd: ROOT,
+        env: envWith(secret),
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+
+  it('migrates a plaintext issuer.jwk.json by command, keeps its kid, then rotates on the file', () => {
+    const dir = tempDir();
+    const key = generateKeyPair('EdDSA');
+    writeFileSync(join(dir, 'issuer.jwk.json'), JSON.stringify(exportJwk(key, 'cloud-0ld0ld00')), {
+      mode: 0o600,
+    });
+    const noSecret = issuerCli(dir, undefined, 'encrypt');
+    expect(noSecret.status).toBe(3);
+    expect(noSecret.stderr).toMatch(/^ERR_CLOUD_SECRET_MISSING: TANDEM_ISSUER_SECRET is not set/m);
+    const enc = issuerCli(dir, SECRET, 'encrypt');
+    expect(enc.stderr).toBe('');
+    expect(enc.stdout).toMatch(
+      /^encrypted .*issuer\.jwk\.json into .*issuer\.keyring\.json \(kid cloud-0ld0ld00\)$/m,
+    );
+    expect(existsSync(join(dir, 'issuer.jwk.json'))).toBe(false);
+    const rot = issuerCli(dir, SECRET, 'rotate', '--overlap', '1h');
+    expect(rot.status).toBe(0);
+    expect(rot.stdout).toMatch(
+      /^rotated: cloud-[0-9a-f]{8} signs from the end of the overlap; no cloud is running/m,
+    );
+    expect(rot.stdout).toMatch(/^anchor version 1; private keys encrypted \(A256GCM\)$/m);
+    expect(rot.stdout).toMatch(/^current  cloud-0ld0ld00 created .* retire-after /m);
+    expect(rot.stdout).toMatch(/^next     cloud-[0-9a-f]{8} created /m);
+    const again = issuerCli(dir, SECRET, 'rotate');
+    expect(again.status).toBe(1); // refused (cli/README.md, "Exit codes")
+    expect(again.stderr).toMatch(/^ERR_CLOUD_KEY_ROTATION: a rotation is in progress/m);
+  }, 120_000);
 });
 
 describe('a key rotation reaches a lock over MQTT (TANDEM-ANCHOR-6, TANDEM-ANCHOR-7)', () => {
