@@ -73,7 +73,10 @@ export interface BridgeActivity {
   readonly lockId: string;
   readonly kind: LockTopicKind;
   readonly result:
-    IngestResult | { readonly outcome: 'beacon' } | { readonly outcome: 'refused'; readonly reason: string };
+    | IngestResult
+    | { readonly outcome: 'beacon' }
+    | { readonly outcome: 'anchor-ack'; readonly version: number }
+    | { readonly outcome: 'refused'; readonly reason: string };
 }
 
 /** FNV-1a of the lock id: the partition a lock belongs to on a broker without shared subscriptions. */
@@ -106,7 +109,10 @@ export class Bridge {
   }
 
   /** Connects, subscribes, republishes the retained revocation updates it owns and a broadcast beacon. */
-  static async start(options: BridgeOptions): Promise<Bridge> {
+  static async start(given: BridgeOptions): Promise<Bridge> {
+    // With a keyring, sign with its live issuer, which follows rotations ([TANDEM-ANCHOR-7]).
+    const options: BridgeOptions =
+      given.keyring === undefined ? given : { ...given, issuer: given.keyring.issuer };
     if (options.sharedGroup !== undefined && options.protocolVersion !== 5) {
       throw new CloudError('ERR_CLOUD_CONFIG', 'shared subscriptions need MQTT 5 (protocolVersion 5)');
     }
@@ -381,7 +387,7 @@ export class Bridge {
         who: lockId,
         reason: `version ${ack.version}`,
       });
-      return { outcome: 'beacon' };
+      return { outcome: 'anchor-ack', version: ack.version };
     } catch (e) {
       const reason = (e as Error).message;
       this.log({ level: 'warn', source: 'bridge', event: 'refused anchor-ack', who: lockId, reason });

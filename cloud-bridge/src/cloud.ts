@@ -98,8 +98,6 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     ...(secret === undefined || secret === '' ? {} : { secret }),
     ...(options.insecurePlaintextKey === true ? { insecurePlaintext: true } : {}),
   });
-  // An overlap that ended while the cloud was down ends now, before anything is signed.
-  keyring.advance();
   const issuer = keyring.issuer;
   const bridgePassword = loadOrCreateSecret(join(options.dataDir, 'bridge.password'));
   const bridgeRecord = hashPassword(bridgePassword);
@@ -141,6 +139,8 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       ...(options.beaconIntervalMs === undefined ? {} : { beaconIntervalMs: options.beaconIntervalMs }),
     });
     closers.push(() => bridge.close());
+    // An overlap that ended while the cloud was down ends now: new key current, retained messages re-signed.
+    await bridge.advanceKeys();
     const admin = await startAdmin({ port: options.adminPort ?? 0, token: adminToken, store, bridge, log });
     closers.push(() => admin.close());
     writeFileSync(join(options.dataDir, 'admin.port'), `${admin.port}\n`);
