@@ -142,8 +142,8 @@ describe('tandem cloud issuer encrypt | rotate | status', () => {
       /^rotated: cloud-[0-9a-f]{8} signs from the end of the overlap; no cloud is running/m,
     );
     expect(rot.stdout).toMatch(/^anchor version 1; private keys encrypted \(A256GCM\)$/m);
-    expect(rot.stdout).toMatch(/^current  cloud-0ld0ld00 created .* retire-after /m);
-    expect(rot.stdout).toMatch(/^next     cloud-[0-9a-f]{8} created /m);
+    expect(rot.stdout).toMatch(/^current {2}cloud-0ld0ld00 created .* retire-after /m);
+    expect(rot.stdout).toMatch(/^next {5}cloud-[0-9a-f]{8} created /m);
     const again = issuerCli(dir, SECRET, 'rotate');
     expect(again.status).toBe(1); // refused (cli/README.md, "Exit codes")
     expect(again.stderr).toMatch(/^ERR_CLOUD_KEY_ROTATION: a rotation is in progress/m);
