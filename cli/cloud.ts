@@ -24,14 +24,28 @@ const DATA = {
 
 const CLOUD: CommandSpec = {
   name: 'cloud',
-  positionals: '[register|mosquitto]',
-  maxPositionals: 1,
+  positionals: '[register|mosquitto|issuer encrypt|issuer rotate|issuer status]',
+  maxPositionals: 2,
   summary:
     'Runs the cloud: store, MQTT broker (aedes) and bridge, on embedded defaults; stop it with Ctrl-C.\n\n' +
     'Subcommands:\n  register    register a lock with a running cloud (--lock, --device-key, --password or --password-hash)\n' +
-    "  mosquitto   write Mosquitto's passwd and acl into <dir>/mosquitto from the store",
+    "  mosquitto   write Mosquitto's passwd and acl into <dir>/mosquitto from the store\n" +
+    '  issuer encrypt   encrypt a plaintext issuer key under TANDEM_ISSUER_SECRET\n' +
+    '  issuer rotate    start an issuer key rotation (--overlap, default 7d); locks get the new anchor signed by the old key\n' +
+    '  issuer status    list the issuer keys (kid, state, dates)\n\n' +
+    'The issuer keys are encrypted at rest under TANDEM_ISSUER_SECRET (32 random bytes as 64 hex digits or 43\n' +
+    'base64url characters, e.g. `openssl rand -hex 32`); without it the cloud refuses to start.',
   options: {
     'data-dir': DATA,
+    'insecure-plaintext-key': {
+      type: 'boolean',
+      description: 'development only: keep the issuer key unencrypted when TANDEM_ISSUER_SECRET is not set',
+    },
+    overlap: {
+      type: 'string',
+      value: '<duration>',
+      description: 'issuer rotate: how long locks have to learn the new key before it signs (default 7d)',
+    },
     port: { type: 'string', value: '<port>', description: 'MQTT over TCP (default 1883)' },
     host: { type: 'string', value: '<addr>', description: 'address to listen on (default 127.0.0.1)' },
     'ws-port': {
@@ -131,6 +145,7 @@ async function guarded(streams: CliStreams, body: () => Promise<number>): Promis
     if (!isCloudError(e)) throw e;
     streams.stderr.write(`${e.code}: ${e.message}\n`);
     return e.code === 'ERR_CLOUD_ADMIN' ||
+      e.code === 'ERR_CLOUD_KEY_ROTATION' ||
       e.code === 'ERR_CLOUD_LOCK_UNKNOWN' ||
       e.code === 'ERR_CLOUD_CREDENTIAL'
       ? EXIT.REFUSED
@@ -181,7 +196,20 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
       return EXIT.OK;
     }
     if (sub === 'mosquitto') return writeMosquitto(dir, str(p, 'postgres'), streams);
-    if (sub !== undefined)
+    if (sub === 'issuer') {
+      const { runIssuer } = await import('./issuer.js');
+      const overlap = str(p, 'overlap');
+      return runIssuer(
+        p.positionals[1],
+        dir,
+        {
+          ...(overlap === undefined ? {} : { overlap }),
+          insecurePlaintextKey: flag(p, 'insecure-plaintext-key'),
+        },
+        streams,
+      );
+    }
+    if (sub !== undefined || p.positionals.length > 1)
       throw new CliError('ERR_USAGE', `unknown subcommand ${JSON.stringify(sub)}`, { command: 'cloud' });
     const host = str(p, 'host') ?? '127.0.0.1';
     const tlsPort = str(p, 'tls-port');
@@ -209,6 +237,7 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
       adminPort: port(str(p, 'admin-port'), 'admin-port', 0),
       ...(postgres === undefined ? {} : { postgresUrl: postgres }),
       ...(redis === undefined ? {} : { redisUrl: redis }),
+      insecurePlaintextKey: flag(p, 'insecure-plaintext-key'),
     });
     const ports = cloud.broker.ports;
     streams.stdout.write(

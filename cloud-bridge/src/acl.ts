@@ -3,7 +3,8 @@
  * the same policy written out as Mosquitto's ACL file, so that both brokers enforce one rule set.
  *
  * - A lock, authenticated as lock id L, publishes only `tandem/v1/lock/L/{state,alert,audit,revocation-ack,
- *   time-request}` and subscribes only `tandem/v1/lock/L/{revocation,outbox-ack,beacon}` and `tandem/v1/time`.
+ *   time-request,anchor-ack}` and subscribes only `tandem/v1/lock/L/{revocation,outbox-ack,beacon,anchor}` and
+ *   `tandem/v1/time`.
  * - The bridge ({@link BRIDGE_USERNAME}) publishes the cloud → lock topics of every lock and `tandem/v1/time`,
  *   and subscribes the lock → cloud topics of every lock (`+` in the lock id level, optionally under a
  *   `$share/<group>/` prefix where the broker has MQTT 5 shared subscriptions).
@@ -25,9 +26,10 @@ export const LOCK_PUBLISHES: readonly LockTopicKind[] = [
   'audit',
   'revocation-ack',
   'time-request',
+  'anchor-ack',
 ];
 /** Cloud → lock kinds: what a lock subscribes and only the bridge publishes ([TANDEM-MQTT-4]). */
-export const LOCK_SUBSCRIBES: readonly LockTopicKind[] = ['revocation', 'outbox-ack', 'beacon'];
+export const LOCK_SUBSCRIBES: readonly LockTopicKind[] = ['revocation', 'outbox-ack', 'beacon', 'anchor'];
 
 /** Why a publish or subscribe is refused, or null when allowed. */
 export function publishRefusal(who: Identity, topic: string): string | null {

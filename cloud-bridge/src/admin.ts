@@ -19,6 +19,23 @@ import type { CloudStore } from './store/types.js';
 
 const MAX_BODY = 16 * 1024;
 
+/** The keyring as `tandem cloud issuer status` prints it: kids, states, dates; never key material. */
+function issuerStatus(bridge: Bridge, rotated?: string): Record<string, unknown> {
+  const ring = bridge.keyring;
+  if (ring === undefined) throw new Refusal(409, 'ERR_CLOUD_ADMIN', 'this cloud has no issuer keyring');
+  return {
+    ...(rotated === undefined ? {} : { rotated }),
+    anchorVersion: ring.anchorVersion,
+    encrypted: ring.encrypted,
+    keys: ring.keys.map((k) => ({
+      kid: k.kidText,
+      state: k.state,
+      createdAt: k.createdAt,
+      ...(k.retireAfter === undefined ? {} : { retireAfter: k.retireAfter }),
+    })),
+  };
+}
+
 class Refusal extends Error {
   constructor(
     readonly status: number,
@@ -94,6 +111,8 @@ export async function startAdmin(options: {
         );
       }
       await options.store.registerLock({ lockId, deviceKey, passwordHash, registeredAt: Date.now() });
+      // [TANDEM-ANCHOR-6]: a lock registered during or after a rotation gets its anchor update at once.
+      await options.bridge.publishAnchorUpdate(lockId);
       return { lockId };
     },
     'POST /revoke': async (req) => {
@@ -140,6 +159,16 @@ export async function startAdmin(options: {
         limit: 500,
       });
     },
+    // [TANDEM-ANCHOR-7]: `tandem cloud issuer rotate` and `status` against the running cloud's keyring.
+    'POST /issuer/rotate': async (req) => {
+      const b = await body(req);
+      const overlap = b.overlap;
+      if (typeof overlap !== 'number' || !Number.isInteger(overlap) || overlap < 0)
+        throw new Refusal(400, 'ERR_CLOUD_ADMIN', '"overlap" must be whole seconds');
+      const kid = await options.bridge.rotateKeys(overlap);
+      return issuerStatus(options.bridge, kid);
+    },
+    'GET /issuer': () => Promise.resolve(issuerStatus(options.bridge)),
     'GET /lock': async (_req, url) => {
       const lockId = lockIdOf(url.searchParams.get('id'), 'id');
       const [state, rev, ack, epochs] = await Promise.all([
@@ -180,7 +209,13 @@ export async function startAdmin(options: {
           ? e
           : isCloudError(e)
             ? new Refusal(
-                e.code === 'ERR_CLOUD_LOCK_UNKNOWN' ? 404 : e.code === 'ERR_CLOUD_CREDENTIAL' ? 400 : 503,
+                e.code === 'ERR_CLOUD_LOCK_UNKNOWN'
+                  ? 404
+                  : e.code === 'ERR_CLOUD_CREDENTIAL'
+                    ? 400
+                    : e.code === 'ERR_CLOUD_KEY_ROTATION'
+                      ? 409
+                      : 503,
                 e.code,
                 e.message,
               )

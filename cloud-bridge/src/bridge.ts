@@ -18,6 +18,8 @@ import mqtt from 'mqtt';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { LockTopicKind, OutboxAck } from '../../protocol/src/mqtt.js';
 import { encodeOutboxAck, parseTopic, topicFor } from '../../protocol/src/mqtt.js';
+import { verifyAnchorAck } from '../../protocol/src/anchor-update.js';
+import { publicKeyFromRaw } from '../../protocol/src/keys.js';
 import { encodeRevocationUpdate } from '../../protocol/src/revocation.js';
 import { encodeTimeBeacon } from '../../protocol/src/time-beacon.js';
 import { LOCK_PUBLISHES } from './acl.js';
@@ -26,6 +28,7 @@ import { CloudError } from './errors.js';
 import type { IngestKind, IngestResult } from './ingest.js';
 import { Ingestor } from './ingest.js';
 import type { Issuer } from './issuer.js';
+import type { IssuerKeyring } from './keyring.js';
 import type { LogSink } from './log.js';
 import { debugSink } from './log.js';
 import type { CloudStore, StoredRevocation } from './store/types.js';
@@ -46,6 +49,11 @@ export interface BridgeOptions {
   readonly partition?: { readonly index: number; readonly count: number };
   readonly store: CloudStore;
   readonly issuer: Issuer;
+  /**
+   * The keyring `issuer` comes from, when keys rotate ([TANDEM-ANCHOR-7]): the bridge publishes each lock's
+   * anchor update retained and, when an overlap ends, re-signs what is retained with the new key.
+   */
+  readonly keyring?: IssuerKeyring;
   /** Broadcast beacon period; 0 turns broadcast beacons off. Default one minute. */
   readonly beaconIntervalMs?: number;
   /** The issuer's bound on its own clock error, seconds ([TANDEM-TIME-1]); default 2. */
@@ -65,7 +73,10 @@ export interface BridgeActivity {
   readonly lockId: string;
   readonly kind: LockTopicKind;
   readonly result:
-    IngestResult | { readonly outcome: 'beacon' } | { readonly outcome: 'refused'; readonly reason: string };
+    | IngestResult
+    | { readonly outcome: 'beacon' }
+    | { readonly outcome: 'anchor-ack'; readonly version: number }
+    | { readonly outcome: 'refused'; readonly reason: string };
 }
 
 /** FNV-1a of the lock id: the partition a lock belongs to on a broker without shared subscriptions. */
@@ -85,6 +96,8 @@ export class Bridge {
   private readonly lastAck = new Map<string, string>();
   private readonly timeRequests = new Map<string, number[]>();
   private readonly listeners = new Set<(a: BridgeActivity) => void>();
+  /** The anchor version each lock last acknowledged ([TANDEM-ANCHOR-5]); in memory, for operators and tests. */
+  readonly anchorAcks = new Map<string, { readonly version: number; readonly lockTime: number }>();
   private beaconTimer: NodeJS.Timeout | undefined;
 
   private constructor(client: MqttClient, options: BridgeOptions) {
@@ -96,7 +109,10 @@ export class Bridge {
   }
 
   /** Connects, subscribes, republishes the retained revocation updates it owns and a broadcast beacon. */
-  static async start(options: BridgeOptions): Promise<Bridge> {
+  static async start(given: BridgeOptions): Promise<Bridge> {
+    // With a keyring, sign with its live issuer, which follows rotations ([TANDEM-ANCHOR-7]).
+    const options: BridgeOptions =
+      given.keyring === undefined ? given : { ...given, issuer: given.keyring.issuer };
     if (options.sharedGroup !== undefined && options.protocolVersion !== 5) {
       throw new CloudError('ERR_CLOUD_CONFIG', 'shared subscriptions need MQTT 5 (protocolVersion 5)');
     }
@@ -167,6 +183,7 @@ export class Bridge {
       throw e;
     });
     await bridge.republishRevocations();
+    await bridge.publishAnchorUpdates();
     const period = options.beaconIntervalMs ?? 60_000;
     if (period > 0) {
       await bridge.publishBroadcastBeacon();
@@ -176,6 +193,11 @@ export class Bridge {
       bridge.beaconTimer.unref();
     }
     return bridge;
+  }
+
+  /** The keyring the bridge signs from, when keys rotate. */
+  get keyring(): IssuerKeyring | undefined {
+    return this.options.keyring;
   }
 
   /** Calls `listener` after each message handled. Returns a function that removes it. */
@@ -224,6 +246,8 @@ export class Bridge {
     let result: BridgeActivity['result'];
     if (kind === 'time-request') {
       result = await this.answerTimeRequest(lockId, bytes);
+    } else if (kind === 'anchor-ack') {
+      result = await this.ingestAnchorAck(lockId, bytes);
     } else if ((['alert', 'audit', 'state', 'revocation-ack'] as const).includes(kind as IngestKind)) {
       result = await this.ingestor.ingest(kind as IngestKind, lockId, bytes, 'mqtt');
       if (result.outcome === 'stored' && result.ack !== undefined) this.publishAck(result.ack);
@@ -345,6 +369,99 @@ export class Bridge {
   async republishRevocations(): Promise<void> {
     for (const r of await this.options.store.listRevocations())
       if (this.owns(r.lockId)) await this.publishRevocation(r);
+  }
+
+  /** [TANDEM-ANCHOR-5]: verified with the device key of the topic's lock; kept in {@link anchorAcks}. */
+  private async ingestAnchorAck(lockId: string, bytes: Uint8Array): Promise<BridgeActivity['result']> {
+    const lock = await this.options.store.getLock(lockId);
+    if (lock === undefined) return { outcome: 'refused', reason: `lock ${lockId} is not registered` };
+    try {
+      const ack = verifyAnchorAck(bytes, publicKeyFromRaw('EdDSA', lock.deviceKey), lockId);
+      const held = this.anchorAcks.get(lockId);
+      if (held === undefined || held.version < ack.version)
+        this.anchorAcks.set(lockId, { version: ack.version, lockTime: ack.lockTime });
+      this.log({
+        level: 'info',
+        source: 'bridge',
+        event: 'anchor-ack',
+        who: lockId,
+        reason: `version ${ack.version}`,
+      });
+      return { outcome: 'anchor-ack', version: ack.version };
+    } catch (e) {
+      const reason = (e as Error).message;
+      this.log({ level: 'warn', source: 'bridge', event: 'refused anchor-ack', who: lockId, reason });
+      return { outcome: 'refused', reason };
+    }
+  }
+
+  /**
+   * Publishes, retained, the anchor update of every lock this instance owns ([TANDEM-ANCHOR-6]); nothing
+   * before the first rotation. Called at start, after a rotation and when an overlap ends.
+   */
+  async publishAnchorUpdates(): Promise<number> {
+    const ring = this.options.keyring;
+    if (ring === undefined || ring.anchorVersion === 0) return 0;
+    let n = 0;
+    for (const lock of await this.options.store.listLocks()) {
+      if (await this.publishAnchorUpdate(lock.lockId)) n++;
+    }
+    return n;
+  }
+
+  /** Publishes, retained, the anchor update of one lock, if there is one and this instance owns the lock. */
+  async publishAnchorUpdate(lockId: string): Promise<boolean> {
+    const bytes = this.owns(lockId) ? this.options.keyring?.anchorUpdateFor(lockId) : undefined;
+    if (bytes === undefined) return false;
+    await this.client.publishAsync(topicFor('anchor', lockId), Buffer.from(bytes), { qos: 1, retain: true });
+    return true;
+  }
+
+  /**
+   * Starts a key rotation ([TANDEM-ANCHOR-7]) and publishes the anchor updates that carry the new key.
+   * Returns the new key's kid.
+   */
+  async rotateKeys(overlapS: number): Promise<string> {
+    const ring = this.options.keyring;
+    if (ring === undefined) throw new CloudError('ERR_CLOUD_CONFIG', 'this bridge has no keyring to rotate');
+    const next = ring.rotate(overlapS);
+    await this.publishAnchorUpdates();
+    return next.kidText;
+  }
+
+  /**
+   * Ends an overlap that has run out: the new key becomes current, and everything retained that the old key
+   * signed is signed again by the new one (revocation updates at the same version, the broadcast beacon, and
+   * the outbox acks at the next ingestion), after the anchor updates that retire the old key. A lock that
+   * missed the whole overlap gets the anchor update first on the same connection ([TANDEM-ANCHOR-6]).
+   */
+  async advanceKeys(): Promise<boolean> {
+    const ring = this.options.keyring;
+    if (ring === undefined || !ring.advance()) return false;
+    await this.publishAnchorUpdates();
+    for (const held of await this.options.store.listRevocations()) {
+      if (!this.owns(held.lockId)) continue;
+      const bytes = encodeRevocationUpdate(
+        {
+          kind: 'full',
+          version: held.version,
+          issuedAt: Math.floor(this.now() / 1000),
+          lockId: held.lockId,
+          added: [...held.entries].map(([id, e]) => ({
+            id: Uint8Array.from(Buffer.from(id, 'hex')),
+            exp: e,
+          })),
+          removed: [],
+        },
+        this.options.issuer.key,
+        this.options.issuer.kid,
+      );
+      const next: StoredRevocation = { ...held, bytes };
+      if (await this.options.store.putRevocation(next, held.version)) await this.publishRevocation(next);
+    }
+    this.lastAck.clear();
+    if ((this.options.beaconIntervalMs ?? 60_000) > 0) await this.publishBroadcastBeacon();
+    return true;
   }
 
   /** Disconnects. The store stays open: its owner closes it. */

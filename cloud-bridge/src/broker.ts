@@ -25,6 +25,7 @@ import { Aedes } from 'aedes';
 import type { AedesOptions, AuthenticateError, Client } from 'aedes';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import { TOPIC_POLICY, parseTopic } from '../../protocol/src/mqtt.js';
+import { MAX_ANCHOR_ACK_BYTES } from '../../protocol/src/anchor-update.js';
 import { MAX_REVOCATION_UPDATE_BYTES } from '../../protocol/src/revocation.js';
 import type { Identity } from './acl.js';
 import { identityOf, publishRefusal, subscribeRefusal } from './acl.js';
@@ -83,6 +84,7 @@ function maxPayload(who: Identity, topic: string): number {
   if (who.kind === 'bridge') return MAX_REVOCATION_UPDATE_BYTES;
   const p = parseTopic(topic);
   if (p.kind === 'time' || TOPIC_POLICY[p.kind].from !== 'lock') return 0;
+  if (p.kind === 'anchor-ack') return MAX_ANCHOR_ACK_BYTES; // [TANDEM-ANCHOR-5]
   return MAX_BYTES[p.kind as keyof typeof MAX_BYTES];
 }
 

@@ -6,8 +6,8 @@
  * | --- | --- |
  * | `cloud.db` | SQLite store (unless a PostgreSQL URL is given) |
  * | `broker/` | aedes' LevelDB persistence: sessions, retained messages, QoS 1 in flight |
- * | `issuer.jwk.json` | the issuer's private key, mode 0600, created on first start |
- * | `issuer.pub.jwk.json` | its public JWK: the trust anchor locks are provisioned with |
+ * | `issuer.keyring.json` | the issuer keys, encrypted under `TANDEM_ISSUER_SECRET`, mode 0600 (`keyring.ts`) |
+ * | `issuer.pub.jwk.json` | the current key's public JWK: the trust anchor locks are provisioned with |
  * | `bridge.password` | the bridge's MQTT password, mode 0600 |
  * | `admin.token` | the admin channel's bearer token, mode 0600 |
  * | `admin.port` | the port of the admin channel (the CLI reads it) |
@@ -23,7 +23,7 @@ import { Bridge } from './bridge.js';
 import { BRIDGE_USERNAME, generatePassword, hashPassword } from './credentials.js';
 import { CloudError } from './errors.js';
 import type { Issuer } from './issuer.js';
-import { loadOrCreateIssuer } from './issuer.js';
+import { ISSUER_SECRET_VARIABLE, IssuerKeyring } from './keyring.js';
 import type { LogSink } from './log.js';
 import { debugSink } from './log.js';
 import type { SqlCloudStore } from './store/sql-store.js';
@@ -47,6 +47,15 @@ export interface CloudOptions {
   readonly beaconIntervalMs?: number;
   readonly lockRate?: { readonly perSecond: number; readonly burst: number };
   readonly log?: LogSink;
+  /**
+   * The keyring secret (32 bytes as 64 hex digits or 43 base64url characters); default the environment's
+   * `TANDEM_ISSUER_SECRET`. Without either the cloud refuses to start (ERR_CLOUD_SECRET_MISSING).
+   */
+  readonly issuerSecret?: string;
+  /** Development only (`--insecure-plaintext-key`): keep issuer keys unencrypted when no secret is given. */
+  readonly insecurePlaintextKey?: boolean;
+  /** How often to check whether a rotation's overlap has ended ([TANDEM-ANCHOR-7]); default one minute. */
+  readonly keyCheckIntervalMs?: number;
 }
 
 /** A running cloud. */
@@ -54,7 +63,9 @@ export interface Cloud {
   readonly store: SqlCloudStore;
   readonly broker: Broker;
   readonly bridge: Bridge;
+  /** The current issuer key; follows rotations ({@link IssuerKeyring.issuer}). */
   readonly issuer: Issuer;
+  readonly keyring: IssuerKeyring;
   readonly adminPort: number;
   readonly adminToken: string;
   /** Broker URL the bridge uses (TCP). */
@@ -81,7 +92,13 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       `cannot create data directory ${options.dataDir}: ${(e as Error).message}`,
     );
   }
-  const issuer = loadOrCreateIssuer(join(options.dataDir, 'issuer.jwk.json'));
+  const secret = options.issuerSecret ?? process.env[ISSUER_SECRET_VARIABLE];
+  const keyring = IssuerKeyring.open({
+    dir: options.dataDir,
+    ...(secret === undefined || secret === '' ? {} : { secret }),
+    ...(options.insecurePlaintextKey === true ? { insecurePlaintext: true } : {}),
+  });
+  const issuer = keyring.issuer;
   const bridgePassword = loadOrCreateSecret(join(options.dataDir, 'bridge.password'));
   const bridgeRecord = hashPassword(bridgePassword);
   const adminToken = loadOrCreateSecret(join(options.dataDir, 'admin.token'));
@@ -117,14 +134,36 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       password: bridgePassword,
       store,
       issuer,
+      keyring,
       log,
       ...(options.beaconIntervalMs === undefined ? {} : { beaconIntervalMs: options.beaconIntervalMs }),
     });
     closers.push(() => bridge.close());
+    // An overlap that ended while the cloud was down ends now: new key current, retained messages re-signed.
+    await bridge.advanceKeys();
     const admin = await startAdmin({ port: options.adminPort ?? 0, token: adminToken, store, bridge, log });
     closers.push(() => admin.close());
     writeFileSync(join(options.dataDir, 'admin.port'), `${admin.port}\n`);
-    return { store, broker, bridge, issuer, adminPort: admin.port, adminToken, mqttUrl, close: closeAll };
+    const keyTimer = setInterval(() => {
+      bridge
+        .advanceKeys()
+        .catch((e: unknown) =>
+          log({ level: 'warn', source: 'cloud', event: 'key rotation failed', reason: String(e) }),
+        );
+    }, options.keyCheckIntervalMs ?? 60_000);
+    keyTimer.unref();
+    closers.push(() => Promise.resolve(clearInterval(keyTimer)));
+    return {
+      store,
+      broker,
+      bridge,
+      issuer,
+      keyring,
+      adminPort: admin.port,
+      adminToken,
+      mqttUrl,
+      close: closeAll,
+    };
   } catch (e) {
     await closeAll();
     throw e;

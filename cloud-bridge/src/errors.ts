@@ -12,6 +12,11 @@ export type CloudErrorCode =
   | 'ERR_CLOUD_LOCK_UNKNOWN' // no lock with that id is registered
   | 'ERR_CLOUD_STORE' // the store failed or is unavailable (driver missing, migration failed)
   | 'ERR_CLOUD_KEY_FILE' // the issuer key file is unreadable, malformed or too widely readable
+  | 'ERR_CLOUD_KEY_PLAINTEXT' // an issuer key is stored unencrypted: `tandem cloud issuer encrypt` migrates it
+  | 'ERR_CLOUD_KEY_ROTATION' // a key rotation is refused (one is in progress)
+  | 'ERR_CLOUD_SECRET_MISSING' // TANDEM_ISSUER_SECRET is not set and the keys are (or must be) encrypted
+  | 'ERR_CLOUD_SECRET_INVALID' // TANDEM_ISSUER_SECRET is not 32 bytes as hex or base64url
+  | 'ERR_CLOUD_SECRET_WRONG' // TANDEM_ISSUER_SECRET does not decrypt the keyring (wrong secret or altered file)
   | 'ERR_CLOUD_ADMIN' // the local admin channel refused a request (bad token, bad body)
   | 'ERR_CLOUD_UNAVAILABLE'; // the broker or the cloud process cannot be reached
 

@@ -1,7 +1,9 @@
 /**
  * The cloud's issuer key (Ed25519): signs revocation updates, time beacons and outbox acknowledgements
- * (ARCHITECTURE.md, "Trust and keys"). Kept as a private JWK file created on first start with mode 0600 and
- * refused when anyone but its owner may read it; the public JWK beside it is what locks get as a trust anchor.
+ * (ARCHITECTURE.md, "Trust and keys"). The cloud keeps its keys in the encrypted keyring of `keyring.ts`, whose
+ * `issuer` follows rotations; {@link loadOrCreateIssuer} is the plaintext single-file layout of earlier
+ * versions, kept for callers outside the cloud process (the keyring migrates its file, `tandem cloud issuer
+ * encrypt`).
  */
 import { createHash } from 'node:crypto';
 import { closeSync, constants, existsSync, openSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -25,7 +27,7 @@ export function issuerFromKey(key: PrivateKey, kidText?: string): Issuer {
 }
 
 /**
- * Loads the issuer key from `path`, or creates it (mode 0600, never overwriting) with its public JWK at
+ * @deprecated The cloud uses the encrypted keyring (`keyring.ts`). Loads the issuer key from `path`, or creates it (mode 0600, never overwriting) with its public JWK at
  * `<path without .jwk.json>.pub.jwk.json`. Throws ERR_CLOUD_KEY_FILE for a malformed or exposed file.
  */
 export function loadOrCreateIssuer(path: string): Issuer {

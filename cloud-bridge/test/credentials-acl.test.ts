@@ -53,11 +53,12 @@ describe('lock credentials ([TANDEM-MQTT-13])', () => {
 
 describe('authorisation rules ([TANDEM-MQTT-4])', () => {
   it('a lock publishes exactly its own lock → cloud topics', () => {
-    for (const k of ['state', 'alert', 'audit', 'revocation-ack', 'time-request']) {
+    for (const k of ['state', 'alert', 'audit', 'revocation-ack', 'time-request', 'anchor-ack']) {
       expect(publishRefusal(lock7, `tandem/v1/lock/lock-7/${k}`)).toBeNull();
       expect(publishRefusal(lock7, `tandem/v1/lock/lock-8/${k}`)).toMatch(/lock-8's topic/);
     }
-    for (const k of ['revocation', 'outbox-ack', 'beacon']) {
+    // [TANDEM-ANCHOR-6]: a stolen lock credential cannot publish an anchor update, even to its own lock.
+    for (const k of ['revocation', 'outbox-ack', 'beacon', 'anchor']) {
       expect(publishRefusal(lock7, `tandem/v1/lock/lock-7/${k}`)).toMatch(/cloud topic/);
     }
     expect(publishRefusal(lock7, 'tandem/v1/time')).toMatch(/cloud topic/);
@@ -65,7 +66,7 @@ describe('authorisation rules ([TANDEM-MQTT-4])', () => {
   });
 
   it('a lock subscribes exactly its own cloud → lock topics and the time topic, no wildcard', () => {
-    for (const k of ['revocation', 'outbox-ack', 'beacon']) {
+    for (const k of ['revocation', 'outbox-ack', 'beacon', 'anchor']) {
       expect(subscribeRefusal(lock7, `tandem/v1/lock/lock-7/${k}`)).toBeNull();
       expect(subscribeRefusal(lock7, `tandem/v1/lock/lock-8/${k}`)).not.toBeNull();
     }
@@ -83,6 +84,9 @@ describe('authorisation rules ([TANDEM-MQTT-4])', () => {
 
   it('the bridge publishes cloud → lock topics and subscribes lock → cloud ones, shared or not', () => {
     expect(publishRefusal(bridge, 'tandem/v1/lock/lock-7/outbox-ack')).toBeNull();
+    expect(publishRefusal(bridge, 'tandem/v1/lock/lock-7/anchor')).toBeNull();
+    expect(subscribeRefusal(bridge, 'tandem/v1/lock/+/anchor-ack')).toBeNull();
+    expect(publishRefusal(bridge, 'tandem/v1/lock/lock-7/anchor-ack')).not.toBeNull();
     expect(publishRefusal(bridge, 'tandem/v1/time')).toBeNull();
     expect(publishRefusal(bridge, 'tandem/v1/lock/lock-7/alert')).not.toBeNull();
     expect(subscribeRefusal(bridge, 'tandem/v1/lock/+/alert')).toBeNull();
@@ -96,6 +100,10 @@ describe('authorisation rules ([TANDEM-MQTT-4])', () => {
     const acl = mosquittoAcl();
     expect(acl).toContain('pattern write tandem/v1/lock/%u/alert');
     expect(acl).toContain('pattern read tandem/v1/lock/%u/beacon');
+    expect(acl).toContain('pattern read tandem/v1/lock/%u/anchor');
+    expect(acl).toContain('pattern write tandem/v1/lock/%u/anchor-ack');
+    expect(acl).toContain('topic write tandem/v1/lock/+/anchor');
+    expect(acl).not.toContain('pattern write tandem/v1/lock/%u/anchor\n');
     expect(acl).toContain(`user ${BRIDGE_USERNAME}`);
     expect(acl).not.toMatch(/topic (read|write) #|readwrite/);
     expect(mosquittoPasswordFile([['lock-7', '$7$x']])).toBe('lock-7:$7$x\n');

@@ -74,6 +74,12 @@ export interface CarriedUpdates {
   /** The newest revocation update (signed bytes, §6.2) and its version. */
   revocationUpdate?(lockId: string): { readonly version: number; readonly bytes: Uint8Array } | undefined;
   /**
+   * The issuer's latest anchor update for this lock (signed bytes, SPEC §6.6), while the cloud has no
+   * acknowledgement of it from the lock: written first, so that what the new key signed is checked after it
+   * ([TANDEM-ANCHOR-6]). The challenge does not show the lock's anchor version; a re-delivery changes nothing.
+   */
+  anchorUpdate?(lockId: string): Uint8Array | undefined;
+  /**
    * A time beacon (signed bytes, §7) for this lock. `nonce` is the lock's challenge nonce: a client with a
    * network asks the issuer for a beacon bound to it, which gives the lock a tight clock bound
    * ([TANDEM-TIME-4]); a stored beacon without it only raises the lock's floor.
@@ -210,6 +216,7 @@ const CHARACTERISTIC_OF: Readonly<Partial<Record<number, CharacteristicName>>> =
   [MessageType.unlockRequest]: 'request',
   [MessageType.timeBeacon]: 'delivery',
   [MessageType.revocationUpdate]: 'delivery',
+  [MessageType.anchorUpdate]: 'delivery',
   [MessageType.outboxAck]: 'relay',
 };
 
@@ -547,6 +554,11 @@ export class LockClient {
   ): Promise<{ delivered: MessageType[]; sourced: boolean }> {
     const delivered: MessageType[] = [];
     let sourced = false;
+    const anchor = this.carry.anchorUpdate?.(session.lockId);
+    if (anchor !== undefined) {
+      await this.writeMessage(session, MessageType.anchorUpdate, anchor);
+      delivered.push(MessageType.anchorUpdate);
+    }
     const update = this.carry.revocationUpdate?.(session.lockId);
     if (update !== undefined && update.version > challenge.revocationVersion) {
       await this.writeMessage(session, MessageType.revocationUpdate, update.bytes);
@@ -772,6 +784,7 @@ export class LockClient {
     if (
       type !== MessageType.timeBeacon &&
       type !== MessageType.revocationUpdate &&
+      type !== MessageType.anchorUpdate &&
       type !== MessageType.outboxAck
     ) {
       throw new GatewayError(

@@ -185,6 +185,8 @@ export const MessageType = {
   revocationAck: 0x09,
   lockState: 0x0a,
   outboxAck: 0x0b,
+  anchorUpdate: 0x0c,
+  anchorAck: 0x0d,
 } as const;
 
 /** A message type value. */
@@ -193,7 +195,7 @@ export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 /** The message types a phone may write to each writable characteristic ([TANDEM-GATT-4]). */
 export const WRITABLE_TYPES: Readonly<Partial<Record<CharacteristicName, readonly MessageType[]>>> = {
   request: [MessageType.unlockRequest],
-  delivery: [MessageType.timeBeacon, MessageType.revocationUpdate],
+  delivery: [MessageType.timeBeacon, MessageType.revocationUpdate, MessageType.anchorUpdate],
   relay: [MessageType.outboxAck],
 };
 

@@ -48,6 +48,24 @@ export {
 } from './revocation.js';
 export type { RevocationAck, RevocationEntry, RevocationUpdate } from './revocation.js';
 
+// §6.6: issuer anchor updates and their acknowledgements.
+export {
+  applyAnchorUpdate,
+  decodeAnchorUpdate,
+  encodeAnchorAck,
+  encodeAnchorUpdate,
+  verifyAnchorAck,
+  verifyAnchorUpdate,
+} from './anchor-update.js';
+export type {
+  AnchorAck,
+  AnchorKey,
+  AnchorState,
+  AnchorUpdate,
+  HeldAnchor,
+  VerifiedAnchorUpdate,
+} from './anchor-update.js';
+
 // §7: time beacons.
 export { decodeTimeBeacon, encodeTimeBeacon, verifyTimeBeacon } from './time-beacon.js';
 export type { BeaconBound, TimeBeacon } from './time-beacon.js';

@@ -49,6 +49,8 @@ export const LOCK_TOPIC_KINDS = [
   'outbox-ack',
   'time-request',
   'beacon',
+  'anchor',
+  'anchor-ack',
 ] as const;
 /** A per-lock topic kind. */
 export type LockTopicKind = (typeof LOCK_TOPIC_KINDS)[number];
@@ -76,6 +78,8 @@ export const TOPIC_POLICY: Readonly<Record<TopicKind, TopicPolicy>> = {
   'outbox-ack': { from: 'cloud', retained: true, qos: 1, signedBy: 'issuer' },
   'time-request': { from: 'lock', retained: false, qos: 1, signedBy: 'device' },
   beacon: { from: 'cloud', retained: false, qos: 1, signedBy: 'issuer' },
+  anchor: { from: 'cloud', retained: true, qos: 1, signedBy: 'issuer' },
+  'anchor-ack': { from: 'lock', retained: true, qos: 1, signedBy: 'device' },
   time: { from: 'cloud', retained: true, qos: 1, signedBy: 'issuer' },
 };
 

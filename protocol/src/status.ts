@@ -28,6 +28,8 @@ export enum Status {
   REVOCATION_ROLLBACK = 0x22,
   QUOTA_EXCEEDED = 0x23,
   ACK_MISMATCH = 0x24,
+  ANCHOR_ROLLBACK = 0x25,
+  ANCHOR_REFUSED = 0x26,
   BUSY = 0x30,
   JAMMED = 0x31,
   FAULT = 0x32,
@@ -66,6 +68,10 @@ export const STATUS_MEANING: Readonly<Record<Status, string>> = {
     'the tokens under this root already hold all the use counters the lock keeps for one root; ask its owner for a token without a use limit or wait until one expires',
   [Status.ACK_MISMATCH]:
     'the outbox acknowledgement names another outbox epoch or records the lock never queued; nothing dropped',
+  [Status.ANCHOR_ROLLBACK]:
+    'the anchor update is older than the anchor version the lock holds; nothing changed',
+  [Status.ANCHOR_REFUSED]:
+    'the anchor update would remove the last issuer anchor or an owner key, reuse a kid for another key, or hold too many issuer anchors; nothing changed',
   [Status.BUSY]: 'the lock is busy with another command; retry',
   [Status.JAMMED]: 'the solenoid was pulsed but the latch did not move',
   [Status.FAULT]: 'a hardware fault; the lock stays locked',

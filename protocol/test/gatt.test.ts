@@ -95,7 +95,11 @@ describe('service, characteristics and advertising (TANDEM-GATT-1..3)', () => {
     const values = Object.values(MessageType);
     expect(new Set(values).size).toBe(values.length);
     for (const v of values) expect(v).toBeGreaterThan(0);
-    expect(WRITABLE_TYPES.delivery).toEqual([MessageType.timeBeacon, MessageType.revocationUpdate]);
+    expect(WRITABLE_TYPES.delivery).toEqual([
+      MessageType.timeBeacon,
+      MessageType.revocationUpdate,
+      MessageType.anchorUpdate,
+    ]);
   });
 });
 

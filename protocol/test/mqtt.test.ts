@@ -57,6 +57,8 @@ describe('topic tree (TANDEM-MQTT-1..3)', () => {
       'tandem/v1/lock/lock-7/outbox-ack',
       'tandem/v1/lock/lock-7/time-request',
       'tandem/v1/lock/lock-7/beacon',
+      'tandem/v1/lock/lock-7/anchor',
+      'tandem/v1/lock/lock-7/anchor-ack',
     ]);
     expect(topicFor('time')).toBe('tandem/v1/time');
     expect(lockTopicFilter('alert')).toBe('tandem/v1/lock/+/alert');
@@ -73,7 +75,7 @@ describe('topic tree (TANDEM-MQTT-1..3)', () => {
       Object.entries(TOPIC_POLICY)
         .filter(([, p]) => p.retained)
         .map(([k]) => k),
-    ).toEqual(['state', 'revocation', 'revocation-ack', 'outbox-ack', 'time']);
+    ).toEqual(['state', 'revocation', 'revocation-ack', 'outbox-ack', 'anchor', 'anchor-ack', 'time']);
   });
 
   it('topicFor refuses a lock id that is a wildcard or contains a separator', () => {

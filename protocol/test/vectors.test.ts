@@ -13,6 +13,8 @@ import type { Alg } from '../src/keys.js';
 import { decodeRequest, verifyPop } from '../src/pop.js';
 import { EMPTY_REVOCATION_STATE, applyRevocationUpdate, verifyRevocationUpdate } from '../src/revocation.js';
 import { verifyTimeBeacon } from '../src/time-beacon.js';
+import { applyAnchorUpdate, verifyAnchorUpdate } from '../src/anchor-update.js';
+import type { AnchorState } from '../src/anchor-update.js';
 import { frameMessage } from '../src/gatt.js';
 import { parseTopic } from '../src/mqtt.js';
 import { build } from '../vectors/generate.js';
@@ -21,6 +23,7 @@ import type { Vector, VectorFile } from '../vectors/generate.js';
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'vectors');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
 const b = (h: string) => Buffer.from(h, 'hex');
+const hex = (u: Uint8Array) => Buffer.from(u).toString('hex');
 
 interface AnchorJson {
   kid: string;
@@ -72,6 +75,31 @@ const RUN: Record<VectorFile['kind'], (input: Record<string, unknown>) => Record
       state = applyRevocationUpdate(state, update, input.now as number);
     }
     return { version: state.version, revoked: [...state.entries.keys()].sort() };
+  },
+  'anchor-apply': (input) => {
+    let state: AnchorState = {
+      version: 0,
+      anchors: (input.anchors as AnchorJson[]).map((a) => ({
+        kid: b(a.kid),
+        alg: a.alg,
+        key: b(a.publicKey),
+        role: a.role,
+        name: a.name,
+      })),
+    };
+    for (const u of input.updates as string[]) {
+      const lookup = lookupOf(state.anchors.map((a) => ({ ...a, kid: hex(a.kid), publicKey: hex(a.key) })));
+      // [TANDEM-ANCHOR-2]: issuer anchors only.
+      const issuerKey = (kid: Uint8Array) => {
+        const a = lookup(kid);
+        return a?.role === 'issuer' ? a.key : undefined;
+      };
+      state = applyAnchorUpdate(state, verifyAnchorUpdate(b(u), issuerKey, input.lockId as string)).state;
+    }
+    return {
+      version: state.version,
+      anchors: state.anchors.map((a) => `${hex(a.kid)}:${a.role}:${a.name}`).sort(),
+    };
   },
   'time-beacon-verify': (input) => {
     const lookup = lookupOf(input.anchors as AnchorJson[]);

@@ -14,6 +14,10 @@ import { sigStructure, signSign1 } from '../src/cose.js';
 import { COSE_ALG, signBytes } from '../src/keys.js';
 import type { PrivateKey } from '../src/keys.js';
 import { Command, createRequest } from '../src/pop.js';
+import { encodeAnchorUpdate } from '../src/anchor-update.js';
+import type { AnchorUpdate } from '../src/anchor-update.js';
+import { HEADER } from '../src/cose.js';
+import { CONTENT_FORMAT } from '../src/lib/signed-payload.js';
 import { encodeRevocationUpdate } from '../src/revocation.js';
 import type { RevocationUpdate } from '../src/revocation.js';
 import { encodeTimeBeacon } from '../src/time-beacon.js';
@@ -39,6 +43,7 @@ export interface VectorFile {
     | 'chain-verify'
     | 'pop-verify'
     | 'revocation-apply'
+    | 'anchor-apply'
     | 'time-beacon-verify'
     | 'gatt-frames'
     | 'mqtt-topic';
@@ -540,6 +545,160 @@ function revocations(): VectorFile {
   };
 }
 
+function anchorUpdates(): VectorFile {
+  const newIssuer = edKey('issuer 2');
+  const thirdIssuer = edKey('issuer 3');
+  const forger = edKey('forger');
+  const NEW_KID = Uint8Array.of(0x02);
+  const newAnchor = { kid: NEW_KID, alg: 'EdDSA' as const, key: newIssuer.publicKey.raw };
+  const update = (u: Partial<AnchorUpdate>, key: PrivateKey = issuer, kid: Uint8Array = ISSUER_KID) =>
+    hex(
+      encodeAnchorUpdate(
+        { lockId: LOCK, version: 1, issuedAt: NOW, add: [newAnchor], remove: [], ...u },
+        key,
+        kid,
+      ),
+    );
+  // Bodies the encoder refuses to build, signed by hand to show that the lock refuses them too.
+  const raw = (body: Map<number, CborValue>) =>
+    hex(
+      signSign1(encode(body), issuer, {
+        protectedHeader: new Map<number, CborValue>([[HEADER.contentType, CONTENT_FORMAT.anchorUpdate]]),
+        kid: ISSUER_KID,
+      }),
+    );
+  const add1 = update({});
+  const retire2 = update({ version: 2, remove: [ISSUER_KID] });
+  const vec = (
+    title: string,
+    updates: string[],
+    expected: Vector['expected'],
+    reproducible = true,
+  ): Vector => ({ title, reproducible, input: { anchors, lockId: LOCK, updates }, expected });
+  const held = (...a: string[]) => ({ ok: true as const, anchors: a.sort() });
+  const flipped = Buffer.from(add1, 'hex');
+  flipped[flipped.length - 1]! ^= 1;
+  const smallOrder = new Uint8Array(32);
+  smallOrder[0] = 1; // the identity point ([TANDEM-KEY-5])
+  return {
+    file: 'anchor-updates.json',
+    kind: 'anchor-apply',
+    description:
+      'Anchor updates (SPEC.md §6.6) applied in order to a lock holding issuer kid 01 ("tandem") and owner kid 0a ' +
+      '("adam") at anchor version 0; expected: the version and the anchors held after the last update, as ' +
+      '"kid:role:name".',
+    vectors: [
+      vec('SPEC §6.6 TANDEM-ANCHOR-3: the old issuer key adds the new one', [add1], {
+        ...held('01:issuer:tandem', '02:issuer:tandem', '0a:owner:adam'),
+        version: 1,
+      }),
+      vec('SPEC §6.6 TANDEM-ANCHOR-7: after the overlap, the old key retires itself', [add1, retire2], {
+        ...held('02:issuer:tandem', '0a:owner:adam'),
+        version: 2,
+      }),
+      vec('SPEC §6.6 TANDEM-ANCHOR-7: a lock that missed the overlap takes the retirement alone', [retire2], {
+        ...held('02:issuer:tandem', '0a:owner:adam'),
+        version: 2,
+      }),
+      vec(
+        'SPEC §6.6 TANDEM-ANCHOR-2: the new key then signs the next rotation',
+        [
+          retire2,
+          update(
+            { version: 3, add: [{ kid: Uint8Array.of(0x03), alg: 'EdDSA', key: thirdIssuer.publicKey.raw }] },
+            newIssuer,
+            NEW_KID,
+          ),
+        ],
+        { ...held('02:issuer:tandem', '03:issuer:tandem', '0a:owner:adam'), version: 3 },
+      ),
+      vec('SPEC §6.6 TANDEM-ANCHOR-3: a re-delivery changes nothing', [add1, add1], {
+        ...held('01:issuer:tandem', '02:issuer:tandem', '0a:owner:adam'),
+        version: 1,
+      }),
+      vec(
+        'retired-key: the old key signs nothing once removed, TANDEM-ANCHOR-2',
+        [retire2, update({ version: 3 })],
+        {
+          error: 'ERR_KEY_UNKNOWN',
+        },
+      ),
+      vec('rollback: an older version, TANDEM-ANCHOR-3', [update({ version: 3 }), add1], {
+        error: 'ERR_ANCHOR_ROLLBACK',
+      }),
+      vec('remove-last-issuer: TANDEM-ANCHOR-4', [update({ add: [], remove: [ISSUER_KID] })], {
+        error: 'ERR_ANCHOR_REFUSED',
+      }),
+      vec('remove-owner-key: TANDEM-ANCHOR-4', [update({ remove: [OWNER_KID] })], {
+        error: 'ERR_ANCHOR_REFUSED',
+      }),
+      vec(
+        'kid-reused-for-another-key: TANDEM-ANCHOR-3',
+        [update({ add: [{ kid: ISSUER_KID, alg: 'EdDSA', key: newIssuer.publicKey.raw }] })],
+        { error: 'ERR_ANCHOR_REFUSED' },
+      ),
+      vec('signature-bit-flipped', [hex(flipped)], { error: 'ERR_SIGNATURE_INVALID' }),
+      vec('forged: another key under the issuer kid', [update({}, forger)], {
+        error: 'ERR_SIGNATURE_INVALID',
+      }),
+      vec('unknown-kid: a key the lock does not hold', [update({}, forger, Uint8Array.of(0x09))], {
+        error: 'ERR_KEY_UNKNOWN',
+      }),
+      vec(
+        'owner-signed: an owner key never adds an issuer, TANDEM-ANCHOR-2',
+        [update({}, owner, OWNER_KID)],
+        { error: 'ERR_KEY_UNKNOWN' },
+        false,
+      ),
+      vec('other-lock: an update for another lock', [update({ lockId: 'lock-other' })], {
+        error: 'ERR_AUDIENCE_MISMATCH',
+      }),
+      vec(
+        'small-order-key: TANDEM-KEY-5',
+        [
+          raw(
+            new Map<number, CborValue>([
+              [1, LOCK],
+              [2, 1],
+              [3, NOW],
+              [4, [[NEW_KID, COSE_ALG.EdDSA, smallOrder]]],
+            ]),
+          ),
+        ],
+        { error: 'ERR_KEY_INVALID' },
+      ),
+      vec(
+        'duplicate-kid: added and removed at once, TANDEM-ANCHOR-1',
+        [
+          raw(
+            new Map<number, CborValue>([
+              [1, LOCK],
+              [2, 1],
+              [3, NOW],
+              [4, [[NEW_KID, COSE_ALG.EdDSA, newIssuer.publicKey.raw]]],
+              [5, [NEW_KID]],
+            ]),
+          ),
+        ],
+        { error: 'ERR_MESSAGE_INVALID' },
+      ),
+      vec(
+        'revocation-as-anchor: another content type, TANDEM-REV-1',
+        [
+          hex(
+            encodeRevocationUpdate(
+              { kind: 'full', version: 1, issuedAt: NOW, lockId: LOCK, added: [], removed: [] },
+              issuer,
+              ISSUER_KID,
+            ),
+          ),
+        ],
+        { error: 'ERR_COSE_INVALID' },
+      ),
+    ],
+  };
+}
+
 function beacons(): VectorFile {
   const nonce = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
   const beacon = (b: Partial<TimeBeacon>, key: PrivateKey = issuer) =>
@@ -637,7 +796,7 @@ function topics(): VectorFile {
 
 /** Builds every vector file. */
 export function build(): VectorFile[] {
-  return [cbor(), tokens(), pops(), revocations(), beacons(), frames(), topics()];
+  return [cbor(), tokens(), pops(), revocations(), anchorUpdates(), beacons(), frames(), topics()];
 }
 
 /** Writes the files beside this script. */

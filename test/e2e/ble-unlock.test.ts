@@ -14,6 +14,10 @@ import {
 import { MessageType, Reassembler, decodeResult, frameMessage } from '../../protocol/src/gatt.js';
 import { chainHash } from '../../protocol/src/chain.js';
 import { encodeRevocationUpdate } from '../../protocol/src/revocation.js';
+import { encodeAnchorUpdate } from '../../protocol/src/anchor-update.js';
+import { generateKeyPair } from '../../protocol/src/keys.js';
+import { mintToken } from '../../protocol/src/token.js';
+import type { MintClaims } from '../../protocol/src/token.js';
 import { encodeTimeBeacon } from '../../protocol/src/time-beacon.js';
 import { decodeToken } from '../../protocol/src/token.js';
 import { encodeOutboxAck, verifyAuditRecord } from '../../protocol/src/mqtt.js';
@@ -174,6 +178,47 @@ describe('LockClient against the lock runtime over the virtual radio (27-byte li
     expect(outcome).toMatchObject({ status: Status.REVOKED, mayHaveActed: false });
     expect(lock.authority.snapshot().revocationVersion).toBe(version);
     expect(lock.pulses.length).toBe(pulses);
+  });
+
+  it('carries the issuer’s anchor update first (SPEC §6.6); a token of the new key then opens the lock', async () => {
+    await reset();
+    radio.configure({ attMtuCap: 185 });
+    const fresh = generateKeyPair('EdDSA');
+    const freshKid = Uint8Array.of(0x7e);
+    const key = generateKeyPair('ES256');
+    const chain = [
+      mintToken(
+        {
+          ...decodeToken(bianca.chain[0]!).claims,
+          cti: new Uint8Array(12).fill(7),
+          cnf: key.publicKey,
+        } as MintClaims,
+        fresh,
+        freshKid,
+      ),
+    ];
+    const pulses = lock.pulses.length;
+    const before = await client(phone1).unlock(LOCK_ID, { chain, holderKey: key });
+    expect(before).toMatchObject({ status: Status.UNKNOWN_SIGNER, mayHaveActed: false });
+    expect(lock.pulses.length).toBe(pulses);
+    const anchor = encodeAnchorUpdate(
+      {
+        lockId: LOCK_ID,
+        version: 1,
+        issuedAt: NOW,
+        add: [{ kid: freshKid, alg: 'EdDSA', key: fresh.publicKey.raw }],
+        remove: [],
+      },
+      world.issuer,
+      world.kid,
+    );
+    const outcome = await client(phone1, { carry: { anchorUpdate: () => anchor } }).unlock(LOCK_ID, {
+      chain,
+      holderKey: key,
+    });
+    expect(outcome.delivered).toEqual([MessageType.anchorUpdate]);
+    expect(outcome.status).toBe(Status.OK);
+    expect(lock.pulses.length).toBe(pulses + 1);
   });
 
   it('deliver() hands one signed time beacon to the lock and returns its answer', async () => {

@@ -26,6 +26,7 @@ export interface AuthorityBackendOptions {
     | 'handleRequest'
     | 'applyTimeBeacon'
     | 'applyRevocationUpdate'
+    | 'applyAnchorUpdate'
     | 'auditEvent'
   >;
   /** The outbox of signed alerts and audit records waiting for the cloud. */
@@ -47,6 +48,8 @@ export class AuthorityBackend implements LockGattBackend {
   private readonly options: AuthorityBackendOptions;
   /** The last revocation acknowledgement the authority signed: relayed until a newer one replaces it. */
   private latestAck: Uint8Array | undefined;
+  /** The last anchor acknowledgement the authority signed ([TANDEM-ANCHOR-5]), relayed like `latestAck`. */
+  private latestAnchorAck: Uint8Array | undefined;
 
   constructor(options: AuthorityBackendOptions) {
     this.options = options;
@@ -90,6 +93,11 @@ export class AuthorityBackend implements LockGattBackend {
       const r: DeliveryResult = await this.options.authority.applyRevocationUpdate(body, { peer });
       if (r.ack !== undefined) this.latestAck = r.ack;
       status = r.status;
+    } else if (type === MessageType.anchorUpdate) {
+      // [TANDEM-ANCHOR-6]: a phone carries the issuer's new anchor to a lock that is offline from MQTT.
+      const r: DeliveryResult = await this.options.authority.applyAnchorUpdate(body, { peer });
+      if (r.ack !== undefined) this.latestAnchorAck = r.ack;
+      status = r.status;
     } else if (type === MessageType.outboxAck) {
       status = await this.applyOutboxAck(peer, body);
     } else {
@@ -104,6 +112,8 @@ export class AuthorityBackend implements LockGattBackend {
       .peek(max)
       .map((e) => ({ type: RELAY_TYPE_OF_KIND[e.kind], body: e.payload }));
     if (this.latestAck !== undefined) items.push({ type: MessageType.revocationAck, body: this.latestAck });
+    if (this.latestAnchorAck !== undefined)
+      items.push({ type: MessageType.anchorAck, body: this.latestAnchorAck });
     const state = this.options.lockStateReport?.();
     if (state !== undefined) items.push({ type: MessageType.lockState, body: state });
     return items.slice(0, max);

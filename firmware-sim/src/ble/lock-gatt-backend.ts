@@ -25,12 +25,14 @@ export const RELAY_TYPES: readonly MessageType[] = [
   MessageType.auditRecord,
   MessageType.revocationAck,
   MessageType.lockState,
+  MessageType.anchorAck,
 ];
 
 /** Message types the port's {@link LockGattBackend.deliver} receives: delivery and relay writes. */
 export const DELIVERED_TYPES: readonly MessageType[] = [
   MessageType.timeBeacon,
   MessageType.revocationUpdate,
+  MessageType.anchorUpdate,
   MessageType.outboxAck,
 ];
 

@@ -93,9 +93,9 @@ export interface LockResult {
 /** The answer to a revocation update or a time beacon delivered to the lock. */
 export interface DeliveryResult {
   readonly status: Status;
-  /** Revocation: the signed acknowledgement to send back ([TANDEM-REV-11]), on OK. */
+  /** Revocation or anchor update: the signed acknowledgement to send back ([TANDEM-REV-9], [TANDEM-ANCHOR-5]). */
   readonly ack?: Uint8Array;
-  /** Revocation: the version the lock holds after the delivery. */
+  /** Revocation or anchor update: the version the lock holds after the delivery. */
   readonly version?: number;
   /** Beacon: how it was used. */
   readonly beacon?: BeaconBound;

@@ -1,8 +1,13 @@
 /**
- * What phones and the cloud deliver to the lock besides requests: revocation updates (SPEC.md §6) and time
- * beacons (SPEC.md §7). Each is verified with the issuer anchors, applied, audited, and answered with a
+ * What phones and the cloud deliver to the lock besides requests: revocation updates (SPEC.md §6), issuer
+ * anchor updates (SPEC.md §6.6) and time beacons (SPEC.md §7). Each is verified with the issuer anchors, applied, audited, and answered with a
  * {@link DeliveryResult}; a refusal is charged to the peer's rate like a refused request. Never rejects.
  */
+import {
+  applyAnchorUpdate as applyAnchorRules,
+  encodeAnchorAck,
+  verifyAnchorUpdate,
+} from '../../../protocol/src/anchor-update.js';
 import { ProtocolError } from '../../../protocol/src/errors.js';
 import type { PrivateKey } from '../../../protocol/src/keys.js';
 import { encodeRevocationAck, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
@@ -11,6 +16,7 @@ import { verifyTimeBeacon } from '../../../protocol/src/time-beacon.js';
 import { isStoreError } from '../store/errors.js';
 import type { AuditTrail } from './audit-trail.js';
 import type { AuthorityStores, DeliveryResult, Emit } from './authority-types.js';
+import type { ChainCache } from './chain-cache.js';
 import type { ChallengeBook } from './challenges.js';
 import { Refusal, statusOf, tokenStateId } from './decision.js';
 import type { AnchorStore } from './management.js';
@@ -21,13 +27,18 @@ import type { TrustedClock } from './trusted-clock.js';
 /** What a delivery reads and changes of the lock. */
 export interface DeliveryTarget {
   readonly lockId: string;
-  readonly anchors: Pick<AnchorStore, 'issuerKey' | 'list' | 'lookup'>;
+  readonly anchors: Pick<
+    AnchorStore,
+    'issuerKey' | 'list' | 'lookup' | 'state' | 'replaceState' | 'version'
+  >;
+  /** Verified chains kept for `chainRef`: emptied when an anchor changes. */
+  readonly cache: Pick<ChainCache, 'clear'>;
   readonly stores: Pick<AuthorityStores, 'revocations' | 'useCounters'>;
   readonly limiter: Pick<RateLimiter, 'check' | 'refused'>;
   readonly time: Pick<TrustedClock, 'bound' | 'applyBeacon' | 'floor'>;
   /** Recent nonces: a beacon answering one anchors the time bound. */
   readonly challenges: Pick<ChallengeBook, 'recent'>;
-  /** Signs revocation acknowledgements ([TANDEM-REV-11]). */
+  /** Signs revocation and anchor acknowledgements ([TANDEM-REV-11], [TANDEM-ANCHOR-5]). */
   readonly deviceKey: PrivateKey;
   readonly audit: Pick<AuditTrail, 'record'>;
   readonly emit: Emit;
@@ -102,6 +113,54 @@ export async function applyRevocationUpdate(
     peer,
     ...(offered === undefined ? {} : { version: offered }),
   });
+  return result;
+}
+
+/**
+ * An anchor update delivered over BLE or MQTT (SPEC.md §6.6): verified with the issuer anchors only
+ * ([TANDEM-ANCHOR-2]), applied by the pure rules of `applyAnchorUpdate` and stored in one atomic write
+ * ([TANDEM-ANCHOR-3], [TANDEM-ANCHOR-4]), then acknowledged with a signed anchor ack ([TANDEM-ANCHOR-5]).
+ * A re-delivery of the version held is acknowledged again without change. The chain cache is emptied when
+ * an anchor changed: a chain verified under a removed key must not be accepted by reference.
+ */
+export async function applyAnchorUpdate(
+  t: DeliveryTarget,
+  bytes: Uint8Array,
+  peer: string,
+): Promise<DeliveryResult> {
+  const limited = t.limiter.check(peer);
+  if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
+  let result: DeliveryResult;
+  let offered: number | undefined;
+  let redelivered = false;
+  try {
+    const verified = verifyAnchorUpdate(bytes, t.anchors.issuerKey, t.lockId);
+    offered = verified.update.version;
+    const applied = applyAnchorRules(t.anchors.state(), verified);
+    redelivered = applied.state.version === t.anchors.version && !applied.changed;
+    if (!redelivered) {
+      await t.anchors.replaceState(applied.state);
+      t.cache.clear();
+      t.emit({ type: 'anchors-changed' });
+    }
+    const version = t.anchors.version;
+    const ack = encodeAnchorAck({ lockId: t.lockId, version, lockTime: t.time.bound().earliest }, t.deviceKey);
+    result = { status: Status.OK, ack, version };
+  } catch (error) {
+    const status = deliveryStatus(error);
+    result = { status, version: t.anchors.version, message: messageOf(error) };
+    if (status !== Status.FAULT) t.limiter.refused(peer);
+  }
+  // A re-delivery (a phone carries the update until the cloud has the lock's ack) is not audited again.
+  if (!redelivered) {
+    await t.audit.record({
+      status: result.status,
+      kind: 'event',
+      peer,
+      event: result.status === Status.OK ? 'anchor-applied' : 'anchor-refused',
+      ...(offered === undefined ? {} : { version: offered }),
+    });
+  }
   return result;
 }
 

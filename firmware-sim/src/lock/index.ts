@@ -17,6 +17,7 @@ export { LOCKOUT_EVIDENCE, LockoutBook, RateLimiter } from './rate-limiter.js';
 export type { LockoutBookOptions, RateLimiterOptions, RateVerdict } from './rate-limiter.js';
 export {
   ANCHORS_STORE_KEY,
+  ANCHOR_VERSION_STORE_KEY,
   AnchorStore,
   CONFIG_KEYS,
   CONFIG_STORE_KEY,

@@ -42,7 +42,7 @@ import { commandTable, handlerOf } from './commands.js';
 import type { CommandTable } from './commands.js';
 import type { CountedToken, HeldState, Verdict } from './decision.js';
 import { Refusal, decide, decodeStep, statusOf } from './decision.js';
-import { applyRevocationUpdate, applyTimeBeacon } from './deliveries.js';
+import { applyAnchorUpdate, applyRevocationUpdate, applyTimeBeacon } from './deliveries.js';
 import type { DeliveryTarget } from './deliveries.js';
 import type { LockStateMachine } from './lock-state-machine.js';
 import { Lockout } from './lockout.js';
@@ -153,6 +153,7 @@ export class LockAuthority {
       limiter: this.#limiter,
       time: options.trustedClock,
       challenges: this.#challenges,
+      cache: this.#cache,
       deviceKey: options.deviceKey,
       audit: this.#trail,
       emit,
@@ -304,6 +305,11 @@ export class LockAuthority {
   /** A revocation update delivered over BLE or MQTT (SPEC.md §6; `deliveries.ts`). Never rejects. */
   applyRevocationUpdate(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
     return applyRevocationUpdate(this.#deliveries, bytes, context.peer ?? 'unknown');
+  }
+
+  /** An issuer anchor update delivered to the lock (SPEC.md §6.6; `deliveries.ts`). Never rejects. */
+  applyAnchorUpdate(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
+    return applyAnchorUpdate(this.#deliveries, bytes, context.peer ?? 'unknown');
   }
 
   /** A time beacon delivered to the lock (SPEC.md §7; `deliveries.ts`). Never rejects. */

@@ -19,6 +19,7 @@
  */
 import type { CborLimits, CborValue } from '../../../protocol/src/cbor.js';
 import { decodeStrict } from '../../../protocol/src/cbor.js';
+import type { AnchorState } from '../../../protocol/src/anchor-update.js';
 import type { AnchorLookup, TrustAnchor } from '../../../protocol/src/chain.js';
 import { ProtocolError } from '../../../protocol/src/errors.js';
 import type { Alg, PublicKey } from '../../../protocol/src/keys.js';
@@ -80,6 +81,8 @@ export const DEFAULT_LOCK_CONFIG: Readonly<LockConfig> = Object.freeze({
 export const CONFIG_STORE_KEY = 'lock.config';
 /** ConfigStore key of the trust anchors. */
 export const ANCHORS_STORE_KEY = 'lock.anchors';
+/** ConfigStore key of the anchor version: the last anchor update applied ([TANDEM-ANCHOR-3]); absent = 0. */
+export const ANCHOR_VERSION_STORE_KEY = 'lock.anchors.version';
 /** ConfigStore key of the persisted lockout. */
 export const LOCKOUT_STORE_KEY = 'lock.lockout';
 
@@ -189,10 +192,13 @@ export class AnchorStore {
     return a !== undefined && a.role === 'issuer' ? a.key : undefined;
   };
 
-  private constructor(store: ConfigStore, records: AnchorRecord[]) {
+  #version: number;
+
+  private constructor(store: ConfigStore, records: AnchorRecord[], version: number) {
     this.#store = store;
     this.#records = records;
     this.#byKid = index(records);
+    this.#version = version;
   }
 
   /**
@@ -207,7 +213,47 @@ export class AnchorStore {
         throw new LockError('ERR_LOCK_INVALID_ARGUMENT', `config "${ANCHORS_STORE_KEY}" must be a list`);
       for (const item of raw) records.push(recordFromConfig(item));
     }
-    return new AnchorStore(store, records);
+    const version = store.get(ANCHOR_VERSION_STORE_KEY) ?? 0;
+    if (typeof version !== 'number' || !Number.isInteger(version) || version < 0 || version > 0xffff_ffff) {
+      throw new LockError('ERR_LOCK_INVALID_ARGUMENT', `config "${ANCHOR_VERSION_STORE_KEY}" must be a uint`);
+    }
+    return new AnchorStore(store, records, version);
+  }
+
+  /** The version of the last anchor update applied; 0 before any ([TANDEM-ANCHOR-3]). */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** The anchors and their version, as `applyAnchorUpdate` (protocol/src/anchor-update.ts) takes them. */
+  state(): AnchorState {
+    return { version: this.#version, anchors: this.#records };
+  }
+
+  /**
+   * Replaces the anchors and the anchor version in one atomic write of the ConfigStore ([TANDEM-ANCHOR-3]):
+   * after a power cut the lock holds either the old set and version or the new ones, never a mix. Every
+   * record is validated first; refuses a state without an issuer anchor or without an owner key it held
+   * (ERR_LOCK_INVALID_ARGUMENT): an anchor update never removes either ([TANDEM-ANCHOR-4]).
+   */
+  async replaceState(next: AnchorState): Promise<void> {
+    const records = next.anchors.map((a): AnchorRecord => ({ ...a }));
+    for (const r of records) validateRecord(r);
+    if (!records.some((r) => r.role === 'issuer')) {
+      throw new LockError('ERR_LOCK_INVALID_ARGUMENT', 'the anchors must keep an issuer anchor');
+    }
+    for (const owner of this.#records.filter((r) => r.role === 'owner')) {
+      if (!records.some((r) => r.role === 'owner' && kidKey(r.kid) === kidKey(owner.kid))) {
+        throw new LockError('ERR_LOCK_INVALID_ARGUMENT', 'an anchor update never removes an owner key');
+      }
+    }
+    await this.#store.setMany({
+      [ANCHORS_STORE_KEY]: records.map(recordToConfig),
+      [ANCHOR_VERSION_STORE_KEY]: next.version,
+    });
+    this.#records = records;
+    this.#byKid = index(records);
+    this.#version = next.version;
   }
 
   /** Every anchor, in the order added. */

@@ -32,6 +32,7 @@ import type { Clock, TimerHandle } from '../../../hardware/src/clock.js';
 import type { PublicKey, PrivateKey } from '../../../protocol/src/keys.js';
 import { encodeLockState, encodeTimeRequest, parseTopic, topicFor } from '../../../protocol/src/mqtt.js';
 import type { LockTopicKind } from '../../../protocol/src/mqtt.js';
+import { verifyAnchorUpdate } from '../../../protocol/src/anchor-update.js';
 import { verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
 import { Status } from '../../../protocol/src/status.js';
 import { verifyTimeBeacon } from '../../../protocol/src/time-beacon.js';
@@ -54,7 +55,12 @@ export interface LockMqttClientOptions {
   readonly lockId: string;
   readonly authority: Pick<
     LockAuthority,
-    'snapshot' | 'issueChallenge' | 'applyTimeBeacon' | 'applyRevocationUpdate' | 'auditEvent'
+    | 'snapshot'
+    | 'issueChallenge'
+    | 'applyTimeBeacon'
+    | 'applyRevocationUpdate'
+    | 'applyAnchorUpdate'
+    | 'auditEvent'
   >;
   readonly outbox: Pick<Outbox, 'peek' | 'ack' | 'size' | 'ackedThrough' | 'epoch' | 'lastSeq'>;
   /** Issuer keys by kid (AnchorStore.issuerKey). */
@@ -124,7 +130,9 @@ export interface LockMqttClientEvents {
 }
 
 const EMPTY = Buffer.alloc(0);
-const SUBSCRIBED: readonly LockTopicKind[] = ['revocation', 'outbox-ack', 'beacon'];
+// The anchor topic first: after a key rotation's overlap has ended, a lock that missed it must apply the
+// retained anchor update ([TANDEM-ANCHOR-6]) before the retained messages the new key signed.
+const SUBSCRIBED: readonly LockTopicKind[] = ['anchor', 'revocation', 'outbox-ack', 'beacon'];
 
 /** The lock's MQTT link (module comment). */
 export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
@@ -545,6 +553,21 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
       if (status === Status.OK) void this.#pump();
       else this.#refuse(`outbox ack refused: ${Status[status]}`);
       this.emit('applied', { kind, status });
+      return;
+    }
+    if (kind === 'anchor') {
+      try {
+        verifyAnchorUpdate(bytes, o.issuerKey, o.lockId);
+      } catch (e) {
+        this.#refuse(`anchor update refused: ${errorText(e)}`);
+        return;
+      }
+      const r = await o.authority.applyAnchorUpdate(bytes, { peer: MQTT_PEER });
+      // [TANDEM-ANCHOR-5]: the signed acknowledgement, retained, so the cloud sees the new key landed.
+      if (r.ack !== undefined && client === this.#client) this.#publish(client, 'anchor-ack', r.ack, true);
+      if (r.status !== Status.OK)
+        this.#refuse(`anchor update not applied: ${Status[r.status]} ${r.message ?? ''}`);
+      this.emit('applied', { kind, status: r.status });
       return;
     }
     if (kind === 'revocation') {

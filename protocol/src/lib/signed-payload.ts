@@ -41,6 +41,8 @@ export const CONTENT_FORMAT = {
   lockState: 65105,
   outboxAck: 65106,
   timeRequest: 65107,
+  anchorUpdate: 65108,
+  anchorAck: 65109,
 } as const;
 
 /** A value in a `detail` map of alerts and audit records ([TANDEM-MQTT-9]). */
