@@ -1,5 +1,6 @@
 /**
- * The phone's sync service (issue 10 part 5; the sharing API's `POST /api/v1/sync` calls it): a phone that
+ * The phone's sync service (SPEC §8.8, [TANDEM-SYNC-1] to [TANDEM-SYNC-3]; issue 10 part 5; the sharing API's
+ * `POST /api/v1/sync` calls it): a phone that
  * talked to a lock over BLE uploads the records the lock's relay characteristic gave it ([TANDEM-GATT-11]) and
  * gets back what to carry to the lock:
  *
@@ -95,7 +96,7 @@ function kindOf(bytes: Uint8Array): IngestKind | undefined {
 }
 
 /**
- * Refuses a malformed request as a whole, before anything is stored: lock id ([TANDEM-GEN-3]), at most
+ * Refuses a malformed request as a whole, before anything is stored ([TANDEM-SYNC-1]): lock id ([TANDEM-GEN-3]), at most
  * {@link MAX_SYNC_RECORDS} records, each a byte string of at most its kind's size (§9, [TANDEM-GATT-11]), and a
  * challenge with a 16-byte nonce and a version below 2^32. A record that is well sized but not a lock's
  * signed record is not a request error: it is refused on its own, as over MQTT.
