@@ -66,6 +66,10 @@ export type {
   VerifiedAnchorUpdate,
 } from './anchor-update.js';
 
+// §12: claim receipts.
+export { decodeClaimReceipt, encodeClaimReceipt, verifyClaimReceipt } from './claim-receipt.js';
+export type { ClaimReceipt } from './claim-receipt.js';
+
 // §7: time beacons.
 export { decodeTimeBeacon, encodeTimeBeacon, verifyTimeBeacon } from './time-beacon.js';
 export type { BeaconBound, TimeBeacon } from './time-beacon.js';

@@ -2,6 +2,7 @@
  * {@link CloudStore} over SQL, one implementation for SQLite and PostgreSQL ({@link SqlDriver}). Migrations
  * are numbered and recorded in `schema_migrations`; a store opens by applying the missing ones in order.
  */
+import { deriveAddedIn } from '../revocation-history.js';
 import { CloudError } from '../errors.js';
 import type { Row, SqlDriver, SqliteEngine } from './sql-driver.js';
 import type {
@@ -94,11 +95,14 @@ function progressOf(r: Row): OutboxProgress {
   };
 }
 function revocationOf(r: Row): StoredRevocation {
-  const entries = JSON.parse(String(r.entries)) as [string, number][];
+  // `[hex, exp, addedIn]`; rows written before deltas were built hold `[hex, exp]` (dated as the row's version).
+  const rows = JSON.parse(String(r.entries)) as [string, number, number?][];
+  const version = num(r.version);
   return {
     lockId: String(r.lock_id),
-    version: num(r.version),
-    entries: new Map(entries),
+    version,
+    entries: new Map(rows.map(([hex, exp]) => [hex, exp])),
+    addedIn: new Map(rows.map(([hex, , added]) => [hex, added ?? version])),
     bytes: bytes(r.bytes),
   };
 }
@@ -285,7 +289,10 @@ export class SqlCloudStore implements CloudStore {
     return rows[0] === undefined ? undefined : revocationOf(rows[0]);
   }
   async putRevocation(next: StoredRevocation, expectedVersion: number): Promise<boolean> {
-    const entries = JSON.stringify([...next.entries]);
+    // Dated against the list held now; if another writer replaces it first, the version check below fails.
+    const held = expectedVersion === 0 ? undefined : await this.getRevocation(next.lockId);
+    const addedIn = deriveAddedIn(held?.version === expectedVersion ? held : undefined, next);
+    const entries = JSON.stringify([...next.entries].map(([hex, exp]) => [hex, exp, addedIn.get(hex)]));
     const changed =
       expectedVersion === 0
         ? await this.db.run(

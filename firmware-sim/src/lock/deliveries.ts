@@ -27,10 +27,7 @@ import type { TrustedClock } from './trusted-clock.js';
 /** What a delivery reads and changes of the lock. */
 export interface DeliveryTarget {
   readonly lockId: string;
-  readonly anchors: Pick<
-    AnchorStore,
-    'issuerKey' | 'list' | 'lookup' | 'state' | 'replaceState' | 'version'
-  >;
+  readonly anchors: Pick<AnchorStore, 'issuerKey' | 'list' | 'lookup' | 'state' | 'replaceState' | 'version'>;
   /** Verified chains kept for `chainRef`: emptied when an anchor changes. */
   readonly cache: Pick<ChainCache, 'clear'>;
   readonly stores: Pick<AuthorityStores, 'revocations' | 'useCounters'>;
@@ -144,7 +141,10 @@ export async function applyAnchorUpdate(
       t.emit({ type: 'anchors-changed' });
     }
     const version = t.anchors.version;
-    const ack = encodeAnchorAck({ lockId: t.lockId, version, lockTime: t.time.bound().earliest }, t.deviceKey);
+    const ack = encodeAnchorAck(
+      { lockId: t.lockId, version, lockTime: t.time.bound().earliest },
+      t.deviceKey,
+    );
     result = { status: Status.OK, ack, version };
   } catch (error) {
     const status = deliveryStatus(error);

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Clock } from '../../../hardware/src/clock.js';
 import type { SerialConsole } from '../../../hardware/src/interfaces.js';
-import { encodeAlert, signBytes } from '../../../protocol/src/index.js';
+import { encodeAlert, encodeClaimReceipt, signBytes } from '../../../protocol/src/index.js';
 import type { AlertKind, PrivateKey } from '../../../protocol/src/index.js';
 import type { LockFileConfig } from '../config/lock-config.js';
 import { ConsoleInterpreter } from '../console/console-interpreter.js';
@@ -32,6 +32,7 @@ import { mqttPasswordPath } from '../mqtt/start-lock-mqtt.js';
 import { diagnosticCommands } from './diagnostic-commands.js';
 import type { LockHardware } from './hardware.js';
 import { LockIdentity } from './identity.js';
+import { claimReceiptLine, recordClaimReceipt } from './claim-receipt.js';
 import { provisioningCommands } from './provisioning-commands.js';
 import { simulationCommands } from './simulation-commands.js';
 
@@ -127,6 +128,14 @@ export class LockRuntime {
         mqttPassword: {
           current: () => loadOrCreateMqttPassword(passwordPath, options.random),
           renew: () => writeNewMqttPassword(passwordPath, options.random),
+        },
+        claimReceipt: {
+          record: (input) =>
+            recordClaimReceipt(this.stores.config, (r) => encodeClaimReceipt(r, this.#identity.deviceKey), {
+              ...input,
+              claimedAt: this.#trustedClock.bound().earliest,
+            }),
+          lines: () => claimReceiptLine(this.stores.config),
         },
         serving: () => this.#authority !== undefined,
         reload: () => this.reload(),

@@ -8,6 +8,7 @@ import type { ConsoleCommand } from '../console/console-interpreter.js';
 import type { AnchorStore } from '../lock/index.js';
 import { anchorFromConsole, hexBytes } from './identity.js';
 import type { LockIdentity } from './identity.js';
+import type { ClaimInput } from './claim-receipt.js';
 
 /** What provisioning reads and changes of the lock: its identity and anchors, nothing else. */
 export interface ProvisioningTarget {
@@ -26,6 +27,14 @@ export interface ProvisioningTarget {
   readonly mqttUrl: string | undefined;
   /** The MQTT password ([TANDEM-MQTT-13]): the stored one (made at first use), or a new one. */
   readonly mqttPassword: { current(): Promise<string>; renew(): Promise<string> };
+  /**
+   * The claim receipt ([TANDEM-CLAIM-1], `claim-receipt.ts`): `record` signs it with the device key at the
+   * lock's time floor and keeps it; `lines` shows the kept one.
+   */
+  readonly claimReceipt: {
+    record(input: Omit<ClaimInput, 'claimedAt'>): Promise<string>;
+    lines(): string[];
+  };
   /** True once the lock serves requests: its lock id is then fixed. */
   serving(): boolean;
   /** Starts what the identity now allows (authority, BLE, MQTT). */
@@ -56,6 +65,7 @@ export function provisioningCommands(target: ProvisioningTarget): ConsoleCommand
                 `anchor kid=${Buffer.from(a.kid).toString('hex')} ${a.role} ${a.name} ${a.alg} ${Buffer.from(a.key).toString('hex')}`,
             ),
           `mqtt=${target.mqttUrl ?? '-'} username=${identity.lockId ?? '-'}`,
+          ...target.claimReceipt.lines(),
         ].join('\n'),
     },
     {
@@ -106,9 +116,18 @@ export function provisioningCommands(target: ProvisioningTarget): ConsoleCommand
             'set the lock id and an issuer anchor before the claim',
           );
         }
-        await anchors.add(anchorFromConsole(k!, alg!, key!, 'owner', owner!));
+        const anchor = anchorFromConsole(k!, alg!, key!, 'owner', owner!);
+        await anchors.add(anchor);
+        // [TANDEM-CLAIM-1]: stored before provisioning closes, so `provision show` can always print it.
+        const receipt = await target.claimReceipt.record({
+          lockId: identity.lockId,
+          owner: owner!,
+          alg: anchor.alg,
+          key: anchor.key,
+          kid: anchor.kid,
+        });
         await identity.markClaimed();
-        return `claimed by ${owner}; provisioning closed`;
+        return `claimed by ${owner}; provisioning closed; claim-receipt=${receipt}`;
       },
     },
     // The MQTT password ([TANDEM-MQTT-13]) is shown once, for registration with the cloud (which keeps only a

@@ -43,6 +43,7 @@ export const CONTENT_FORMAT = {
   timeRequest: 65107,
   anchorUpdate: 65108,
   anchorAck: 65109,
+  claimReceipt: 65110,
 } as const;
 
 /** A value in a `detail` map of alerts and audit records ([TANDEM-MQTT-9]). */
