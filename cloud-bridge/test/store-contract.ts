@@ -269,6 +269,27 @@ export function storeContract(name: string, open: () => Promise<CloudStore>, ski
         expect((await store.getShare('share-2'))!.usesReported).toBe(2);
       });
 
+      it('pages records of one kind by arrival, then epoch and sequence', async () => {
+        await store.insertRecord(rec(1, { kind: 'audit', receivedAt: 50 }));
+        await store.insertRecord(rec(2, { kind: 'audit', receivedAt: 50 }));
+        await store.insertRecord(rec(3, { kind: 'alert', receivedAt: 40 }));
+        await store.insertRecord(rec(1, { kind: 'audit', epoch: 9, receivedAt: 45 }));
+        const page1 = await store.recordsByArrival('lock-7', 'audit', undefined, 2);
+        expect(page1.map((r) => [r.epoch, r.sequence])).toEqual([
+          [9, 1],
+          [7, 1],
+        ]);
+        const last = page1[1]!;
+        const page2 = await store.recordsByArrival('lock-7', 'audit', last, 10);
+        expect(page2.map((r) => [r.epoch, r.sequence])).toEqual([[7, 2]]);
+        expect(await store.recordsByArrival('lock-8', 'audit', undefined, 10)).toEqual([]);
+        await store.addEvent({ lockId: 'lock-7', kind: 'gap', detail: {}, at: 1 });
+        await store.addEvent({ lockId: 'lock-7', kind: 'fork', detail: {}, at: 2 });
+        expect((await store.listEvents({ lockId: 'lock-7', limit: 1, newestFirst: true }))[0]?.kind).toBe(
+          'fork',
+        );
+      });
+
       it('knows when the lock was last heard from', async () => {
         expect(await store.lastContact('lock-7')).toBeUndefined();
         await store.insertRecord(rec(1, { receivedAt: 500 }));

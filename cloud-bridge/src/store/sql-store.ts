@@ -290,6 +290,21 @@ export class SqlCloudStore implements CloudStore {
           );
     return rows.map(recordOf);
   }
+  async recordsByArrival(
+    lockId: string,
+    kind: StoredRecord['kind'],
+    after: { readonly receivedAt: number; readonly epoch: number; readonly sequence: number } | undefined,
+    limit: number,
+  ): Promise<StoredRecord[]> {
+    const a = after ?? { receivedAt: -1, epoch: -1, sequence: -1 };
+    const rows = await this.db.query(
+      `SELECT ${RECORD_COLUMNS} FROM records WHERE lock_id = ? AND kind = ?
+         AND (received_at > ? OR (received_at = ? AND (epoch > ? OR (epoch = ? AND sequence > ?))))
+       ORDER BY received_at, epoch, sequence LIMIT ?`,
+      [lockId, kind, a.receivedAt, a.receivedAt, a.epoch, a.epoch, a.sequence, limit],
+    );
+    return rows.map(recordOf);
+  }
   async countRecords(lockId: string): Promise<number> {
     const rows = await this.db.query('SELECT COUNT(*) AS n FROM records WHERE lock_id = ?', [lockId]);
     return num(rows[0]?.n ?? 0);
@@ -339,16 +354,24 @@ export class SqlCloudStore implements CloudStore {
     );
     return num(rows[0]?.id);
   }
-  async listEvents(options: { lockId?: string; after?: number; limit: number }): Promise<CloudEvent[]> {
+  async listEvents(options: {
+    lockId?: string;
+    after?: number;
+    limit: number;
+    newestFirst?: boolean;
+  }): Promise<CloudEvent[]> {
     const after = options.after ?? 0;
+    const order = options.newestFirst === true ? 'DESC' : 'ASC';
     const rows =
       options.lockId === undefined
-        ? await this.db.query('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?', [after, options.limit])
-        : await this.db.query('SELECT * FROM events WHERE lock_id = ? AND id > ? ORDER BY id LIMIT ?', [
-            options.lockId,
+        ? await this.db.query(`SELECT * FROM events WHERE id > ? ORDER BY id ${order} LIMIT ?`, [
             after,
             options.limit,
-          ]);
+          ])
+        : await this.db.query(
+            `SELECT * FROM events WHERE lock_id = ? AND id > ? ORDER BY id ${order} LIMIT ?`,
+            [options.lockId, after, options.limit],
+          );
     return rows.map((r) => ({
       id: num(r.id),
       lockId: String(r.lock_id),

@@ -136,6 +136,16 @@ export interface CloudStore extends AccountStore, DelegationSource {
   /** Alerts, newest first. */
   listAlerts(options: { lockId?: string; limit: number }): Promise<StoredRecord[]>;
   countRecords(lockId: string): Promise<number>;
+  /**
+   * Records of one kind of a lock in the order the cloud received them (then epoch, sequence), strictly after
+   * the position `after`, at most `limit`: the sharing API pages the audit log with it.
+   */
+  recordsByArrival(
+    lockId: string,
+    kind: StoredRecord['kind'],
+    after: { readonly receivedAt: number; readonly epoch: number; readonly sequence: number } | undefined,
+    limit: number,
+  ): Promise<StoredRecord[]>;
 
   /** Creates the progress row of an epoch if absent; returns true when it was new. */
   touchEpoch(lockId: string, epoch: number, at: number): Promise<boolean>;
@@ -152,8 +162,13 @@ export interface CloudStore extends AccountStore, DelegationSource {
   ): Promise<boolean>;
 
   addEvent(event: Omit<CloudEvent, 'id'>): Promise<number>;
-  /** Events with an id above `after`, oldest first. */
-  listEvents(options: { lockId?: string; after?: number; limit: number }): Promise<CloudEvent[]>;
+  /** Events with an id above `after`, oldest first (`newestFirst`: the latest `limit`, newest first). */
+  listEvents(options: {
+    lockId?: string;
+    after?: number;
+    limit: number;
+    newestFirst?: boolean;
+  }): Promise<CloudEvent[]>;
 
   putState(state: StoredState): Promise<void>;
   getState(lockId: string): Promise<StoredState | undefined>;
