@@ -9,6 +9,7 @@
  * remembers which ids it was given. An event stored and published by another process (a second bridge
  * instance) reaches this feed through {@link EventFeed.poll}.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CloudEvent, CloudStore } from './store/types.js';
 
 /** Events read from the store per page during a catch-up. */
@@ -148,4 +149,69 @@ function deliver(s: Subscriber, e: CloudEvent): void {
   } catch {
     s.closed = true;
   }
+}
+
+/** Options of {@link eventStreamHandler}. */
+export interface EventStreamOptions {
+  /** Comment line sent when nothing else was, so that proxies keep the connection; default 15 s. */
+  readonly heartbeatMs?: number;
+  /** Bytes a slow client may leave unread before its stream is ended (it reconnects and catches up). */
+  readonly maxBufferedBytes?: number;
+}
+
+/** One event as a server-sent event: `id:` is the store id, `event:` the kind, `data:` JSON. */
+export function formatServerSentEvent(e: CloudEvent): string {
+  const data = { id: e.id, lock: e.lockId, kind: e.kind, at: new Date(e.at).toISOString(), detail: e.detail };
+  return `id: ${e.id}\nevent: ${e.kind}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+/**
+ * The sharing API's `GET /api/v1/events` body (server-sent events, WHATWG HTML §9.2): the events of `locks`
+ * (the caller's), after `lastEventId` when the client sends `Last-Event-ID`, then live, until the client
+ * goes away. The signature is the API's `events` extension. A client that reads too slowly is cut off rather
+ * than buffered without bound; its reconnection resumes from the last id it received, so nothing is lost.
+ */
+export function eventStreamHandler(
+  feed: EventFeed,
+  options: EventStreamOptions = {},
+): (
+  req: IncomingMessage,
+  res: ServerResponse,
+  locks: readonly string[],
+  lastEventId: number | undefined,
+) => void {
+  const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const maxBuffered = options.maxBufferedBytes ?? 1 << 20;
+  return (req, res, locks, lastEventId) => {
+    const mine = new Set(locks);
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    // The client waits 2 s before reconnecting after a drop (WHATWG HTML §9.2.6 "retry").
+    res.write('retry: 2000\n\n');
+    let stop: () => void = () => undefined;
+    const timer = setInterval(() => res.write(': keep-alive\n\n'), heartbeatMs);
+    timer.unref();
+    const end = () => {
+      clearInterval(timer);
+      stop();
+    };
+    stop = feed.subscribe(
+      (lockId) => mine.has(lockId),
+      lastEventId,
+      (e) => {
+        if (res.writableLength > maxBuffered) {
+          end();
+          res.end();
+          return;
+        }
+        res.write(formatServerSentEvent(e));
+      },
+    );
+    req.on('close', end);
+    res.on('close', end);
+  };
 }

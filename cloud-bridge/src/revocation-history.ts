@@ -1,5 +1,5 @@
 /**
- * Revocation deltas ([TANDEM-REV-3], [TANDEM-REV-4], [TANDEM-REV-7]): what the cloud hands a phone to carry
+ * Revocation deltas ([TANDEM-SYNC-3], [TANDEM-REV-3], [TANDEM-REV-4], [TANDEM-REV-7]): what the cloud hands a phone to carry
  * to a lock over BLE. A full update of a long list does not fit a BLE message (4,096 bytes,
  * [TANDEM-GATT-6]); a delta from the version the lock reports in its challenge ([TANDEM-GATT-8]) usually
  * does. To build one the cloud remembers, for each entry it holds, the version that added it (`addedIn` of

@@ -1,5 +1,6 @@
 /**
- * The phone's sync service (issue 10 part 5; the sharing API's `POST /api/v1/sync` calls it): a phone that
+ * The phone's sync service (SPEC §8.8, [TANDEM-SYNC-1] to [TANDEM-SYNC-3]; issue 10 part 5; the sharing API's
+ * `POST /api/v1/sync` calls it): a phone that
  * talked to a lock over BLE uploads the records the lock's relay characteristic gave it ([TANDEM-GATT-11]) and
  * gets back what to carry to the lock:
  *
@@ -95,7 +96,7 @@ function kindOf(bytes: Uint8Array): IngestKind | undefined {
 }
 
 /**
- * Refuses a malformed request as a whole, before anything is stored: lock id ([TANDEM-GEN-3]), at most
+ * Refuses a malformed request as a whole, before anything is stored ([TANDEM-SYNC-1]): lock id ([TANDEM-GEN-3]), at most
  * {@link MAX_SYNC_RECORDS} records, each a byte string of at most its kind's size (§9, [TANDEM-GATT-11]), and a
  * challenge with a 16-byte nonce and a version below 2^32. A record that is well sized but not a lock's
  * signed record is not a request error: it is refused on its own, as over MQTT.
@@ -181,4 +182,60 @@ export class SyncService {
             ),
     };
   }
+}
+
+/** The JSON body of the sharing API's `POST /api/v1/sync` (binary values base64url without padding). */
+export interface SyncJsonBody {
+  readonly lock: string;
+  readonly records: readonly string[];
+  readonly challenge?: { readonly nonce: string; readonly revocationVersion: number };
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/;
+
+function fromBase64url(value: unknown, field: string): Uint8Array {
+  // Strict: Node's decoder skips characters outside the alphabet, which would let two texts name one value.
+  if (typeof value !== 'string' || !BASE64URL.test(value) || value.length % 4 === 1) {
+    invalid(`sync "${field}" must be base64url without padding`);
+  }
+  return new Uint8Array(Buffer.from(value, 'base64url'));
+}
+
+const b64 = (b: Uint8Array | null): string | null =>
+  b === null ? null : Buffer.from(b).toString('base64url');
+
+/**
+ * The API's `sync` extension: decodes the JSON body, runs {@link SyncService.sync}, and answers the
+ * contract's JSON (`results` of `{index, outcome}`; `outboxAck`, `revocation`, `beacon` as base64url or null).
+ * Throws ERR_CLOUD_SYNC_INVALID (a 400 for the API) and ERR_CLOUD_LOCK_UNKNOWN as {@link SyncService.sync}.
+ */
+export function syncJsonHandler(
+  service: SyncService,
+): (body: SyncJsonBody, caller: string) => Promise<object> {
+  return async (body) => {
+    if (!Array.isArray(body.records)) invalid('sync "records" must be an array');
+    if (body.records.length > MAX_SYNC_RECORDS) {
+      invalid(`sync "records" has ${body.records.length} items, more than ${MAX_SYNC_RECORDS}`);
+    }
+    const records = body.records.map((r, i) => fromBase64url(r, `records[${i}]`));
+    const c = body.challenge;
+    const res = await service.sync({
+      lockId: body.lock,
+      records,
+      ...(c === undefined
+        ? {}
+        : {
+            challenge: {
+              nonce: fromBase64url(c.nonce, 'challenge.nonce'),
+              revocationVersion: c.revocationVersion,
+            },
+          }),
+    });
+    return {
+      results: res.results.map((r) => ({ index: r.index, outcome: r.outcome })),
+      outboxAck: b64(res.outboxAck),
+      revocation: b64(res.revocation),
+      beacon: b64(res.beacon),
+    };
+  };
 }

@@ -1,10 +1,12 @@
 // The owner event feed (feed.ts): live events, catch-up from the store after a Last-Event-ID with neither gap
 // nor duplicate, and the events the ingestor publishes (alerts, state changes, revocation acks, offline).
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { EventFeed } from '../src/feed.js';
+import { EventFeed, eventStreamHandler } from '../src/feed.js';
 import { Ingestor } from '../src/ingest.js';
 import { openSqlStore } from '../src/store/sql-store.js';
 import type { CloudEvent, CloudStore } from '../src/store/types.js';
@@ -224,5 +226,47 @@ describe('the ingestor publishes what it stores into the feed', () => {
     const r = await ingestor.ingest('alert', 'lock-7', lock.alert('moved', thief.deviceKey), 'mqtt');
     expect(r).toMatchObject({ outcome: 'refused', flagged: 'forgery' });
     expect(got.map((e) => e.kind)).toEqual(['forgery']);
+  });
+});
+
+describe('eventStreamHandler: server-sent events over HTTP', () => {
+  it('streams the caller locks events after Last-Event-ID, then live ones, and stops when the client goes', async () => {
+    const s = await store();
+    const feed = new EventFeed(s);
+    const first = await emit(s, feed, 'lock-a', 'gap');
+    const second = await emit(s, feed, 'lock-a', 'fork');
+    await emit(s, feed, 'lock-b', 'fork');
+    const handler = eventStreamHandler(feed, { heartbeatMs: 60_000 });
+    const server = createServer((req, res) => handler(req, res, ['lock-a'], first.id));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { port } = server.address() as AddressInfo;
+    const controller = new AbortController();
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/`, { signal: controller.signal });
+      expect(res.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+      const reader = res.body!.getReader();
+      let text = '';
+      const readUntil = async (needle: string) => {
+        for (let i = 0; i < 50 && !text.includes(needle); i++) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += new TextDecoder().decode(value);
+        }
+      };
+      await readUntil(`id: ${second.id}\n`);
+      const live = await emit(s, feed, 'lock-a', 'alert');
+      await readUntil(`id: ${live.id}\n`);
+      const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+      expect(ids).toEqual([second.id, live.id]);
+      expect(text).toContain(`event: fork\ndata: {"id":${second.id},"lock":"lock-a","kind":"fork",`);
+      expect(feed.size).toBe(1);
+      controller.abort();
+      for (let i = 0; i < 100 && feed.size > 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(feed.size).toBe(0);
+    } finally {
+      controller.abort();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

@@ -30,7 +30,7 @@ import { MAX_BLE_REVOCATION_BYTES, revocationFor } from '../src/revocation-histo
 import type { SqlDriver } from '../src/store/sql-driver.js';
 import { openSqlStore } from '../src/store/sql-store.js';
 import type { CloudEvent, CloudStore } from '../src/store/types.js';
-import { SyncService } from '../src/sync.js';
+import { SyncService, syncJsonHandler } from '../src/sync.js';
 import type { SyncRequest } from '../src/sync.js';
 import { FakeLock } from './fake-lock.js';
 
@@ -432,5 +432,45 @@ describe('revocation deltas (TANDEM-REV-3, TANDEM-REV-4, TANDEM-REV-7)', () => {
     expect(u3.added.map((e) => Buffer.from(e.id).toString('hex'))).toEqual([
       Buffer.from(id(3)).toString('hex'),
     ]);
+  });
+});
+
+describe('syncJsonHandler: the API contract JSON', () => {
+  it('decodes base64url records and answers base64url messages with results of {index, outcome} only', async () => {
+    const { sync, lock, resolve } = await setup();
+    const handler = syncJsonHandler(sync);
+    const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+    const thief = generateKeyPair('EdDSA');
+    const out = (await handler(
+      {
+        lock: LOCK,
+        records: [b64(lock.alert('moved')), b64(lock.alert('moved', thief))],
+        challenge: { nonce: b64(NONCE), revocationVersion: 0 },
+      },
+      'bianca',
+    )) as { results: unknown[]; outboxAck: string; revocation: null; beacon: string };
+    expect(out.results).toEqual([
+      { index: 0, outcome: 'stored' },
+      { index: 1, outcome: 'refused' },
+    ]);
+    expect(out.revocation).toBeNull();
+    expect([...verifyTimeBeacon(Buffer.from(out.beacon, 'base64url'), resolve, LOCK).nonce!]).toEqual([
+      ...NONCE,
+    ]);
+    expect(Object.keys(out).sort()).toEqual(['beacon', 'outboxAck', 'results', 'revocation']);
+  });
+
+  it('refuses text that is not base64url without padding, naming the field: ERR_CLOUD_SYNC_INVALID', async () => {
+    const { sync, store } = await setup();
+    const handler = syncJsonHandler(sync);
+    expect(await refusal(handler({ lock: LOCK, records: ['AAAA', 'ab+c'] }, 'bianca'))).toBe(
+      'ERR_CLOUD_SYNC_INVALID: sync "records[1]" must be base64url without padding',
+    );
+    expect(
+      await refusal(
+        handler({ lock: LOCK, records: [], challenge: { nonce: 'AAAA==', revocationVersion: 0 } }, 'b'),
+      ),
+    ).toBe('ERR_CLOUD_SYNC_INVALID: sync "challenge.nonce" must be base64url without padding');
+    expect(await store.countRecords(LOCK)).toBe(0);
   });
 });
