@@ -25,9 +25,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { JWK } from 'oidc-provider';
 import { oidcAuth } from './api/auth.js';
-import { eventStream } from './api/events.js';
-import { EventFeed } from './feed.js';
-import { SyncService } from './sync.js';
+import { EventFeed, eventStreamHandler } from './feed.js';
+import { SyncService, syncJsonHandler } from './sync.js';
 import type { ApiExtensions, ClaimVerifier } from './api/server.js';
 import { API_PREFIX, createApiHandler } from './api/server.js';
 import type { OidcProviderOptions, TandemOidc } from './oidc/provider.js';
@@ -249,34 +248,13 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         issuer,
         onAck: (a) => bridge.publishAck(a),
       });
-      const b64 = (b: Uint8Array | null): string | null =>
-        b === null ? null : Buffer.from(b).toString('base64url');
       const api = createApiHandler({
         store,
         auth: oidcAuth(oidc),
         revoker: { revokeEntries: (lockId, entries) => bridge.revokeEntries(lockId, entries) },
         ...(options.verifyClaim === undefined ? {} : { verifyClaim: options.verifyClaim }),
-        sync: async (body) => {
-          const r = await sync.sync({
-            lockId: body.lock,
-            records: body.records.map((t) => new Uint8Array(Buffer.from(t, 'base64url'))),
-            ...(body.challenge === undefined
-              ? {}
-              : {
-                  challenge: {
-                    nonce: new Uint8Array(Buffer.from(body.challenge.nonce, 'base64url')),
-                    revocationVersion: body.challenge.revocationVersion,
-                  },
-                }),
-          });
-          return {
-            results: r.results,
-            outboxAck: b64(r.outboxAck),
-            revocation: b64(r.revocation),
-            beacon: b64(r.beacon),
-          };
-        },
-        events: eventStream(feed),
+        sync: syncJsonHandler(sync),
+        events: eventStreamHandler(feed),
         ...options.api,
         log,
       });
