@@ -5,6 +5,7 @@
  * from 127.0.0.1, where tester controls are open; a login goes through the provider's own forms with code +
  * PKCE. On failure a screenshot is saved to .tandem-tmp/.
  */
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -15,6 +16,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import type { Cloud } from '../../cloud-bridge/src/cloud.js';
 import { startCloud } from '../../cloud-bridge/src/cloud.js';
+import { hashPassword } from '../../cloud-bridge/src/credentials.js';
 import { dashboardHandler, dashboardRedirectUri } from '../../cloud-bridge/src/dashboard/handler.js';
 import type { DashboardHandler } from '../../cloud-bridge/src/dashboard/handler.js';
 import type { SimPhoneControl } from '../../cloud-bridge/src/dashboard/sim-control.js';
@@ -76,7 +78,15 @@ describe.skipIf(!present)(
       });
       const issuerHex = Buffer.from(cloud.issuer.key.publicKey.raw).toString('hex');
       for (const [i, id] of ['lock-a', 'lock-b'].entries()) {
-        locks.push(await openRuntimeControl(id, issuerHex, i + 1));
+        const password = randomBytes(32).toString('hex');
+        const lock = await openRuntimeControl(id, issuerHex, i + 1, { url: cloud.mqttUrl, password });
+        await cloud.store.registerLock({
+          lockId: id,
+          deviceKey: lock.runtime.devicePublicKey,
+          passwordHash: hashPassword(password),
+          registeredAt: Date.now(),
+        });
+        locks.push(lock);
       }
       server = createServer();
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -152,6 +162,12 @@ describe.skipIf(!present)(
         expect(await card(id).locator('form.controls').isVisible()).toBe(true);
       }
       await expect.poll(() => page.locator('body').getAttribute('data-feed')).toBe('live');
+      // Each lock reaches the real cloud over MQTT and learns the time from it.
+      for (const id of ['lock-a', 'lock-b']) {
+        await expect.poll(() => field(id, 'mqtt').textContent()).toBe('connected');
+      }
+      // A phone-sized screen: nothing wider than the viewport.
+      expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
       expect(errors).toEqual([]);
     });
 
@@ -163,6 +179,10 @@ describe.skipIf(!present)(
       await expect.poll(() => field('lock-a', 'state').textContent(), { timeout: 60_000 }).toBe('alarm');
       expect(await a.getAttribute('class')).toContain('state-alarm');
       await expect.poll(() => a.locator('.marks li.alarm').count()).toBeGreaterThan(0);
+      // The lock's signed alert went to the cloud over MQTT; the page shows it from the cloud's store.
+      await expect
+        .poll(() => page.locator('#log li.alert').first().textContent(), { timeout: 30_000 })
+        .toMatch(/lock-a #\d+ alert (tamper|moved)/);
       // The other lock did not move.
       expect(await field('lock-b', 'state').textContent()).toBe('locked');
       expect(locks[1]!.runtime.stateMachine.reportedState).toBe('locked');

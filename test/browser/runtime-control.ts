@@ -5,12 +5,12 @@
  * accelerometer and the theft detector, shipped traces, bump, shake and the shackle; the radio, power and
  * MQTT controls are not modelled here and refuse with an error the dashboard reports as ERR_DASH_CONTROL.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SystemClock } from '../../hardware/src/clock.js';
 import type { Vec3 } from '../../hardware/src/accel/sim-accelerometer.js';
-import { DEFAULT_CONFIG } from '../../firmware-sim/src/config/lock-config.js';
+import { DEFAULT_CONFIG, DEFAULT_MQTT_CONFIG } from '../../firmware-sim/src/config/lock-config.js';
 import { simulatedHardware } from '../../firmware-sim/src/runtime/hardware.js';
 import { LockRuntime } from '../../firmware-sim/src/runtime/lock-runtime.js';
 import { TRACE_KINDS, generateTrace } from '../../firmware-sim/src/theft/traces.js';
@@ -26,14 +26,32 @@ import type {
 
 const G = 9.80665;
 
+function mqttState(link: string | undefined): SimLockSnapshot['mqtt'] {
+  if (link === undefined) return 'disabled';
+  return link === 'up' ? 'connected' : link === 'stopped' ? 'offline' : 'connecting';
+}
+
 /** Opens a simulated lock `lockId` trusting `issuerRawHex` (Ed25519) as its issuer anchor. */
 export async function openRuntimeControl(
   lockId: string,
   issuerRawHex: string,
   seed: number,
+  /** The cloud's broker and the lock's MQTT password (64 hex digits); the cloud must register the lock. */
+  mqtt?: { url: string; password: string },
 ): Promise<SimLockControl & { runtime: LockRuntime; close(): Promise<void> }> {
   const clock = new SystemClock({ unref: true });
-  const config = { ...DEFAULT_CONFIG, dataDir: mkdtempSync(join(tmpdir(), `tandem-dash-${lockId}-`)) };
+  const dataDir = mkdtempSync(join(tmpdir(), `tandem-dash-${lockId}-`));
+  if (mqtt) writeFileSync(join(dataDir, 'mqtt-password'), `${mqtt.password}\n`, { mode: 0o600 });
+  const config = {
+    ...DEFAULT_CONFIG,
+    dataDir,
+    ...(mqtt
+      ? {
+          // Quick reconnects: the lock is registered with the cloud only after it made its device key.
+          mqtt: { ...DEFAULT_MQTT_CONFIG, url: mqtt.url, reconnectInitialMs: 100, reconnectMaxMs: 300 },
+        }
+      : {}),
+  };
   const hardware = simulatedHardware(clock, config.hardware, seed);
   const runtime = await LockRuntime.open({ config, hardware, clock, simulated: true });
   for (const line of [
@@ -72,7 +90,7 @@ export async function openRuntimeControl(
       outboxDepth: runtime.stores.outbox.size,
       lockouts: runtime.authority?.lockedOut ? 1 : 0,
       radio: { up: false, profile: 'none', latencyMs: 0, loss: 0, mtu: 23, connected: false },
-      mqtt: 'disabled',
+      mqtt: mqttState(runtime.mqtt?.status().link),
     };
   };
   let last = JSON.stringify(snapshot());
