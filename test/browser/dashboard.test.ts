@@ -5,7 +5,6 @@
  * from 127.0.0.1, where tester controls are open; a login goes through the provider's own forms with code +
  * PKCE. On failure a screenshot is saved to .tandem-tmp/.
  */
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -13,17 +12,18 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished } from 'vitest';
 import type { Cloud } from '../../cloud-bridge/src/cloud.js';
 import { startCloud } from '../../cloud-bridge/src/cloud.js';
 import { hashPassword } from '../../cloud-bridge/src/credentials.js';
 import { dashboardHandler, dashboardRedirectUri } from '../../cloud-bridge/src/dashboard/handler.js';
 import type { DashboardHandler } from '../../cloud-bridge/src/dashboard/handler.js';
 import type { SimPhoneControl } from '../../cloud-bridge/src/dashboard/sim-control.js';
-import { MemoryAccountStore, MemoryDelegationSource } from '../../cloud-bridge/src/oidc/memory-store.js';
 import { Argon2idHasher } from '../../cloud-bridge/src/oidc/passwords.js';
 import { createOidcProvider, tandemClients } from '../../cloud-bridge/src/oidc/provider.js';
-import { openRuntimeControl } from './runtime-control.js';
+import { ProcessSimLockControl, provisionOverConsole } from '../../cli/sim-lock-control.js';
+import { API_PREFIX, createApiHandler } from '../../cloud-bridge/src/api/server.js';
+import { generateKeyPair } from '../../protocol/src/keys.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = [
@@ -47,7 +47,7 @@ let issuer: string;
 let dashboard: DashboardHandler;
 let browser: Browser;
 let page: Page;
-const locks: Awaited<ReturnType<typeof openRuntimeControl>>[] = [];
+const locks: ProcessSimLockControl[] = [];
 const phoneCalls: string[] = [];
 
 /** Saves what the page showed when a test failed. */
@@ -60,6 +60,16 @@ function screenshotOnFailure(name: string): void {
   });
 }
 
+/** Logs in through the provider's own login and consent forms; back on the dashboard, logged in. */
+async function logIn(p: Page, user: string): Promise<void> {
+  await p.getByRole('button', { name: 'Log in' }).click();
+  await p.locator('#login').fill(user);
+  await p.locator('#password').fill(PASSWORD);
+  await p.locator('button[type="submit"]').first().click();
+  await p.getByRole('button', { name: 'Allow' }).click();
+  await expect.poll(() => p.locator('#who').textContent()).toBe(`Logged in as ${user}`);
+}
+
 const card = (lockId: string) => page.locator(`article[data-lock="${lockId}"]`);
 const field = (lockId: string, name: string) => card(lockId).locator(`[data-field="${name}"]`);
 
@@ -70,42 +80,76 @@ describe.skipIf(!present)(
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'tandem-dashboard-'));
       cloud = await startCloud({
-        dataDir: dir,
+        dataDir: join(dir, 'cloud'),
         mqtt: { port: 0 },
         brokerPersistence: { kind: 'memory' },
-        beaconIntervalMs: 0,
         log: () => undefined,
       });
-      const issuerHex = Buffer.from(cloud.issuer.key.publicKey.raw).toString('hex');
-      for (const [i, id] of ['lock-a', 'lock-b'].entries()) {
-        const password = randomBytes(32).toString('hex');
-        const lock = await openRuntimeControl(id, issuerHex, i + 1, { url: cloud.mqttUrl, password });
-        await cloud.store.registerLock({
-          lockId: id,
-          deviceKey: lock.runtime.devicePublicKey,
-          passwordHash: hashPassword(password),
-          registeredAt: Date.now(),
-        });
-        locks.push(lock);
-      }
-      server = createServer();
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const passwords = new Argon2idHasher();
-      const accounts = new MemoryAccountStore();
       for (const [id, name] of [
         ['adam', 'Adam Owner'],
         ['bianca', 'Bianca Rider'],
       ]) {
-        await accounts.createAccount({ id: id!, name: name!, passwordHash: await passwords.hash(PASSWORD) });
+        await cloud.store.createAccount({
+          id: id!,
+          name: name!,
+          passwordHash: await passwords.hash(PASSWORD),
+        });
       }
+      // Two lock processes (LockRuntime on simulated hardware, MQTT to the cloud), provisioned over their
+      // consoles and claimed by adam, as `npm start` does.
+      const owner = generateKeyPair('EdDSA');
+      const ownerKid = new TextEncoder().encode('adam-phone');
+      for (const [i, id] of ['lock-a', 'lock-b'].entries()) {
+        const lock = await ProcessSimLockControl.start({
+          dataDir: join(dir, id),
+          deviceId: i,
+          mqttUrl: cloud.mqttUrl,
+          console: 'none',
+          acknowledged: async (l) => (await cloud.store.getRevocationAck(l))?.version ?? null,
+        });
+        locks.push(lock);
+        const creds = await lock.credentials();
+        await cloud.store.registerLock({
+          lockId: id,
+          deviceKey: new Uint8Array(Buffer.from(creds.deviceKey, 'hex')),
+          passwordHash: hashPassword(creds.password!),
+          registeredAt: Date.now(),
+        });
+        await provisionOverConsole(
+          lock,
+          id,
+          { kid: cloud.issuer.kid, alg: 'EdDSA', raw: cloud.issuer.key.publicKey.raw, name: 'tandem' },
+          { kid: ownerKid, alg: 'EdDSA', raw: owner.publicKey.raw, name: 'adam' },
+        );
+        await cloud.store.claimLock({
+          lockId: id,
+          owner: 'adam',
+          ownerKey: owner.publicKey,
+          ownerKid,
+          claimedAt: Date.now(),
+        });
+        for (let t = 0; t < 200 && lock.lockId !== id; t++) await new Promise((r) => setTimeout(r, 50));
+      }
+      server = createServer();
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const oidc = await createOidcProvider({
         issuer,
-        accounts,
-        delegations: new MemoryDelegationSource(),
+        accounts: cloud.store,
+        delegations: cloud.store,
         issuerKey: { id: 'tandem', kid: cloud.issuer.kid, key: cloud.issuer.key },
         clients: tandemClients(['http://127.0.0.1/app'], [dashboardRedirectUri(issuer)]),
         passwords,
+      });
+      const api = createApiHandler({
+        store: cloud.store,
+        auth: {
+          verifyAccessToken: (t) => oidc.verifyAccessToken(t),
+          revokeGrant: async (id) => void (await (await oidc.provider.Grant.find(id))?.destroy()),
+        },
+        revoker: cloud.bridge,
+        log: () => undefined,
       });
       const phones: SimPhoneControl[] = ['adam', 'bianca'].map((user) => ({
         user,
@@ -124,14 +168,16 @@ describe.skipIf(!present)(
         pollMs: 100,
       });
       server.on('request', (req, res) => {
-        if ((req.url ?? '').startsWith('/dashboard')) dashboard(req, res);
+        const url = req.url ?? '';
+        if (url.startsWith('/dashboard')) dashboard(req, res);
+        else if (url.startsWith(API_PREFIX)) api(req, res);
         else oidc.handler(req, res);
       });
       const { chromium } = await import('playwright-core');
       browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
       page = await browser.newPage({ viewport: { width: 390, height: 844 } });
       page.setDefaultTimeout(30_000);
-    });
+    }, 180_000);
 
     afterAll(async () => {
       await browser?.close();
@@ -185,10 +231,13 @@ describe.skipIf(!present)(
         .toMatch(/lock-a #\d+ alert (tamper|moved)/);
       // The other lock did not move.
       expect(await field('lock-b', 'state').textContent()).toBe('locked');
-      expect(locks[1]!.runtime.stateMachine.reportedState).toBe('locked');
+      expect(locks[1]!.snapshot()).toMatchObject({ state: 'locked', solenoid: false, latched: true });
     });
 
     it('refuses a malformed control with a coded 400 that names the field, and the lock does not move', async () => {
+      const marksB: string[] = [];
+      const stop = locks[1]!.onTheft((m) => marksB.push(m.kind));
+      onTestFinished(stop);
       const before = locks[1]!.snapshot();
       const r = await page.evaluate(async () => {
         const res = await fetch('/dashboard/api/locks/lock-b/shake', {
@@ -203,23 +252,66 @@ describe.skipIf(!present)(
         error: 'ERR_DASH_FIELD',
         message: '"ms" must be an integer from 1 to 600000',
       });
-      expect(locks[1]!.snapshot().state).toBe(before.state);
-      expect(locks[1]!.runtime.options.hardware.sim!.mechanism.solenoid.pulses).toHaveLength(0);
+      // Nothing reached the lock: still locked, the coil never energised, no accelerometer event.
+      expect(before).toMatchObject({ state: 'locked', solenoid: false });
+      expect(locks[1]!.snapshot()).toMatchObject({ state: 'locked', solenoid: false, latched: true });
+      expect(marksB).toEqual([]);
     });
 
-    it('logs in through the OpenID Provider (code + PKCE) and unlocks with the user’s phone', async () => {
-      screenshotOnFailure('login');
-      await page.getByRole('button', { name: 'Log in' }).click();
-      await page.locator('#login').fill('bianca');
-      await page.locator('#password').fill(PASSWORD);
-      await page.locator('button[type="submit"]').first().click();
-      // The consent page of oidc-provider's interaction, then back to /dashboard/callback.
-      await page.getByRole('button', { name: 'Allow' }).click();
-      await expect.poll(() => page.locator('#who').textContent()).toBe('Logged in as bianca');
+    it('the owner logs in (code + PKCE), shares a lock and revokes it; the lock acknowledges the revocation', async () => {
+      screenshotOnFailure('share');
+      await logIn(page, 'adam');
       expect(new URL(page.url()).pathname).toBe('/dashboard/');
-      const b = card('lock-b');
+      await expect.poll(() => page.locator('#share-lock option').count()).toBe(2);
+      await page.locator('#share-lock').selectOption('lock-b');
+      await page.locator('#share-rider').fill('bianca');
+      await page.getByRole('button', { name: 'Share', exact: true }).click();
+      await expect.poll(() => page.locator('#notice').textContent()).toContain('shared lock-b with bianca');
+      const line = page.locator('#owned-shares li');
+      await expect.poll(() => line.count()).toBe(1);
+      expect(await line.textContent()).toContain('lock-b: bianca may unlock, lock, status until');
+      // The share is in the cloud, as the API stored it.
+      const stored = await cloud.store.sharesOfLock('lock-b');
+      expect(stored.map((x) => [x.rider, x.revoked])).toEqual([['bianca', false]]);
+
+      const held = locks[1]!.snapshot().revocation.held;
+      await line.getByRole('button', { name: 'Revoke bianca' }).click();
+      await expect
+        .poll(() => page.locator('#notice').textContent())
+        .toMatch(/revoked; revocation version \d+/);
+      const version = Number(/version (\d+)/.exec((await page.locator('#notice').textContent())!)![1]);
+      expect(version).toBeGreaterThan(held);
+      // The signed update reaches the lock over MQTT and its acknowledgement comes back to the cloud.
+      await expect
+        .poll(() => field('lock-b', 'revocation').textContent(), { timeout: 30_000 })
+        .toBe(`${version} / ${version}`);
+      expect(await line.textContent()).toContain('(revoked)');
+    });
+
+    it('the rider logs in, sees the share, and unlocks from the page through her phone', async () => {
+      // Adam shares again; Bianca uses another browser profile (her own OpenID session).
+      await page.getByRole('button', { name: 'Share', exact: true }).click();
+      await expect.poll(() => page.locator('#owned-shares li:not(:has-text("revoked"))').count()).toBe(1);
+      const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+      const rider = await context.newPage();
+      rider.setDefaultTimeout(30_000);
+      onTestFailed(async () => {
+        mkdirSync(shots, { recursive: true });
+        await rider
+          .screenshot({ path: join(shots, 'dashboard-rider.png'), fullPage: true })
+          .catch(() => undefined);
+      });
+      onTestFinished(() => context.close());
+      await rider.goto(`${issuer}/dashboard/`);
+      await logIn(rider, 'bianca');
+      // The first share shows as revoked, the second as live.
+      const live = rider.locator('#held-shares li:not(:has-text("(revoked)"))');
+      await expect.poll(() => rider.locator('#held-shares li').count()).toBe(2);
+      expect(await live.count()).toBe(1);
+      expect(await live.textContent()).toContain('lock-b: bianca may unlock');
+      const b = rider.locator('article[data-lock="lock-b"]');
       await b.getByRole('button', { name: 'Unlock' }).click();
-      await expect.poll(() => page.locator('#notice').textContent()).toContain('unlock answered OK');
+      await expect.poll(() => rider.locator('#notice').textContent()).toContain('unlock answered OK');
       expect(phoneCalls).toEqual(['bianca unlock lock-b']);
     });
   },

@@ -51,7 +51,7 @@ export interface DashboardOptions {
   readonly verifyAccessToken?: (token: string) => Promise<DashboardUser | undefined>;
   /** The OAuth client id of the page (default `tandem-dashboard`, registered by `tandemClients`). */
   readonly clientId?: string;
-  /** Scopes the page asks for (default `openid profile`). */
+  /** Scopes the page asks for (default `openid profile delegations`: the sharing API needs `delegations`). */
   readonly scope?: string;
   /** Where the handler is mounted (default `/dashboard`). */
   readonly mountPath?: string;
@@ -167,7 +167,7 @@ export function dashboardHandler(options: DashboardOptions): DashboardHandler {
   const config = {
     issuer: options.issuer,
     clientId: options.clientId ?? 'tandem-dashboard',
-    scope: options.scope ?? 'openid profile',
+    scope: options.scope ?? 'openid profile delegations',
     apiBase: options.apiBase ?? '/api/v1',
     mountPath: mount,
   };

@@ -120,7 +120,9 @@ export function tandemClients(
             grant_types: ['authorization_code'],
             response_types: ['code'],
             redirect_uris: dashboardRedirectUris,
-            scope: 'openid profile',
+            // `delegations` is the sharing API's scope (cloud-bridge/src/api/server.ts API_SCOPE); the page never
+            // registers a phone key, so its Userinfo never carries delegated tokens ([TANDEM-DLG-5]).
+            scope: `openid profile ${DELEGATIONS_SCOPE}`,
           },
         ];
   return [
