@@ -212,6 +212,18 @@ describe.skipIf(!present)(
       for (const id of ['lock-a', 'lock-b']) {
         await expect.poll(() => field(id, 'mqtt').textContent()).toBe('connected');
       }
+      // Keyboard use: Tab from the top lands on the login button; every field has a label; a control is a
+      // real button that Enter presses (here a bump of lock-b, which its theft detector then reports).
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate<string>('document.activeElement.id')).toBe('login');
+      expect(
+        await page.evaluate<string[]>(
+          `[...document.querySelectorAll('input, select')].filter((e) => e.labels.length === 0).map((e) => e.name)`,
+        ),
+      ).toEqual([]);
+      await card('lock-b').getByRole('button', { name: 'Bump' }).focus();
+      await page.keyboard.press('Enter');
+      await expect.poll(() => card('lock-b').locator('.marks li').first().textContent()).toMatch(/ bump$/);
       // A phone-sized screen: nothing wider than the viewport.
       expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
       expect(errors).toEqual([]);

@@ -22,11 +22,12 @@
  * when the browser names an Origin, come from the dashboard's own origin. Controls exist only for the
  * {@link SimLockControl}s passed in: a real lock has none.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CloudError } from '../errors.js';
 import { CONTROLS, DashboardError, onlyFields } from './controls.js';
 import { FeedHub } from './feed.js';
 import type { CloudStore } from '../store/types.js';
@@ -76,8 +77,27 @@ interface Asset {
   readonly body: Buffer;
 }
 
+/**
+ * The page's folder: beside this module when it runs from source, or found by walking up from the build
+ * (tsc's dist/cloud-bridge/src/dashboard/ or the esbuild bundle in dist/bundle/), which copies no HTML.
+ */
+export function publicDir(from = here): string {
+  const own = join(from, 'public');
+  if (existsSync(join(own, 'index.html'))) return own;
+  let dir = from;
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, 'cloud-bridge', 'src', 'dashboard', 'public');
+    if (existsSync(join(candidate, 'index.html'))) return candidate;
+    dir = dirname(dir);
+  }
+  throw new CloudError(
+    'ERR_CLOUD_CONFIG',
+    `the dashboard's page (cloud-bridge/src/dashboard/public/index.html) is not beside ${from} or above it`,
+  );
+}
+
 function loadAssets(): Map<string, Asset> {
-  const pub = join(here, 'public');
+  const pub = publicDir();
   const uplot = dirname(createRequire(import.meta.url).resolve('uplot'));
   const read = (path: string, type: string): Asset => ({ type, body: readFileSync(path) });
   return new Map([

@@ -7,8 +7,9 @@
 import { createServer, request } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dashboardHandler } from '../../src/dashboard/handler.js';
+import { dashboardHandler, publicDir } from '../../src/dashboard/handler.js';
 import type { DashboardHandler } from '../../src/dashboard/handler.js';
 import { parseSamples } from '../../src/dashboard/controls.js';
 import type { SimLockControl, SimLockSnapshot, SimPhoneControl } from '../../src/dashboard/sim-control.js';
@@ -139,6 +140,15 @@ function send(
 const json = (a: Answer) => JSON.parse(a.body) as Record<string, unknown>;
 
 describe('the dashboard page', () => {
+  it('is found from the source folder and from a build folder below the repository', () => {
+    const src = publicDir();
+    expect(src).toMatch(/cloud-bridge[/\\]src[/\\]dashboard[/\\]public$/);
+    const root = join(src, '..', '..', '..', '..');
+    expect(publicDir(join(root, 'dist', 'bundle'))).toBe(src);
+    expect(publicDir(join(root, 'dist', 'cloud-bridge', 'src', 'dashboard'))).toBe(src);
+    expect(() => publicDir('/')).toThrow(/the dashboard's page .* is not beside \/ or above it/);
+  });
+
   it('is served with a strict Content-Security-Policy and no external source', async () => {
     const a = await send('GET', '/dashboard/');
     expect(a.status).toBe(200);
