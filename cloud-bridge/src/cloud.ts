@@ -29,6 +29,7 @@ import type { ApiExtensions, ClaimVerifier } from './api/server.js';
 import { API_PREFIX, createApiHandler } from './api/server.js';
 import type { OidcProviderOptions, TandemOidc } from './oidc/provider.js';
 import { createOidcProvider, tandemClients } from './oidc/provider.js';
+import { dashboardRedirectUri } from './dashboard/handler.js';
 import { mosquittoAcl, mosquittoPasswordFile } from './acl.js';
 import { startAdmin } from './admin.js';
 import type { Broker, BrokerPersistence, ListenAddress } from './broker.js';
@@ -186,7 +187,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     if (options.http !== undefined) {
       const host = options.http.host ?? '127.0.0.1';
       // The issuer URL needs the port, and the provider needs the issuer URL: listen first, route after.
-      let route: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+      let route: ((req: IncomingMessage, res: ServerResponse) => void) | undefined = undefined;
       const server: Server = createServer((req, res) => {
         if (route === undefined) {
           res.writeHead(503).end();
@@ -229,7 +230,11 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         // Delegated tokens are signed by the same issuer key as revocations and beacons, under the kid and the
         // issuer name the locks' issuer anchor carries ([TANDEM-CHAIN-4]).
         issuerKey: { id: options.issuerId ?? DEFAULT_ISSUER_ID, kid: issuer.kid, key: issuer.key },
-        clients: tandemClients([...(options.appRedirectUris ?? [])]),
+        // The dashboard's client (code + PKCE) exists only where a dashboard is mounted.
+        clients: tandemClients(
+          [...(options.appRedirectUris ?? [])],
+          options.dashboardHandler === undefined ? [] : [dashboardRedirectUri(issuerUrl)],
+        ),
         cookieKeys: [loadOrCreateSecret(join(options.dataDir, 'oidc.cookie-key'))],
         jwks: await loadOrCreateJwks(join(options.dataDir, 'oidc.jwks.json')),
         adapter: store.oidcAdapter(),

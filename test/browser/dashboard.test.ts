@@ -6,9 +6,6 @@
  * PKCE. On failure a screenshot is saved to .tandem-tmp/.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -16,13 +13,11 @@ import { afterAll, beforeAll, describe, expect, it, onTestFailed, onTestFinished
 import type { Cloud } from '../../cloud-bridge/src/cloud.js';
 import { startCloud } from '../../cloud-bridge/src/cloud.js';
 import { hashPassword } from '../../cloud-bridge/src/credentials.js';
-import { dashboardHandler, dashboardRedirectUri } from '../../cloud-bridge/src/dashboard/handler.js';
+import { dashboardHandler } from '../../cloud-bridge/src/dashboard/handler.js';
 import type { DashboardHandler } from '../../cloud-bridge/src/dashboard/handler.js';
 import type { SimPhoneControl } from '../../cloud-bridge/src/dashboard/sim-control.js';
 import { Argon2idHasher } from '../../cloud-bridge/src/oidc/passwords.js';
-import { createOidcProvider, tandemClients } from '../../cloud-bridge/src/oidc/provider.js';
 import { ProcessSimLockControl, provisionOverConsole } from '../../cli/sim-lock-control.js';
-import { API_PREFIX, createApiHandler } from '../../cloud-bridge/src/api/server.js';
 import { generateKeyPair } from '../../protocol/src/keys.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -42,7 +37,6 @@ const PASSWORD = 'correct horse battery staple';
 
 let dir: string;
 let cloud: Cloud;
-let server: Server;
 let issuer: string;
 let dashboard: DashboardHandler;
 let browser: Browser;
@@ -79,11 +73,19 @@ describe.skipIf(!present)(
   () => {
     beforeAll(async () => {
       dir = mkdtempSync(join(tmpdir(), 'tandem-dashboard-'));
+      // The real cloud with its one HTTP listener: OpenID Provider, /api/v1 and the dashboard's mount. The
+      // dashboard needs the provider and the locks, which exist only after the start: it is bound then.
+      let mounted: DashboardHandler | undefined = undefined;
       cloud = await startCloud({
         dataDir: join(dir, 'cloud'),
         mqtt: { port: 0 },
         brokerPersistence: { kind: 'memory' },
         log: () => undefined,
+        http: { port: 0 },
+        dashboardHandler: (req, res) => {
+          if (mounted) mounted(req, res);
+          else res.writeHead(503).end();
+        },
       });
       const passwords = new Argon2idHasher();
       for (const [id, name] of [
@@ -131,26 +133,7 @@ describe.skipIf(!present)(
         });
         for (let t = 0; t < 200 && lock.lockId !== id; t++) await new Promise((r) => setTimeout(r, 50));
       }
-      server = createServer();
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-      issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const oidc = await createOidcProvider({
-        issuer,
-        accounts: cloud.store,
-        delegations: cloud.store,
-        issuerKey: { id: 'tandem', kid: cloud.issuer.kid, key: cloud.issuer.key },
-        clients: tandemClients(['http://127.0.0.1/app'], [dashboardRedirectUri(issuer)]),
-        passwords,
-      });
-      const api = createApiHandler({
-        store: cloud.store,
-        auth: {
-          verifyAccessToken: (t) => oidc.verifyAccessToken(t),
-          revokeGrant: async (id) => void (await (await oidc.provider.Grant.find(id))?.destroy()),
-        },
-        revoker: cloud.bridge,
-        log: () => undefined,
-      });
+      issuer = cloud.issuerUrl!;
       const phones: SimPhoneControl[] = ['adam', 'bianca'].map((user) => ({
         user,
         unlock: async (lockId) => (
@@ -164,15 +147,10 @@ describe.skipIf(!present)(
         phones,
         store: cloud.store,
         issuer,
-        verifyAccessToken: (t) => oidc.verifyAccessToken(t),
+        verifyAccessToken: (t) => cloud.oidc!.verifyAccessToken(t),
         pollMs: 100,
       });
-      server.on('request', (req, res) => {
-        const url = req.url ?? '';
-        if (url.startsWith('/dashboard')) dashboard(req, res);
-        else if (url.startsWith(API_PREFIX)) api(req, res);
-        else oidc.handler(req, res);
-      });
+      mounted = dashboard;
       const { chromium } = await import('playwright-core');
       browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
       page = await browser.newPage({ viewport: { width: 390, height: 844 } });
@@ -182,8 +160,6 @@ describe.skipIf(!present)(
     afterAll(async () => {
       await browser?.close();
       dashboard?.close();
-      server?.closeAllConnections();
-      await new Promise((r) => server?.close(r));
       for (const l of locks) await l.close();
       await cloud?.close();
       if (dir) rmSync(dir, { recursive: true, force: true });
