@@ -247,6 +247,15 @@ describe.skipIf(!present)(
       await expect.poll(() => field('lock-a', 'power').textContent(), { timeout: 60_000 }).toBe('on');
       await expect.poll(() => field('lock-a', 'state').textContent()).toBe('locked');
       expect(locks[0]!.pid).not.toBe(pid);
+      // An uploaded trace (a JSON file of samples in g) is played on the lock.
+      const samples = Array.from({ length: 50 }, (_, i) => ({ t: i * 10, x: 0, y: 0, z: 1 }));
+      await a.locator('input[name="upload"]').setInputFiles({
+        name: 'still.json',
+        mimeType: 'application/json',
+        buffer: Buffer.from(JSON.stringify(samples)),
+      });
+      await a.getByRole('button', { name: 'Play upload' }).click();
+      await expect.poll(() => page.locator('#notice').textContent()).toBe('lock-a: play-trace done');
       // These locks have no virtual radio: the control is refused and the page says why.
       await a.getByRole('button', { name: 'Drop radio' }).click();
       await expect
