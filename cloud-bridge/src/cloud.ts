@@ -31,6 +31,7 @@ import type { ApiExtensions, ClaimVerifier } from './api/server.js';
 import { API_PREFIX, createApiHandler } from './api/server.js';
 import type { OidcProviderOptions, TandemOidc } from './oidc/provider.js';
 import { createOidcProvider, tandemClients } from './oidc/provider.js';
+import { dashboardRedirectUri } from './dashboard/handler.js';
 import { mosquittoAcl, mosquittoPasswordFile } from './acl.js';
 import { startAdmin } from './admin.js';
 import type { Broker, BrokerPersistence, ListenAddress } from './broker.js';
@@ -272,7 +273,11 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
             return issuer.key;
           },
         },
-        clients: tandemClients([...(options.appRedirectUris ?? [])]),
+        // The dashboard's client (code + PKCE) exists only where a dashboard is mounted.
+        clients: tandemClients(
+          [...(options.appRedirectUris ?? [])],
+          options.dashboardHandler === undefined ? [] : [dashboardRedirectUri(issuerUrl)],
+        ),
         cookieKeys: [loadOrCreateSecret(join(options.dataDir, 'oidc.cookie-key'))],
         jwks: await loadOrCreateJwks(join(options.dataDir, 'oidc.jwks.json')),
         adapter: store.oidcAdapter(),
