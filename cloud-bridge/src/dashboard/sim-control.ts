@@ -85,3 +85,27 @@ export interface SimLockControl {
   jamLatch(jammed: boolean): Promise<void>;
   pushShackle(): Promise<void>;
 }
+
+/**
+ * What a simulated phone answered: the lock's status name (protocol/src/status.ts, e.g. `OK`,
+ * `SCOPE_DENIED`), the lock's state afterwards when known, and one line for a person.
+ */
+export interface SimPhoneResult {
+  readonly status: string;
+  readonly state?: string;
+  readonly message?: string;
+}
+
+/**
+ * A simulated phone of one demo user (`npm start` makes one per demo account): it holds that user's phone key
+ * and fetches their delegated tokens, and talks to a simulated lock over the virtual radio. The dashboard
+ * lets a user logged in as `user` press unlock and relock on it; it never sees the key or the tokens.
+ */
+export interface SimPhoneControl {
+  /** The account id (OpenID `sub`) whose phone this is. */
+  readonly user: string;
+  /** Unlocks with the user's delegated token, as `tandem unlock` would; resolves with the lock's answer. */
+  unlock(lockId: string): Promise<SimPhoneResult>;
+  /** Relocks (scope `lock`); the simulated shackle must then be pushed shut for the state to read locked. */
+  relock(lockId: string): Promise<SimPhoneResult>;
+}

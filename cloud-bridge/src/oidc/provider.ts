@@ -98,10 +98,33 @@ export interface AccessTokenInfo {
 }
 
 /**
- * The two first-party clients: the phone app (authorization code + PKCE, public, native) and the command line
- * (device grant, public). Neither may use the implicit flow; both get refresh tokens.
+ * The first-party clients: the phone app (authorization code + PKCE, public, native), the command line
+ * (device grant, public) and, when its redirect URIs are given, the tester dashboard (authorization code +
+ * PKCE, public, a web page served by the cloud at `/dashboard`; `dashboardRedirectUri` of
+ * cloud-bridge/src/dashboard/handler.ts gives its URI). None may use the implicit flow.
  */
-export function tandemClients(appRedirectUris: string[]): ClientMetadata[] {
+export function tandemClients(
+  appRedirectUris: string[],
+  dashboardRedirectUris: string[] = [],
+): ClientMetadata[] {
+  const dashboard: ClientMetadata[] =
+    dashboardRedirectUris.length === 0
+      ? []
+      : [
+          {
+            client_id: 'tandem-dashboard',
+            client_name: 'Tandem dashboard',
+            application_type: 'web',
+            token_endpoint_auth_method: 'none',
+            // A page in a browser tab: no refresh token, it logs in again when the access token expires.
+            grant_types: ['authorization_code'],
+            response_types: ['code'],
+            redirect_uris: dashboardRedirectUris,
+            // `delegations` is the sharing API's scope (cloud-bridge/src/api/server.ts API_SCOPE); the page never
+            // registers a phone key, so its Userinfo never carries delegated tokens ([TANDEM-DLG-5]).
+            scope: `openid profile ${DELEGATIONS_SCOPE}`,
+          },
+        ];
   return [
     {
       client_id: 'tandem-app',
@@ -123,6 +146,7 @@ export function tandemClients(appRedirectUris: string[]): ClientMetadata[] {
       redirect_uris: [],
       scope: `openid profile offline_access ${DELEGATIONS_SCOPE}`,
     },
+    ...dashboard,
   ];
 }
 
