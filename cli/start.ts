@@ -21,10 +21,15 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import { delimiter, join, relative, resolve } from 'node:path';
 import type { Cloud } from '../cloud-bridge/src/cloud.js';
-import type { SimLockControl } from '../cloud-bridge/src/dashboard/sim-control.js';
+import type {
+  SimLockControl,
+  SimPhoneControl,
+  SimPhoneResult,
+} from '../cloud-bridge/src/dashboard/sim-control.js';
 import type { RiderKeyFile } from '../gateway/src/key-file.js';
 import type { LockClient } from '../gateway/src/lock-client.js';
 import type { PrivateKey } from '../protocol/src/keys.js';
@@ -48,12 +53,18 @@ const SPEC: CommandSpec = {
       value: '<port>',
       description: 'MQTT over TCP on 127.0.0.1 (default 1883, or any free port when 1883 is taken)',
     },
+    'http-port': {
+      type: 'string',
+      value: '<port>',
+      description:
+        'the HTTP listener on 127.0.0.1: OpenID Provider, sharing API, dashboard (default 8080, or any free port when 8080 is taken)',
+    },
     'no-console': {
       type: 'boolean',
       description: 'no pseudo-terminal consoles for the locks (default: one each when socat is installed)',
     },
   },
-  examples: ['npm start', 'npm start -- --data-dir /tmp/tandem-bench --mqtt-port 18830'],
+  examples: ['npm start', 'npm start -- --data-dir /tmp/tandem-bench --mqtt-port 18830 --http-port 18080'],
 };
 
 /** The demo locks: lock id and device id on the virtual radio. */
@@ -72,9 +83,16 @@ export const DEMO_USERS = [
 const ISSUER_NAME = 'tandem';
 /** A device id the rider CLI may use from another process. */
 const CLI_DEVICE_ID = 21;
+/** The device id the demo phones are registered under in the cloud. */
+const PHONE_DEVICE = 'sim-phone';
 
-/** A demo user's simulated phone: its key file, and a BLE client on the virtual radio made on first use. */
-export interface SimPhone {
+/**
+ * A demo user's simulated phone: its key file, and a BLE client on the virtual radio made on first use. As the
+ * dashboard's {@link SimPhoneControl} it unlocks and relocks: the owner with his own owner token, a rider with
+ * the token the cloud mints from her live shares for this phone's key ([TANDEM-DLG-2]), so a revoked or
+ * expired share is what the lock then refuses.
+ */
+export interface SimPhone extends SimPhoneControl {
   readonly user: string;
   readonly keyPath: string;
   readonly deviceId: number;
@@ -90,6 +108,10 @@ export interface SimSystem {
   readonly locks: readonly ProcessSimLockControl[];
   readonly phones: readonly SimPhone[];
   readonly radioPath: string;
+  /** The dashboard's address. */
+  readonly dashboardUrl: string;
+  /** Bianca's share of bike-a as `tandem revoke` names it: the token id (hex) and the latest expiry. */
+  readonly demoShare: { readonly lockId: string; readonly ctiHex: string; readonly exp: number };
   /** Demo accounts and their passwords. */
   readonly accounts: Readonly<Record<string, string>>;
   close(): Promise<void>;
@@ -151,6 +173,7 @@ function loadOrCreateAccounts(path: string): Record<string, string> {
 export async function startSystem(options: {
   dataDir: string;
   mqttPort?: number;
+  httpPort?: number;
   console: 'pty' | 'none';
   log: (line: string) => void;
 }): Promise<SimSystem> {
@@ -163,6 +186,9 @@ export async function startSystem(options: {
     { claimRadioSocket },
     keyFiles,
     { mintToken, decodeToken },
+    { dashboardHandler },
+    { Argon2idHasher },
+    { shareCti, mintDelegations },
   ] = await Promise.all([
     import('../cloud-bridge/src/cloud.js'),
     import('../cloud-bridge/src/credentials.js'),
@@ -171,6 +197,9 @@ export async function startSystem(options: {
     import('./lock.js'),
     import('../gateway/src/key-file.js'),
     import('../protocol/src/token.js'),
+    import('../cloud-bridge/src/dashboard/handler.js'),
+    import('../cloud-bridge/src/oidc/passwords.js'),
+    import('../cloud-bridge/src/oidc/delegations.js'),
   ]);
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   let release: () => Promise<void>;
@@ -187,12 +216,34 @@ export async function startSystem(options: {
     const wanted = options.mqttPort ?? 1883;
     const mqttPort = (await portFree(wanted)) ? wanted : 0;
     if (mqttPort !== wanted) log(`MQTT port ${wanted} is taken: using a free one`);
+    const wantedHttp = options.httpPort ?? 8080;
+    const httpPort = (await portFree(wantedHttp)) ? wantedHttp : 0;
+    if (httpPort !== wantedHttp) log(`HTTP port ${wantedHttp} is taken: using a free one`);
+    // The dashboard needs the provider's issuer URL and the locks, which exist only after the start: the
+    // mount answers 503 until it is bound below.
+    const mount: { handler?: (req: IncomingMessage, res: ServerResponse) => void } = {};
     const cloud = await startCloud({
       dataDir: join(dataDir, 'cloud'),
       mqtt: { host: '127.0.0.1', port: mqttPort },
+      http: { port: httpPort, host: '127.0.0.1' },
+      issuerId: ISSUER_NAME,
+      dashboardHandler: (req, res) => {
+        if (mount.handler) mount.handler(req, res);
+        else res.writeHead(503, { 'content-type': 'text/plain' }).end('starting\n');
+      },
     });
     closers.push(() => cloud.close());
     const accounts = loadOrCreateAccounts(join(dataDir, 'accounts.json'));
+    const hasher = new Argon2idHasher();
+    for (const { user } of DEMO_USERS) {
+      if ((await cloud.store.findAccount(user)) === undefined) {
+        await cloud.store.createAccount({
+          id: user,
+          name: user === 'adam' ? 'Adam (demo owner)' : 'Bianca (demo rider)',
+          passwordHash: await hasher.hash(accounts[user]!),
+        });
+      }
+    }
 
     // Phones: a P-256 key each, kept in the gateway's key file format (the rider CLI reads the same file).
     await mkdir(join(dataDir, 'phones'), { recursive: true, mode: 0o700 });
@@ -205,6 +256,12 @@ export async function startSystem(options: {
     }
     const adamKey = phoneKeys.get('adam')!.key;
     const adamKid = new TextEncoder().encode('adam-phone');
+    // The phones' keys, registered as each user's device: the cloud binds their tokens to them ([TANDEM-DLG-5]).
+    for (const { user } of DEMO_USERS) {
+      await cloud.store.registerPhoneKey(user, PHONE_DEVICE, phoneKeys.get(user)!.key.publicKey, {
+        name: 'simulated phone (tandem start)',
+      });
+    }
 
     // The radio: lock boards as Pi Zero W (Bluetooth 4.1, 27-octet link layer), phones as the default host.
     const radioPath = join(dataDir, 'radio.sock');
@@ -264,14 +321,34 @@ export async function startSystem(options: {
         { kid: issuer.kid, alg: 'EdDSA', raw: issuer.key.publicKey.raw, name: ISSUER_NAME },
         { kid: adamKid, alg: adamKey.alg, raw: adamKey.publicKey.raw, name: 'adam' },
       );
-      log(
-        `lock ${lockId}: ${lock.snapshot().state}, pid ${lock.pid}, data in ${relative(process.cwd(), join(dataDir, 'locks', lockId)) || '.'}`,
-      );
+      await cloud.store.claimLock({
+        lockId,
+        owner: 'adam',
+        ownerKey: adamKey.publicKey,
+        ownerKid: adamKid,
+        claimedAt: Date.now(),
+      });
+      log(`lock ${lockId}: ${lock.snapshot().state}, pid ${lock.pid}`);
     }
 
-    // Tokens the phones hold: made again when missing or within a day of expiring.
+    // Bianca's share of each lock, kept in the cloud (the dashboard and the API show and revoke it).
     const now = Math.floor(Date.now() / 1000);
     const DAY = 86_400;
+    const shareId = (lockId: string): string => `demo-bianca-${lockId}`;
+    for (const { lockId } of DEMO_LOCKS) {
+      if ((await cloud.store.getShare(shareId(lockId))) === undefined) {
+        await cloud.store.putShare({
+          id: shareId(lockId),
+          owner: 'adam',
+          lock: lockId,
+          rider: 'bianca',
+          scope: ['unlock', 'lock', 'status'],
+          notBefore: now - 60,
+          notAfter: now + 30 * DAY,
+        });
+      }
+    }
+    // Tokens the phones hold: made again when missing or within a day of expiring.
     const mint = (
       signer: PrivateKey,
       kid: Uint8Array,
@@ -290,7 +367,8 @@ export async function startSystem(options: {
           nbf: now - 60,
           iat: now,
           exp: now + ttl,
-          cti: new Uint8Array(randomBytes(12)),
+          // A rider's token names her share, so that revoking the share revokes it ([TANDEM-DLG-4]).
+          cti: rider === undefined ? new Uint8Array(randomBytes(12)) : shareCti(shareId(aud)),
           cnf: holder.publicKey,
           scope,
           ...(rider === undefined ? {} : { rider }),
@@ -331,26 +409,89 @@ export async function startSystem(options: {
       if (changed) await keyFiles.writeKeyFile(join(dataDir, 'phones', `${user}.json`), file);
     }
 
+    const beaconSource = async (r: { lockId: string; nonce: Uint8Array }): Promise<Uint8Array> => {
+      const { encodeTimeBeacon } = await import('../protocol/src/time-beacon.js');
+      // What the cloud answers a phone's sync with ([TANDEM-TIME-4]): a beacon bound to the lock's nonce.
+      return encodeTimeBeacon(
+        { time: Math.floor(Date.now() / 1000), nonce: r.nonce, lockId: r.lockId, accuracy: 2 },
+        issuer.key,
+        issuer.kid,
+      );
+    };
     const phones: SimPhone[] = DEMO_USERS.map(({ user, deviceId }) => {
       let client: Promise<LockClient> | undefined;
       const keyPath = join(dataDir, 'phones', `${user}.json`);
+      const getClient = (): Promise<LockClient> =>
+        (client ??= (async () => {
+          const [{ LockClient }, { NobleTransport }] = await Promise.all([
+            import('../gateway/src/lock-client.js'),
+            import('../gateway/src/noble-transport.js'),
+          ]);
+          const transport = new NobleTransport({ binding: { kind: 'virtual', deviceId } });
+          closers.push(() => transport.close());
+          return new LockClient({ transport, beaconSource });
+        })());
+      /** The chain this phone presents: its own owner token, or what the cloud mints from live shares. */
+      const chainFor = async (lockId: string): Promise<Uint8Array[] | string> => {
+        const file = await keyFiles.readKeyFile(keyPath);
+        const claim = await cloud.store.getClaim(lockId);
+        if (claim?.owner === user) {
+          return file.locks[lockId]?.chain ?? `${user} holds no owner token for ${lockId}`;
+        }
+        const delegations = mintDelegations({
+          rider: user,
+          shares: await cloud.store.sharesFor(user),
+          holder: file.key.publicKey,
+          issuer: { id: ISSUER_NAME, kid: issuer.kid, key: issuer.key },
+          now: Math.floor(Date.now() / 1000),
+        });
+        const entry = Object.values(delegations)
+          .flat()
+          .find((e) => e.lock === lockId);
+        if (entry === undefined) return `${user} has no live share of ${lockId}`;
+        return [new Uint8Array(Buffer.from(entry.access_token, 'base64url'))];
+      };
+      const act = async (lockId: string, command: 'unlock' | 'lock'): Promise<SimPhoneResult> => {
+        const chain = await chainFor(lockId);
+        if (typeof chain === 'string') return { status: 'NO_TOKEN', message: chain };
+        const [{ Command }, c, file] = await Promise.all([
+          import('../protocol/src/pop.js'),
+          getClient(),
+          keyFiles.readKeyFile(keyPath),
+        ]);
+        try {
+          const r = await c.unlock(lockId, {
+            chain,
+            holderKey: file.key,
+            command: command === 'unlock' ? Command.UNLOCK : Command.LOCK,
+          });
+          return { status: r.statusName, state: r.state, message: r.meaning };
+        } catch (e) {
+          const code = (e as { code?: unknown }).code;
+          return { status: typeof code === 'string' ? code : 'ERR_PHONE', message: (e as Error).message };
+        }
+      };
       return {
         user,
         keyPath,
         deviceId,
         keyFile: () => keyFiles.readKeyFile(keyPath),
-        client: () =>
-          (client ??= (async () => {
-            const [{ LockClient }, { NobleTransport }] = await Promise.all([
-              import('../gateway/src/lock-client.js'),
-              import('../gateway/src/noble-transport.js'),
-            ]);
-            const transport = new NobleTransport({ binding: { kind: 'virtual', deviceId } });
-            closers.push(() => transport.close());
-            return new LockClient({ transport });
-          })()),
+        client: getClient,
+        unlock: (lockId) => act(lockId, 'unlock'),
+        relock: (lockId) => act(lockId, 'lock'),
       };
     });
+
+    const dashboard = dashboardHandler({
+      simLocks: locks,
+      phones,
+      store: cloud.store,
+      issuer: cloud.issuerUrl!,
+      verifyAccessToken: (t) => cloud.oidc!.verifyAccessToken(t),
+    });
+    mount.handler = dashboard;
+    // Closed first (closers run in reverse): its live feeds end before the listener closes.
+    closers.push(async () => dashboard.close());
 
     return {
       dataDir,
@@ -358,6 +499,12 @@ export async function startSystem(options: {
       locks,
       phones,
       radioPath,
+      dashboardUrl: `${cloud.issuerUrl!}/dashboard/`,
+      demoShare: {
+        lockId: DEMO_LOCKS[0].lockId,
+        ctiHex: Buffer.from(shareCti(shareId(DEMO_LOCKS[0].lockId))).toString('hex'),
+        exp: (await cloud.store.getShare(shareId(DEMO_LOCKS[0].lockId)))!.notAfter,
+      },
       accounts,
       close: closeAll,
     };
@@ -381,7 +528,9 @@ function banner(sys: SimSystem): string {
     '',
     'Tandem is running: everything below lives in ' + rel(sys.dataDir),
     '',
-    `  cloud     MQTT ${sys.cloud.mqttUrl}   admin channel 127.0.0.1:${sys.cloud.adminPort}   issuer key ${issuerKey}`,
+    `  dashboard ${sys.dashboardUrl}   (log in as adam or bianca)`,
+    `  cloud     MQTT ${sys.cloud.mqttUrl}   sharing API ${sys.cloud.issuerUrl!}/api/v1   admin channel 127.0.0.1:${sys.cloud.adminPort}`,
+    `            issuer key ${issuerKey}`,
     `  radio     virtual BLE radio at ${radio} (device ${CLI_DEVICE_ID} is free for the CLI)`,
     ...sys.locks.map(
       (l) =>
@@ -397,8 +546,8 @@ function banner(sys: SimSystem): string {
     `  ${tandem} status bike-a --key ${rel(sys.phones[1]!.keyPath)} --radio ${radio} --device-id ${CLI_DEVICE_ID}`,
     `  at a lock's console: status | sim latch push (shut the shackle) | sim motion shake 5000 (shake the bike) | alarm clear`,
     `  ${tandem} alerts --data-dir ${rel(join(sys.dataDir, 'cloud'))} --events`,
-    `  ${tandem} revoke --data-dir ${rel(join(sys.dataDir, 'cloud'))} --lock bike-a --token <cti hex> --exp <exp>   (token inspect shows both)`,
-    `  ${tandem} token inspect <hex token from ${rel(sys.phones[1]!.keyPath)}>`,
+    `  ${tandem} revoke --data-dir ${rel(join(sys.dataDir, 'cloud'))} --lock ${sys.demoShare.lockId} --token ${sys.demoShare.ctiHex} --exp ${sys.demoShare.exp}   (bianca's share; then unlock again: REVOKED)`,
+    `  share, revoke, unlock and relock as adam or bianca, and the tester controls: ${sys.dashboardUrl}`,
     '',
     'Ctrl-C stops everything; the locks stay locked. `npm start` again picks up where this left off.',
     '',
@@ -416,6 +565,8 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
   const dataDir = resolve(str(p, 'data-dir') ?? join('.tandem-tmp', 'system'));
   const mqttText = str(p, 'mqtt-port');
   const mqttPort = mqttText === undefined ? undefined : parseUint(mqttText, 'mqtt-port', 0, 65_535);
+  const httpText = str(p, 'http-port');
+  const httpPort = httpText === undefined ? undefined : parseUint(httpText, 'http-port', 0, 65_535);
   const consoleKind = flag(p, 'no-console') || !onPath('socat') ? 'none' : 'pty';
   const log = (line: string): void => void streams.stdout.write(`${line}\n`);
   // The handlers go in first: a signal during start-up must still stop what has started.
@@ -442,6 +593,7 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
     sys = await startSystem({
       dataDir,
       ...(mqttPort === undefined ? {} : { mqttPort }),
+      ...(httpPort === undefined ? {} : { httpPort }),
       console: consoleKind,
       log,
     });

@@ -27,7 +27,7 @@ interface Started {
 }
 
 function start(command: 'npm' | 'node', ...extra: string[]): Started {
-  const args = ['--data-dir', data, '--mqtt-port', '0', ...extra];
+  const args = ['--data-dir', data, '--mqtt-port', '0', '--http-port', '0', ...extra];
   const child =
     command === 'npm'
       ? spawn('npm', ['start', '--silent', '--', ...args], {
@@ -117,6 +117,11 @@ describe('npm start', { timeout: 600_000 }, () => {
         /OK lockId=bike-a state=locked claimed=true serving=true ble=running/,
       );
     }
+    // The dashboard is served by the cloud's HTTP listener at the printed address.
+    const dashboardUrl = /dashboard (http:\/\/127\.0\.0\.1:\d+\/dashboard\/)/.exec(out)![1]!;
+    const page = await fetch(dashboardUrl);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<html/i);
     // The cloud has each lock's signed state from its MQTT link.
     for (const id of ['bike-a', 'bike-b']) {
       let state: unknown = null;
