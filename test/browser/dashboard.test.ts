@@ -54,6 +54,15 @@ function screenshotOnFailure(name: string): void {
   });
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Logs in through the provider's own login and consent forms; back on the dashboard, logged in. */
 async function logIn(p: Page, user: string): Promise<void> {
   await p.getByRole('button', { name: 'Log in' }).click();
@@ -220,6 +229,38 @@ describe.skipIf(!present)(
       // The other lock did not move.
       expect(await field('lock-b', 'state').textContent()).toBe('locked');
       expect(locks[1]!.snapshot()).toMatchObject({ state: 'locked', solenoid: false, latched: true });
+    });
+
+    it('tester controls do the real thing: the MQTT link dropped and back, power cut and restored', async () => {
+      screenshotOnFailure('controls');
+      const a = card('lock-a');
+      await a.getByRole('button', { name: 'Drop MQTT' }).click();
+      await expect.poll(() => field('lock-a', 'mqtt').textContent()).not.toBe('connected');
+      await a.getByRole('button', { name: 'Restore MQTT' }).click();
+      await expect.poll(() => field('lock-a', 'mqtt').textContent(), { timeout: 30_000 }).toBe('connected');
+      // A power cut kills the lock's process; power back starts it again from its files, locked.
+      const pid = locks[0]!.pid!;
+      await a.getByRole('button', { name: 'Cut power' }).click();
+      await expect.poll(() => field('lock-a', 'power').textContent()).toBe('cut');
+      expect(alive(pid)).toBe(false);
+      await a.getByRole('button', { name: 'Restore power' }).click();
+      await expect.poll(() => field('lock-a', 'power').textContent(), { timeout: 60_000 }).toBe('on');
+      await expect.poll(() => field('lock-a', 'state').textContent()).toBe('locked');
+      expect(locks[0]!.pid).not.toBe(pid);
+      // An uploaded trace (a JSON file of samples in g) is played on the lock.
+      const samples = Array.from({ length: 50 }, (_, i) => ({ t: i * 10, x: 0, y: 0, z: 1 }));
+      await a.locator('input[name="upload"]').setInputFiles({
+        name: 'still.json',
+        mimeType: 'application/json',
+        buffer: Buffer.from(JSON.stringify(samples)),
+      });
+      await a.getByRole('button', { name: 'Play upload' }).click();
+      await expect.poll(() => page.locator('#notice').textContent()).toBe('lock-a: play-trace done');
+      // These locks have no virtual radio: the control is refused and the page says why.
+      await a.getByRole('button', { name: 'Drop radio' }).click();
+      await expect
+        .poll(() => page.locator('#notice').textContent())
+        .toBe('lock-a: radio refused: radio failed: this lock has no virtual radio (ERR_DASH_CONTROL)');
     });
 
     it('refuses a malformed control with a coded 400 that names the field, and the lock does not move', async () => {

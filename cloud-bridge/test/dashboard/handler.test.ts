@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardHandler, publicDir } from '../../src/dashboard/handler.js';
 import type { DashboardHandler } from '../../src/dashboard/handler.js';
 import { parseSamples } from '../../src/dashboard/controls.js';
+import { recordView } from '../../src/dashboard/feed.js';
 import type { SimLockControl, SimLockSnapshot, SimPhoneControl } from '../../src/dashboard/sim-control.js';
 import type { CloudStore } from '../../src/store/types.js';
 
@@ -250,9 +251,12 @@ describe('who may use tester controls', () => {
       phone: false,
       locks: ['lock-1'],
     });
-    expect(
-      json(await send('GET', '/dashboard/api/session', undefined, { host: 'evil.example' })).tester,
-    ).toBe(false);
+    expect(json(await send('GET', '/dashboard/api/session', undefined, { host: 'evil.example' }))).toEqual({
+      tester: false,
+      user: null,
+      phone: false,
+      locks: [],
+    });
     expect(
       json(await send('GET', '/dashboard/api/session', undefined, { authorization: 'Bearer good-token' })),
     ).toMatchObject({ tester: true, user: 'bianca', phone: true });
@@ -396,5 +400,22 @@ describe('phone actions', () => {
     expect(a.status).toBe(400);
     expect(json(a).message).toContain('"force" is not a field');
     expect(calls).toEqual([]);
+  });
+});
+
+describe('records in the feed', () => {
+  it('show what a record could not be decoded as, rather than dropping it', () => {
+    const v = recordView({
+      lockId: 'lock-1',
+      epoch: 1,
+      sequence: 7,
+      kind: 'alert',
+      bytes: new Uint8Array([0xff, 0x00]),
+      time: 1_800_000_000,
+      receivedAt: 1_800_000_000_123,
+      via: 'mqtt',
+    });
+    expect(v).toMatchObject({ lockId: 'lock-1', sequence: 7, kind: 'alert', what: 'undecodable' });
+    expect(String(v.detail.error)).not.toBe('');
   });
 });
