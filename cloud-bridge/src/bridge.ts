@@ -23,6 +23,7 @@ import { encodeTimeBeacon } from '../../protocol/src/time-beacon.js';
 import { LOCK_PUBLISHES } from './acl.js';
 import { BRIDGE_USERNAME } from './credentials.js';
 import { CloudError } from './errors.js';
+import type { EventFeed } from './feed.js';
 import type { HaLockSettings } from './home-assistant.js';
 import { HomeAssistantPublisher } from './home-assistant.js';
 import type { IngestKind, IngestResult } from './ingest.js';
@@ -57,6 +58,8 @@ export interface BridgeOptions {
   /** Unix milliseconds. */
   readonly now?: () => number;
   readonly log?: LogSink;
+  /** Where stored owner events are published live (feed.ts); the sharing API's event stream follows it. */
+  readonly feed?: EventFeed;
   /** TLS options and the like, passed to MQTT.js. */
   readonly mqttOptions?: IClientOptions;
   /**
@@ -101,7 +104,12 @@ export class Bridge {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.log = options.log ?? debugSink;
-    this.ingestor = new Ingestor({ store: options.store, now: this.now, log: this.log });
+    this.ingestor = new Ingestor({
+      store: options.store,
+      now: this.now,
+      log: this.log,
+      ...(options.feed === undefined ? {} : { feed: options.feed }),
+    });
     const ha = options.homeAssistant;
     this.homeAssistant =
       ha === false
@@ -248,8 +256,7 @@ export class Bridge {
       // cleared state topic of a lock that went away.
       if (kind === 'state' && this.homeAssistant !== undefined) {
         if (bytes.length === 0) this.homeAssistant.offline(lockId);
-        else if (result.outcome !== 'refused')
-          this.homeAssistant.verifiedState(decodeLockState(bytes).report);
+        else if (result.outcome === 'stored') this.homeAssistant.verifiedState(decodeLockState(bytes).report);
       }
     } else {
       result = { outcome: 'refused', reason: `${kind} is a cloud → lock topic` };
@@ -279,7 +286,8 @@ export class Bridge {
     this.send(topic, new TextEncoder().encode(payload), true);
   }
 
-  private publishAck(ack: OutboxAck): void {
+  /** Publishes a lock's outbox acknowledgement retained; public for the sync service's uploads ([TANDEM-MQTT-8]). */
+  publishAck(ack: OutboxAck): void {
     const key = `${ack.epoch}:${ack.sequence}`;
     if (this.lastAck.get(ack.lockId) === key) return;
     const bytes = encodeOutboxAck(ack, this.options.issuer.key, this.options.issuer.kid);

@@ -408,8 +408,6 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
     'POST /sync': {
       body: 'SyncRequest',
       run: async ({ who, body }) => {
-        if (o.sync === undefined)
-          throw new ApiError(503, 'ERR_API_UNAVAILABLE', 'this cloud has no sync service');
         const b = body as SyncBody;
         const claim = await store.getClaim(b.lock);
         const t = nowSec(now);
@@ -420,6 +418,8 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
           );
         // A lock the caller neither owns nor holds a live share of: the same 404 as a lock that does not exist.
         if (!holds) throw notFound(`lock "${b.lock}"`);
+        if (o.sync === undefined)
+          throw new ApiError(503, 'ERR_API_UNAVAILABLE', 'this cloud has no sync service');
         return ok(await o.sync(b, who.accountId));
       },
     },
