@@ -27,6 +27,7 @@ import {
   str,
 } from './args.js';
 import type { CliStreams, CommandModule, CommandSpec } from './args.js';
+import type * as Rules from '../cloud-bridge/src/oidc/rules.js';
 
 const DATA = {
   type: 'string',
@@ -325,8 +326,8 @@ async function addAccount(
     password = Buffer.concat(chunks).toString('utf8');
   }
   password = password.replace(/\r?\n$/, '');
-  const rules: typeof import('../cloud-bridge/src/oidc/rules.js') =
-    await import('../cloud-bridge/src/oidc/rules.js');
+  // An explicit type: TypeScript needs one to call the assertion functions (TS2775).
+  const rules: typeof Rules = await import('../cloud-bridge/src/oidc/rules.js');
   try {
     rules.checkAccountId(id);
     rules.checkPassword(password);
