@@ -1,5 +1,5 @@
 /**
- * `tandem demo` (what `npm start` runs): an offline walk-through of the protocol on one machine, no radio and
+ * `tandem demo`: an offline walk-through of the protocol on one machine, no radio and
  * no network. Keys are written as JWK files to a temporary directory and read back as `tandem keys` and
  * `tandem token` would; a token is minted, verified, and used in a proof-of-possession round framed for BLE;
  * a copied token and a widening delegation are refused. Takes well under a second after Node has started.
@@ -42,7 +42,7 @@ const SPEC: CommandSpec = {
       description: 'keep the temporary directory (the JWK files) and print its path',
     },
   },
-  examples: ['tandem demo', 'npm start'],
+  examples: ['tandem demo', 'tandem demo --keep'],
 };
 
 const LOCK = 'lock-7f3a';

@@ -42,6 +42,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'list theft alerts and owner events (via tandem cloud)',
     load: async () => (await import('./cloud.js')).alerts,
   },
+  start: {
+    summary: 'run the whole system: cloud, demo users, two simulated locks on a virtual radio (npm start)',
+    load: () => import('./start.js'),
+  },
   demo: {
     summary: 'run an offline walk-through: keys, token, unlock, refusals',
     load: () => import('./demo.js'),

@@ -20,6 +20,8 @@
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VirtualRadio } from '../hardware/src/virtual-radio/index.js';
 import { RADIO_PROFILES } from '../hardware/src/virtual-radio/index.js';
@@ -592,4 +594,43 @@ export async function provisionOverConsole(
     );
   }
   await lock.console(`provision claim ${hex(owner.kid)} ${owner.alg} ${hex(owner.raw)} ${owner.name}`);
+}
+
+/**
+ * Takes `<dir>/<file>` for this process: the guard that keeps two locks (or two `tandem start`s) off one data
+ * directory. A file naming a live process is refused with ERR_DATA_DIR_IN_USE; one naming a dead process is
+ * the leftover of a power cut or a crash and is replaced. Resolves to the function that gives it back.
+ */
+export async function claimPidFile(dir: string, file: string, what: string): Promise<() => Promise<void>> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const path = join(dir, file);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(path, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
+      return async () => {
+        const held = await readFile(path, 'utf8').catch(() => '');
+        if (held.trim() === String(process.pid)) await unlink(path).catch(() => undefined);
+      };
+    } catch (e) {
+      if ((e as { code?: unknown }).code !== 'EEXIST') throw e;
+      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+        throw Object.assign(
+          new Error(`data directory ${dir} is in use by the ${what} in process ${pid} (${path})`),
+          { code: 'ERR_DATA_DIR_IN_USE' },
+        );
+      }
+      await unlink(path).catch(() => undefined);
+    }
+  }
+  throw Object.assign(new Error(`cannot take ${path}`), { code: 'ERR_DATA_DIR_IN_USE' });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: unknown }).code === 'EPERM';
+  }
 }

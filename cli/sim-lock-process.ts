@@ -13,7 +13,7 @@
  *
  * Run only by the parent: `fork('cli/sim-lock-process.ts', [JSON options])`.
  */
-import { readFile, rm, writeFile, mkdir, unlink } from 'node:fs/promises';
+import { readFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import createDebug from 'debug';
 import type { IClientOptions, MqttClient } from 'mqtt';
@@ -31,50 +31,12 @@ import { parseTraceCsv } from '../firmware-sim/src/theft/traces.js';
 import type { AccelSample as HwSample } from '../hardware/src/interfaces.js';
 import type { SimLockSnapshot, TheftMark } from '../cloud-bridge/src/dashboard/sim-control.js';
 import type { ChildMessage, ParentRequest, SimLockProcessOptions } from './sim-lock-control.js';
-import { G, SHIPPED_TRACES, tracePath } from './sim-lock-control.js';
+import { G, SHIPPED_TRACES, claimPidFile, tracePath } from './sim-lock-control.js';
 
 const debug = createDebug('tandem:start:lock');
 
 function send(m: ChildMessage): void {
   if (process.connected) process.send!(m);
-}
-
-/**
- * Takes `<dataDir>/lock.pid` for this process. A file naming a live process means another lock runs on this
- * directory: refused. A file naming a dead one is a leftover of a power cut or crash and is replaced.
- */
-export async function claimDataDir(dataDir: string): Promise<() => Promise<void>> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const path = join(dataDir, 'lock.pid');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await writeFile(path, `${process.pid}\n`, { flag: 'wx', mode: 0o644 });
-      return async () => {
-        const held = await readFile(path, 'utf8').catch(() => '');
-        if (held.trim() === String(process.pid)) await unlink(path).catch(() => undefined);
-      };
-    } catch (e) {
-      if ((e as { code?: unknown }).code !== 'EEXIST') throw e;
-      const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw Object.assign(
-          new Error(`data directory ${dataDir} is in use by the lock in process ${pid} (${path})`),
-          { code: 'ERR_DATA_DIR_IN_USE' },
-        );
-      }
-      await unlink(path).catch(() => undefined);
-    }
-  }
-  throw Object.assign(new Error(`cannot take ${path}`), { code: 'ERR_DATA_DIR_IN_USE' });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: unknown }).code === 'EPERM';
-  }
 }
 
 /** The lock's configuration in the simulated system: the cloud's broker, quick reconnects for testers. */
@@ -122,7 +84,7 @@ class MqttSwitch {
 }
 
 async function start(o: SimLockProcessOptions): Promise<void> {
-  const release = await claimDataDir(o.dataDir);
+  const release = await claimPidFile(o.dataDir, 'lock.pid', 'lock');
   const clock = new SystemClock();
   const config = lockConfig(o);
   const hardware = simulatedHardware(clock, config.hardware, o.deviceId + 1);

@@ -8,6 +8,8 @@
  * - The bridge ({@link BRIDGE_USERNAME}) publishes the cloud → lock topics of every lock and `tandem/v1/time`,
  *   and subscribes the lock → cloud topics of every lock (`+` in the lock id level, optionally under a
  *   `$share/<group>/` prefix where the broker has MQTT 5 shared subscriptions).
+ * - The bridge also publishes Home Assistant discovery and state topics ([TANDEM-HA-4], home-assistant.ts):
+ *   `homeassistant/{lock,sensor,binary_sensor}/tandem_L/<object>/config`, `tandem/ha/L/{state,availability}`.
  * - Anyone else (anonymous, unknown) gets nothing; authentication already refuses them.
  */
 import type { LockTopicKind } from '../../protocol/src/mqtt.js';
@@ -15,6 +17,7 @@ import { TOPIC_ROOT, TOPIC_POLICY, parseTopic } from '../../protocol/src/mqtt.js
 import { isLockId } from '../../protocol/src/index.js';
 import { BRIDGE_USERNAME } from './credentials.js';
 import { CloudError } from './errors.js';
+import { isHomeAssistantTopic } from './home-assistant.js';
 
 /** The identity a connection authenticated as. */
 export type Identity = { readonly kind: 'lock'; readonly lockId: string } | { readonly kind: 'bridge' };
@@ -33,6 +36,10 @@ export const LOCK_SUBSCRIBES: readonly LockTopicKind[] = ['revocation', 'outbox-
 
 /** Why a publish or subscribe is refused, or null when allowed. */
 export function publishRefusal(who: Identity, topic: string): string | null {
+  // [TANDEM-HA-4]: the bridge also publishes Home Assistant's discovery and state topics; nobody else does.
+  if (isHomeAssistantTopic(topic)) {
+    return who.kind === 'bridge' ? null : `lock ${who.lockId} may not publish Home Assistant topic ${topic}`;
+  }
   let parsed;
   try {
     parsed = parseTopic(topic);
@@ -117,6 +124,13 @@ export function mosquittoAcl(): string {
     ...LOCK_PUBLISHES.map((k) => `topic read ${TOPIC_ROOT}/lock/+/${k}`),
     ...LOCK_SUBSCRIBES.map((k) => `topic write ${TOPIC_ROOT}/lock/+/${k}`),
     `topic write ${TOPIC_ROOT}/time`,
+    '# ... and Home Assistant discovery and state ([TANDEM-HA-4]). Home Assistant itself needs a user of its own',
+    '# with `topic read homeassistant/#` and `topic read tandem/ha/#`.',
+    'topic write homeassistant/lock/+/+/config',
+    'topic write homeassistant/sensor/+/+/config',
+    'topic write homeassistant/binary_sensor/+/+/config',
+    'topic write tandem/ha/+/state',
+    'topic write tandem/ha/+/availability',
     '',
   ];
   return lines.join('\n');

@@ -17,7 +17,7 @@
 import mqtt from 'mqtt';
 import type { IClientOptions, MqttClient } from 'mqtt';
 import type { LockTopicKind, OutboxAck } from '../../protocol/src/mqtt.js';
-import { encodeOutboxAck, parseTopic, topicFor } from '../../protocol/src/mqtt.js';
+import { decodeLockState, encodeOutboxAck, parseTopic, topicFor } from '../../protocol/src/mqtt.js';
 import { verifyAnchorAck } from '../../protocol/src/anchor-update.js';
 import { publicKeyFromRaw } from '../../protocol/src/keys.js';
 import { encodeRevocationUpdate } from '../../protocol/src/revocation.js';
@@ -26,6 +26,8 @@ import { LOCK_PUBLISHES } from './acl.js';
 import { BRIDGE_USERNAME } from './credentials.js';
 import { CloudError } from './errors.js';
 import type { EventFeed } from './feed.js';
+import type { HaLockSettings } from './home-assistant.js';
+import { HomeAssistantPublisher } from './home-assistant.js';
 import type { IngestKind, IngestResult } from './ingest.js';
 import { Ingestor } from './ingest.js';
 import type { Issuer } from './issuer.js';
@@ -68,6 +70,11 @@ export interface BridgeOptions {
   readonly feed?: EventFeed;
   /** TLS options and the like, passed to MQTT.js. */
   readonly mqttOptions?: IClientOptions;
+  /**
+   * Home Assistant MQTT discovery from verified state reports ([TANDEM-HA-1]); default on, remote locking
+   * off for every lock. `false` turns it off.
+   */
+  readonly homeAssistant?: false | { readonly settings?: (lockId: string) => HaLockSettings };
 }
 
 /** What the bridge did with one message (for tests and metrics). */
@@ -102,6 +109,8 @@ export class Bridge {
   /** The anchor version each lock last acknowledged ([TANDEM-ANCHOR-5]); in memory, for operators and tests. */
   readonly anchorAcks = new Map<string, { readonly version: number; readonly lockTime: number }>();
   private beaconTimer: NodeJS.Timeout | undefined;
+  /** Home Assistant discovery and states, or undefined when turned off. */
+  readonly homeAssistant: HomeAssistantPublisher | undefined;
 
   private constructor(client: MqttClient, options: BridgeOptions) {
     this.client = client;
@@ -114,6 +123,14 @@ export class Bridge {
       log: this.log,
       ...(options.feed === undefined ? {} : { feed: options.feed }),
     });
+    const ha = options.homeAssistant;
+    this.homeAssistant =
+      ha === false
+        ? undefined
+        : new HomeAssistantPublisher(
+            (m) => this.sendText(m.topic, m.payload),
+            ha?.settings ?? (() => ({ remoteLocking: false })),
+          );
   }
 
   /** Connects, subscribes, republishes the retained revocation updates it owns and a broadcast beacon. */
@@ -259,6 +276,12 @@ export class Bridge {
     } else if ((['alert', 'audit', 'state', 'revocation-ack'] as const).includes(kind as IngestKind)) {
       result = await this.ingestor.ingest(kind as IngestKind, lockId, bytes, 'mqtt');
       if (result.outcome === 'stored' && result.ack !== undefined) this.publishAck(result.ack);
+      // [TANDEM-HA-3]: Home Assistant sees only what the lock signed (the ingestor verified it), or the
+      // cleared state topic of a lock that went away.
+      if (kind === 'state' && this.homeAssistant !== undefined) {
+        if (bytes.length === 0) this.homeAssistant.offline(lockId);
+        else if (result.outcome === 'stored') this.homeAssistant.verifiedState(decodeLockState(bytes).report);
+      }
     } else {
       result = { outcome: 'refused', reason: `${kind} is a cloud → lock topic` };
     }
@@ -280,6 +303,11 @@ export class Bridge {
           reason: `${topic}: ${e.message}`,
         });
     });
+  }
+
+  /** A retained QoS 1 text message (Home Assistant reads JSON and plain words, not CBOR). */
+  private sendText(topic: string, payload: string): void {
+    this.send(topic, new TextEncoder().encode(payload), true);
   }
 
   /** Publishes a lock's outbox acknowledgement retained; public for the sync service's uploads ([TANDEM-MQTT-8]). */
