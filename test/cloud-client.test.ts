@@ -2,12 +2,11 @@
  * gateway's CloudClient against the real OpenID Provider (createOidcProvider on the memory stores, as
  * cloud-bridge/test/oidc/provider.test.ts drives it) with a small stand-in for `/api/v1` that checks bearer
  * tokens the way the contract says (verifyAccessToken; 401 with WWW-Authenticate). The device grant is
- * approved through the provider's own pages. Lives in test/ because gateway/ may not import cloud-bridge/.
+ * approved through the provider's own pages (test/fixtures/cloud-stub.ts). Lives in test/ because gateway/
+ * may not import cloud-bridge/.
  */
-import type { JsonWebKey } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile, chmod } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,152 +14,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloudClient, syncAll } from '../gateway/src/cloud-client.js';
 import { GatewayError } from '../gateway/src/errors.js';
 import { SessionStore } from '../gateway/src/session-store.js';
-import { generateKeyPair, publicKeyFromJwk } from '../protocol/src/keys.js';
-import type { PublicKey } from '../protocol/src/keys.js';
 import { decodeToken } from '../protocol/src/token.js';
-import { MemoryAccountStore, MemoryDelegationSource } from '../cloud-bridge/src/oidc/memory-store.js';
-import { Argon2idHasher } from '../cloud-bridge/src/oidc/passwords.js';
-import type { TandemOidc } from '../cloud-bridge/src/oidc/provider.js';
-import { createOidcProvider, tandemClients } from '../cloud-bridge/src/oidc/provider.js';
-import { Browser, hiddenForm } from '../cloud-bridge/test/oidc/fixture.js';
+import { decodeRevocationUpdate } from '../protocol/src/revocation.js';
+import { generateKeyPair } from '../protocol/src/keys.js';
+import type { CloudStub } from './fixtures/cloud-stub.js';
+import { PASSWORDS, approveDevice, startCloudStub } from './fixtures/cloud-stub.js';
 
-const PASSWORDS = { bianca: 'bianca-battery-staple' };
 const NOW_S = () => Math.floor(Date.now() / 1000);
 
-interface World {
-  issuer: string;
-  oidc: TandemOidc;
-  accounts: MemoryAccountStore;
-  shares: MemoryDelegationSource;
-  /** What the stand-in API saw: the last POST /sync body. */
-  lastSync?: Record<string, unknown>;
-  close(): Promise<void>;
-}
-
-let w: World;
+let w: CloudStub;
 let dir: string;
 
-function json(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify(body));
-}
-
-async function readBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'));
-}
-
-// Just enough of the contract for the client: auth, POST /devices, GET /shares, POST /sync, an error body.
-async function api(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
-  const who = auth === undefined ? undefined : await w.oidc.verifyAccessToken(auth);
-  if (who === undefined) {
-    json(
-      res,
-      401,
-      { error: 'ERR_API_UNAUTHORIZED', message: 'no valid access token' },
-      {
-        'www-authenticate': 'Bearer error="invalid_token"',
-      },
-    );
-    return;
-  }
-  const path = req.url!.replace(/^\/api\/v1/, '');
-  const body = (await readBody(req)) as Record<string, unknown> | undefined;
-  if (req.method === 'POST' && path === '/devices') {
-    const key: PublicKey = publicKeyFromJwk(body!.key as JsonWebKey);
-    await w.accounts.registerPhoneKey(who.accountId, who.grantId, key);
-    json(res, 201, {
-      device: {
-        id: who.grantId,
-        name: (body!.name as string) ?? 'cli',
-        thumbprint: 't',
-        registeredAt: 'now',
-      },
-    });
-    return;
-  }
-  if (req.method === 'POST' && path === '/sync') {
-    w.lastSync = body;
-    if (body!.lock === 'lock-gone') {
-      json(res, 404, { error: 'ERR_API_NOT_FOUND', message: 'no lock "lock-gone" shared with you' });
-      return;
-    }
-    json(res, 200, {
-      results: (body!.records as string[]).map((_, index) => ({ index, outcome: 'accepted' })),
-      outboxAck: Buffer.from('ack').toString('base64url'),
-      revocation: Buffer.from([7]).toString('base64url'),
-      beacon: Buffer.from('beacon').toString('base64url'),
-    });
-    return;
-  }
-  if (req.method === 'POST' && path === '/locks/lock-7f3a/shares') {
-    json(res, 400, { error: 'ERR_API_BODY', message: '"notAfter" must be an ISO 8601 time' });
-    return;
-  }
-  json(res, 404, { error: 'ERR_API_NOT_FOUND', message: `no route ${req.method} ${path}` });
-}
-
-async function start(): Promise<World> {
-  const hasher = new Argon2idHasher({ memoryCostKiB: 1024, timeCost: 1, parallelism: 1 });
-  const accounts = new MemoryAccountStore();
-  await accounts.createAccount({
-    id: 'bianca',
-    name: 'Bianca Doe',
-    passwordHash: await hasher.hash(PASSWORDS.bianca),
-  });
-  const shares = new MemoryDelegationSource();
-  const route: { handler?: TandemOidc['handler'] } = {};
-  const server: Server = createServer((req, res) => {
-    if (req.url?.startsWith('/api/v1/'))
-      void api(req, res).catch((e: Error) => json(res, 500, { error: 'X', message: e.message }));
-    else route.handler!(req, res);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const oidc = await createOidcProvider({
-    issuer,
-    accounts,
-    delegations: shares,
-    issuerKey: { id: 'tandem', kid: new Uint8Array([1]), key: generateKeyPair('EdDSA') },
-    passwords: hasher,
-    clients: tandemClients(['http://127.0.0.1/callback']),
-    deviceInterval: 1,
-  });
-  route.handler = oidc.handler;
-  return {
-    issuer,
-    oidc,
-    accounts,
-    shares,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
-/** The user opens the verification URL, confirms the code, signs in and allows (or aborts). */
 async function approve(uriComplete: string, login: 'bianca', abort = false): Promise<void> {
-  const browser = new Browser(w.issuer);
-  const first = await browser.go(uriComplete);
-  const auto = hiddenForm(first.body);
-  const confirm = await browser.go(auto.action, { form: auto.fields });
-  const { action, fields } = hiddenForm(confirm.body, 'op.deviceConfirmForm');
-  const next = await browser.go(action, {
-    form: { ...fields, ...(abort ? { abort: 'yes' } : { confirm: 'yes' }) },
-  });
-  if (!abort) {
-    const done = await browser.signInAndConsent(next, login, PASSWORDS[login]);
-    expect(done.body).toContain('Device connected');
-  }
+  await approveDevice(w.issuer, uriComplete, login, PASSWORDS[login]!, abort);
 }
 
 async function login(path: string): Promise<CloudClient> {
@@ -174,7 +40,7 @@ async function login(path: string): Promise<CloudClient> {
 }
 
 beforeAll(async () => {
-  w = await start();
+  w = await startCloudStub();
   dir = await mkdtemp(join(tmpdir(), 'tandem-cloud-client-'));
 });
 afterAll(async () => {
@@ -314,7 +180,7 @@ describe('CloudClient: device grant, Userinfo, refresh (openid-client against th
     await client.registerDevice(generateKeyPair('ES256').publicKey);
     client.session.addRelay('lock-7f3a', [new Uint8Array([1, 2]), new Uint8Array([3])]);
     client.session.addRelay('lock-gone', [new Uint8Array([9])]);
-    const out = await syncAll(client, (bytes) => bytes[0]!);
+    const out = await syncAll(client, (bytes) => decodeRevocationUpdate(bytes).update.version);
     const mine = out.locks.find((l) => l.lock === 'lock-7f3a')!;
     expect(mine).toMatchObject({
       uploaded: 2,
@@ -324,9 +190,14 @@ describe('CloudClient: device grant, Userinfo, refresh (openid-client against th
       outboxAck: true,
     });
     expect(client.session.relay('lock-7f3a')).toEqual([]);
-    expect(client.session.revocation('lock-7f3a')).toEqual({
-      version: 7,
-      bytes: new Uint8Array(Buffer.from([7])),
+    expect(client.session.revocation('lock-7f3a')?.version).toBe(7);
+    // A revocation update that does not decode is that lock's failure, not the whole sync's.
+    const bad = await syncAll(client, () => {
+      throw new Error('not a revocation update');
+    });
+    expect(bad.locks.find((l) => l.lock === 'lock-7f3a')!.error).toMatchObject({
+      code: 'ERR_GW_CLOUD',
+      message: "the cloud's revocation update for lock-7f3a does not decode: not a revocation update",
     });
     expect(Buffer.from(client.session.pendingOutboxAck('lock-7f3a')!).toString()).toBe('ack');
     const gone = out.locks.find((l) => l.lock === 'lock-gone')!;

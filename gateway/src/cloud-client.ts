@@ -650,7 +650,26 @@ export async function syncAll(
     }
     let revocationVersion: number | undefined;
     if (answer?.revocation) {
-      revocationVersion = decodeRevocationVersion(answer.revocation);
+      try {
+        revocationVersion = decodeRevocationVersion(answer.revocation);
+      } catch (cause) {
+        // Not carried: the lock would refuse it anyway, and a newer sync may bring a good one.
+        const error = new GatewayError(
+          'ERR_GW_CLOUD',
+          `the cloud's revocation update for ${lock} does not decode: ${(cause as Error).message}`,
+          { cause },
+        );
+        reports.push({
+          lock,
+          uploaded,
+          refused,
+          revocationVersion: undefined,
+          beacon: false,
+          outboxAck: false,
+          error,
+        });
+        continue;
+      }
       store.putRevocation(lock, answer.revocation, revocationVersion);
     }
     if (answer?.beacon) store.putBeacon(lock, answer.beacon);
