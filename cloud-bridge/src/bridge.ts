@@ -296,6 +296,17 @@ export class Bridge {
    * published retained ([TANDEM-REV-3], [TANDEM-MQTT-3]). Returns the stored revocation.
    */
   async revoke(lockId: string, tokenId: Uint8Array, exp: number): Promise<StoredRevocation> {
+    return this.revokeEntries(lockId, [{ id: tokenId, exp }]);
+  }
+
+  /**
+   * Adds several entries (token ids or holder ids, [TANDEM-REV-10]) in one new version: revoking a rider's
+   * shares, or a lost phone, is one update per lock, not one per entry.
+   */
+  async revokeEntries(
+    lockId: string,
+    add: readonly { readonly id: Uint8Array; readonly exp: number }[],
+  ): Promise<StoredRevocation> {
     if ((await this.options.store.getLock(lockId)) === undefined) {
       throw new CloudError('ERR_CLOUD_LOCK_UNKNOWN', `lock ${lockId} is not registered`);
     }
@@ -303,7 +314,10 @@ export class Bridge {
       const held = await this.options.store.getRevocation(lockId);
       const nowSec = Math.floor(this.now() / 1000);
       const entries = new Map(held?.entries ?? []);
-      entries.set(Buffer.from(tokenId).toString('hex'), exp);
+      for (const a of add) {
+        const hex = Buffer.from(a.id).toString('hex');
+        entries.set(hex, Math.max(entries.get(hex) ?? 0, a.exp));
+      }
       // Entries whose token has expired need not travel any more ([TANDEM-REV-3]).
       for (const [id, e] of entries) if (e <= nowSec) entries.delete(id);
       const version = (held?.version ?? 0) + 1;

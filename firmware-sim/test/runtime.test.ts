@@ -17,6 +17,8 @@ import {
   encodeRevocationUpdate,
   encodeTimeBeacon,
   mintToken,
+  publicKeyFromRaw,
+  verifyClaimReceipt,
 } from '../../protocol/src/index.js';
 import type { MintClaims } from '../../protocol/src/index.js';
 import { DEFAULT_CONFIG } from '../src/config/lock-config.js';
@@ -100,9 +102,19 @@ describe('LockRuntime', () => {
       /^ERR ERR_CONSOLE_USAGE <public-key> is not a valid ES256 key/,
     );
     const ownerHex = Buffer.from(w.owner.publicKey.raw).toString('hex');
-    expect(await say(`provision claim 0a ES256 ${ownerHex} adam`)).toBe(
-      'OK claimed by adam; provisioning closed',
+    const claimed = await say(`provision claim 0a ES256 ${ownerHex} adam`);
+    expect(claimed).toMatch(/^OK claimed by adam; provisioning closed; claim-receipt=[A-Za-z0-9_-]+$/);
+    // [TANDEM-CLAIM-1]: the receipt is signed by this lock's device key, names the owner and its key, and
+    // `provision show` prints the same bytes again.
+    const receiptText = claimed.split('claim-receipt=')[1]!;
+    const receipt = verifyClaimReceipt(
+      Buffer.from(receiptText, 'base64url'),
+      publicKeyFromRaw('EdDSA', runtime.devicePublicKey),
+      'lock-7f3a',
     );
+    expect(receipt.owner).toBe('adam');
+    expect(Buffer.from(receipt.ownerKey.raw).toString('hex')).toBe(ownerHex);
+    expect(await say('provision show')).toContain(`claim-receipt=${receiptText}`);
     expect(await say('provision lock-id lock-other')).toMatch(/^ERR ERR_CONSOLE_CLOSED/);
 
     const now = Math.floor(NOW_MS / 1000);

@@ -12,6 +12,7 @@ export * from './revocation.js';
 export * from './time-beacon.js';
 export * from './gatt.js';
 export * from './mqtt.js';
+export * from './claim-receipt.js';
 // The public names of the conventions §6-§9 share; the rest of lib/ stays internal.
 export { CONTENT_FORMAT, LOCK_ID_PATTERN, UINT32_MAX, isLockId } from './lib/signed-payload.js';
 export type { DetailValue } from './lib/signed-payload.js';

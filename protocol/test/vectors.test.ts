@@ -15,6 +15,7 @@ import { EMPTY_REVOCATION_STATE, applyRevocationUpdate, verifyRevocationUpdate }
 import { verifyTimeBeacon } from '../src/time-beacon.js';
 import { frameMessage } from '../src/gatt.js';
 import { parseTopic } from '../src/mqtt.js';
+import { verifyClaimReceipt } from '../src/claim-receipt.js';
 import { build } from '../vectors/generate.js';
 import type { Vector, VectorFile } from '../vectors/generate.js';
 
@@ -89,6 +90,19 @@ const RUN: Record<VectorFile['kind'], (input: Record<string, unknown>) => Record
   'mqtt-topic': (input) => {
     const t = parseTopic(input.topic as string);
     return { ...t };
+  },
+  'claim-receipt-verify': (input) => {
+    const r = verifyClaimReceipt(
+      b(input.receipt as string),
+      publicKeyFromRaw('EdDSA', b(input.deviceKey as string)),
+      input.lockId as string,
+    );
+    return {
+      owner: r.owner,
+      ownerKey: Buffer.from(r.ownerKey.raw).toString('hex'),
+      ownerKid: Buffer.from(r.ownerKid).toString('hex'),
+      claimedAt: r.claimedAt,
+    };
   },
   'pop-verify': (input) => {
     const g = verifyAsLock(input);

@@ -19,6 +19,10 @@ import type { RevocationUpdate } from '../src/revocation.js';
 import { encodeTimeBeacon } from '../src/time-beacon.js';
 import type { TimeBeacon } from '../src/time-beacon.js';
 import { MessageType, frameMessage } from '../src/gatt.js';
+import { encodeClaimReceipt } from '../src/claim-receipt.js';
+import type { ClaimReceipt } from '../src/claim-receipt.js';
+import { CONTENT_FORMAT } from '../src/lib/signed-payload.js';
+import { HEADER } from '../src/cose.js';
 import type { MintClaims } from '../src/token.js';
 import { encodeClaims, mintToken } from '../src/token.js';
 import { edKey, p256Key } from './keys.js';
@@ -41,7 +45,8 @@ export interface VectorFile {
     | 'revocation-apply'
     | 'time-beacon-verify'
     | 'gatt-frames'
-    | 'mqtt-topic';
+    | 'mqtt-topic'
+    | 'claim-receipt-verify';
   readonly description: string;
   readonly vectors: Vector[];
 }
@@ -635,9 +640,119 @@ function topics(): VectorFile {
   };
 }
 
+function claimReceipts(): VectorFile {
+  const device = edKey('lock device 7f3a');
+  const other = edKey('lock device other');
+  const base: ClaimReceipt = {
+    lockId: LOCK,
+    owner: 'adam',
+    ownerKey: owner.publicKey,
+    ownerKid: OWNER_KID,
+    claimedAt: NOW,
+  };
+  const receipt = (over: Partial<ClaimReceipt> = {}, key: PrivateKey = device) =>
+    hex(encodeClaimReceipt({ ...base, ...over }, key));
+  // A payload the encoder refuses to make, signed by the device key, for the field negatives.
+  const rawReceipt = (body: Map<number, CborValue>) =>
+    hex(
+      signSign1(encode(body), device, {
+        protectedHeader: new Map<number, CborValue>([[HEADER.contentType, CONTENT_FORMAT.claimReceipt]]),
+      }),
+    );
+  const body = (over: [number, CborValue | undefined][]) => {
+    // The owner key as the encoder writes it ([TANDEM-KEY-2]): EC2, P-256, x, sign bit of y.
+    const ownerCoseKey = new Map<number, CborValue>([
+      [1, 2],
+      [-1, 1],
+      [-2, owner.publicKey.raw.subarray(1)],
+      [-3, owner.publicKey.raw[0] === 3],
+    ]);
+    const m = new Map<number, CborValue>([
+      [1, LOCK],
+      [2, 'adam'],
+      [3, ownerCoseKey],
+      [4, OWNER_KID],
+      [5, NOW],
+    ]);
+    for (const [k, v] of over) {
+      if (v === undefined) m.delete(k);
+      else m.set(k, v);
+    }
+    return m;
+  };
+  const vec = (title: string, bytes: string, expected: Vector['expected'], lockId = LOCK): Vector => ({
+    title,
+    reproducible: true,
+    input: { deviceKey: hex(device.publicKey.raw), lockId, receipt: bytes },
+    expected,
+  });
+  return {
+    file: 'claim-receipts.json',
+    kind: 'claim-receipt-verify',
+    description:
+      'Claim receipts signed by the lock device key (SPEC.md §12); expected: the owner, its key and kid.',
+    vectors: [
+      vec('SPEC §12 TANDEM-CLAIM-1: a claim receipt for a P-256 owner key', receipt(), {
+        ok: true,
+        owner: 'adam',
+        ownerKey: hex(owner.publicKey.raw),
+        ownerKid: hex(OWNER_KID),
+        claimedAt: NOW,
+      }),
+      vec('SPEC §12 TANDEM-CLAIM-1: a never-synchronised lock claims at time 0', receipt({ claimedAt: 0 }), {
+        ok: true,
+        owner: 'adam',
+        ownerKey: hex(owner.publicKey.raw),
+        ownerKid: hex(OWNER_KID),
+        claimedAt: 0,
+      }),
+      vec('other-device-key: signed by another lock, TANDEM-CLAIM-3', receipt({}, other), {
+        error: 'ERR_SIGNATURE_INVALID',
+      }),
+      vec(
+        'other-lock: a genuine receipt for another lock id',
+        receipt(),
+        { error: 'ERR_AUDIENCE_MISMATCH' },
+        'lock-other',
+      ),
+      vec(
+        'beacon-as-receipt: a time beacon is not a claim receipt, TANDEM-REV-1',
+        hex(encodeTimeBeacon({ time: NOW, accuracy: 2 }, device, ISSUER_KID)),
+        {
+          error: 'ERR_COSE_INVALID',
+        },
+      ),
+      vec('owner-missing', rawReceipt(body([[2, undefined]])), { error: 'ERR_MESSAGE_INVALID' }),
+      vec('owner-with-space', rawReceipt(body([[2, 'adam smith']])), { error: 'ERR_MESSAGE_INVALID' }),
+      vec('owner-kid-17-bytes', rawReceipt(body([[4, new Uint8Array(17)]])), {
+        error: 'ERR_MESSAGE_INVALID',
+      }),
+      vec('unknown-key-6', rawReceipt(body([[6, 1]])), { error: 'ERR_MESSAGE_INVALID' }),
+      vec(
+        'owner-key-small-order',
+        rawReceipt(
+          body([
+            [
+              3,
+              new Map<number, CborValue>([
+                [1, 1],
+                [-1, 6],
+                [-2, Uint8Array.of(1, ...new Uint8Array(31))],
+              ]),
+            ],
+          ]),
+        ),
+        {
+          error: 'ERR_KEY_INVALID',
+        },
+      ),
+    ],
+  };
+}
+
 /** Builds every vector file. */
 export function build(): VectorFile[] {
-  return [cbor(), tokens(), pops(), revocations(), beacons(), frames(), topics()];
+  return [cbor(), tokens(), pops(), revocations(), beacons(), frames(), topics(), claimReceipts()];
 }
 
 /** Writes the files beside this script. */

@@ -2,7 +2,9 @@
  * The OpenID Provider's storage seam: accounts with their phone keys ({@link AccountStore}) and the shares
  * a rider holds ({@link DelegationSource}). Two implementations sit side by side: in memory
  * (`memory-store.ts`) and SQLite through better-sqlite3 (`sqlite-store.ts`); one contract suite runs against
- * both. The bridge's storage interface is expected to absorb these two interfaces.
+ * both. The cloud's storage (`../store/types.ts`, `CloudStore`) extends both interfaces: in the cloud process
+ * accounts, phone keys and shares live in its SQL store; the two implementations here serve the provider run
+ * alone (`main.ts`) and its own tests.
  */
 import type { PublicKey } from '../../../protocol/src/keys.js';
 import type { Schedule } from '../../../protocol/src/schedule.js';
@@ -63,6 +65,10 @@ export interface Share {
   readonly minRevocation?: number;
   /** True once the owner revoked it. */
   readonly revoked?: boolean;
+  /** When the owner revoked it, Unix seconds (with `revoked`). */
+  readonly revokedAt?: number;
+  /** When the owner made it, Unix seconds. */
+  readonly createdAt?: number;
 }
 
 /** Where the shares a rider holds come from; the sharing store backs it in the cloud. */

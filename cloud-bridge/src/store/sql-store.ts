@@ -2,11 +2,25 @@
  * {@link CloudStore} over SQL, one implementation for SQLite and PostgreSQL ({@link SqlDriver}). Migrations
  * are numbered and recorded in `schema_migrations`; a store opens by applying the missing ones in order.
  */
+import { createHash } from 'node:crypto';
+import type { PublicKey } from '../../../protocol/src/keys.js';
+import { exportJwk, publicKeyFromRaw } from '../../../protocol/src/keys.js';
+import type { Alg } from '../../../protocol/src/keys.js';
+import type { Schedule } from '../../../protocol/src/schedule.js';
 import { CloudError } from '../errors.js';
+import { OidcError } from '../oidc/errors.js';
+import { checkAccount, checkDeviceId, checkPhoneKey, checkShare } from '../oidc/rules.js';
+import type { AdapterFactory } from 'oidc-provider';
+import { sqlOidcAdapter } from './oidc-adapter.js';
 import type { Row, SqlDriver, SqliteEngine } from './sql-driver.js';
 import type {
+  Account,
+  ClaimOutcome,
   CloudEvent,
   CloudStore,
+  DeviceRecord,
+  LockClaim,
+  Share,
   InsertOutcome,
   LockRecord,
   OutboxProgress,
@@ -55,7 +69,87 @@ export const MIGRATIONS: readonly Migration[] = [
          lock_time ${int(d)} NOT NULL, received_at ${int(d)} NOT NULL)`,
     ],
   },
+  {
+    // Issue 10, part 7: the OpenID Provider's accounts, phone keys and shares, and lock ownership, folded into
+    // the cloud's store so that one database (SQLite or PostgreSQL) holds everything the sharing API touches.
+    version: 2,
+    sql: (d) => [
+      `CREATE TABLE accounts (id TEXT PRIMARY KEY, name TEXT NOT NULL, password_hash TEXT NOT NULL,
+         created_at ${int(d)} NOT NULL)`,
+      `CREATE TABLE devices (account_id TEXT NOT NULL REFERENCES accounts (id), device_id TEXT NOT NULL,
+         alg TEXT NOT NULL, raw ${blob(d)} NOT NULL, name TEXT, thumbprint TEXT NOT NULL,
+         registered_at ${int(d)} NOT NULL, PRIMARY KEY (account_id, device_id))`,
+      `CREATE TABLE lock_claims (lock_id TEXT PRIMARY KEY, owner TEXT NOT NULL REFERENCES accounts (id),
+         owner_alg TEXT NOT NULL, owner_key ${blob(d)} NOT NULL, owner_kid ${blob(d)} NOT NULL,
+         claimed_at ${int(d)} NOT NULL)`,
+      `CREATE INDEX lock_claims_owner ON lock_claims (owner, lock_id)`,
+      `CREATE TABLE shares (id TEXT PRIMARY KEY, owner TEXT NOT NULL, lock_id TEXT NOT NULL, rider TEXT NOT NULL,
+         scope TEXT NOT NULL, not_before ${int(d)} NOT NULL, not_after ${int(d)} NOT NULL, schedule TEXT,
+         max_uses ${int(d)}, uses_reported ${int(d)} NOT NULL, may_reshare INTEGER NOT NULL,
+         min_revocation ${int(d)}, revoked INTEGER NOT NULL, revoked_at ${int(d)}, created_at ${int(d)} NOT NULL)`,
+      `CREATE INDEX shares_rider ON shares (rider, id)`,
+      `CREATE INDEX shares_lock ON shares (lock_id, created_at)`,
+      // oidc-provider's own artefacts (sessions, grants, codes, tokens): its `Adapter` over this store.
+      `CREATE TABLE oidc_models (model TEXT NOT NULL, id TEXT NOT NULL, payload TEXT NOT NULL, grant_id TEXT,
+         user_code TEXT, uid TEXT, expires_at ${int(d)}, PRIMARY KEY (model, id))`,
+      `CREATE INDEX oidc_models_grant ON oidc_models (grant_id)`,
+      `CREATE INDEX oidc_models_user_code ON oidc_models (model, user_code)`,
+      `CREATE INDEX oidc_models_uid ON oidc_models (model, uid)`,
+      `CREATE INDEX oidc_models_expiry ON oidc_models (expires_at)`,
+    ],
+  },
 ];
+
+/** RFC 7638 JWK thumbprint (SHA-256, base64url) of a public key: the required members in lexicographic order. */
+export function jwkThumbprint(key: PublicKey): string {
+  const jwk = exportJwk(key);
+  const members =
+    jwk.kty === 'EC'
+      ? { crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }
+      : { crv: jwk.crv, kty: jwk.kty, x: jwk.x };
+  return createHash('sha256').update(JSON.stringify(members)).digest('base64url');
+}
+
+const alg = (v: unknown): Alg => (v === 'EdDSA' ? 'EdDSA' : 'ES256');
+
+function deviceOf(r: Row): DeviceRecord {
+  return {
+    accountId: String(r.account_id),
+    deviceId: String(r.device_id),
+    key: publicKeyFromRaw(alg(r.alg), bytes(r.raw)),
+    name: r.name === null ? null : String(r.name),
+    thumbprint: String(r.thumbprint),
+    registeredAt: num(r.registered_at),
+  };
+}
+function claimOf(r: Row): LockClaim {
+  return {
+    lockId: String(r.lock_id),
+    owner: String(r.owner),
+    ownerKey: publicKeyFromRaw(alg(r.owner_alg), bytes(r.owner_key)),
+    ownerKid: bytes(r.owner_kid),
+    claimedAt: num(r.claimed_at),
+  };
+}
+function shareOf(r: Row): Share {
+  return {
+    id: String(r.id),
+    owner: String(r.owner),
+    lock: String(r.lock_id),
+    rider: String(r.rider),
+    scope: String(r.scope).split(' '),
+    notBefore: num(r.not_before),
+    notAfter: num(r.not_after),
+    ...(r.schedule !== null ? { schedule: JSON.parse(String(r.schedule)) as Schedule } : {}),
+    ...(r.max_uses !== null ? { maxUses: num(r.max_uses) } : {}),
+    usesReported: num(r.uses_reported),
+    mayReshare: num(r.may_reshare) === 1,
+    ...(r.min_revocation !== null ? { minRevocation: num(r.min_revocation) } : {}),
+    revoked: num(r.revoked) === 1,
+    ...(r.revoked_at !== null ? { revokedAt: num(r.revoked_at) } : {}),
+    createdAt: num(r.created_at),
+  };
+}
 
 const num = (v: unknown): number => Number(v);
 const bytes = (v: unknown): Uint8Array => {
@@ -108,6 +202,11 @@ const RECORD_COLUMNS = 'lock_id, epoch, sequence, kind, bytes, time, received_at
 /** The SQL implementation of {@link CloudStore}. Open it with {@link openSqlStore}. */
 export class SqlCloudStore implements CloudStore {
   constructor(private readonly db: SqlDriver) {}
+
+  /** oidc-provider's `adapter` over this store's `oidc_models` table. */
+  oidcAdapter(now?: () => number): AdapterFactory {
+    return sqlOidcAdapter(this.db, now);
+  }
 
   /** Applies the missing migrations in order. */
   async migrate(): Promise<void> {
@@ -191,6 +290,21 @@ export class SqlCloudStore implements CloudStore {
           );
     return rows.map(recordOf);
   }
+  async recordsByArrival(
+    lockId: string,
+    kind: StoredRecord['kind'],
+    after: { readonly receivedAt: number; readonly epoch: number; readonly sequence: number } | undefined,
+    limit: number,
+  ): Promise<StoredRecord[]> {
+    const a = after ?? { receivedAt: -1, epoch: -1, sequence: -1 };
+    const rows = await this.db.query(
+      `SELECT ${RECORD_COLUMNS} FROM records WHERE lock_id = ? AND kind = ?
+         AND (received_at > ? OR (received_at = ? AND (epoch > ? OR (epoch = ? AND sequence > ?))))
+       ORDER BY received_at, epoch, sequence LIMIT ?`,
+      [lockId, kind, a.receivedAt, a.receivedAt, a.epoch, a.epoch, a.sequence, limit],
+    );
+    return rows.map(recordOf);
+  }
   async countRecords(lockId: string): Promise<number> {
     const rows = await this.db.query('SELECT COUNT(*) AS n FROM records WHERE lock_id = ?', [lockId]);
     return num(rows[0]?.n ?? 0);
@@ -240,16 +354,24 @@ export class SqlCloudStore implements CloudStore {
     );
     return num(rows[0]?.id);
   }
-  async listEvents(options: { lockId?: string; after?: number; limit: number }): Promise<CloudEvent[]> {
+  async listEvents(options: {
+    lockId?: string;
+    after?: number;
+    limit: number;
+    newestFirst?: boolean;
+  }): Promise<CloudEvent[]> {
     const after = options.after ?? 0;
+    const order = options.newestFirst === true ? 'DESC' : 'ASC';
     const rows =
       options.lockId === undefined
-        ? await this.db.query('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?', [after, options.limit])
-        : await this.db.query('SELECT * FROM events WHERE lock_id = ? AND id > ? ORDER BY id LIMIT ?', [
-            options.lockId,
+        ? await this.db.query(`SELECT * FROM events WHERE id > ? ORDER BY id ${order} LIMIT ?`, [
             after,
             options.limit,
-          ]);
+          ])
+        : await this.db.query(
+            `SELECT * FROM events WHERE lock_id = ? AND id > ? ORDER BY id ${order} LIMIT ?`,
+            [options.lockId, after, options.limit],
+          );
     return rows.map((r) => ({
       id: num(r.id),
       lockId: String(r.lock_id),
@@ -319,6 +441,164 @@ export class SqlCloudStore implements CloudStore {
       lockTime: num(r.lock_time),
       receivedAt: num(r.received_at),
     };
+  }
+
+  async lastContact(lockId: string): Promise<number | undefined> {
+    const rows = await this.db.query(
+      `SELECT MAX(t) AS t FROM (
+         SELECT MAX(received_at) AS t FROM records WHERE lock_id = ?
+         UNION ALL SELECT MAX(received_at) AS t FROM lock_state WHERE lock_id = ?
+         UNION ALL SELECT MAX(received_at) AS t FROM revocation_acks WHERE lock_id = ?) AS contacts`,
+      [lockId, lockId, lockId],
+    );
+    const t = rows[0]?.t;
+    return t === null || t === undefined ? undefined : num(t);
+  }
+
+  // -- accounts and phones ([TANDEM-DLG-5]) -------------------------------------------------------------
+
+  async createAccount(account: Account): Promise<void> {
+    checkAccount(account);
+    const changed = await this.db.run(
+      `INSERT INTO accounts (id, name, password_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [account.id, account.name, account.passwordHash, Date.now()],
+    );
+    if (changed !== 1)
+      throw new OidcError('ERR_OIDC_ACCOUNT_EXISTS', `account "${account.id}" already exists`);
+  }
+  async findAccount(id: string): Promise<Account | undefined> {
+    const rows = await this.db.query('SELECT id, name, password_hash FROM accounts WHERE id = ?', [id]);
+    const r = rows[0];
+    return r === undefined
+      ? undefined
+      : { id: String(r.id), name: String(r.name), passwordHash: String(r.password_hash) };
+  }
+  async registerPhoneKey(
+    accountId: string,
+    deviceId: string,
+    key: PublicKey,
+    options: { readonly name?: string | null; readonly at?: number } = {},
+  ): Promise<void> {
+    checkDeviceId(deviceId);
+    checkPhoneKey(key);
+    if ((await this.findAccount(accountId)) === undefined) {
+      throw new OidcError('ERR_OIDC_ACCOUNT_UNKNOWN', `no account "${accountId}"`);
+    }
+    await this.db.run(
+      `INSERT INTO devices (account_id, device_id, alg, raw, name, thumbprint, registered_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (account_id, device_id) DO UPDATE SET alg = excluded.alg, raw = excluded.raw,
+         name = excluded.name, thumbprint = excluded.thumbprint, registered_at = excluded.registered_at`,
+      [
+        accountId,
+        deviceId,
+        key.alg,
+        key.raw,
+        options.name ?? null,
+        jwkThumbprint(key),
+        options.at ?? Date.now(),
+      ],
+    );
+  }
+  async phoneKey(accountId: string, deviceId: string): Promise<PublicKey | undefined> {
+    return (await this.getDevice(accountId, deviceId))?.key;
+  }
+  async removePhoneKey(accountId: string, deviceId: string): Promise<boolean> {
+    return (
+      (await this.db.run('DELETE FROM devices WHERE account_id = ? AND device_id = ?', [
+        accountId,
+        deviceId,
+      ])) > 0
+    );
+  }
+  async getDevice(accountId: string, deviceId: string): Promise<DeviceRecord | undefined> {
+    const rows = await this.db.query('SELECT * FROM devices WHERE account_id = ? AND device_id = ?', [
+      accountId,
+      deviceId,
+    ]);
+    return rows[0] === undefined ? undefined : deviceOf(rows[0]);
+  }
+  async listDevices(accountId: string): Promise<DeviceRecord[]> {
+    const rows = await this.db.query(
+      'SELECT * FROM devices WHERE account_id = ? ORDER BY registered_at, device_id',
+      [accountId],
+    );
+    return rows.map(deviceOf);
+  }
+
+  // -- ownership ----------------------------------------------------------------------------------------
+
+  async claimLock(c: LockClaim): Promise<ClaimOutcome> {
+    const changed = await this.db.run(
+      `INSERT INTO lock_claims (lock_id, owner, owner_alg, owner_key, owner_kid, claimed_at)
+       VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [c.lockId, c.owner, c.ownerKey.alg, c.ownerKey.raw, c.ownerKid, c.claimedAt],
+    );
+    if (changed === 1) return 'claimed';
+    const held = await this.getClaim(c.lockId);
+    return held !== undefined && held.owner === c.owner && sameBytes(held.ownerKey.raw, c.ownerKey.raw)
+      ? 'already'
+      : 'conflict';
+  }
+  async getClaim(lockId: string): Promise<LockClaim | undefined> {
+    const rows = await this.db.query('SELECT * FROM lock_claims WHERE lock_id = ?', [lockId]);
+    return rows[0] === undefined ? undefined : claimOf(rows[0]);
+  }
+  async claimsOf(owner: string): Promise<LockClaim[]> {
+    const rows = await this.db.query('SELECT * FROM lock_claims WHERE owner = ? ORDER BY lock_id', [owner]);
+    return rows.map(claimOf);
+  }
+
+  // -- shares ([TANDEM-DLG-3]) --------------------------------------------------------------------------
+
+  async putShare(share: Share): Promise<void> {
+    checkShare(share);
+    const changed = await this.db.run(
+      `INSERT INTO shares (id, owner, lock_id, rider, scope, not_before, not_after, schedule, max_uses,
+         uses_reported, may_reshare, min_revocation, revoked, revoked_at, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+      [
+        share.id,
+        share.owner,
+        share.lock,
+        share.rider,
+        share.scope.join(' '),
+        share.notBefore,
+        share.notAfter,
+        share.schedule !== undefined ? JSON.stringify(share.schedule) : null,
+        share.maxUses ?? null,
+        share.usesReported ?? 0,
+        share.mayReshare === true ? 1 : 0,
+        share.minRevocation ?? null,
+        share.revoked === true ? 1 : 0,
+        share.revoked === true ? (share.revokedAt ?? Math.floor(Date.now() / 1000)) : null,
+        share.createdAt ?? Math.floor(Date.now() / 1000),
+      ],
+    );
+    if (changed !== 1) throw new CloudError('ERR_CLOUD_STORE', `share "${share.id}" already exists`);
+  }
+  async getShare(id: string): Promise<Share | undefined> {
+    const rows = await this.db.query('SELECT * FROM shares WHERE id = ?', [id]);
+    return rows[0] === undefined ? undefined : shareOf(rows[0]);
+  }
+  async sharesFor(rider: string): Promise<readonly Share[]> {
+    return (await this.db.query('SELECT * FROM shares WHERE rider = ? ORDER BY id', [rider])).map(shareOf);
+  }
+  async sharesOfLock(lockId: string): Promise<Share[]> {
+    const rows = await this.db.query('SELECT * FROM shares WHERE lock_id = ? ORDER BY created_at, id', [
+      lockId,
+    ]);
+    return rows.map(shareOf);
+  }
+  async revokeShare(id: string, at: number): Promise<boolean> {
+    const changed = await this.db.run(
+      'UPDATE shares SET revoked = 1, revoked_at = ? WHERE id = ? AND revoked = 0',
+      [at, id],
+    );
+    return changed === 1;
+  }
+  async reportUses(id: string, uses: number): Promise<void> {
+    await this.db.run('UPDATE shares SET uses_reported = uses_reported + ? WHERE id = ?', [uses, id]);
   }
 
   close(): Promise<void> {

@@ -5,6 +5,11 @@
  * records are keyed by (lock id, epoch, sequence), progress moves by compare-and-set.
  */
 
+import type { PublicKey } from '../../../protocol/src/keys.js';
+import type { AccountStore, DelegationSource, Share } from '../oidc/store.js';
+
+export type { Account, Share } from '../oidc/store.js';
+
 /** A registered lock: its device key (verifies everything it signs) and its MQTT password record. */
 export interface LockRecord {
   readonly lockId: string;
@@ -86,8 +91,40 @@ export interface StoredRevocationAck {
   readonly receivedAt: number;
 }
 
+/** One phone of an account ([TANDEM-DLG-5]): the device id is the OpenID grant id of its login. */
+export interface DeviceRecord {
+  readonly accountId: string;
+  readonly deviceId: string;
+  /** The phone's P-256 public key: delegated tokens are bound to it (`cnf`). */
+  readonly key: PublicKey;
+  /** What the rider calls it ("Bianca's Pixel"); null when unnamed. */
+  readonly name: string | null;
+  /** RFC 7638 JWK thumbprint (SHA-256, base64url) of the key: what an app shows to tell keys apart. */
+  readonly thumbprint: string;
+  /** Unix milliseconds. */
+  readonly registeredAt: number;
+}
+
+/** Who owns a lock: the account that claimed it and the owner key the lock was provisioned with. */
+export interface LockClaim {
+  readonly lockId: string;
+  readonly owner: string;
+  /** The owner key of the lock's claim (role `owner` anchor). */
+  readonly ownerKey: PublicKey;
+  /** The COSE kid of the owner anchor on the lock. */
+  readonly ownerKid: Uint8Array;
+  /** Unix milliseconds. */
+  readonly claimedAt: number;
+}
+
+/** Result of {@link CloudStore.claimLock}. */
+export type ClaimOutcome =
+  | 'claimed' // stored now
+  | 'already' // the same owner had claimed it with the same key: nothing changed
+  | 'conflict'; // another owner (or another key) holds it
+
 /** The storage interface. Implementations: `SqlCloudStore` over SQLite or PostgreSQL. */
-export interface CloudStore {
+export interface CloudStore extends AccountStore, DelegationSource {
   registerLock(lock: LockRecord): Promise<void>;
   getLock(lockId: string): Promise<LockRecord | undefined>;
   listLocks(): Promise<LockRecord[]>;
@@ -99,6 +136,16 @@ export interface CloudStore {
   /** Alerts, newest first. */
   listAlerts(options: { lockId?: string; limit: number }): Promise<StoredRecord[]>;
   countRecords(lockId: string): Promise<number>;
+  /**
+   * Records of one kind of a lock in the order the cloud received them (then epoch, sequence), strictly after
+   * the position `after`, at most `limit`: the sharing API pages the audit log with it.
+   */
+  recordsByArrival(
+    lockId: string,
+    kind: StoredRecord['kind'],
+    after: { readonly receivedAt: number; readonly epoch: number; readonly sequence: number } | undefined,
+    limit: number,
+  ): Promise<StoredRecord[]>;
 
   /** Creates the progress row of an epoch if absent; returns true when it was new. */
   touchEpoch(lockId: string, epoch: number, at: number): Promise<boolean>;
@@ -115,8 +162,13 @@ export interface CloudStore {
   ): Promise<boolean>;
 
   addEvent(event: Omit<CloudEvent, 'id'>): Promise<number>;
-  /** Events with an id above `after`, oldest first. */
-  listEvents(options: { lockId?: string; after?: number; limit: number }): Promise<CloudEvent[]>;
+  /** Events with an id above `after`, oldest first (`newestFirst`: the latest `limit`, newest first). */
+  listEvents(options: {
+    lockId?: string;
+    after?: number;
+    limit: number;
+    newestFirst?: boolean;
+  }): Promise<CloudEvent[]>;
 
   putState(state: StoredState): Promise<void>;
   getState(lockId: string): Promise<StoredState | undefined>;
@@ -128,6 +180,37 @@ export interface CloudStore {
   /** Keeps the acknowledgement with the highest version. */
   putRevocationAck(ack: StoredRevocationAck): Promise<void>;
   getRevocationAck(lockId: string): Promise<StoredRevocationAck | undefined>;
+  /** When the cloud last heard from the lock (a record, a state report or a revocation ack), Unix ms. */
+  lastContact(lockId: string): Promise<number | undefined>;
+
+  // Accounts and phones (AccountStore: createAccount, findAccount, registerPhoneKey, phoneKey,
+  // removePhoneKey). registerPhoneKey here also takes the device's name and registration time.
+  registerPhoneKey(
+    accountId: string,
+    deviceId: string,
+    key: PublicKey,
+    options?: { readonly name?: string | null; readonly at?: number },
+  ): Promise<void>;
+  getDevice(accountId: string, deviceId: string): Promise<DeviceRecord | undefined>;
+  listDevices(accountId: string): Promise<DeviceRecord[]>;
+
+  // Ownership.
+  /** Records that `claim.owner` owns the lock; never moves a lock from one owner to another. */
+  claimLock(claim: LockClaim): Promise<ClaimOutcome>;
+  getClaim(lockId: string): Promise<LockClaim | undefined>;
+  /** The claims of one owner, by lock id. */
+  claimsOf(owner: string): Promise<LockClaim[]>;
+
+  // Shares (DelegationSource: sharesFor(rider)).
+  /** Stores a new share (checked against [TANDEM-DLG-3]); ERR_CLOUD_STORE when the id is taken. */
+  putShare(share: Share): Promise<void>;
+  getShare(id: string): Promise<Share | undefined>;
+  /** Every share of a lock, oldest first. */
+  sharesOfLock(lockId: string): Promise<Share[]>;
+  /** Marks a share revoked at `at` (Unix seconds); false when it does not exist or was already revoked. */
+  revokeShare(id: string, at: number): Promise<boolean>;
+  /** Adds uses seen in audit records (§9.4). */
+  reportUses(id: string, uses: number): Promise<void>;
 
   close(): Promise<void>;
 }

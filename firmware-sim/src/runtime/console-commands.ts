@@ -12,6 +12,7 @@ import type { LockRuntime } from './lock-runtime.js';
 import { IDENTITY } from './lock-runtime.js';
 import { loadOrCreateMqttPassword, writeNewMqttPassword } from '../mqtt/credentials.js';
 import { mqttPasswordPath } from '../mqtt/start-lock-mqtt.js';
+import { claimReceiptLine, recordClaimReceipt } from './claim-receipt.js';
 
 /** ConfigStore key: the MQTT password has been shown on the console ([TANDEM-MQTT-13]). */
 const MQTT_PASSWORD_SHOWN = 'identity.mqttPasswordShown';
@@ -79,6 +80,7 @@ export function runtimeCommands(runtime: LockRuntime): ConsoleCommand[] {
                 `anchor kid=${Buffer.from(a.kid).toString('hex')} ${a.role} ${a.name} ${a.alg} ${Buffer.from(a.key).toString('hex')}`,
             ),
           `mqtt=${runtime.options.config.mqtt?.url ?? '-'} username=${runtime.lockId ?? '-'}`,
+          ...claimReceiptLine(runtime.stores.config),
         ].join('\n'),
     },
     {
@@ -142,8 +144,17 @@ export function runtimeCommands(runtime: LockRuntime): ConsoleCommand[] {
           role: 'owner',
           name: owner!,
         });
+        // [TANDEM-CLAIM-1]: stored before provisioning closes, so `provision show` can always print it.
+        const receipt = await recordClaimReceipt(runtime.stores.config, (r) => runtime.signClaimReceipt(r), {
+          lockId: runtime.lockId,
+          owner: owner!,
+          alg: alg as Alg,
+          key: keyOf(alg!, key!),
+          kid: hexBytes(k!),
+          claimedAt: runtime.trustedClock.bound().earliest,
+        });
         await runtime.stores.config.set(IDENTITY.claimed, true);
-        return `claimed by ${owner}; provisioning closed`;
+        return `claimed by ${owner}; provisioning closed; claim-receipt=${receipt}`;
       },
     },
     {

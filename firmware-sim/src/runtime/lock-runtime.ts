@@ -14,11 +14,12 @@ import type { Clock } from '../../../hardware/src/clock.js';
 import type { SerialConsole } from '../../../hardware/src/interfaces.js';
 import {
   encodeAlert,
+  encodeClaimReceipt,
   generateKeyPair,
   privateKeyFromKeyObject,
   signBytes,
 } from '../../../protocol/src/index.js';
-import type { AlertKind, PrivateKey } from '../../../protocol/src/index.js';
+import type { AlertKind, ClaimReceipt, PrivateKey } from '../../../protocol/src/index.js';
 import type { LockFileConfig } from '../config/lock-config.js';
 import { ConsoleInterpreter } from '../console/console-interpreter.js';
 import { AnchorStore, LockAuthority, LockStateMachine, TrustedClock, openLockStores } from '../lock/index.js';
@@ -209,6 +210,11 @@ export class LockRuntime {
   /** The device public key (raw Ed25519), for registering the lock with the cloud. */
   get devicePublicKey(): Uint8Array {
     return this.device.key.publicKey.raw;
+  }
+
+  /** Signs a claim receipt with the device key ([TANDEM-CLAIM-1]); the private key stays in the runtime. */
+  signClaimReceipt(receipt: ClaimReceipt): Uint8Array {
+    return encodeClaimReceipt(receipt, this.device.key);
   }
 
   /** The BLE peripheral, once the lock is provisioned and BLE is enabled. */
