@@ -628,8 +628,14 @@ export async function syncAll(
         answer = await client.sync(lock, batch);
         uploaded += batch.length;
         for (const r of answer.results) {
-          if (!/^(accepted|duplicate|ok|stored)/i.test(r.outcome))
-            refused.push({ index: start + r.index, outcome: r.outcome });
+          // The cloud's outcomes are stored, duplicate and refused (with its reason), as over MQTT.
+          if (!/^(accepted|duplicate|ok|stored)$/i.test(r.outcome)) {
+            const reason = (r as { reason?: unknown }).reason;
+            refused.push({
+              index: start + r.index,
+              outcome: typeof reason === 'string' ? `${r.outcome}: ${reason}` : r.outcome,
+            });
+          }
         }
       }
       // The cloud has every record now: a refused one would be refused again, and the lock still holds it.
