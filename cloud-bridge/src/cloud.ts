@@ -12,9 +12,23 @@
  * | `admin.token` | the admin channel's bearer token, mode 0600 |
  * | `admin.port` | the port of the admin channel (the CLI reads it) |
  * | `mosquitto/` | `passwd` and `acl` for running Mosquitto in aedes' place ({@link writeMosquittoFiles}) |
+ * | `oidc.cookie-key` | the OpenID Provider's cookie signing key, mode 0600 (with `http`) |
+ * | `oidc.jwks.json` | the OpenID Provider's ID token signing key (ES256 private JWK), mode 0600 (with `http`) |
+ *
+ * With `http`, one HTTP listener serves `/api/v1/...` (the sharing API), `/dashboard/...` (an optional
+ * handler) and everything else to the OpenID Provider, whose issuer is `http://<host>:<port>`.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { JWK } from 'oidc-provider';
+import { oidcAuth } from './api/auth.js';
+import type { ApiExtensions, ClaimVerifier } from './api/server.js';
+import { API_PREFIX, createApiHandler } from './api/server.js';
+import type { OidcProviderOptions, TandemOidc } from './oidc/provider.js';
+import { createOidcProvider, tandemClients } from './oidc/provider.js';
 import { mosquittoAcl, mosquittoPasswordFile } from './acl.js';
 import { startAdmin } from './admin.js';
 import type { Broker, BrokerPersistence, ListenAddress } from './broker.js';
@@ -47,6 +61,23 @@ export interface CloudOptions {
   readonly beaconIntervalMs?: number;
   readonly lockRate?: { readonly perSecond: number; readonly burst: number };
   readonly log?: LogSink;
+  /**
+   * The HTTP listener: OpenID Provider, sharing API (`/api/v1`) and dashboard mount (`/dashboard`). Absent: no
+   * HTTP. `issuerUrl` overrides `http://<host>:<port>` (behind a TLS proxy; required on a non-loopback host).
+   */
+  readonly http?: { readonly port: number; readonly host?: string; readonly issuerUrl?: string };
+  /** The issuer name locks' issuer anchors carry: delegated tokens' `iss` (default `tandem`). */
+  readonly issuerId?: string;
+  /** Serves `/dashboard` and everything under it (helper h-dash's `dashboardHandler`); 404 when absent. */
+  readonly dashboardHandler?: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Redirect URIs of the `tandem-app` client (authorization code + PKCE). */
+  readonly appRedirectUris?: readonly string[];
+  /** Overrides of the provider's options (tests: a cheap password hasher, lifetimes, the clock, clients). */
+  readonly oidc?: Partial<Omit<OidcProviderOptions, 'issuer' | 'accounts' | 'delegations' | 'issuerKey'>>;
+  /** The claim receipt verifier of POST /locks (default: protocol's, SPEC §12). */
+  readonly verifyClaim?: ClaimVerifier;
+  /** POST /sync and GET /events, where a module supplies them. */
+  readonly api?: ApiExtensions;
 }
 
 /** A running cloud. */
@@ -59,8 +90,35 @@ export interface Cloud {
   readonly adminToken: string;
   /** Broker URL the bridge uses (TCP). */
   readonly mqttUrl: string;
+  /** With `http`: the listener's URL (`http://127.0.0.1:<port>`), the provider's issuer and the provider. */
+  readonly httpUrl?: string;
+  readonly issuerUrl?: string;
+  readonly oidc?: TandemOidc;
   close(): Promise<void>;
 }
+
+/** The default issuer name: what `provision anchor add <kid> EdDSA <key> issuer tandem` gives a lock. */
+export const DEFAULT_ISSUER_ID = 'tandem';
+
+/** Reads the provider's ID token signing key, or creates one (ES256, mode 0600). */
+async function loadOrCreateJwks(path: string): Promise<{ keys: JWK[] }> {
+  if (existsSync(path)) {
+    try {
+      return JSON.parse(readFileSync(path, 'utf8')) as { keys: JWK[] };
+    } catch (e) {
+      throw new CloudError('ERR_CLOUD_KEY_FILE', `${path} is not a JWK set: ${(e as Error).message}`);
+    }
+  }
+  const { exportJWK, generateKeyPair } = await import('jose');
+  const { privateKey } = await generateKeyPair('ES256', { extractable: true });
+  const jwk = { ...(await exportJWK(privateKey)), alg: 'ES256', use: 'sig' } as JWK;
+  jwk.kid = `id-${Date.now().toString(36)}`;
+  const jwks = { keys: [jwk] };
+  writeFileSync(path, `${JSON.stringify(jwks, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  return jwks;
+}
+
+const isLoopback = (host: string): boolean => host === '127.0.0.1' || host === 'localhost' || host === '::1';
 
 /** Reads a secret file, or creates it with a fresh password (mode 0600). */
 export function loadOrCreateSecret(path: string): string {
@@ -124,7 +182,90 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     const admin = await startAdmin({ port: options.adminPort ?? 0, token: adminToken, store, bridge, log });
     closers.push(() => admin.close());
     writeFileSync(join(options.dataDir, 'admin.port'), `${admin.port}\n`);
-    return { store, broker, bridge, issuer, adminPort: admin.port, adminToken, mqttUrl, close: closeAll };
+    let web: { httpUrl: string; issuerUrl: string; oidc: TandemOidc } | undefined;
+    if (options.http !== undefined) {
+      const host = options.http.host ?? '127.0.0.1';
+      // The issuer URL needs the port, and the provider needs the issuer URL: listen first, route after.
+      let route: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+      const server: Server = createServer((req, res) => {
+        if (route === undefined) {
+          res.writeHead(503).end();
+          return;
+        }
+        route(req, res);
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', (e) =>
+          reject(
+            new CloudError(
+              'ERR_CLOUD_CONFIG',
+              `cannot listen on ${host}:${options.http!.port}: ${e.message}`,
+            ),
+          ),
+        );
+        server.listen(options.http!.port, host, resolve);
+      });
+      closers.push(
+        () =>
+          new Promise<void>((resolve) => {
+            server.closeAllConnections();
+            server.close(() => resolve());
+          }),
+      );
+      const port = (server.address() as AddressInfo).port;
+      const hostInUrl = host.includes(':') ? `[${host}]` : host;
+      const httpUrl = `http://${hostInUrl}:${port}`;
+      if (options.http.issuerUrl === undefined && !isLoopback(host)) {
+        throw new CloudError(
+          'ERR_CLOUD_CONFIG',
+          `listening on ${host}, the OpenID issuer must be https: give its public URL (http.issuerUrl)`,
+        );
+      }
+      const issuerUrl = options.http.issuerUrl ?? httpUrl;
+      const oidc = await createOidcProvider({
+        issuer: issuerUrl,
+        accounts: store,
+        delegations: store,
+        // Delegated tokens are signed by the same issuer key as revocations and beacons, under the kid and the
+        // issuer name the locks' issuer anchor carries ([TANDEM-CHAIN-4]).
+        issuerKey: { id: options.issuerId ?? DEFAULT_ISSUER_ID, kid: issuer.kid, key: issuer.key },
+        clients: tandemClients([...(options.appRedirectUris ?? [])]),
+        cookieKeys: [loadOrCreateSecret(join(options.dataDir, 'oidc.cookie-key'))],
+        jwks: await loadOrCreateJwks(join(options.dataDir, 'oidc.jwks.json')),
+        adapter: store.oidcAdapter(),
+        ...options.oidc,
+      });
+      const api = createApiHandler({
+        store,
+        auth: oidcAuth(oidc),
+        revoker: { revokeEntries: (lockId, entries) => bridge.revokeEntries(lockId, entries) },
+        ...(options.verifyClaim === undefined ? {} : { verifyClaim: options.verifyClaim }),
+        ...options.api,
+        log,
+      });
+      const mounted = (path: string, prefix: string): boolean =>
+        path === prefix || path.startsWith(`${prefix}/`);
+      route = (req, res) => {
+        const path = (req.url ?? '/').split('?')[0]!;
+        if (mounted(path, API_PREFIX)) api(req, res);
+        else if (mounted(path, '/dashboard')) {
+          if (options.dashboardHandler !== undefined) options.dashboardHandler(req, res);
+          else res.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('no dashboard here\n');
+        } else oidc.handler(req, res);
+      };
+      web = { httpUrl, issuerUrl, oidc };
+    }
+    return {
+      store,
+      broker,
+      bridge,
+      issuer,
+      adminPort: admin.port,
+      adminToken,
+      mqttUrl,
+      ...(web ?? {}),
+      close: closeAll,
+    };
   } catch (e) {
     await closeAll();
     throw e;

@@ -13,7 +13,8 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { JsonWebKey } from 'node:crypto';
 import type { PublicKey } from '../../../protocol/src/keys.js';
-import { publicKeyFromJwk } from '../../../protocol/src/keys.js';
+import { decodeClaimReceipt, verifyClaimReceipt } from '../../../protocol/src/claim-receipt.js';
+import { publicKeyFromJwk, publicKeyFromRaw } from '../../../protocol/src/keys.js';
 import { decodeAlert, decodeAuditRecord } from '../../../protocol/src/mqtt.js';
 import { holderRevocationId } from '../../../protocol/src/revocation.js';
 import { UINT32_MAX } from '../../../protocol/src/lib/signed-payload.js';
@@ -70,6 +71,18 @@ export type ClaimVerifier = (
   deviceKeyOf: (lockId: string) => Promise<Uint8Array | undefined>,
 ) => Promise<VerifiedClaim>;
 
+/**
+ * The claim receipt of SPEC §12 ([TANDEM-CLAIM-3]): decoded to learn the lock id, then verified with the device
+ * key the cloud registered for that lock. A lock the cloud does not know is 404.
+ */
+export const verifyClaimWithProtocol: ClaimVerifier = async (bytes, deviceKeyOf) => {
+  const { receipt } = decodeClaimReceipt(bytes);
+  const raw = await deviceKeyOf(receipt.lockId);
+  if (raw === undefined)
+    throw notFound(`lock "${receipt.lockId}" (register its device key with the cloud first)`);
+  return verifyClaimReceipt(bytes, publicKeyFromRaw('EdDSA', raw), receipt.lockId);
+};
+
 /** The OpenID Provider as the API needs it. */
 export interface ApiAuth {
   verifyAccessToken(token: string): Promise<AccessTokenInfo | undefined>;
@@ -102,7 +115,7 @@ export interface ApiOptions extends ApiExtensions {
   readonly store: CloudStore;
   readonly auth: ApiAuth;
   readonly revoker: Revoker;
-  /** Absent: POST /locks answers 503 (no receipt verifier in this build). */
+  /** Default {@link verifyClaimWithProtocol}. */
   readonly verifyClaim?: ClaimVerifier;
   /** Unix milliseconds. */
   readonly now?: () => number;
@@ -218,13 +231,10 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
     'POST /locks': {
       body: 'ClaimRequest',
       run: async ({ who, body }) => {
-        if (o.verifyClaim === undefined) {
-          throw new ApiError(503, 'ERR_API_UNAVAILABLE', 'this cloud has no claim receipt verifier');
-        }
         const receipt = Buffer.from((body as { receipt: string }).receipt, 'base64url');
         let claim: VerifiedClaim;
         try {
-          claim = await o.verifyClaim(
+          claim = await (o.verifyClaim ?? verifyClaimWithProtocol)(
             new Uint8Array(receipt),
             async (lockId) => (await store.getLock(lockId))?.deviceKey,
           );
@@ -398,8 +408,6 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
     'POST /sync': {
       body: 'SyncRequest',
       run: async ({ who, body }) => {
-        if (o.sync === undefined)
-          throw new ApiError(503, 'ERR_API_UNAVAILABLE', 'this cloud has no sync service');
         const b = body as SyncBody;
         const claim = await store.getClaim(b.lock);
         const t = nowSec(now);
@@ -410,6 +418,8 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
           );
         // A lock the caller neither owns nor holds a live share of: the same 404 as a lock that does not exist.
         if (!holds) throw notFound(`lock "${b.lock}"`);
+        if (o.sync === undefined)
+          throw new ApiError(503, 'ERR_API_UNAVAILABLE', 'this cloud has no sync service');
         return ok(await o.sync(b, who.accountId));
       },
     },

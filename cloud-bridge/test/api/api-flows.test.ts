@@ -1,0 +1,263 @@
+/**
+ * The sharing API's flows on a whole cloud: Adam claims his lock with its receipt, shares it with Bianca,
+ * Bianca's phone gets a delegated token at Userinfo, Adam revokes and the next signed revocation update is
+ * stored and published retained on the lock's topic, Userinfo yields nothing for the share any more, and a
+ * lost phone is revoked by holder id. Every answer is validated against the OpenAPI document.
+ */
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPair } from '../../../protocol/src/keys.js';
+import { topicFor } from '../../../protocol/src/mqtt.js';
+import { holderRevocationId, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
+import { DELEGATIONS_CLAIM, shareCti } from '../../src/oidc/delegations.js';
+import type { ApiWorld } from './fixture.js';
+import { call, phoneJwk, registeredLock, startApiWorld, tokenFor } from './fixture.js';
+
+let w: ApiWorld;
+let adam: string;
+let bianca: { token: string; grantId: string };
+const LOCK = 'lock-flow';
+let lock: Awaited<ReturnType<typeof registeredLock>>;
+
+beforeAll(async () => {
+  w = await startApiWorld();
+  adam = (await tokenFor(w.cloud, 'adam')).token;
+  bianca = await tokenFor(w.cloud, 'bianca');
+  lock = await registeredLock(w.cloud, LOCK, 'adam');
+}, 60_000);
+afterAll(async () => {
+  await w?.close();
+});
+
+const inTwoHours = (): string => new Date(Date.now() + 2 * 3600_000).toISOString();
+
+async function delegationsOf(token: string): Promise<Record<string, { share: string; lock: string }[]>> {
+  const res = await fetch(`${w.cloud.issuerUrl!}/me`, { headers: { authorization: `Bearer ${token}` } });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as Record<string, unknown>;
+  return (body[DELEGATIONS_CLAIM] ?? {}) as Record<string, { share: string; lock: string }[]>;
+}
+
+/** The retained revocation update on the lock's topic, read as the lock would (its own MQTT credentials). */
+async function retainedRevocation(version: number): Promise<number> {
+  const client = await mqtt.connectAsync(w.cloud.mqttUrl, {
+    username: LOCK,
+    password: lock.password,
+    reconnectPeriod: 0,
+  });
+  try {
+    const got = new Promise<number>((resolve, reject) => {
+      client.on('message', (_t, payload) => {
+        try {
+          const u = verifyRevocationUpdate(new Uint8Array(payload), () => w.cloud.issuer.key.publicKey, LOCK);
+          if (u.version >= version) resolve(u.version);
+        } catch (e) {
+          reject(e as Error);
+        }
+      });
+    });
+    await client.subscribeAsync(topicFor('revocation', LOCK), { qos: 1 });
+    return await got;
+  } finally {
+    await client.endAsync();
+  }
+}
+
+describe('sharing API flows', () => {
+  it('serves the issuer at the root and the API under /api/v1 on one listener', async () => {
+    const res = await fetch(`${w.cloud.issuerUrl!}/.well-known/openid-configuration`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { issuer: string }).issuer).toBe(w.cloud.issuerUrl);
+    expect((await fetch(`${w.cloud.httpUrl!}/dashboard/`)).status).toBe(404);
+    expect((await call(w.base, 'GET', '/locks', { token: adam })).status).toBe(200);
+  });
+
+  it('claims a lock with its receipt, once; another owner gets 409, a forged receipt 422', async () => {
+    const first = await call(w.base, 'POST', '/locks', { token: adam, body: { receipt: lock.receipt } });
+    expect(first.status).toBe(201);
+    expect(first.body.lock).toMatchObject({
+      id: LOCK,
+      owner: 'adam',
+      state: null,
+      revocation: { version: 0 },
+    });
+    const again = await call(w.base, 'POST', '/locks', { token: adam, body: { receipt: lock.receipt } });
+    expect(again.status).toBe(201);
+    // Carol's own receipt for the same lock (as if the console had been reset): the lock stays Adam's.
+    const carol = (await tokenFor(w.cloud, 'carol')).token;
+    const { encodeClaimReceipt } = await import('../../../protocol/src/claim-receipt.js');
+    const carolReceipt = encodeClaimReceipt(
+      {
+        lockId: LOCK,
+        owner: 'carol',
+        ownerKey: generateKeyPair('ES256').publicKey,
+        ownerKid: Uint8Array.of(1),
+        claimedAt: 0,
+      },
+      lock.device,
+    );
+    const stolen = await call(w.base, 'POST', '/locks', {
+      token: carol,
+      body: { receipt: Buffer.from(carolReceipt).toString('base64url') },
+    });
+    expect(stolen.status).toBe(409);
+    expect((await w.cloud.store.getClaim(LOCK))?.owner).toBe('adam');
+    // Adam's receipt presented by Carol names another owner.
+    const wrongOwner = await call(w.base, 'POST', '/locks', {
+      token: carol,
+      body: { receipt: lock.receipt },
+    });
+    expect(wrongOwner.status).toBe(422);
+    // Signed by another key than the registered device key.
+    const forged = encodeClaimReceipt(
+      {
+        lockId: LOCK,
+        owner: 'carol',
+        ownerKey: generateKeyPair('ES256').publicKey,
+        ownerKid: Uint8Array.of(1),
+        claimedAt: 0,
+      },
+      generateKeyPair('EdDSA'),
+    );
+    const f = await call(w.base, 'POST', '/locks', {
+      token: carol,
+      body: { receipt: Buffer.from(forged).toString('base64url') },
+    });
+    expect(f.status).toBe(422);
+    expect(f.body.error).toBe('ERR_API_RECEIPT');
+    const list = await call(w.base, 'GET', '/locks', { token: adam });
+    expect((list.body.locks as { id: string }[]).map((l) => l.id)).toEqual([LOCK]);
+    expect((await call(w.base, 'GET', '/locks', { token: carol })).body.locks).toEqual([]);
+  });
+
+  it('shares, hands Bianca a token at Userinfo, revokes, publishes the update and stops the tokens', async () => {
+    const phone = generateKeyPair('ES256');
+    const reg = await call(w.base, 'POST', '/devices', {
+      token: bianca.token,
+      body: { key: phoneJwk(phone), name: 'Pixel' },
+    });
+    expect(reg.status).toBe(201);
+    expect(reg.body.device).toMatchObject({ id: bianca.grantId, name: 'Pixel' });
+
+    const made = await call(w.base, 'POST', `/locks/${LOCK}/shares`, {
+      token: adam,
+      template: '/locks/{lockId}/shares',
+      body: {
+        rider: 'bianca',
+        scope: ['unlock', 'status'],
+        notAfter: inTwoHours(),
+        schedule: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '08:00', end: '24:00' }],
+        maxUses: 3,
+      },
+    });
+    expect(made.status).toBe(201);
+    const share = made.body.share as { id: string; schedule: unknown; scope: string[] };
+    expect(share.schedule).toEqual([
+      { days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '08:00', end: '24:00' },
+    ]);
+    expect((await w.cloud.store.getShare(share.id))?.schedule).toEqual([{ days: 31, start: 480, end: 1440 }]);
+
+    expect((await delegationsOf(bianca.token)).adam?.map((d) => d.share)).toEqual([share.id]);
+    const mine = await call(w.base, 'GET', '/shares', { token: bianca.token });
+    expect((mine.body.shares as { id: string }[]).map((s) => s.id)).toEqual([share.id]);
+
+    const revoked = await call(w.base, 'DELETE', `/shares/${share.id}`, {
+      token: adam,
+      template: '/shares/{shareId}',
+    });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.share).toMatchObject({ id: share.id, revoked: true });
+    const version = (revoked.body.revocation as { version: number }).version;
+    expect(revoked.body.revocation).toEqual({ lock: LOCK, version: 1 });
+    const held = await w.cloud.store.getRevocation(LOCK);
+    expect(held?.entries.has(Buffer.from(shareCti(share.id)).toString('hex'))).toBe(true);
+    expect(await retainedRevocation(version)).toBe(version);
+    // Revoked shares never yield a token at Userinfo again.
+    expect(await delegationsOf(bianca.token)).toEqual({});
+    // Revoking again changes nothing.
+    const twice = await call(w.base, 'DELETE', `/shares/${share.id}`, {
+      token: adam,
+      template: '/shares/{shareId}',
+    });
+    expect(twice.body.revocation).toEqual({ lock: LOCK, version });
+
+    // The owner sees when the lock acknowledged it ([TANDEM-REV-9]).
+    await w.cloud.store.putRevocationAck({
+      lockId: LOCK,
+      version,
+      lockTime: 1,
+      receivedAt: 1_800_000_000_000,
+    });
+    const view = await call(w.base, 'GET', `/locks/${LOCK}`, { token: adam, template: '/locks/{lockId}' });
+    expect(view.body.lock).toMatchObject({
+      revocation: {
+        version,
+        acknowledgedVersion: version,
+        acknowledgedAt: new Date(1_800_000_000_000).toISOString(),
+      },
+      lastContact: new Date(1_800_000_000_000).toISOString(),
+    });
+  });
+
+  it('revokes every share of a rider on a lock in one update', async () => {
+    const body = { rider: 'carol', scope: ['unlock'], notAfter: inTwoHours() };
+    const a = await call(w.base, 'POST', `/locks/${LOCK}/shares`, {
+      token: adam,
+      body,
+      template: '/locks/{lockId}/shares',
+    });
+    const b = await call(w.base, 'POST', `/locks/${LOCK}/shares`, {
+      token: adam,
+      body: { ...body, mayReshare: true },
+      template: '/locks/{lockId}/shares',
+    });
+    expect((b.body.share as { scope: string[] }).scope).toEqual(['unlock', 'delegate']);
+    const before = (await w.cloud.store.getRevocation(LOCK))?.version ?? 0;
+    const r = await call(w.base, 'DELETE', `/locks/${LOCK}/riders/carol`, {
+      token: adam,
+      template: '/locks/{lockId}/riders/{rider}',
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.revocation).toEqual({ lock: LOCK, version: before + 1 });
+    expect((r.body.shares as { revoked: boolean }[]).every((s) => s.revoked)).toBe(true);
+    const entries = (await w.cloud.store.getRevocation(LOCK))!.entries;
+    for (const s of [a, b]) {
+      expect(entries.has(Buffer.from(shareCti((s.body.share as { id: string }).id)).toString('hex'))).toBe(
+        true,
+      );
+    }
+  });
+
+  it('a lost phone: its login dies and its key is revoked by holder id on the locks of its shares', async () => {
+    const phone = generateKeyPair('ES256');
+    const lost = await tokenFor(w.cloud, 'bianca');
+    const other = await tokenFor(w.cloud, 'bianca');
+    await call(w.base, 'POST', '/devices', {
+      token: lost.token,
+      body: { key: phoneJwk(phone), name: 'lost' },
+    });
+    await call(w.base, 'POST', '/devices', { token: other.token, body: { key: phoneJwk() } });
+    const made = await call(w.base, 'POST', `/locks/${LOCK}/shares`, {
+      token: adam,
+      body: { rider: 'bianca', scope: ['unlock'], notAfter: inTwoHours() },
+      template: '/locks/{lockId}/shares',
+    });
+    expect(made.status).toBe(201);
+    const before = (await w.cloud.store.getRevocation(LOCK))!.version;
+    const r = await call(w.base, 'DELETE', `/devices/${encodeURIComponent(lost.grantId)}`, {
+      token: other.token,
+      template: '/devices/{deviceId}',
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.revocations).toEqual([{ lock: LOCK, version: before + 1 }]);
+    const entries = (await w.cloud.store.getRevocation(LOCK))!.entries;
+    const exp = entries.get(Buffer.from(holderRevocationId(phone.publicKey)).toString('hex'));
+    expect(exp).toBeGreaterThan(Math.floor(Date.now() / 1000));
+    expect(exp).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + 300);
+    // The lost phone's token is dead; the other phone still works and still lists only itself.
+    expect((await call(w.base, 'GET', '/devices', { token: lost.token })).status).toBe(401);
+    const left = await call(w.base, 'GET', '/devices', { token: other.token });
+    expect((left.body.devices as { id: string }[]).map((d) => d.id)).not.toContain(lost.grantId);
+    expect((left.body.devices as { id: string }[]).map((d) => d.id)).toContain(other.grantId);
+  });
+});
