@@ -131,7 +131,8 @@ describe.skipIf(!HTTP_READY)('sharing end to end (needs `tandem cloud --http-por
     cloud = start('cloud', '--data-dir', f('cloud'), '--port', '0', '--http-port', '0');
     issuer = (await cloud.waitFor(/(http:\/\/127\.0\.0\.1:\d+)/))[1]!;
     mqttPort = Number((await cloud.waitFor(/MQTT 127\.0\.0\.1:(\d+)/))[1]);
-    issuerKid = (await cloud.waitFor(/issuer ([0-9a-f]+) \(/))[1]!;
+    // The issuer's kid as the cloud names it (text); the console takes the kid's bytes in hex.
+    issuerKid = Buffer.from((await cloud.waitFor(/issuer (\S+) \(/))[1]!, 'utf8').toString('hex');
     const jwk = JSON.parse(readFileSync(f('cloud/issuer.pub.jwk.json'), 'utf8')) as JsonWebKey;
     issuerHex = Buffer.from(publicKeyFromJwk(jwk).raw).toString('hex');
     for (const who of ['adam', 'bianca'] as const) {
