@@ -13,7 +13,19 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CliError, EXIT, flag, helpText, parse, parseHex, parseTime, parseUint, req, str } from './args.js';
+import {
+  CliError,
+  EXIT,
+  flag,
+  helpText,
+  list,
+  parse,
+  parseHex,
+  parseTime,
+  parseUint,
+  req,
+  str,
+} from './args.js';
 import type { CliStreams, CommandModule, CommandSpec } from './args.js';
 
 const DATA = {
@@ -24,12 +36,15 @@ const DATA = {
 
 const CLOUD: CommandSpec = {
   name: 'cloud',
-  positionals: '[register|mosquitto]',
-  maxPositionals: 1,
+  positionals: '[register|mosquitto|account add]',
+  maxPositionals: 2,
   summary:
     'Runs the cloud: store, MQTT broker (aedes) and bridge, on embedded defaults; stop it with Ctrl-C.\n\n' +
     'Subcommands:\n  register    register a lock with a running cloud (--lock, --device-key, --password or --password-hash)\n' +
-    "  mosquitto   write Mosquitto's passwd and acl into <dir>/mosquitto from the store",
+    "  mosquitto   write Mosquitto's passwd and acl into <dir>/mosquitto from the store\n" +
+    '  account add create an account with a running cloud (--id, --name; the password from --password-file or stdin)\n\n' +
+    'With --http-port, one HTTP listener serves the OpenID Provider (issuer http://<host>:<port>), the sharing API\n' +
+    '(/api/v1) and the dashboard mount (/dashboard).',
   options: {
     'data-dir': DATA,
     port: { type: 'string', value: '<port>', description: 'MQTT over TCP (default 1883)' },
@@ -61,6 +76,34 @@ const CLOUD: CommandSpec = {
       value: '<url>',
       description: 'Redis for aedes persistence shared by a fleet of brokers',
     },
+    'http-port': {
+      type: 'string',
+      value: '<port>',
+      description: 'OpenID Provider + sharing API on this port (contract default 8080; 0 = any free)',
+    },
+    'issuer-url': {
+      type: 'string',
+      value: '<url>',
+      description: 'the public https issuer URL, when a TLS proxy fronts the HTTP port',
+    },
+    'issuer-id': {
+      type: 'string',
+      value: '<name>',
+      description: "the issuer name in locks' issuer anchors (default tandem)",
+    },
+    'redirect-uri': {
+      type: 'string',
+      multiple: true,
+      value: '<uri>',
+      description: "the phone app's redirect URI (repeatable)",
+    },
+    id: { type: 'string', value: '<account>', description: 'account add: the account id (a-z 0-9 . _ -)' },
+    name: { type: 'string', value: '<text>', description: 'account add: the display name' },
+    'password-file': {
+      type: 'string',
+      value: '<file>',
+      description: 'account add: read the password from this file (else from stdin)',
+    },
     lock: { type: 'string', value: '<lock id>', description: 'register: the lock id' },
     'device-key': {
       type: 'string',
@@ -80,7 +123,8 @@ const CLOUD: CommandSpec = {
     },
   },
   examples: [
-    'tandem cloud --data-dir ./cloud --port 1883',
+    'tandem cloud --data-dir ./cloud --port 1883 --http-port 8080',
+    'tandem cloud account add --id adam --name "Adam Owner" --password-file adam.pw',
     'tandem cloud register --lock lock-7 --device-key 3d40...ad --password 9f86...08',
   ],
 };
@@ -181,6 +225,12 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
       return EXIT.OK;
     }
     if (sub === 'mosquitto') return writeMosquitto(dir, str(p, 'postgres'), streams);
+    if (sub === 'account') {
+      if (p.positionals[1] !== 'add') {
+        throw new CliError('ERR_USAGE', 'the account subcommand is `account add`', { command: 'cloud' });
+      }
+      return addAccount(dir, req(p, 'id'), req(p, 'name'), str(p, 'password-file'), streams);
+    }
     if (sub !== undefined)
       throw new CliError('ERR_USAGE', `unknown subcommand ${JSON.stringify(sub)}`, { command: 'cloud' });
     const host = str(p, 'host') ?? '127.0.0.1';
@@ -192,7 +242,21 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
     const { startCloud } = await import('../cloud-bridge/src/cloud.js');
     const postgres = str(p, 'postgres');
     const redis = str(p, 'redis');
+    const httpPort = str(p, 'http-port');
+    const issuerUrl = str(p, 'issuer-url');
+    const issuerId = str(p, 'issuer-id');
     const cloud = await startCloud({
+      ...(httpPort === undefined
+        ? {}
+        : {
+            http: {
+              port: port(httpPort, 'http-port', 8080),
+              host,
+              ...(issuerUrl === undefined ? {} : { issuerUrl }),
+            },
+          }),
+      ...(issuerId === undefined ? {} : { issuerId }),
+      appRedirectUris: list(p, 'redirect-uri'),
       dataDir: dir,
       mqtt: { port: port(str(p, 'port'), 'port', 1883), host },
       ...(tlsPort === undefined
@@ -217,6 +281,12 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
         (ports.ws === undefined ? '' : `, WebSocket ${host}:${ports.ws}/mqtt`) +
         `; admin 127.0.0.1:${cloud.adminPort}; issuer ${cloud.issuer.kidText} (${join(dir, 'issuer.pub.jwk.json')})\n`,
     );
+    if (cloud.issuerUrl !== undefined) {
+      streams.stdout.write(
+        `OpenID issuer ${cloud.issuerUrl} (${cloud.issuerUrl}/.well-known/openid-configuration); ` +
+          `sharing API ${cloud.httpUrl}/api/v1; delegated tokens: iss "${issuerId ?? 'tandem'}", kid ${cloud.issuer.kidText}\n`,
+      );
+    }
     return new Promise<number>((resolve) => {
       const stop = (signal: string): void => {
         streams.stdout.write(`${signal}: stopping\n`);
@@ -229,6 +299,45 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
       process.once('SIGTERM', () => stop('SIGTERM'));
     });
   });
+}
+
+/** `tandem cloud account add`: the password is hashed here (Argon2id), only the hash reaches the cloud. */
+async function addAccount(
+  dir: string,
+  id: string,
+  name: string,
+  passwordFile: string | undefined,
+  streams: CliStreams,
+): Promise<number> {
+  let password: string;
+  if (passwordFile !== undefined) {
+    try {
+      password = readFileSync(passwordFile, 'utf8');
+    } catch (e) {
+      throw new CliError('ERR_IO', `cannot read --password-file ${passwordFile}: ${(e as Error).message}`);
+    }
+  } else {
+    const chunks: Buffer[] = [];
+    for await (const c of streams.stdin as AsyncIterable<Buffer | string>) {
+      chunks.push(typeof c === 'string' ? Buffer.from(c) : c);
+      if (chunks.reduce((n, b) => n + b.length, 0) > 4096) break;
+    }
+    password = Buffer.concat(chunks).toString('utf8');
+  }
+  password = password.replace(/\r?\n$/, '');
+  const rules: typeof import('../cloud-bridge/src/oidc/rules.js') =
+    await import('../cloud-bridge/src/oidc/rules.js');
+  try {
+    rules.checkAccountId(id);
+    rules.checkPassword(password);
+  } catch (e) {
+    throw new CliError('ERR_USAGE', (e as Error).message, { command: 'cloud' });
+  }
+  const { Argon2idHasher } = await import('../cloud-bridge/src/oidc/passwords.js');
+  const passwordHash = await new Argon2idHasher().hash(password);
+  await admin(dir, 'POST', '/accounts', { id, name, passwordHash });
+  streams.stdout.write(`account ${id} created\n`);
+  return EXIT.OK;
 }
 
 async function writeMosquitto(

@@ -96,6 +96,25 @@ export async function startAdmin(options: {
       await options.store.registerLock({ lockId, deviceKey, passwordHash, registeredAt: Date.now() });
       return { lockId };
     },
+    // `tandem cloud account add`: the CLI hashes the password with Argon2id, the cloud stores the hash only.
+    'POST /accounts': async (req) => {
+      const b = await body(req);
+      const account = { id: b.id as string, name: b.name as string, passwordHash: b.passwordHash as string };
+      try {
+        await options.store.createAccount(account);
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        if (code === 'ERR_OIDC_ACCOUNT_EXISTS' || code === 'ERR_OIDC_ACCOUNT_INVALID') {
+          throw new Refusal(
+            code === 'ERR_OIDC_ACCOUNT_EXISTS' ? 409 : 400,
+            'ERR_CLOUD_ADMIN',
+            (e as Error).message,
+          );
+        }
+        throw e;
+      }
+      return { id: account.id };
+    },
     'POST /revoke': async (req) => {
       const b = await body(req);
       const lockId = lockIdOf(b.lockId);

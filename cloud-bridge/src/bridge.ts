@@ -23,6 +23,7 @@ import { encodeTimeBeacon } from '../../protocol/src/time-beacon.js';
 import { LOCK_PUBLISHES } from './acl.js';
 import { BRIDGE_USERNAME } from './credentials.js';
 import { CloudError } from './errors.js';
+import type { EventFeed } from './feed.js';
 import type { IngestKind, IngestResult } from './ingest.js';
 import { Ingestor } from './ingest.js';
 import type { Issuer } from './issuer.js';
@@ -55,6 +56,8 @@ export interface BridgeOptions {
   /** Unix milliseconds. */
   readonly now?: () => number;
   readonly log?: LogSink;
+  /** Where stored owner events are published live (feed.ts); the sharing API's event stream follows it. */
+  readonly feed?: EventFeed;
   /** TLS options and the like, passed to MQTT.js. */
   readonly mqttOptions?: IClientOptions;
 }
@@ -92,7 +95,12 @@ export class Bridge {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.log = options.log ?? debugSink;
-    this.ingestor = new Ingestor({ store: options.store, now: this.now, log: this.log });
+    this.ingestor = new Ingestor({
+      store: options.store,
+      now: this.now,
+      log: this.log,
+      ...(options.feed === undefined ? {} : { feed: options.feed }),
+    });
   }
 
   /** Connects, subscribes, republishes the retained revocation updates it owns and a broadcast beacon. */
@@ -250,7 +258,8 @@ export class Bridge {
     });
   }
 
-  private publishAck(ack: OutboxAck): void {
+  /** Publishes a lock's outbox acknowledgement retained; public for the sync service's uploads ([TANDEM-MQTT-8]). */
+  publishAck(ack: OutboxAck): void {
     const key = `${ack.epoch}:${ack.sequence}`;
     if (this.lastAck.get(ack.lockId) === key) return;
     const bytes = encodeOutboxAck(ack, this.options.issuer.key, this.options.issuer.kid);

@@ -25,6 +25,9 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { JWK } from 'oidc-provider';
 import { oidcAuth } from './api/auth.js';
+import { eventStream } from './api/events.js';
+import { EventFeed } from './feed.js';
+import { SyncService } from './sync.js';
 import type { ApiExtensions, ClaimVerifier } from './api/server.js';
 import { API_PREFIX, createApiHandler } from './api/server.js';
 import type { OidcProviderOptions, TandemOidc } from './oidc/provider.js';
@@ -170,12 +173,15 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     });
     closers.push(() => broker.close());
     const mqttUrl = `mqtt://127.0.0.1:${broker.ports.tcp}`;
+    // Every event the bridge stores is published here; the API's server-sent events follow it.
+    const feed = new EventFeed(store);
     const bridge = await Bridge.start({
       url: mqttUrl,
       password: bridgePassword,
       store,
       issuer,
       log,
+      feed,
       ...(options.beaconIntervalMs === undefined ? {} : { beaconIntervalMs: options.beaconIntervalMs }),
     });
     closers.push(() => bridge.close());
@@ -235,11 +241,42 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         adapter: store.oidcAdapter(),
         ...options.oidc,
       });
+      // A phone's uploads go through the bridge's own ingestor (the MQTT path's checks); an acknowledgement
+      // they move forward is published retained for the lock's MQTT link too.
+      const sync = new SyncService({
+        store,
+        ingestor: bridge.ingestor,
+        issuer,
+        onAck: (a) => bridge.publishAck(a),
+      });
+      const b64 = (b: Uint8Array | null): string | null =>
+        b === null ? null : Buffer.from(b).toString('base64url');
       const api = createApiHandler({
         store,
         auth: oidcAuth(oidc),
         revoker: { revokeEntries: (lockId, entries) => bridge.revokeEntries(lockId, entries) },
         ...(options.verifyClaim === undefined ? {} : { verifyClaim: options.verifyClaim }),
+        sync: async (body) => {
+          const r = await sync.sync({
+            lockId: body.lock,
+            records: body.records.map((t) => new Uint8Array(Buffer.from(t, 'base64url'))),
+            ...(body.challenge === undefined
+              ? {}
+              : {
+                  challenge: {
+                    nonce: new Uint8Array(Buffer.from(body.challenge.nonce, 'base64url')),
+                    revocationVersion: body.challenge.revocationVersion,
+                  },
+                }),
+          });
+          return {
+            results: r.results,
+            outboxAck: b64(r.outboxAck),
+            revocation: b64(r.revocation),
+            beacon: b64(r.beacon),
+          };
+        },
+        events: eventStream(feed),
         ...options.api,
         log,
       });

@@ -8,6 +8,7 @@ export type CloudErrorCode =
   | 'ERR_CLOUD_CONFIG' // a configuration value (port, path, URL, option) is missing or malformed
   | 'ERR_CLOUD_CREDENTIAL' // a lock credential or password record is malformed ([TANDEM-MQTT-13])
   | 'ERR_CLOUD_LOCK_UNKNOWN' // no lock with that id is registered
+  | 'ERR_CLOUD_SYNC_INVALID' // a phone's sync request is malformed or over its limits; nothing was stored
   | 'ERR_CLOUD_STORE' // the store failed or is unavailable (driver missing, migration failed)
   | 'ERR_CLOUD_KEY_FILE' // the issuer key file is unreadable, malformed or too widely readable
   | 'ERR_CLOUD_ADMIN' // the local admin channel refused a request (bad token, bad body)

@@ -22,6 +22,7 @@ import {
   auditRecordHash,
   decodeAlert,
   decodeAuditRecord,
+  decodeLockState,
   verifyAlert,
   verifyAuditRecord,
   verifyLockState,
@@ -61,9 +62,22 @@ export type IngestResult =
   | { readonly outcome: 'duplicate' }
   | { readonly outcome: 'refused'; readonly reason: string; readonly flagged?: string };
 
-/** Owner-facing event kinds. */
+/**
+ * Owner-facing event kinds. `alert` is stored beside the alert record itself and `state` on each change of
+ * state, so that the event feed (feed.ts) and its catch-up carry them; `offline` is the broker's empty last
+ * will ([TANDEM-MQTT-WILL]).
+ */
 export type EventKind =
-  'forgery' | 'malformed' | 'fork' | 'gap' | 'chain-break' | 'epoch-change' | 'revocation-applied';
+  | 'forgery'
+  | 'malformed'
+  | 'fork'
+  | 'gap'
+  | 'chain-break'
+  | 'epoch-change'
+  | 'revocation-applied'
+  | 'alert'
+  | 'state'
+  | 'offline';
 
 /** How the ingestor is wired: the store, a clock in Unix milliseconds, a log sink. */
 export interface IngestorOptions {
@@ -72,6 +86,8 @@ export interface IngestorOptions {
   readonly log?: LogSink;
   /** Most owner events of kind malformed/forgery per lock per minute, so a flood cannot fill the store. */
   readonly maxFlagsPerMinute?: number;
+  /** Where each stored event is published (the {@link EventFeed} of feed.ts), after it is stored. */
+  readonly feed?: { publish(e: CloudEvent): void };
 }
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
@@ -84,6 +100,7 @@ export class Ingestor {
   private readonly now: () => number;
   private readonly log: LogSink;
   private readonly maxFlags: number;
+  private readonly feed: IngestorOptions['feed'];
   private readonly flagWindows = new Map<string, { start: number; n: number }>();
 
   constructor(options: IngestorOptions) {
@@ -91,6 +108,7 @@ export class Ingestor {
     this.now = options.now ?? Date.now;
     this.log = options.log ?? (() => undefined);
     this.maxFlags = options.maxFlagsPerMinute ?? 20;
+    this.feed = options.feed;
   }
 
   /**
@@ -103,6 +121,12 @@ export class Ingestor {
     bytes: Uint8Array,
     via: 'mqtt' | 'relay',
   ): Promise<IngestResult> {
+    if (kind === 'state' && bytes.length === 0 && via === 'mqtt') {
+      // The broker's last will, or a clean stop: the connection ended; not a state report ([TANDEM-MQTT-WILL]).
+      if ((await this.store.getLock(lockId)) === undefined) return this.refuse(lockId, kind, 'unknown lock');
+      await this.flag(lockId, 'offline', {});
+      return { outcome: 'stored' };
+    }
     if (bytes.length > MAX_BYTES[kind]) {
       return this.refuse(
         lockId,
@@ -120,7 +144,7 @@ export class Ingestor {
         case 'audit':
           return await this.ingestRecord(lockId, 'audit', verifyAuditRecord(bytes, key, lockId), bytes, via);
         case 'state':
-          return await this.ingestState(verifyLockState(bytes, key, lockId), bytes);
+          return await this.ingestState(verifyLockState(bytes, key, lockId), bytes, via);
         case 'revocation-ack':
           return await this.ingestRevocationAck(verifyRevocationAck(bytes, key, lockId));
       }
@@ -132,14 +156,16 @@ export class Ingestor {
   }
 
   /**
-   * Ingests a record a phone uploads (the HTTP endpoint of the sharing issue calls this): the lock is the one
-   * the record names, and its signature is checked with that lock's key, exactly as over MQTT.
+   * Ingests a record a phone uploads (the sync service, sync.ts, calls this): the lock is the one the record
+   * names, and its signature is checked with that lock's key, exactly as over MQTT. With `expectedLockId` (the
+   * lock the phone says it synced with), a record naming another lock is refused without being ingested.
    */
-  async ingestRelayed(bytes: Uint8Array): Promise<IngestResult> {
+  async ingestRelayed(bytes: Uint8Array, expectedLockId?: string): Promise<IngestResult> {
     for (const [kind, decode] of [
       ['alert', (b: Uint8Array) => decodeAlert(b).alert.lockId],
       ['audit', (b: Uint8Array) => decodeAuditRecord(b).record.lockId],
       ['revocation-ack', (b: Uint8Array) => decodeRevocationAck(b).ack.lockId],
+      ['state', (b: Uint8Array) => decodeLockState(b).report.lockId],
     ] as const) {
       let lockId: string;
       try {
@@ -147,9 +173,17 @@ export class Ingestor {
       } catch {
         continue;
       }
+      if (expectedLockId !== undefined && lockId !== expectedLockId) {
+        // A phone syncs one lock at a time; another lock's record waits for a sync of that lock.
+        return this.refuse(expectedLockId, 'upload', `${kind} names lock ${lockId}, not ${expectedLockId}`);
+      }
       return this.ingest(kind, lockId, bytes, 'relay');
     }
-    return this.refuse('-', 'upload', 'not an alert, audit record or revocation acknowledgement');
+    return this.refuse(
+      expectedLockId ?? '-',
+      'upload',
+      'not an alert, audit record, revocation acknowledgement or lock state',
+    );
   }
 
   /** Verifies a time request ([TANDEM-MQTT-12]); the nonce to answer, or a refusal. */
@@ -201,6 +235,16 @@ export class Ingestor {
     };
     const outcome = await this.store.insertRecord(record);
     if (outcome === 'duplicate') return { outcome: 'duplicate' };
+    if (outcome === 'inserted' && kind === 'alert') {
+      const a = value as Alert;
+      await this.flag(lockId, 'alert', {
+        alert: a.kind,
+        epoch: a.epoch,
+        sequence: a.sequence,
+        time: a.time,
+        via,
+      });
+    }
     if (outcome === 'conflict') {
       return this.refuse(
         lockId,
@@ -302,9 +346,26 @@ export class Ingestor {
     return { lockId, epoch, sequence };
   }
 
-  private async ingestState(report: LockStateReport, bytes: Uint8Array): Promise<IngestResult> {
+  private async ingestState(
+    report: LockStateReport,
+    bytes: Uint8Array,
+    via: 'mqtt' | 'relay',
+  ): Promise<IngestResult> {
     const at = this.now();
     await this.noteEpoch(report.lockId, report.outboxEpoch, at);
+    const previous = await this.store.getState(report.lockId);
+    if (via === 'relay' && previous !== undefined && previous.time > report.time) {
+      // A phone may carry a report for hours, or replay an old one: it never overrides a newer one. Over
+      // MQTT the lock itself is talking, and after a reboot its time may start below its last report's.
+      return { outcome: 'duplicate' };
+    }
+    if (previous?.state !== report.state) {
+      await this.flag(report.lockId, 'state', {
+        state: report.state,
+        previous: previous?.state ?? null,
+        time: report.time,
+      });
+    }
     await this.store.putState({
       lockId: report.lockId,
       bytes,
@@ -345,7 +406,9 @@ export class Ingestor {
   }
 
   private async flag(lockId: string, kind: EventKind, detail: CloudEvent['detail']): Promise<void> {
-    await this.store.addEvent({ lockId, kind, detail, at: this.now() });
+    const event = { lockId, kind, detail, at: this.now() };
+    const id = await this.store.addEvent(event);
+    this.feed?.publish({ id, ...event });
     this.log({ level: 'info', source: 'ingest', event: kind, who: lockId, reason: JSON.stringify(detail) });
   }
 }

@@ -136,6 +136,37 @@ export function storeContract(name: string, open: () => Promise<CloudStore>, ski
         expect((await store.listRevocations()).length).toBe(1);
       });
 
+      it('dates each revocation entry with the version that added it, for deltas', async () => {
+        const put = (version: number, entries: [string, number][]) =>
+          store.putRevocation(
+            { lockId: 'lock-7', version, entries: new Map(entries), bytes: Uint8Array.of(version) },
+            version - 1,
+          );
+        expect(await put(1, [['0a', 99]])).toBe(true);
+        expect(
+          await put(2, [
+            ['0a', 99],
+            ['0b', 50],
+          ]),
+        ).toBe(true);
+        // 0a's expiry changed: the lock must be told again, so version 3 added it.
+        expect(
+          await put(3, [
+            ['0a', 120],
+            ['0b', 50],
+          ]),
+        ).toBe(true);
+        const held = await store.getRevocation('lock-7');
+        expect([...(held?.addedIn ?? [])].sort()).toEqual([
+          ['0a', 3],
+          ['0b', 2],
+        ]);
+        expect([...(held?.entries ?? [])].sort()).toEqual([
+          ['0a', 120],
+          ['0b', 50],
+        ]);
+      });
+
       it('keeps the revocation acknowledgement with the highest version', async () => {
         await store.putRevocationAck({ lockId: 'lock-7', version: 3, lockTime: 30, receivedAt: 300 });
         await store.putRevocationAck({ lockId: 'lock-7', version: 2, lockTime: 20, receivedAt: 400 });

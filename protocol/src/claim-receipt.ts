@@ -2,7 +2,7 @@
  * Claim receipts (SPEC.md §12): the lock's signed statement that whoever held its provisioning console
  * registered an owner key on it (ARCHITECTURE.md flow 1). The lock prints it after `provision claim`; the owner
  * hands it to the cloud, which verifies it with the device key it registered for the lock and only then
- * records who owns the lock. COSE_Sign1 by the lock's device key (Ed25519), no `kid`, content format 65108
+ * records who owns the lock. COSE_Sign1 by the lock's device key (Ed25519), no `kid`, content format 65110
  * ([TANDEM-REV-1]). Payload map ([TANDEM-CLAIM-1]):
  *
  * | key | field      | type       | rule                                                             |

@@ -129,7 +129,7 @@ describe('claim receipt refusals (TANDEM-CLAIM-1..3)', () => {
       device,
     );
     expect(verify(alert)).toBe(
-      'ERR_COSE_INVALID: claim receipt COSE "content type" (3) Header Parameter must be 65108 in the protected header',
+      'ERR_COSE_INVALID: claim receipt COSE "content type" (3) Header Parameter must be 65110 in the protected header',
     );
   });
 

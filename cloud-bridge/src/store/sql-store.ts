@@ -7,6 +7,7 @@ import type { PublicKey } from '../../../protocol/src/keys.js';
 import { exportJwk, publicKeyFromRaw } from '../../../protocol/src/keys.js';
 import type { Alg } from '../../../protocol/src/keys.js';
 import type { Schedule } from '../../../protocol/src/schedule.js';
+import { deriveAddedIn } from '../revocation-history.js';
 import { CloudError } from '../errors.js';
 import { OidcError } from '../oidc/errors.js';
 import { checkAccount, checkDeviceId, checkPhoneKey, checkShare } from '../oidc/rules.js';
@@ -188,11 +189,14 @@ function progressOf(r: Row): OutboxProgress {
   };
 }
 function revocationOf(r: Row): StoredRevocation {
-  const entries = JSON.parse(String(r.entries)) as [string, number][];
+  // `[hex, exp, addedIn]`; rows written before deltas were built hold `[hex, exp]` (dated as the row's version).
+  const rows = JSON.parse(String(r.entries)) as [string, number, number?][];
+  const version = num(r.version);
   return {
     lockId: String(r.lock_id),
-    version: num(r.version),
-    entries: new Map(entries),
+    version,
+    entries: new Map(rows.map(([hex, exp]) => [hex, exp])),
+    addedIn: new Map(rows.map(([hex, , added]) => [hex, added ?? version])),
     bytes: bytes(r.bytes),
   };
 }
@@ -407,7 +411,10 @@ export class SqlCloudStore implements CloudStore {
     return rows[0] === undefined ? undefined : revocationOf(rows[0]);
   }
   async putRevocation(next: StoredRevocation, expectedVersion: number): Promise<boolean> {
-    const entries = JSON.stringify([...next.entries]);
+    // Dated against the list held now; if another writer replaces it first, the version check below fails.
+    const held = expectedVersion === 0 ? undefined : await this.getRevocation(next.lockId);
+    const addedIn = deriveAddedIn(held?.version === expectedVersion ? held : undefined, next);
+    const entries = JSON.stringify([...next.entries].map(([hex, exp]) => [hex, exp, addedIn.get(hex)]));
     const changed =
       expectedVersion === 0
         ? await this.db.run(

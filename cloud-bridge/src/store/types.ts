@@ -79,6 +79,12 @@ export interface StoredRevocation {
   readonly version: number;
   /** Hex token id → expiry (Unix seconds). */
   readonly entries: ReadonlyMap<string, number>;
+  /**
+   * Hex token id → the version that added it, so that deltas can be built (revocation-history.ts). Optional
+   * when writing: the store dates new entries itself against the list it replaces; an entry without a date
+   * (a row from before dates were kept) counts as added in `version`.
+   */
+  readonly addedIn?: ReadonlyMap<string, number>;
   /** The signed full update for `version`, as published retained. */
   readonly bytes: Uint8Array;
 }
@@ -174,7 +180,10 @@ export interface CloudStore extends AccountStore, DelegationSource {
   getState(lockId: string): Promise<StoredState | undefined>;
 
   getRevocation(lockId: string): Promise<StoredRevocation | undefined>;
-  /** Stores version `next.version` only if the held version is `expectedVersion` (0 = none); false otherwise. */
+  /**
+   * Stores version `next.version` only if the held version is `expectedVersion` (0 = none); false otherwise.
+   * Entries of `next` without an `addedIn` date are dated against the held list (`deriveAddedIn`).
+   */
   putRevocation(next: StoredRevocation, expectedVersion: number): Promise<boolean>;
   listRevocations(): Promise<StoredRevocation[]>;
   /** Keeps the acknowledgement with the highest version. */

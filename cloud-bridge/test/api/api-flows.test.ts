@@ -7,7 +7,8 @@
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../../protocol/src/keys.js';
-import { topicFor } from '../../../protocol/src/mqtt.js';
+import { AUDIT_GENESIS_HASH, encodeAlert, encodeAuditRecord, topicFor } from '../../../protocol/src/mqtt.js';
+import { Status } from '../../../protocol/src/status.js';
 import { holderRevocationId, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
 import { DELEGATIONS_CLAIM, shareCti } from '../../src/oidc/delegations.js';
 import type { ApiWorld } from './fixture.js';
@@ -259,5 +260,101 @@ describe('sharing API flows', () => {
     const left = await call(w.base, 'GET', '/devices', { token: other.token });
     expect((left.body.devices as { id: string }[]).map((d) => d.id)).not.toContain(lost.grantId);
     expect((left.body.devices as { id: string }[]).map((d) => d.id)).toContain(other.grantId);
+  });
+
+  it('a rider with a live share syncs: records stored, then the audit log, alerts and event stream show them', async () => {
+    const t = Math.floor(Date.now() / 1000);
+    const alert = encodeAlert(
+      { lockId: LOCK, sequence: 1, epoch: 5, time: t, kind: 'bump', detail: new Map([['g', 3]]) },
+      lock.device,
+    );
+    const audit = encodeAuditRecord(
+      {
+        lockId: LOCK,
+        sequence: 2,
+        epoch: 5,
+        time: t,
+        previousHash: AUDIT_GENESIS_HASH,
+        event: 'unlock',
+        status: Status.OK,
+        rider: 'bianca',
+        detail: new Map(),
+      },
+      lock.device,
+    );
+    const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+    // The owner follows the event stream from the start (Last-Event-ID 0: every stored event after id 0).
+    const abort = new AbortController();
+    const stream = await fetch(`${w.base}/events`, {
+      headers: { authorization: `Bearer ${adam}`, 'last-event-id': '0' },
+      signal: abort.signal,
+    });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+
+    const r = await call(w.base, 'POST', '/sync', {
+      token: bianca.token,
+      body: {
+        lock: LOCK,
+        records: [b64(alert), b64(audit)],
+        challenge: { nonce: b64(new Uint8Array(16).fill(9)), revocationVersion: 0 },
+      },
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.results).toEqual([
+      { index: 0, outcome: 'stored' },
+      { index: 1, outcome: 'stored' },
+    ]);
+    expect(r.body.outboxAck).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(r.body.revocation).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(r.body.beacon).toMatch(/^[A-Za-z0-9_-]+$/);
+    // The same upload again: duplicates, nothing new.
+    const again = await call(w.base, 'POST', '/sync', {
+      token: bianca.token,
+      body: { lock: LOCK, records: [b64(alert)] },
+    });
+    expect(again.body.results).toEqual([{ index: 0, outcome: 'duplicate' }]);
+
+    const log = await call(w.base, 'GET', `/locks/${LOCK}/audit?limit=1`, {
+      token: adam,
+      template: '/locks/{lockId}/audit',
+    });
+    expect(log.status).toBe(200);
+    expect(log.body.records).toMatchObject([
+      { epoch: 5, sequence: 2, event: 'unlock', status: 0, rider: 'bianca', via: 'relay' },
+    ]);
+    expect(log.body.next).toEqual((log.body.records as { cursor: string }[])[0]!.cursor);
+    const after = await call(w.base, 'GET', `/locks/${LOCK}/audit?after=${String(log.body.next)}`, {
+      token: adam,
+      template: '/locks/{lockId}/audit',
+    });
+    expect(after.body).toEqual({ records: [], next: null });
+    const alerts = await call(w.base, 'GET', `/locks/${LOCK}/alerts`, {
+      token: adam,
+      template: '/locks/{lockId}/alerts',
+    });
+    expect(alerts.body.alerts).toMatchObject([{ kind: 'bump', detail: { g: 3 } }]);
+    expect((alerts.body.events as { kind: string }[]).map((e) => e.kind)).toContain('alert');
+
+    // The stream carries the alert event with its id; read at most 50 chunks.
+    const reader = stream.body!.getReader();
+    let text = '';
+    for (let i = 0; i < 50 && !/event: alert\n/.test(text); i++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    abort.abort();
+    expect(text).toMatch(/id: \d+\nevent: alert\ndata: \{[^\n]*"lock":"lock-flow"/);
+
+    // Carol holds no share of the lock: the same 404 as an unknown lock, and nothing ingested.
+    const carol = (await tokenFor(w.cloud, 'carol')).token;
+    const count = await w.cloud.store.countRecords(LOCK);
+    const refused = await call(w.base, 'POST', '/sync', {
+      token: carol,
+      body: { lock: LOCK, records: [b64(audit)] },
+    });
+    expect(refused.status).toBe(404);
+    expect(await w.cloud.store.countRecords(LOCK)).toBe(count);
   });
 });

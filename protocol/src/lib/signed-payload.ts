@@ -41,7 +41,7 @@ export const CONTENT_FORMAT = {
   lockState: 65105,
   outboxAck: 65106,
   timeRequest: 65107,
-  claimReceipt: 65108,
+  claimReceipt: 65110,
 } as const;
 
 /** A value in a `detail` map of alerts and audit records ([TANDEM-MQTT-9]). */
