@@ -250,8 +250,23 @@ describe.skipIf(!HTTP_READY)('sharing end to end (needs `tandem cloud --http-por
     });
 
     it('Adam shares it with Bianca for two hours on weekdays with three uses', () => {
+      // From now on the shared calendar, to the second (the API keeps seconds), for two hours.
+      const from = Math.floor((Date.now() + OFFSET_MS) / 1000) * 1000;
+      const fromIso = new Date(from).toISOString();
+      const untilIso = new Date(from + 2 * 3600 * 1000).toISOString();
       const r = tandem(
-        ...['share', lockId, '--rider', 'bianca', '--until', '+2h', '--days', 'mon-fri'],
+        ...[
+          'share',
+          lockId,
+          '--rider',
+          'bianca',
+          '--from',
+          fromIso,
+          '--until',
+          untilIso,
+          '--days',
+          'mon-fri',
+        ],
         ...['--start', '08:00', '--end', '18:00', '--uses', '3', '--json', '--session', sessions.adam],
       );
       expect(r.status, r.stderr).toBe(0);
@@ -265,9 +280,8 @@ describe.skipIf(!HTTP_READY)('sharing end to end (needs `tandem cloud --http-por
         maxUses: 3,
         revoked: false,
       });
-      expect(Date.parse(share.notAfter as string) - Date.parse(share.notBefore as string)).toBe(
-        2 * 3600 * 1000,
-      );
+      expect(share.notBefore).toBe(fromIso);
+      expect(share.notAfter).toBe(untilIso);
       shareId = share.id as string;
       const held = tandem('shares', '--json', '--session', sessions.bianca);
       expect((JSON.parse(held.stdout) as { shares: { id: string }[] }).shares.map((s) => s.id)).toContain(
