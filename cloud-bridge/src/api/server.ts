@@ -92,7 +92,7 @@ export interface ApiAuth {
 
 /** The optional parts supplied by other modules (the phone's sync endpoint, the live event feed). */
 export interface ApiExtensions {
-  /** POST /sync: runs with the validated body once the caller is known to hold a live share of the lock (or own it). */
+  /** POST /sync: runs with the validated body once the caller is known to own the lock or hold a share of it (revoked ones too, until their notAfter). */
   readonly sync?: (body: SyncBody, caller: string) => Promise<object>;
   /** GET /events: streams server-sent events for the owner's locks after `lastEventId`. */
   readonly events?: (
