@@ -325,11 +325,12 @@ async function addAccount(
     password = Buffer.concat(chunks).toString('utf8');
   }
   password = password.replace(/\r?\n$/, '');
-  const rules: typeof import('../cloud-bridge/src/oidc/rules.js') =
-    await import('../cloud-bridge/src/oidc/rules.js');
+  const rules = await import('../cloud-bridge/src/oidc/rules.js');
+  // Called through a plain function type: TypeScript allows assertion functions only under declared names.
+  const check = (f: (v: unknown) => void, v: unknown): void => f(v);
   try {
-    rules.checkAccountId(id);
-    rules.checkPassword(password);
+    check(rules.checkAccountId, id);
+    check(rules.checkPassword, password);
   } catch (e) {
     throw new CliError('ERR_USAGE', (e as Error).message, { command: 'cloud' });
   }

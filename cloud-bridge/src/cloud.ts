@@ -192,13 +192,13 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
     if (options.http !== undefined) {
       const host = options.http.host ?? '127.0.0.1';
       // The issuer URL needs the port, and the provider needs the issuer URL: listen first, route after.
-      let route: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+      const route: { handler?: (req: IncomingMessage, res: ServerResponse) => void } = {};
       const server: Server = createServer((req, res) => {
-        if (route === undefined) {
+        if (route.handler === undefined) {
           res.writeHead(503).end();
           return;
         }
-        route(req, res);
+        route.handler(req, res);
       });
       await new Promise<void>((resolve, reject) => {
         server.once('error', (e) =>
@@ -282,7 +282,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       });
       const mounted = (path: string, prefix: string): boolean =>
         path === prefix || path.startsWith(`${prefix}/`);
-      route = (req, res) => {
+      route.handler = (req, res) => {
         const path = (req.url ?? '/').split('?')[0]!;
         if (mounted(path, API_PREFIX)) api(req, res);
         else if (mounted(path, '/dashboard')) {
