@@ -17,7 +17,8 @@ const GROUP: CommandSpec = {
   positionals: '<subcommand>',
   maxPositionals: 1,
   summary:
-    'Key pairs as JWK files.\n\nSubcommands:\n  generate   generate a key pair and write <prefix>.jwk.json and <prefix>.pub.jwk.json',
+    'Key pairs as JWK files.\n\nSubcommands:\n  generate   generate a key pair and write <prefix>.jwk.json and <prefix>.pub.jwk.json\n' +
+    '  register   register the rider key with the cloud for this login (after `tandem login`)',
   options: {},
   examples: ['tandem keys generate --alg EdDSA --out issuer --kid hex:01'],
 };
@@ -110,13 +111,14 @@ function rawPublicHex(jwk: JsonWebKey): string {
 export async function run(argv: readonly string[], streams: CliStreams): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'generate') return generate(rest, streams);
+  if (sub === 'register') return (await import('./login.js')).registerKey(rest, streams);
   if (sub === undefined || sub === '--help' || sub === '-h') {
     if (sub === undefined)
-      throw new CliError('ERR_USAGE', 'missing subcommand (generate)', { command: 'keys' });
+      throw new CliError('ERR_USAGE', 'missing subcommand (generate, register)', { command: 'keys' });
     streams.stdout.write(helpText(GROUP));
     return 0;
   }
-  throw new CliError('ERR_USAGE', `unknown subcommand ${JSON.stringify(sub)} (expected generate)`, {
+  throw new CliError('ERR_USAGE', `unknown subcommand ${JSON.stringify(sub)} (expected generate, register)`, {
     command: 'keys',
   });
 }

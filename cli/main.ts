@@ -35,8 +35,36 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   },
   cloud: { summary: 'run the cloud: MQTT broker, bridge and store', load: () => import('./cloud.js') },
   revoke: {
-    summary: 'revoke a token on a lock (via tandem cloud)',
-    load: async () => (await import('./cloud.js')).revoke,
+    summary: 'revoke a share (--share) or a token on a lock (--token, via tandem cloud)',
+    load: async () => (await import('./revoke.js')).revoke,
+  },
+  login: {
+    summary: 'sign in to the cloud (device grant)',
+    load: async () => (await import('./login.js')).login,
+  },
+  logout: {
+    summary: 'revoke the session and forget it',
+    load: async () => (await import('./login.js')).logout,
+  },
+  claim: {
+    summary: "claim a lock with its console's receipt (owner)",
+    load: async () => (await import('./share.js')).claim,
+  },
+  locks: {
+    summary: "the owner's locks and their revocation acknowledgements",
+    load: async () => (await import('./share.js')).locks,
+  },
+  share: {
+    summary: 'share a lock with a rider (owner)',
+    load: async () => (await import('./share.js')).share,
+  },
+  shares: {
+    summary: "a lock's shares (owner), or the shares you hold",
+    load: async () => (await import('./share.js')).shares,
+  },
+  sync: {
+    summary: 'fetch delegations, upload relayed records, get what to carry',
+    load: async () => (await import('./sync.js')).sync,
   },
   alerts: {
     summary: 'list theft alerts and owner events (via tandem cloud)',

@@ -14,6 +14,9 @@ import { readBytes } from './io.js';
 import type { TimeBeacon } from '../protocol/src/time-beacon.js';
 import type { CommandOutcome, SafeUnlockOutcome } from '../gateway/src/lock-client.js';
 import type { GatewayError } from '../gateway/src/errors.js';
+import type { CloudClient } from '../gateway/src/cloud-client.js';
+import type { PrivateKey } from '../protocol/src/keys.js';
+import type { BeaconRequest, LockClient } from '../gateway/src/lock-client.js';
 
 /**
  * Exit codes of these commands (cli/README.md "Exit codes" for the others): 0 the lock did it; 1 the lock
@@ -102,9 +105,20 @@ function spec(verb: Verb): CommandSpec {
         description: 'with --issuer-key: the issuer’s key id as the lock knows it (default: the JWK’s "kid")',
       },
       json: { type: 'boolean', description: 'print the outcome as one JSON object' },
+      session: {
+        type: 'string',
+        value: '<file>',
+        description:
+          'the session of `tandem login` (default $TANDEM_SESSION, else ~/.config/tandem/session.json): its ' +
+          'delegation for the lock, revocation update, beacons and outbox ack are used when present',
+      },
     },
     notes: [
-      'Without --token or --chain, the chain stored for <lock-id> in the key file is used. After an OK the key ' +
+      'Without --token or --chain, the token `tandem sync` fetched for <lock-id> is used while it is valid (when ' +
+        'it has expired and the cloud is reachable, a fresh one is fetched first); the phone carries the cached ' +
+        'revocation update and time beacon, asks the cloud for a beacon bound to the lock’s challenge when the lock ' +
+        'does not know the time, delivers the cached outbox ack, and keeps what the lock relays for the next sync.',
+      'Without a session, the chain stored for <lock-id> in the key file is used. After an OK the key ' +
         'file (when it is one, not a bare JWK) remembers that the lock verified the chain, so the next request ' +
         'names it by a 16-byte reference: one BLE write instead of two.',
       'Exit status: 0 done; 1 refused by the lock; 2 usage; 3 outcome unknown, the lock may have acted (run ' +
@@ -226,6 +240,93 @@ function staleness(path: string, b: TimeBeacon, lockId: string, nonce: Uint8Arra
   return undefined;
 }
 
+/** The logged-in session's client, or undefined when there is no session file (the offline-only rider). */
+async function cloudSession(p: Parsed): Promise<CloudClient | undefined> {
+  const { SessionStore, defaultSessionPath } = await import('../gateway/src/session-store.js');
+  const session = await SessionStore.open(str(p, 'session') ?? defaultSessionPath());
+  if (session.data === undefined) return undefined;
+  const { CloudClient } = await import('../gateway/src/cloud-client.js');
+  return new CloudClient({ session, timeoutSeconds: 10 });
+}
+
+/**
+ * The delegated token `tandem sync` cached for the lock (SPEC §5.9), fetched afresh when it has expired and
+ * the cloud is reachable. Checked against the rider key before use: a token bound to another key (another
+ * device's registration) would only earn POP_INVALID from the lock.
+ */
+async function delegationChain(
+  cloud: CloudClient,
+  lockId: string,
+  key: PrivateKey,
+  hasOtherChain: boolean,
+  notes: string[],
+): Promise<Uint8Array[] | undefined> {
+  const { GatewayError } = await import('../gateway/src/errors.js');
+  let d = cloud.session.delegation(lockId);
+  if (d === undefined) {
+    const stale = cloud.session.staleDelegation(lockId);
+    try {
+      await cloud.fetchDelegations();
+    } catch (e) {
+      if (!(e instanceof GatewayError) || e.code !== 'ERR_GW_OFFLINE') throw e;
+      if (hasOtherChain) {
+        notes.push(`${e.message}: the chain in the key file was used`);
+        return undefined;
+      }
+      throw new GatewayError(
+        'ERR_GW_OFFLINE',
+        stale === undefined
+          ? `no token for ${lockId} in the session, and ${e.message}`
+          : `the token for ${lockId} expired at ${new Date(stale.expiresAt * 1000).toISOString()}, and ${e.message}: ` +
+              'sync again once online',
+        { cause: e, temporary: true },
+      );
+    } finally {
+      await cloud.session.save();
+    }
+    d = cloud.session.delegation(lockId);
+    if (d === undefined) return undefined;
+  }
+  const bytes = new Uint8Array(Buffer.from(d.token, 'base64url'));
+  const { decodeToken } = await import('../protocol/src/token.js');
+  const cnf = decodeToken(bytes).claims.cnf;
+  if (Buffer.compare(Buffer.from(cnf.raw), Buffer.from(key.publicKey.raw)) !== 0) {
+    throw new CliError(
+      'ERR_INPUT',
+      `the token for ${lockId} in the session is bound to another key than --key: give the key file registered ` +
+        'with `tandem keys register`, or register this one and run `tandem sync`',
+    );
+  }
+  return [bytes];
+}
+
+/**
+ * A BeaconSource asking the cloud's sync for a beacon bound to the lock's challenge nonce ([TANDEM-TIME-4]);
+ * a newer revocation update and outbox ack in the same answer are kept. Offline: no beacon, and a note.
+ */
+function cloudBeaconSource(cloud: CloudClient, notes: string[]) {
+  return async ({ lockId, nonce, revocationVersion }: BeaconRequest) => {
+    const { GatewayError } = await import('../gateway/src/errors.js');
+    try {
+      const a = await cloud.sync(lockId, [], { nonce, revocationVersion: revocationVersion ?? 0 });
+      if (a.revocation !== null) {
+        const { decodeRevocationUpdate } = await import('../protocol/src/revocation.js');
+        cloud.session.putRevocation(
+          lockId,
+          a.revocation,
+          decodeRevocationUpdate(a.revocation).update.version,
+        );
+      }
+      if (a.outboxAck !== null) cloud.session.putOutboxAck(lockId, a.outboxAck);
+      return a.beacon ?? undefined;
+    } catch (e) {
+      if (!(e instanceof GatewayError)) throw e;
+      notes.push(`no time beacon from the cloud: ${e.code}: ${e.message}`);
+      return undefined;
+    }
+  };
+}
+
 function report(
   verb: Verb,
   lockId: string,
@@ -313,6 +414,39 @@ function report(
   return ok ? BLE_EXIT.OK : BLE_EXIT.REFUSED;
 }
 
+/**
+ * After the command, the phone's relay duty ([TANDEM-GATT-11]): deliver the outbox ack it carries, then
+ * collect what the lock queued for the cloud (audit records, alerts, the revocation ack) for the next
+ * `tandem sync`. Failures here do not change the command's outcome; they become notes.
+ */
+async function afterCommand(
+  cloud: CloudClient,
+  client: LockClient,
+  lockId: string,
+  notes: string[],
+): Promise<void> {
+  const { GatewayError } = await import('../gateway/src/errors.js');
+  const { MessageType } = await import('../protocol/src/gatt.js');
+  const ack = cloud.session.pendingOutboxAck(lockId);
+  try {
+    if (ack !== undefined) {
+      await client.deliver(lockId, MessageType.outboxAck, ack);
+      cloud.session.markOutboxAckDelivered(lockId);
+    }
+    const items = await client.collectRelay(lockId);
+    const added = cloud.session.addRelay(
+      lockId,
+      items.map((i) => i.bytes),
+    );
+    if (added > 0) notes.push(`${added} record(s) from the lock kept for the next \`tandem sync\``);
+  } catch (e) {
+    if (!(e instanceof GatewayError)) throw e;
+    notes.push(`relay with the lock not finished: ${e.code}: ${e.message}`);
+  } finally {
+    await cloud.session.save();
+  }
+}
+
 function failure(e: GatewayError, verb: Verb, lockId: string, streams: CliStreams): number {
   streams.stderr.write(`${e.code}: ${e.message}\n`);
   if (e.mayHaveActed) {
@@ -365,17 +499,31 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
   try {
     const keyPath = req(p, 'key');
     const keyFile = await readKeyFile(keyPath);
-    const chain = await readChain(p, lockId, keyFile.locks[lockId]?.chain, streams, s);
+    const notes: string[] = [];
+    const cloud = await cloudSession(p);
+    const explicit = str(p, 'token') !== undefined || list(p, 'chain').length > 0;
+    const stored = keyFile.locks[lockId]?.chain;
+    const chain =
+      (!explicit && cloud !== undefined
+        ? await delegationChain(cloud, lockId, keyFile.key, stored !== undefined, notes)
+        : undefined) ?? (await readChain(p, lockId, stored, streams, s));
     const refs = new KeyFileChainRefs(keyFile);
     const beaconPath = str(p, 'beacon');
     const beaconFile = beaconPath === undefined ? undefined : await readBeaconFile(beaconPath, streams);
-    const beaconSource = await issuerBeaconSource(p);
-    const notes: string[] = [];
+    const beaconSource =
+      (await issuerBeaconSource(p)) ?? (cloud === undefined ? undefined : cloudBeaconSource(cloud, notes));
     const carriedBeacon = (_lockId: string, nonce: Uint8Array): Uint8Array | undefined => {
       if (beaconFile === undefined) return undefined;
       const note = staleness(beaconPath!, beaconFile.beacon, lockId, nonce);
       if (note !== undefined && !notes.includes(note)) notes.push(note);
       return note !== undefined && note.endsWith('not sent') ? undefined : beaconFile.bytes;
+    };
+    const carry = {
+      // A beacon `tandem sync` cached carries no nonce: it can only raise the lock's floor ([TANDEM-TIME-5]).
+      timeBeacon: (id: string, nonce: Uint8Array) => carriedBeacon(id, nonce) ?? cloud?.session.beacon(id),
+      // The newest signed revocation update the phone holds ([TANDEM-REV-2]); the client sends it only when
+      // the challenge shows the lock at an older version.
+      revocationUpdate: (id: string) => cloud?.session.revocation(id),
     };
     if (radioPath !== undefined) {
       const { connectRadio, installVirtualHci } = await import('../hardware/src/virtual-radio/index.js');
@@ -412,7 +560,7 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
     const client = new LockClient({
       transport,
       chainRefs: refs,
-      carry: { timeBeacon: carriedBeacon },
+      carry,
       ...(beaconSource === undefined ? {} : { beaconSource }),
       scanTimeoutMs: timeoutMs,
       connectTimeoutMs: timeoutMs,
@@ -434,6 +582,10 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
             });
       const outcome = await (radioFailed === undefined ? run : Promise.race([run, radioFailed]));
       if (refs.dirty && keyFile.format === 'key-file') await writeKeyFile(keyPath, keyFile);
+      if (cloud !== undefined) {
+        const after = afterCommand(cloud, client, lockId, notes);
+        await (radioFailed === undefined ? after : Promise.race([after, radioFailed]));
+      }
       return report(verb, lockId, outcome, streams, p.values.json === true, notes);
     } finally {
       await client.close();

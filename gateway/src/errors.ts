@@ -15,7 +15,12 @@ export type GatewayErrorCode =
   | 'ERR_GW_BLE_UNAVAILABLE' // no usable Bluetooth adapter, or no permission to use it
   | 'ERR_GW_REFUSED' // the lock refused a delivery (time beacon, revocation update, outbox ack)
   | 'ERR_GW_PROTOCOL' // the lock sent something that breaks the GATT flow (SPEC §8)
-  | 'ERR_GW_KEY_FILE'; // a rider key file is unreadable, malformed or too widely readable
+  | 'ERR_GW_KEY_FILE' // a rider key file is unreadable, malformed or too widely readable
+  | 'ERR_GW_OFFLINE' // the cloud cannot be reached (refused, unresolvable, timed out): cached data still serves
+  | 'ERR_GW_UNAUTHORIZED' // the cloud refused the session (401, refresh refused): log in again
+  | 'ERR_GW_CLOUD' // the cloud refused a request (4xx, with its own code and message) or failed (5xx)
+  | 'ERR_GW_LOGIN' // the device authorization grant ended without tokens (denied, expired)
+  | 'ERR_GW_SESSION'; // the session file is unreadable, malformed, too widely readable, or there is none
 
 /** Options of {@link GatewayError}. */
 export interface GatewayErrorOptions {
@@ -29,6 +34,9 @@ export interface GatewayErrorOptions {
   readonly temporary?: boolean;
   /** For ERR_GW_REFUSED: the status the lock answered. */
   readonly status?: Status;
+  /** For ERR_GW_CLOUD and ERR_GW_UNAUTHORIZED: the HTTP status and the cloud's error code (`ERR_API_*`). */
+  readonly httpStatus?: number;
+  readonly cloudCode?: string;
 }
 
 /** Base class of every error thrown by `gateway/`. */
@@ -37,6 +45,8 @@ export class GatewayError extends TandemError {
   readonly mayHaveActed: boolean;
   readonly temporary: boolean;
   readonly status: Status | undefined;
+  readonly httpStatus: number | undefined;
+  readonly cloudCode: string | undefined;
   constructor(code: GatewayErrorCode, message: string, options: GatewayErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GatewayError';
@@ -44,6 +54,8 @@ export class GatewayError extends TandemError {
     this.mayHaveActed = options.mayHaveActed ?? false;
     this.temporary = options.temporary ?? false;
     this.status = options.status;
+    this.httpStatus = options.httpStatus;
+    this.cloudCode = options.cloudCode;
   }
 }
 

@@ -92,6 +92,8 @@ export interface BeaconRequest {
   readonly lockId: string;
   /** The nonce of the challenge the beacon must answer ([TANDEM-TIME-4]). */
   readonly nonce: Uint8Array;
+  /** The revocation version the challenge shows: the cloud's sync builds its delta from it ([TANDEM-REV-7]). */
+  readonly revocationVersion?: number;
 }
 
 /**
@@ -580,7 +582,11 @@ export class LockClient {
 
   private async sourceBeacon(lockId: string, challenge: Challenge): Promise<Uint8Array | undefined> {
     if (this.beaconSource === undefined) return undefined;
-    const beacon = await this.beaconSource({ lockId, nonce: challenge.nonce });
+    const beacon = await this.beaconSource({
+      lockId,
+      nonce: challenge.nonce,
+      revocationVersion: challenge.revocationVersion,
+    });
     debug('%s: beacon source %s', lockId, beacon === undefined ? 'had none' : 'answered');
     return beacon;
   }

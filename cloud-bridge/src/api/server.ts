@@ -92,7 +92,7 @@ export interface ApiAuth {
 
 /** The optional parts supplied by other modules (the phone's sync endpoint, the live event feed). */
 export interface ApiExtensions {
-  /** POST /sync: runs with the validated body once the caller is known to hold a live share of the lock (or own it). */
+  /** POST /sync: runs with the validated body once the caller is known to own the lock or hold a share of it (revoked ones too, until their notAfter). */
   readonly sync?: (body: SyncBody, caller: string) => Promise<object>;
   /** GET /events: streams server-sent events for the owner's locks after `lastEventId`. */
   readonly events?: (
@@ -411,12 +411,16 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         const b = body as SyncBody;
         const claim = await store.getClaim(b.lock);
         const t = nowSec(now);
+        // A revoked share still lets its rider sync until its notAfter: the rider's phone is the one at the
+        // offline lock, and it must carry the revocation update there and the lock's acknowledgement back
+        // (ARCHITECTURE.md flow 6). Nothing of value is released: the update, beacon and outbox ack are signed
+        // for the lock, uploaded records are checked as over MQTT, and Userinfo no longer yields a token.
         const holds =
           claim?.owner === who.accountId ||
           (await store.sharesFor(who.accountId)).some(
-            (s) => s.lock === b.lock && s.revoked !== true && s.notBefore <= t && t < s.notAfter,
+            (s) => s.lock === b.lock && s.notBefore <= t && t < s.notAfter,
           );
-        // A lock the caller neither owns nor holds a live share of: the same 404 as a lock that does not exist.
+        // A lock the caller neither owns nor holds a share of: the same 404 as a lock that does not exist.
         if (!holds) throw notFound(`lock "${b.lock}"`);
         if (o.sync === undefined)
           throw new ApiError(503, 'ERR_API_UNAVAILABLE', 'this cloud has no sync service');

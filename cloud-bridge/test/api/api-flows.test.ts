@@ -347,11 +347,17 @@ describe('sharing API flows', () => {
     abort.abort();
     expect(text).toMatch(/id: \d+\nevent: alert\ndata: \{[^\n]*"lock":"lock-flow"/);
 
-    // Carol holds no share of the lock: the same 404 as an unknown lock, and nothing ingested.
+    // Carol's shares of the lock were revoked above: her phone may still sync, to carry the revocation update
+    // to the lock and its acknowledgement back (a revoked share counts until its notAfter).
     const carol = (await tokenFor(w.cloud, 'carol')).token;
+    const carried = await call(w.base, 'POST', '/sync', { token: carol, body: { lock: LOCK, records: [] } });
+    expect(carried.status).toBe(200);
+    expect(carried.body.revocation).toMatch(/^[A-Za-z0-9_-]+$/);
+    // Dave never held a share of the lock: the same 404 as an unknown lock, and nothing ingested.
+    const dave = (await tokenFor(w.cloud, 'dave')).token;
     const count = await w.cloud.store.countRecords(LOCK);
     const refused = await call(w.base, 'POST', '/sync', {
-      token: carol,
+      token: dave,
       body: { lock: LOCK, records: [b64(audit)] },
     });
     expect(refused.status).toBe(404);
