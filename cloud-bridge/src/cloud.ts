@@ -45,6 +45,11 @@ export interface CloudOptions {
   /** In-memory broker persistence (tests); default LevelDB in the data directory. */
   readonly brokerPersistence?: BrokerPersistence;
   readonly beaconIntervalMs?: number;
+  /**
+   * This instance's bridge handles only the locks of partition `index` of `count` (FNV-1a of the lock id,
+   * bridge.ts `partitionOf`): several instances over one Redis share the bridge work (README, "Fleet").
+   */
+  readonly partition?: { readonly index: number; readonly count: number };
   readonly lockRate?: { readonly perSecond: number; readonly burst: number };
   readonly log?: LogSink;
 }
@@ -119,6 +124,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       issuer,
       log,
       ...(options.beaconIntervalMs === undefined ? {} : { beaconIntervalMs: options.beaconIntervalMs }),
+      ...(options.partition === undefined ? {} : { partition: options.partition }),
     });
     closers.push(() => bridge.close());
     const admin = await startAdmin({ port: options.adminPort ?? 0, token: adminToken, store, bridge, log });
