@@ -20,7 +20,8 @@
  * | name | goal | what |
  * | --- | --- | --- |
  * | `mqtt.<broker>.alerts_rps_ratio` | >= 0.8 | alerts per second the cloud stores / alerts per second the bare subscriber receives, the same signed alerts from the same locks (QoS 1) |
- * | `mqtt.<broker>.memory_per_lock_kb` | - | resident memory the broker process grows by per connected, subscribed lock (aedes: the cloud's process, broker and bridge, after a GC; Mosquitto: its VmRSS) |
+ * | `mqtt.<broker>.alerts_rps_ratio_broker_only` | - | the same with the cloud's broker (credentials, ACL, flood limit, persistence) and a plain subscriber in place of the bridge: how much of the gap is the broker's hooks, and how much the bridge and store |
+ * | `mqtt.<broker>.memory_per_lock_kb` | - | memory the broker process grows by per connected, subscribed lock (aedes: heap and external of the cloud's process, broker and bridge, after a GC; Mosquitto: its VmRSS) |
  * | `mqtt.<broker>.memory_per_lock_kb_bare` | - | the same on the bare broker |
  * | `mqtt.<broker>.revocation_fanout_ratio` | <= 1.25 | time until every connected lock received its revocation update: the same issuer-signed per-lock updates published retained at QoS 1 by the bridge's identity through the cloud broker / through the bare broker |
  * | `mqtt.<broker>.revocation_fanout_revoke_ratio` | <= 1.25 | the same, the cloud side being `Bridge.revoke` for every lock (store compare-and-set, signing, publishing) as `tandem revoke` does it |
@@ -48,7 +49,6 @@ import { startBroker } from '../cloud-bridge/src/broker.js';
 import { Bridge } from '../cloud-bridge/src/bridge.js';
 import { writeMosquittoFiles } from '../cloud-bridge/src/cloud.js';
 import { BRIDGE_USERNAME, generatePassword, hashPassword } from '../cloud-bridge/src/credentials.js';
-import type { Issuer } from '../cloud-bridge/src/issuer.js';
 import { loadOrCreateIssuer } from '../cloud-bridge/src/issuer.js';
 import { openSqlStore } from '../cloud-bridge/src/store/sql-store.js';
 import type { SqlCloudStore } from '../cloud-bridge/src/store/sql-store.js';
@@ -58,10 +58,18 @@ import type { BenchContext, BenchGroup } from './lib.js';
 import { atLeast, atMost, median } from './lib.js';
 
 const SERVE = '--tandem-mqtt-bench-side';
+/** `TANDEM_BENCH_MQTT_TRACE=1`: progress on stderr (each phase), for a run that takes long. */
+const trace = (what: string): void => {
+  if (process.env.TANDEM_BENCH_MQTT_TRACE === '1') process.stderr.write(`bench mqtt: ${what}\n`);
+};
 const EPOCH = 1;
 
 type BrokerKind = 'aedes' | 'mosquitto';
-type SideMode = 'cloud' | 'bare';
+/**
+ * `cloud`: broker with Tandem's hooks and the bridge; `bare`: bare broker and a plain subscriber; `hooks`: the
+ * cloud's broker (credentials, ACL, persistence) with a plain subscriber (bridge identity) instead of the bridge.
+ */
+type SideMode = 'cloud' | 'bare' | 'hooks';
 
 /** What a side process is told to start. */
 interface SideConfig {
@@ -115,21 +123,18 @@ async function serveSide(cfg: SideConfig): Promise<void> {
   };
   let url = cfg.url;
   let store: SqlCloudStore | undefined;
-  let issuer: Issuer;
-  if (cfg.mode === 'cloud') {
+  // The hooks side reads lock credentials from the store as the cloud does; only the cloud side writes to it.
+  if (cfg.mode !== 'bare')
     store = await openSqlStore({ kind: 'sqlite', path: join(cfg.dataDir, 'cloud.db') });
-    issuer = loadOrCreateIssuer(join(cfg.dataDir, 'issuer.jwk.json'));
-  } else {
-    issuer = loadOrCreateIssuer(join(cfg.dataDir, 'issuer-bare.jwk.json'));
-  }
+  const issuer = loadOrCreateIssuer(join(cfg.dataDir, `issuer-${cfg.mode}.jwk.json`));
   if (cfg.broker === 'aedes') {
-    if (cfg.mode === 'cloud') {
+    if (cfg.mode !== 'bare') {
       const bridgeRecord = hashPassword(cfg.bridgePassword);
       const s = store!;
       const broker = await startBroker({
         passwordRecord: async (u) =>
           u === BRIDGE_USERNAME ? bridgeRecord : ((await s.getLock(u))?.passwordHash ?? undefined),
-        persistence: { kind: 'level', path: join(cfg.dataDir, 'broker') },
+        persistence: { kind: 'level', path: join(cfg.dataDir, `broker-${cfg.mode}`) },
         tcp: { port: 0 },
         log: () => undefined,
       });
@@ -166,10 +171,18 @@ async function serveSide(cfg: SideConfig): Promise<void> {
       reconnectPeriod: 0,
     });
   } else {
-    const consumer = await mqtt.connectAsync(url!, { clientId: 'bench-bare-consumer', reconnectPeriod: 0 });
+    const consumer = await mqtt.connectAsync(url!, {
+      clientId: 'bench-bare-consumer',
+      reconnectPeriod: 0,
+      ...(cfg.mode === 'hooks' ? { username: BRIDGE_USERNAME, password: cfg.bridgePassword } : {}),
+    });
     await consumer.subscribeAsync('tandem/v1/lock/+/alert', { qos: 1 });
     consumer.on('message', consumedOne);
-    publisher = await mqtt.connectAsync(url!, { clientId: 'bench-bare-fanout', reconnectPeriod: 0 });
+    // The hooks side takes no fan-out: the ACL lets the bridge identity publish there, but nothing measures it.
+    publisher =
+      cfg.mode === 'hooks'
+        ? consumer
+        : await mqtt.connectAsync(url!, { clientId: 'bench-bare-fanout', reconnectPeriod: 0 });
   }
 
   let prepared: { how: 'bytes' | 'revoke'; lockIds: readonly string[]; updates: Buffer[] } | undefined;
@@ -294,10 +307,24 @@ class Side {
     return side;
   }
 
-  request(r: DistributiveOmit<SideRequest, 'id'>): Promise<SideReply> {
+  /** Sends `r`; rejects if the side has not answered within `limitMs` (a bound, not a measurement). */
+  request(r: DistributiveOmit<SideRequest, 'id'>, limitMs = 300_000): Promise<SideReply> {
     const id = this.#next++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new Error(`bench: the side did not answer ${r.cmd} within ${limitMs / 1000} s`));
+      }, limitMs);
+      this.#pending.set(id, {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
       this.child.send({ ...r, id });
     });
   }
@@ -373,7 +400,7 @@ class Fleet {
 }
 
 /** Waits (bounded) until `check` holds, polling on the event loop. */
-async function until(check: () => boolean, what: string, limitMs = 600_000): Promise<void> {
+async function until(check: () => boolean, what: string, limitMs = 300_000): Promise<void> {
   const start = performance.now();
   while (!check()) {
     if (performance.now() - start > limitMs) throw new Error(`bench: gave up waiting for ${what}`);
@@ -391,6 +418,8 @@ function vmRssKb(pid: number): number {
 interface Rig {
   readonly cloud: { side: Side; fleet: Fleet; memKb: number; heapKb: number };
   readonly bare: { side: Side; fleet: Fleet; memKb: number; heapKb: number };
+  /** The cloud's broker without the bridge; only the alert publishers connect to it. */
+  readonly hooks: { side: Side; fleet: Fleet };
   readonly servers: TestServer[];
 }
 
@@ -410,12 +439,14 @@ async function startRig(
   dir: string,
   locks: readonly BenchLock[],
   bridgePassword: string,
+  publishers: number,
 ): Promise<Rig> {
   const servers: TestServer[] = [];
   const sides: Side[] = [];
   try {
     let cloudUrl: string | undefined;
     let bareUrl: string | undefined;
+    let hooksUrl: string | undefined;
     let cloudPid: number | undefined;
     let barePid: number | undefined;
     if (broker === 'mosquitto') {
@@ -429,6 +460,13 @@ async function startRig(
       servers.push(cloudServer);
       const bareServer = await startMosquitto(BARE_MOSQUITTO_CONF, {});
       servers.push(bareServer);
+      // The hooks side needs a Mosquitto of its own: the same locks (client ids) connect to it.
+      const hooksServer = await startMosquitto(
+        readFileSync(new URL('../cloud-bridge/mosquitto/mosquitto.conf', import.meta.url), 'utf8'),
+        { passwd: readFileSync(files.passwd, 'utf8'), acl: readFileSync(files.acl, 'utf8') },
+      );
+      servers.push(hooksServer);
+      hooksUrl = `mqtt://127.0.0.1:${hooksServer.port}`;
       cloudUrl = `mqtt://127.0.0.1:${cloudServer.port}`;
       bareUrl = `mqtt://127.0.0.1:${bareServer.port}`;
       cloudPid = cloudServer.pid;
@@ -450,6 +488,14 @@ async function startRig(
       ...(bareUrl === undefined ? {} : { url: bareUrl }),
     });
     sides.push(bareSide);
+    const hooksSide = await Side.start({
+      mode: 'hooks',
+      broker,
+      dataDir: dir,
+      bridgePassword,
+      ...(hooksUrl === undefined ? {} : { url: hooksUrl }),
+    });
+    sides.push(hooksSide);
     const memOf = async (side: Side, pid: number | undefined): Promise<{ rss: number; heap: number }> => {
       if (pid !== undefined) return { rss: vmRssKb(pid), heap: 0 };
       const m = await side.request({ cmd: 'mem' });
@@ -463,7 +509,8 @@ async function startRig(
     };
     const cloud = await connect(cloudSide, cloudPid);
     const bare = await connect(bareSide, barePid);
-    return { cloud, bare, servers };
+    const hooks = { side: hooksSide, fleet: await Fleet.connect(hooksSide.url, locks.slice(0, publishers)) };
+    return { cloud, bare, hooks, servers };
   } catch (e) {
     for (const s of sides) await s.stop();
     for (const s of servers) await s.stop();
@@ -474,8 +521,10 @@ async function startRig(
 async function stopRig(rig: Rig): Promise<void> {
   await rig.cloud.fleet.close();
   await rig.bare.fleet.close();
+  await rig.hooks.fleet.close();
   await rig.cloud.side.stop();
   await rig.bare.side.stop();
+  await rig.hooks.side.stop();
   for (const s of rig.servers) await s.stop();
 }
 
@@ -531,6 +580,7 @@ async function fanoutRound(
   lockIds: readonly string[],
   version: number,
 ): Promise<number> {
+  trace(`fan-out ${how} ${side.side.url}`);
   await side.side.request({ cmd: 'prepare', how, lockIds, version });
   const target = side.fleet.revocations + lockIds.length;
   const t0 = performance.now();
@@ -551,53 +601,67 @@ async function measureBroker(
   bridgePassword: string,
   dir: string,
 ): Promise<void> {
-  const rig = await startRig(broker, dir, locks, bridgePassword);
+  // Alerts: at most 10 per lock per round and 7 rounds, inside the broker's flood limit (100 at once,
+  // 20 per second per lock), as a fleet reporting thefts would be.
+  const publishers = Math.min(count, ctx.quick ? 20 : 100);
+  const perLock = ctx.quick ? 5 : 10;
+  const rounds = ctx.quick ? 2 : 7;
+  trace(`${broker}: starting the sides, connecting ${count} locks to each`);
+  const rig = await startRig(broker, dir, locks, bridgePassword, publishers);
+  trace(`${broker}: connected`);
   const name = (q: string): string => `mqtt.${broker}.${q}`;
   try {
-    const how = broker === 'aedes' ? 'after a GC, broker and bridge process' : 'mosquitto VmRSS';
-    ctx.report({
-      name: name('memory_per_lock_kb'),
-      value: rig.cloud.memKb / count,
-      unit: 'KB',
-      goal: null,
-      note:
-        `${count} locks connected with credential, will and 4 subscriptions; ${how}: +${Math.round(rig.cloud.memKb)} KB` +
-        (broker === 'aedes' ? ` (heap+external +${Math.round(rig.cloud.heapKb)} KB)` : ''),
-    });
-    ctx.report({
-      name: name('memory_per_lock_kb_bare'),
-      value: rig.bare.memKb / count,
-      unit: 'KB',
-      goal: null,
-      note:
-        `bare broker, same locks; +${Math.round(rig.bare.memKb)} KB` +
-        (broker === 'aedes' ? ` (heap+external +${Math.round(rig.bare.heapKb)} KB)` : ''),
-    });
+    // aedes: the heap and external memory after a GC, which is what the process holds for the locks (its RSS
+    // moves by whole arenas and may even shrink after the GC); Mosquitto: its VmRSS, the only measure of a
+    // C process from outside.
+    const memRow = (side: 'cloud' | 'bare', row: string, what: string): void => {
+      const m = rig[side];
+      ctx.report({
+        name: name(row),
+        value: (broker === 'aedes' ? m.heapKb : m.memKb) / count,
+        unit: 'KB',
+        goal: null,
+        note:
+          `${what}: ${count} locks connected with credential, will and 4 subscriptions; ` +
+          (broker === 'aedes'
+            ? `heap+external after a GC +${Math.round(m.heapKb)} KB (RSS ${m.memKb >= 0 ? '+' : ''}${Math.round(m.memKb)} KB)`
+            : `mosquitto VmRSS +${Math.round(m.memKb)} KB`),
+      });
+    };
+    memRow(
+      'cloud',
+      'memory_per_lock_kb',
+      broker === 'aedes' ? 'the cloud process (broker and bridge)' : "the cloud's Mosquitto (passwd, ACL)",
+    );
+    memRow('bare', 'memory_per_lock_kb_bare', 'the bare broker');
 
-    // Alerts: at most 10 per lock per round and 7 rounds, inside the broker's flood limit (100 at once,
-    // 20 per second per lock), as a fleet reporting thefts would be.
-    const publishers = Math.min(count, ctx.quick ? 20 : 100);
-    const perLock = ctx.quick ? 5 : 10;
-    const rounds = ctx.quick ? 2 : 7;
-    const consumed = { cloud: 0, bare: 0 };
-    const run = async (which: 'cloud' | 'bare'): Promise<number> => {
+    const consumed = { cloud: 0, bare: 0, hooks: 0 };
+    const run = async (which: 'cloud' | 'bare' | 'hooks'): Promise<number> => {
+      trace(`${broker}: alerts, ${which}`);
       const ms = await alertRound(rig[which], locks, publishers, perLock, consumed[which]);
       consumed[which] += publishers * perLock;
       return ms;
     };
-    await run('cloud'); // warm-up round each (JIT, SQLite pages, LevelDB)
-    await run('bare');
+    // A warm-up round each (JIT, SQLite pages, LevelDB), then rounds in rotating order.
+    for (const w of ['cloud', 'bare', 'hooks'] as const) await run(w);
     const ratios: number[] = [];
+    const hookRatios: number[] = [];
     const cloudMs: number[] = [];
     const bareMs: number[] = [];
+    const hooksMs: number[] = [];
+    const orders = [
+      ['cloud', 'bare', 'hooks'],
+      ['bare', 'hooks', 'cloud'],
+      ['hooks', 'cloud', 'bare'],
+    ] as const;
     for (let r = 0; r < rounds; r++) {
-      const first = r % 2 === 0 ? 'cloud' : 'bare';
-      const a = await run(first);
-      const b = await run(first === 'cloud' ? 'bare' : 'cloud');
-      const [c, bare] = first === 'cloud' ? [a, b] : [b, a];
-      cloudMs.push(c);
-      bareMs.push(bare);
-      ratios.push(bare / c); // rate ratio: (n / c) / (n / bare)
+      const ms = { cloud: 0, bare: 0, hooks: 0 };
+      for (const which of orders[r % 3]!) ms[which] = await run(which);
+      cloudMs.push(ms.cloud);
+      bareMs.push(ms.bare);
+      hooksMs.push(ms.hooks);
+      ratios.push(ms.bare / ms.cloud); // rate ratio: (n / cloud ms) / (n / bare ms)
+      hookRatios.push(ms.bare / ms.hooks);
     }
     const n = publishers * perLock;
     ctx.report({
@@ -609,6 +673,15 @@ async function measureBroker(
         `median of ${rounds} alternating rounds (${spread(ratios)}), ${n} QoS 1 alerts per round from ${publishers} locks; ` +
         `cloud ${Math.round(n / (median(cloudMs) / 1000))} alerts/s stored (store: ${rig.cloud.side.engine}), ` +
         `bare ${Math.round(n / (median(bareMs) / 1000))} alerts/s received`,
+    });
+    ctx.report({
+      name: name('alerts_rps_ratio_broker_only'),
+      value: median(hookRatios),
+      unit: 'ratio',
+      goal: null,
+      note:
+        `the same rounds (${spread(hookRatios)}): the cloud's broker (credentials, ACL, flood limit, persistence) with ` +
+        `a plain subscriber instead of the bridge, ${Math.round(n / (median(hooksMs) / 1000))} alerts/s / bare: what the bridge and store leave out`,
     });
 
     const lockIds = locks.map((l) => l.lockId);
