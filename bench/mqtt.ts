@@ -27,7 +27,9 @@
  * | `mqtt.<broker>.revocation_fanout_revoke_ratio` | <= 1.25 | the same, the cloud side being `Bridge.revoke` for every lock (store compare-and-set, signing, publishing) as `tandem revoke` does it |
  *
  * Locks: 1,000 by default (100 with `--quick`); `TANDEM_BENCH_MQTT_LOCKS=10000 npm run bench -- mqtt` for
- * the issue's 10,000 (the bench runner takes no options of its own beyond --json and --quick).
+ * the issue's 10,000 (the bench runner takes no options of its own beyond --json and --quick);
+ * `TANDEM_BENCH_MQTT_BROKERS=aedes` (or `mosquitto`) for one broker only; `TANDEM_BENCH_MQTT_TRACE=1` shows
+ * each phase on stderr.
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -41,9 +43,9 @@ import { fileURLToPath } from 'node:url';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import type { MqttClient } from 'mqtt';
-import type { PrivateKey } from '../protocol/src/keys.js';
-import { generateKeyPair } from '../protocol/src/keys.js';
-import { encodeAlert, topicFor } from '../protocol/src/mqtt.js';
+import type { PrivateKey, PublicKey } from '../protocol/src/keys.js';
+import { generateKeyPair, publicKeyFromRaw } from '../protocol/src/keys.js';
+import { encodeAlert, topicFor, verifyOutboxAck } from '../protocol/src/mqtt.js';
 import { encodeRevocationUpdate } from '../protocol/src/revocation.js';
 import { startBroker } from '../cloud-bridge/src/broker.js';
 import { Bridge } from '../cloud-bridge/src/bridge.js';
@@ -63,6 +65,11 @@ const trace = (what: string): void => {
   if (process.env.TANDEM_BENCH_MQTT_TRACE === '1') process.stderr.write(`bench mqtt: ${what}\n`);
 };
 const EPOCH = 1;
+/**
+ * A cloud round whose alerts are not all stored after this long publishes the unacknowledged ones again, as
+ * the lock does after `resendAfterMs` (60 s on a lock; shorter here so that a round ends).
+ */
+const RESEND_MS = 20_000;
 
 type BrokerKind = 'aedes' | 'mosquitto';
 /**
@@ -85,6 +92,7 @@ interface SideConfig {
 type SideRequest =
   | { readonly id: number; readonly cmd: 'mem' }
   | { readonly id: number; readonly cmd: 'consumed'; readonly total: number }
+  | { readonly id: number; readonly cmd: 'count' }
   | {
       readonly id: number;
       readonly cmd: 'prepare';
@@ -103,6 +111,9 @@ interface SideReply {
   readonly heap?: number;
   readonly url?: string;
   readonly engine?: string;
+  readonly count?: number;
+  /** The side's issuer public key (raw Ed25519, hex): the locks verify the cloud's outbox acks with it. */
+  readonly issuerKey?: string;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -136,9 +147,15 @@ async function serveSide(cfg: SideConfig): Promise<void> {
           u === BRIDGE_USERNAME ? bridgeRecord : ((await s.getLock(u))?.passwordHash ?? undefined),
         persistence: { kind: 'level', path: join(cfg.dataDir, `broker-${cfg.mode}`) },
         tcp: { port: 0 },
-        log: () => undefined,
+        log: (e) => trace(`${cfg.mode} broker ${e.event} ${e.who ?? ''}: ${e.reason ?? ''}`),
       });
       url = `mqtt://127.0.0.1:${broker.ports.tcp}`;
+      broker.aedes.on('clientDisconnect', (c) => {
+        if (c.id.startsWith('tandem-bridge')) trace(`${cfg.mode} broker: ${c.id} disconnected`);
+      });
+      broker.aedes.on('clientError', (c, e) => {
+        if (c.id.startsWith('tandem-bridge')) trace(`${cfg.mode} broker: ${c.id} error ${e.message}`);
+      });
     } else {
       const aedes = await Aedes.createBroker();
       const server: Server = createServer(aedes.handle);
@@ -156,11 +173,12 @@ async function serveSide(cfg: SideConfig): Promise<void> {
       store: store!,
       issuer,
       beaconIntervalMs: 0,
-      log: () => undefined,
+      log: (e) => trace(`bridge ${e.event} ${e.who ?? ''}: ${e.reason ?? ''}`),
       ...(v5 ? { protocolVersion: 5 as const, sharedGroup: 'tandem' } : {}),
     });
     bridge.onActivity((a) => {
       if (a.kind === 'alert' && a.result.outcome === 'stored') consumedOne();
+      else if (a.kind === 'alert') trace(`bridge: ${a.topic} ${JSON.stringify(a.result)}`);
     });
     // The fan-out of pre-signed updates is published with the bridge's identity (the ACL lets only it).
     publisher = await mqtt.connectAsync(url!, {
@@ -247,6 +265,8 @@ async function serveSide(cfg: SideConfig): Promise<void> {
           return handlers.prepare(r);
         case 'go':
           return handlers.go();
+        case 'count':
+          return { count: consumed };
         case 'consumed':
           if (consumed >= r.total) return {};
           waiting = { total: r.total, id: r.id };
@@ -258,7 +278,14 @@ async function serveSide(cfg: SideConfig): Promise<void> {
       (e: unknown) => reply({ id: r.id, error: e instanceof Error ? (e.stack ?? e.message) : String(e) }),
     );
   });
-  reply({ id: 0, url: url!, engine: sqliteEngine() });
+  // The parent dies (Ctrl-C, a failed run): this side goes with it.
+  process.on('disconnect', () => process.exit(0));
+  reply({
+    id: 0,
+    url: url!,
+    engine: sqliteEngine(),
+    issuerKey: Buffer.from(issuer.key.publicKey.raw).toString('hex'),
+  });
 }
 
 /** Which SQLite engine openSqlStore's default picks here: native better-sqlite3 if it was built. */
@@ -281,6 +308,8 @@ class Side {
     readonly url: string,
     /** The cloud side's SQLite engine. */
     readonly engine: string,
+    readonly mode: SideMode,
+    readonly issuerKey: PublicKey,
   ) {}
 
   static async start(cfg: SideConfig): Promise<Side> {
@@ -292,7 +321,13 @@ class Side {
       child.once('message', (m: SideReply) => resolve(m));
       child.once('exit', (code) => reject(new Error(`the ${cfg.mode} ${cfg.broker} side exited (${code})`)));
     });
-    const side = new Side(child, first.url!, first.engine ?? '');
+    const side = new Side(
+      child,
+      first.url!,
+      first.engine ?? '',
+      cfg.mode,
+      publicKeyFromRaw('EdDSA', Buffer.from(first.issuerKey!, 'hex')),
+    );
     child.on('message', (m: SideReply) => {
       const p = side.#pending.get(m.id);
       if (p === undefined) return;
@@ -351,17 +386,19 @@ interface BenchLock {
 /** The locks connected to one broker, with what they received. */
 class Fleet {
   revocations = 0;
+  /** Highest sequence the cloud's signed outbox ack covers, per lock ([TANDEM-MQTT-8]). */
+  readonly acked: number[] = [];
   /** Next outbox sequence per lock on this broker (the cloud stores each (epoch, sequence) once). */
   readonly sequences: number[] = [];
   private constructor(readonly clients: MqttClient[]) {}
 
   /** Connects every lock as the lock's client does, a batch at a time so that the broker is not stormed. */
-  static async connect(url: string, locks: readonly BenchLock[]): Promise<Fleet> {
+  static async connect(url: string, locks: readonly BenchLock[], issuerKey: PublicKey): Promise<Fleet> {
     const clients: MqttClient[] = [];
     const fleet = new Fleet(clients);
     for (let i = 0; i < locks.length; i += 100) {
       const batch = await Promise.all(
-        locks.slice(i, i + 100).map(async (l) => {
+        locks.slice(i, i + 100).map(async (l, j) => {
           const c = await mqtt.connectAsync(url, {
             clientId: l.lockId,
             username: l.lockId,
@@ -373,8 +410,12 @@ class Fleet {
             connectTimeout: 60_000,
             will: { topic: topicFor('state', l.lockId), payload: Buffer.alloc(0), qos: 1, retain: true },
           });
-          c.on('message', (topic) => {
+          c.on('message', (topic, payload) => {
             if (topic.endsWith('/revocation')) fleet.revocations++;
+            else if (topic.endsWith('/outbox-ack') && payload.length > 0) {
+              const ack = verifyOutboxAck(payload, () => issuerKey, l.lockId);
+              fleet.acked[i + j] = Math.max(fleet.acked[i + j] ?? 0, ack.sequence);
+            }
           });
           await c.subscribeAsync(
             [
@@ -503,13 +544,16 @@ async function startRig(
     };
     const connect = async (side: Side, pid: number | undefined) => {
       const before = await memOf(side, pid);
-      const fleet = await Fleet.connect(side.url, locks);
+      const fleet = await Fleet.connect(side.url, locks, side.issuerKey);
       const after = await memOf(side, pid);
       return { side, fleet, memKb: after.rss - before.rss, heapKb: after.heap - before.heap };
     };
     const cloud = await connect(cloudSide, cloudPid);
     const bare = await connect(bareSide, barePid);
-    const hooks = { side: hooksSide, fleet: await Fleet.connect(hooksSide.url, locks.slice(0, publishers)) };
+    const hooks = {
+      side: hooksSide,
+      fleet: await Fleet.connect(hooksSide.url, locks.slice(0, publishers), hooksSide.issuerKey),
+    };
     return { cloud, bare, hooks, servers };
   } catch (e) {
     for (const s of sides) await s.stop();
@@ -539,7 +583,7 @@ async function alertRound(
   publishers: number,
   perLock: number,
   consumedSoFar: number,
-): Promise<number> {
+): Promise<{ ms: number; resent: number }> {
   const batches = locks.slice(0, publishers).map((l, i) =>
     Array.from({ length: perLock }, () => {
       const sequence = (side.fleet.sequences[i] ?? 0) + 1;
@@ -564,14 +608,45 @@ async function alertRound(
   );
   const total = consumedSoFar + publishers * perLock;
   const t0 = performance.now();
-  const done = side.side.request({ cmd: 'consumed', total });
-  batches.forEach((alerts, i) => {
+  const done = side.side.request({ cmd: 'consumed', total }, 600_000).then(
+    () => true,
+    async (e: unknown) => {
+      const { count } = await side.side.request({ cmd: 'count' });
+      throw new Error(`${side.side.mode} side: ${count} of ${total} alerts consumed`, { cause: e });
+    },
+  );
+  const publish = (i: number, alerts: readonly Buffer[]): void => {
     const c = side.fleet.clients[i]!;
     for (const a of alerts) c.publish(topicFor('alert', locks[i]!.lockId), a, { qos: 1 });
-  });
-  await done;
-  return performance.now() - t0;
+  };
+  batches.forEach((alerts, i) => publish(i, alerts));
+  // What the lock's client does ([TANDEM-MQTT-8], lock-mqtt-client.ts #maybeResend): records no ack covers
+  // after a while are published again (the cloud keeps each once). The bare side acknowledges nothing and
+  // never needs it; a cloud round that needed it says so.
+  let resent = 0;
+  const seen = batches.map((_, i) => side.fleet.acked[i] ?? 0);
+  for (let attempt = 0; !(await Promise.race([done, sleep(RESEND_MS).then(() => false)])); attempt++) {
+    if (side.side.mode !== 'cloud' || attempt >= 60) {
+      await done;
+      break;
+    }
+    batches.forEach((alerts, i) => {
+      // Only a lock whose ack made no progress since the last look ("without any progress", as the lock).
+      const acked = side.fleet.acked[i] ?? 0;
+      if (acked !== seen[i]) {
+        seen[i] = acked;
+        return;
+      }
+      const first = side.fleet.sequences[i]! - perLock + 1;
+      const missing = alerts.filter((_, k) => first + k > acked);
+      resent += missing.length;
+      publish(i, missing);
+    });
+  }
+  return { ms: performance.now() - t0, resent };
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** One fan-out to every lock; ms from the command to the last lock's receipt. */
 async function fanoutRound(
@@ -636,11 +711,13 @@ async function measureBroker(
     memRow('bare', 'memory_per_lock_kb_bare', 'the bare broker');
 
     const consumed = { cloud: 0, bare: 0, hooks: 0 };
+    let resent = 0;
     const run = async (which: 'cloud' | 'bare' | 'hooks'): Promise<number> => {
       trace(`${broker}: alerts, ${which}`);
-      const ms = await alertRound(rig[which], locks, publishers, perLock, consumed[which]);
+      const r = await alertRound(rig[which], locks, publishers, perLock, consumed[which]);
       consumed[which] += publishers * perLock;
-      return ms;
+      resent += r.resent;
+      return r.ms;
     };
     // A warm-up round each (JIT, SQLite pages, LevelDB), then rounds in rotating order.
     for (const w of ['cloud', 'bare', 'hooks'] as const) await run(w);
@@ -672,7 +749,8 @@ async function measureBroker(
       note:
         `median of ${rounds} alternating rounds (${spread(ratios)}), ${n} QoS 1 alerts per round from ${publishers} locks; ` +
         `cloud ${Math.round(n / (median(cloudMs) / 1000))} alerts/s stored (store: ${rig.cloud.side.engine}), ` +
-        `bare ${Math.round(n / (median(bareMs) / 1000))} alerts/s received`,
+        `bare ${Math.round(n / (median(bareMs) / 1000))} alerts/s received; ` +
+        `${resent} alerts published again by their lock after ${RESEND_MS / 1000} s without an ack`,
     });
     ctx.report({
       name: name('alerts_rps_ratio_broker_only'),
@@ -730,7 +808,9 @@ async function run(ctx: BenchContext): Promise<void> {
   if (!Number.isInteger(count) || count < 1 || count > 20_000) {
     throw new Error(`TANDEM_BENCH_MQTT_LOCKS must be a whole number from 1 to 20000, not ${fromEnv}`);
   }
+  const only = process.env.TANDEM_BENCH_MQTT_BROKERS?.split(',');
   for (const broker of ['aedes', 'mosquitto'] as const) {
+    if (only !== undefined && !only.includes(broker)) continue;
     if (broker === 'mosquitto' && mosquittoMissing() !== undefined) {
       process.stderr.write(`bench mqtt: Mosquitto rows skipped: ${mosquittoMissing()}\n`);
       continue;
