@@ -20,6 +20,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { createServer as createHttpServer } from 'node:http';
 import type { Server as HttpServer } from 'node:http';
 import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 import type { AedesOptions, AuthenticateError, Client } from 'aedes';
@@ -311,11 +312,20 @@ const TRACKED_METHODS = [
   'delWill',
 ] as const;
 
+// The persistence calls that return a Node stream (aedes-persistence's CallBackPersistence: Readable.from).
+const STREAM_METHODS = [
+  'createRetainedStream',
+  'createRetainedStreamCombi',
+  'outgoingStream',
+  'streamWill',
+  'getClientList',
+] as const;
+
 /**
  * Wraps the persistence's methods on the instance (its own methods and private fields stay untouched):
  *
- * - every call is counted until its promise settles, so that {@link closeAll} waits on the event of the last
- *   one settling rather than on a guessed delay;
+ * - every call is counted until its promise settles (a stream: until it closes), so that {@link closeAll}
+ *   waits on the event of the last one settling rather than on a guessed delay;
  * - concurrent `addSubscriptions` calls for one SUBSCRIBE packet are made once. aedes 1.2 stores
  *   subscriptions with `addSubscriptions(client, packet.subscriptions)` once per filter of the packet
  *   (lib/handlers/subscribe.js `storeSubscriptions`, reported as moscajs/aedes#458), and a broadcasting
@@ -361,6 +371,27 @@ function trackPersistence(persistence: unknown): TrackedPersistence {
       return p;
     };
   }
+  // Streams (retained messages for a new subscription, a session's queue, wills) read the database for as
+  // long as their consumer pulls; a consumer aedes has closed never ends them. They are counted until they
+  // close, and destroyed at close time, which closes them once the read in flight has returned.
+  const streams = new Set<Readable>();
+  for (const name of STREAM_METHODS) {
+    const original = target[name];
+    if (typeof original !== 'function') continue;
+    const call = (original as (...a: unknown[]) => unknown).bind(target);
+    target[name] = (...args: unknown[]): unknown => {
+      const result = call(...args);
+      if (result instanceof Readable && !result.closed) {
+        pending++;
+        streams.add(result);
+        result.once('close', () => {
+          streams.delete(result);
+          settled();
+        });
+      }
+      return result;
+    };
+  }
   const drained = (): Promise<void> =>
     pending === 0
       ? Promise.resolve()
@@ -374,6 +405,7 @@ function trackPersistence(persistence: unknown): TrackedPersistence {
   return {
     target,
     async idle() {
+      for (const stream of [...streams]) stream.destroy();
       // A settled call's continuation may start the next call (a will: storeRetained, then the subscribers'
       // lookup, then the enqueue); a few turns of the event loop let it, then the count must still be zero.
       // Bounded: aedes makes a finite chain of calls per client once it has closed them all.
