@@ -6,6 +6,7 @@ import type { BenchGroup } from './lib.js';
 import { bleGroup } from './ble.js';
 import { cloudGroup } from './cloud.js';
 import { firmwareGroup } from './firmware.js';
+import { mqttGroup } from './mqtt.js';
 import { protocolGroup } from './protocol.js';
 
-export const groups: readonly BenchGroup[] = [protocolGroup, bleGroup, firmwareGroup, cloudGroup];
+export const groups: readonly BenchGroup[] = [protocolGroup, bleGroup, firmwareGroup, cloudGroup, mqttGroup];

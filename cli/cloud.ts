@@ -118,6 +118,12 @@ const CLOUD: CommandSpec = {
       value: '<file>',
       description: 'account add: read the password from this file (else from stdin)',
     },
+    partition: {
+      type: 'string',
+      value: '<i/n>',
+      description:
+        "with --redis: this instance's bridge handles only the locks of partition i of n (n instances, i = 0..n-1)",
+    },
     lock: { type: 'string', value: '<lock id>', description: 'register: the lock id' },
     'device-key': {
       type: 'string',
@@ -178,6 +184,36 @@ function dataDir(p: ReturnType<typeof parse>): string {
 
 function port(text: string | undefined, name: string, fallback: number): number {
   return text === undefined ? fallback : parseUint(text, name, 0, 65_535);
+}
+
+/**
+ * `--partition i/n`. Only with `--redis`: aedes has no shared subscriptions, so instances split the locks
+ * between their bridges by a hash of the lock id; an instance alone with a partition would acknowledge and
+ * drop the other partitions' messages.
+ */
+function parsePartition(
+  text: string | undefined,
+  redis: string | undefined,
+): { index: number; count: number } | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d{1,4})\/(\d{1,4})$/.exec(text);
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (m === null || count < 1 || index >= count) {
+    throw new CliError(
+      'ERR_USAGE',
+      `--partition must be i/n with 0 <= i < n <= 9999 (for example 0/2), not ${JSON.stringify(text)}`,
+      { command: 'cloud' },
+    );
+  }
+  if (redis === undefined) {
+    throw new CliError(
+      'ERR_USAGE',
+      '--partition needs --redis: partitions split the locks between instances whose brokers share one Redis',
+      { command: 'cloud' },
+    );
+  }
+  return { index, count };
 }
 
 /** Runs `body`, printing a cloud error as `<CODE>: <message>` with its exit code. */
@@ -267,6 +303,7 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
       throw new CliError('ERR_USAGE', '--tls-port needs --tls-key and --tls-cert', { command: 'cloud' });
     }
     const wsPort = str(p, 'ws-port');
+    const partition = parsePartition(str(p, 'partition'), str(p, 'redis'));
     const { startCloud } = await import('../cloud-bridge/src/cloud.js');
     const postgres = str(p, 'postgres');
     const redis = str(p, 'redis');
@@ -302,6 +339,7 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
       ...(postgres === undefined ? {} : { postgresUrl: postgres }),
       ...(redis === undefined ? {} : { redisUrl: redis }),
       insecurePlaintextKey: flag(p, 'insecure-plaintext-key'),
+      ...(partition === undefined ? {} : { partition }),
     });
     const ports = cloud.broker.ports;
     streams.stdout.write(

@@ -139,8 +139,8 @@ async function start(o: SimLockProcessOptions): Promise<void> {
   // Feeds: state as it changes, accelerometer samples in batches, theft decisions.
   let last = '';
   const snapshot = (): Omit<SimLockSnapshot, 'powered' | 'radio'> & { revocationAckLocal?: never } => {
-    const bound = runtime.trustedClock.bound();
-    const unknown = runtime.trustedClock.uncertainty() === null;
+    const bound = runtime.time.bound();
+    const unknown = runtime.time.uncertainty() === null;
     const link = runtime.mqtt?.status().link;
     const state = runtime.stateMachine.state;
     return {
@@ -151,7 +151,7 @@ async function start(o: SimLockProcessOptions): Promise<void> {
       time: {
         earliest: bound.earliest,
         latest: unknown ? null : bound.latest,
-        source: runtime.trustedClock.source(),
+        source: runtime.time.source(),
       },
       revocation: { held: runtime.stores.revocations.version, acknowledged: null },
       outboxDepth: runtime.stores.outbox.size,

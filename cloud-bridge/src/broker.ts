@@ -20,6 +20,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { createServer as createHttpServer } from 'node:http';
 import type { Server as HttpServer } from 'node:http';
 import { createRequire } from 'node:module';
+import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { Aedes } from 'aedes';
 import type { AedesOptions, AuthenticateError, Client } from 'aedes';
@@ -94,6 +95,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
   const rate = options.lockRate ?? { perSecond: 20, burst: 100 };
   const buckets = new Map<string, { tokens: number; at: number }>();
   const persistence = await openPersistence(options.persistence);
+  const tracked = persistence === undefined ? undefined : trackPersistence(persistence);
   const mq =
     options.redisEmitterUrl === undefined
       ? undefined
@@ -223,10 +225,10 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
       ports.ws = await listen(http, options.ws);
     }
   } catch (e) {
-    await closeAll(aedes, servers, persistence);
+    await closeAll(aedes, servers, tracked);
     throw new CloudError('ERR_CLOUD_CONFIG', `broker cannot listen: ${(e as Error).message}`, { cause: e });
   }
-  return { aedes, ports, close: () => closeAll(aedes, servers, persistence) };
+  return { aedes, ports, close: () => closeAll(aedes, servers, tracked) };
 }
 
 /** Token bucket per lock: `perSecond` sustained, `burst` at once. */
@@ -266,20 +268,154 @@ async function openPersistence(p: BrokerPersistence): Promise<unknown> {
 async function closeAll(
   aedes: Aedes,
   servers: readonly (NetServer | HttpServer)[],
-  persistence: unknown,
+  persistence: TrackedPersistence | undefined,
 ): Promise<void> {
   // Stop accepting first, then let aedes close every client (which lets the servers' close complete).
   const closed = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
   await new Promise<void>((resolve) => aedes.close(() => resolve()));
   for (const s of servers) if ('closeAllConnections' in s) s.closeAllConnections();
   await Promise.all(closed);
-  // aedes does not close its persistence; LevelDB must be closed before the directory can be reopened.
+  if (persistence === undefined) return;
+  // aedes' close callback comes before the last per-client persistence writes (will, session, clean
+  // incoming) settle, and aedes does not await them: wait until every call it made has settled, then
+  // close the persistence (LevelDB must be closed before the directory can be reopened).
+  await persistence.idle();
+  const p = persistence.target as { destroy?: () => Promise<void> };
   // Promise form: the callback form waits for a 'ready' event that aedes 1.x never makes the wrapper emit.
-  // aedes' close callback comes before the last per-client persistence writes (will, session) settle: let
-  // them run first, or they fail on a closed database.
-  // aedes does not await them, so there is nothing to wait on but time: a quarter second, then the queue.
-  await new Promise((r) => setTimeout(r, 250));
-  for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
-  const p = persistence as { destroy?: () => Promise<void> } | undefined;
-  if (p?.destroy !== undefined) await p.destroy().catch(() => undefined);
+  if (p.destroy !== undefined) await p.destroy().catch(() => undefined);
+}
+
+/** A persistence whose calls are counted, so that closing can wait for the last one to settle. */
+interface TrackedPersistence {
+  readonly target: object;
+  /** Resolves once no call aedes made is pending, and none started while the queue drained. */
+  idle(): Promise<void>;
+}
+
+// The persistence calls aedes makes that return a promise (aedes 1.x calls them without a callback).
+const TRACKED_METHODS = [
+  'storeRetained',
+  'addSubscriptions',
+  'removeSubscriptions',
+  'cleanSubscriptions',
+  'subscriptionsByClient',
+  'subscriptionsByTopic',
+  'countOffline',
+  'outgoingEnqueue',
+  'outgoingEnqueueCombi',
+  'outgoingUpdate',
+  'outgoingClearMessageId',
+  'incomingStorePacket',
+  'incomingGetPacket',
+  'incomingDelPacket',
+  'cleanIncoming',
+  'putWill',
+  'getWill',
+  'delWill',
+] as const;
+
+// The persistence calls that return a Node stream (aedes-persistence's CallBackPersistence: Readable.from).
+const STREAM_METHODS = [
+  'createRetainedStream',
+  'createRetainedStreamCombi',
+  'outgoingStream',
+  'streamWill',
+  'getClientList',
+] as const;
+
+/**
+ * Wraps the persistence's methods on the instance (its own methods and private fields stay untouched):
+ *
+ * - every call is counted until its promise settles (a stream: until it closes), so that {@link closeAll}
+ *   waits on the event of the last one settling rather than on a guessed delay;
+ * - concurrent `addSubscriptions` calls for one SUBSCRIBE packet are made once. aedes 1.2 stores
+ *   subscriptions with `addSubscriptions(client, packet.subscriptions)` once per filter of the packet
+ *   (lib/handlers/subscribe.js `storeSubscriptions`, reported as moscajs/aedes#458), and a broadcasting
+ *   persistence (aedes-persistence-redis, through aedes-persistence's BroadcastPersistence) waits for its own
+ *   `$SYS/sub/add` echo in a map keyed by client id and the packet's FIRST filter: the second call replaces
+ *   the first call's waiter, one echo resolves one waiter, and the other calls never resolve. A persistent
+ *   session (clean: false) that subscribes several filters in one packet then never gets its SUBACK nor its
+ *   live subscriptions, on any instance (moscajs/aedes#602). The bridge is exactly such a client; this was
+ *   the "known gap" of two aedes over Redis. Storing the same packet's subscriptions once is what every
+ *   call would have stored anyway.
+ */
+function trackPersistence(persistence: unknown): TrackedPersistence {
+  const target = persistence as Record<string, unknown>;
+  const listeners = new Set<() => void>();
+  let pending = 0;
+  const settled = (): void => {
+    pending--;
+    if (pending === 0) for (const l of [...listeners]) l();
+  };
+  for (const name of TRACKED_METHODS) {
+    const original = target[name];
+    if (typeof original !== 'function') continue;
+    const call = (original as (...a: unknown[]) => unknown).bind(target);
+    target[name] = (...args: unknown[]): unknown => {
+      const result = call(...args);
+      if (result !== null && typeof (result as Promise<unknown>)?.then === 'function') {
+        pending++;
+        (result as Promise<unknown>).then(settled, settled);
+      }
+      return result;
+    };
+  }
+  const add = target.addSubscriptions as ((client: unknown, subs: object) => Promise<unknown>) | undefined;
+  if (add !== undefined) {
+    const inFlight = new WeakMap<object, Promise<unknown>>();
+    target.addSubscriptions = (client: unknown, subs: object): Promise<unknown> => {
+      const running = inFlight.get(subs);
+      if (running !== undefined) return running;
+      const p = add(client, subs);
+      inFlight.set(subs, p);
+      const forget = (): void => void inFlight.delete(subs);
+      p.then(forget, forget);
+      return p;
+    };
+  }
+  // Streams (retained messages for a new subscription, a session's queue, wills) read the database for as
+  // long as their consumer pulls; a consumer aedes has closed never ends them. They are counted until they
+  // close, and destroyed at close time, which closes them once the read in flight has returned.
+  const streams = new Set<Readable>();
+  for (const name of STREAM_METHODS) {
+    const original = target[name];
+    if (typeof original !== 'function') continue;
+    const call = (original as (...a: unknown[]) => unknown).bind(target);
+    target[name] = (...args: unknown[]): unknown => {
+      const result = call(...args);
+      if (result instanceof Readable && !result.closed) {
+        pending++;
+        streams.add(result);
+        result.once('close', () => {
+          streams.delete(result);
+          settled();
+        });
+      }
+      return result;
+    };
+  }
+  const drained = (): Promise<void> =>
+    pending === 0
+      ? Promise.resolve()
+      : new Promise((resolve) => {
+          const l = (): void => {
+            listeners.delete(l);
+            resolve();
+          };
+          listeners.add(l);
+        });
+  return {
+    target,
+    async idle() {
+      for (const stream of [...streams]) stream.destroy();
+      // A settled call's continuation may start the next call (a will: storeRetained, then the subscribers'
+      // lookup, then the enqueue); a few turns of the event loop let it, then the count must still be zero.
+      // Bounded: aedes makes a finite chain of calls per client once it has closed them all.
+      for (let round = 0; round < 100; round++) {
+        await drained();
+        for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+        if (pending === 0) return;
+      }
+    },
+  };
 }

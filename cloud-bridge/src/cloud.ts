@@ -62,6 +62,11 @@ export interface CloudOptions {
   /** In-memory broker persistence (tests); default LevelDB in the data directory. */
   readonly brokerPersistence?: BrokerPersistence;
   readonly beaconIntervalMs?: number;
+  /**
+   * This instance's bridge handles only the locks of partition `index` of `count` (FNV-1a of the lock id,
+   * bridge.ts `partitionOf`): several instances over one Redis share the bridge work (README, "Fleet").
+   */
+  readonly partition?: { readonly index: number; readonly count: number };
   readonly lockRate?: { readonly perSecond: number; readonly burst: number };
   readonly log?: LogSink;
   /**
@@ -201,6 +206,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       log,
       feed,
       ...(options.beaconIntervalMs === undefined ? {} : { beaconIntervalMs: options.beaconIntervalMs }),
+      ...(options.partition === undefined ? {} : { partition: options.partition }),
     });
     closers.push(() => bridge.close());
     // An overlap that ended while the cloud was down ends now: new key current, retained messages re-signed.

@@ -66,6 +66,8 @@ export function postgresMissing(): string | undefined {
 export interface TestServer {
   readonly port: number;
   readonly dir: string;
+  /** The server's process id, when the test spawned it (the bench reads its memory from /proc). */
+  readonly pid?: number;
   stop(): Promise<void>;
 }
 
@@ -120,6 +122,7 @@ function spawned(child: ChildProcess, port: number, dir: string): TestServer {
   return {
     port,
     dir,
+    ...(child.pid === undefined ? {} : { pid: child.pid }),
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) {

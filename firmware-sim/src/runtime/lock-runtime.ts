@@ -245,6 +245,11 @@ export class LockRuntime {
   }
 
   /** The device public key (raw Ed25519), for registering the lock with the cloud. */
+  /** The trusted clock, read-only ([TANDEM-TIME-6]): what a dashboard or status line shows. */
+  get time(): Pick<TrustedClock, 'bound' | 'uncertainty' | 'source'> {
+    return this.#trustedClock;
+  }
+
   get devicePublicKey(): Uint8Array {
     return this.#identity.devicePublicKey;
   }
