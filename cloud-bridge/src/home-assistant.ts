@@ -34,7 +34,7 @@
  * publish exactly these topics and nothing else new ([TANDEM-MQTT-4], acl.ts).
  */
 import type { LockStateReport } from '../../protocol/src/mqtt.js';
-import { isLockId } from '../../protocol/src/lib/signed-payload.js';
+import { isLockId } from '../../protocol/src/index.js';
 
 /** Home Assistant's default discovery prefix. */
 export const HA_DISCOVERY_PREFIX = 'homeassistant';

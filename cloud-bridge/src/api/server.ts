@@ -17,7 +17,7 @@ import { decodeClaimReceipt, verifyClaimReceipt } from '../../../protocol/src/cl
 import { publicKeyFromJwk, publicKeyFromRaw } from '../../../protocol/src/keys.js';
 import { decodeAlert, decodeAuditRecord } from '../../../protocol/src/mqtt.js';
 import { holderRevocationId } from '../../../protocol/src/revocation.js';
-import { UINT32_MAX } from '../../../protocol/src/lib/signed-payload.js';
+import { UINT32_MAX } from '../../../protocol/src/index.js';
 import { isCloudError } from '../errors.js';
 import type { LogSink } from '../log.js';
 import { debugSink } from '../log.js';
