@@ -179,7 +179,7 @@ export async function startSystem(options: {
 }): Promise<SimSystem> {
   const { dataDir, log } = options;
   const [
-    { startCloud },
+    { startCloud, loadOrCreateSecret },
     { hashPassword },
     vr,
     { ProcessSimLockControl, claimPidFile, provisionOverConsole },
@@ -222,8 +222,13 @@ export async function startSystem(options: {
     // The dashboard needs the provider's issuer URL and the locks, which exist only after the start: the
     // mount answers 503 until it is bound below.
     const mount: { handler?: (req: IncomingMessage, res: ServerResponse) => void } = {};
+    // The issuer keys are encrypted at rest (TANDEM_ISSUER_SECRET, [TANDEM-ANCHOR-7] keyring); the demo keeps
+    // its own secret beside its data (0600) unless the environment gives one.
+    const issuerSecret =
+      process.env.TANDEM_ISSUER_SECRET ?? loadOrCreateSecret(join(dataDir, 'issuer.secret'));
     const cloud = await startCloud({
       dataDir: join(dataDir, 'cloud'),
+      issuerSecret,
       mqtt: { host: '127.0.0.1', port: mqttPort },
       http: { port: httpPort, host: '127.0.0.1' },
       issuerId: ISSUER_NAME,
