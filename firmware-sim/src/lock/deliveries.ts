@@ -14,7 +14,7 @@ import { encodeRevocationAck, verifyRevocationUpdate } from '../../../protocol/s
 import { Status } from '../../../protocol/src/status.js';
 import { verifyTimeBeacon } from '../../../protocol/src/time-beacon.js';
 import { isStoreError } from '../store/errors.js';
-import type { AuditTrail } from './audit-trail.js';
+import type { AuditTrail, TrailEntry } from './audit-trail.js';
 import type { AuthorityStores, DeliveryResult, Emit } from './authority-types.js';
 import type { ChainCache } from './chain-cache.js';
 import type { ChallengeBook } from './challenges.js';
@@ -42,75 +42,99 @@ export interface DeliveryTarget {
 }
 
 /**
+ * What every delivery shares: the peer's rate first, then `work`; a refusal (any status but FAULT) is charged
+ * to the peer like a refused request, and `held` says what the answer reports of the lock's state after one.
+ * `audit` gives the entry to record for the answer, or undefined for none. Never rejects.
+ */
+async function deliver(
+  t: DeliveryTarget,
+  peer: string,
+  work: () => Promise<DeliveryResult>,
+  held: () => Partial<DeliveryResult>,
+  audit: (result: DeliveryResult) => TrailEntry | undefined,
+): Promise<DeliveryResult> {
+  const limited = t.limiter.check(peer);
+  if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
+  let result: DeliveryResult;
+  try {
+    result = await work();
+  } catch (error) {
+    const status = deliveryStatus(error);
+    result = { status, ...held(), message: messageOf(error) };
+    if (status !== Status.FAULT) t.limiter.refused(peer);
+  }
+  const entry = audit(result);
+  if (entry !== undefined) await t.audit.record(entry);
+  return result;
+}
+
+/**
  * A revocation update (SPEC.md §6): verified with the issuer anchors, applied to the revocation store (never
  * backwards: REVOCATION_ROLLBACK; a delta on another base: REVOCATION_STALE), acknowledged with a signed ack.
  * Re-delivery of the version held is acknowledged again.
  */
-export async function applyRevocationUpdate(
+export function applyRevocationUpdate(
   t: DeliveryTarget,
   bytes: Uint8Array,
   peer: string,
 ): Promise<DeliveryResult> {
-  const limited = t.limiter.check(peer);
-  if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
   const revocations = t.stores.revocations;
-  let result: DeliveryResult;
   let offered: number | undefined;
-  try {
-    const update = verifyRevocationUpdate(bytes, t.anchors.issuerKey, t.lockId);
-    offered = update.version;
-    const held = revocations.version;
-    if (update.version < held) {
-      throw new Refusal(
-        Status.REVOCATION_ROLLBACK,
-        `version ${update.version} is older than the held ${held}`,
-      );
-    }
-    if (update.version > held) {
-      // [TANDEM-HOLD-1]: an acknowledged update is held entirely. Nothing is dropped against the clock on
-      // the way in (a clock running ahead would drop live entries); a list the store cannot hold is refused
-      // (TOO_LARGE) and nothing is acknowledged. Expired entries go later, by the persisted floor only.
-      const add = update.added.map((e) => ({ id: e.id, exp: e.exp }));
-      if (update.kind === 'full') {
-        await revocations.replace(update.version, add);
-      } else {
-        if (update.baseVersion !== held) {
-          throw new Refusal(
-            Status.REVOCATION_STALE,
-            `delta on version ${String(update.baseVersion)}, the lock holds ${held}: send a full update`,
-          );
-        }
-        await revocations.applyDelta({
-          baseVersion: held,
-          version: update.version,
-          add,
-          remove: update.removed,
-        });
-      }
-      t.emit({ type: 'revocation', version: update.version });
-      await freeRevokedRoots(
-        t,
-        update.added.map((e) => e.id),
-      );
-    }
-    const version = revocations.version;
-    const ack = encodeRevocationAck(
-      { lockId: t.lockId, version, lockTime: t.time.bound().earliest },
-      t.deviceKey,
-    );
-    result = { status: Status.OK, ack, version };
-  } catch (error) {
-    const status = deliveryStatus(error);
-    result = { status, version: revocations.version, message: messageOf(error) };
-    if (status !== Status.FAULT) t.limiter.refused(peer);
-  }
-  await t.audit.record({
-    status: result.status,
-    kind: 'revocation',
+  return deliver(
+    t,
     peer,
-    ...(offered === undefined ? {} : { version: offered }),
-  });
-  return result;
+    async () => {
+      const update = verifyRevocationUpdate(bytes, t.anchors.issuerKey, t.lockId);
+      offered = update.version;
+      const held = revocations.version;
+      if (update.version < held) {
+        throw new Refusal(
+          Status.REVOCATION_ROLLBACK,
+          `version ${update.version} is older than the held ${held}`,
+        );
+      }
+      if (update.version > held) {
+        // [TANDEM-HOLD-1]: an acknowledged update is held entirely. Nothing is dropped against the clock on
+        // the way in (a clock running ahead would drop live entries); a list the store cannot hold is refused
+        // (TOO_LARGE) and nothing is acknowledged. Expired entries go later, by the persisted floor only.
+        const add = update.added.map((e) => ({ id: e.id, exp: e.exp }));
+        if (update.kind === 'full') {
+          await revocations.replace(update.version, add);
+        } else {
+          if (update.baseVersion !== held) {
+            throw new Refusal(
+              Status.REVOCATION_STALE,
+              `delta on version ${String(update.baseVersion)}, the lock holds ${held}: send a full update`,
+            );
+          }
+          await revocations.applyDelta({
+            baseVersion: held,
+            version: update.version,
+            add,
+            remove: update.removed,
+          });
+        }
+        t.emit({ type: 'revocation', version: update.version });
+        await freeRevokedRoots(
+          t,
+          update.added.map((e) => e.id),
+        );
+      }
+      const version = revocations.version;
+      const ack = encodeRevocationAck(
+        { lockId: t.lockId, version, lockTime: t.time.bound().earliest },
+        t.deviceKey,
+      );
+      return { status: Status.OK, ack, version };
+    },
+    () => ({ version: revocations.version }),
+    (result) => ({
+      status: result.status,
+      kind: 'revocation',
+      peer,
+      ...(offered === undefined ? {} : { version: offered }),
+    }),
+  );
 }
 
 /**
@@ -120,48 +144,46 @@ export async function applyRevocationUpdate(
  * A re-delivery of the version held is acknowledged again without change. The chain cache is emptied when
  * an anchor changed: a chain verified under a removed key must not be accepted by reference.
  */
-export async function applyAnchorUpdate(
+export function applyAnchorUpdate(
   t: DeliveryTarget,
   bytes: Uint8Array,
   peer: string,
 ): Promise<DeliveryResult> {
-  const limited = t.limiter.check(peer);
-  if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
-  let result: DeliveryResult;
   let offered: number | undefined;
   let redelivered = false;
-  try {
-    const verified = verifyAnchorUpdate(bytes, t.anchors.issuerKey, t.lockId);
-    offered = verified.update.version;
-    const applied = applyAnchorRules(t.anchors.state(), verified);
-    redelivered = applied.state.version === t.anchors.version && !applied.changed;
-    if (!redelivered) {
-      await t.anchors.replaceState(applied.state);
-      t.cache.clear();
-      t.emit({ type: 'anchors-changed' });
-    }
-    const version = t.anchors.version;
-    const ack = encodeAnchorAck(
-      { lockId: t.lockId, version, lockTime: t.time.bound().earliest },
-      t.deviceKey,
-    );
-    result = { status: Status.OK, ack, version };
-  } catch (error) {
-    const status = deliveryStatus(error);
-    result = { status, version: t.anchors.version, message: messageOf(error) };
-    if (status !== Status.FAULT) t.limiter.refused(peer);
-  }
-  // A re-delivery (a phone carries the update until the cloud has the lock's ack) is not audited again.
-  if (!redelivered) {
-    await t.audit.record({
-      status: result.status,
-      kind: 'event',
-      peer,
-      event: result.status === Status.OK ? 'anchor-applied' : 'anchor-refused',
-      ...(offered === undefined ? {} : { version: offered }),
-    });
-  }
-  return result;
+  return deliver(
+    t,
+    peer,
+    async () => {
+      const verified = verifyAnchorUpdate(bytes, t.anchors.issuerKey, t.lockId);
+      offered = verified.update.version;
+      const applied = applyAnchorRules(t.anchors.state(), verified);
+      redelivered = applied.state.version === t.anchors.version && !applied.changed;
+      if (!redelivered) {
+        await t.anchors.replaceState(applied.state);
+        t.cache.clear();
+        t.emit({ type: 'anchors-changed' });
+      }
+      const version = t.anchors.version;
+      const ack = encodeAnchorAck(
+        { lockId: t.lockId, version, lockTime: t.time.bound().earliest },
+        t.deviceKey,
+      );
+      return { status: Status.OK, ack, version };
+    },
+    () => ({ version: t.anchors.version }),
+    // A re-delivery (a phone carries the update until the cloud has the lock's ack) is not audited again.
+    (result) =>
+      redelivered
+        ? undefined
+        : {
+            status: result.status,
+            kind: 'event',
+            peer,
+            event: result.status === Status.OK ? 'anchor-applied' : 'anchor-refused',
+            ...(offered === undefined ? {} : { version: offered }),
+          },
+  );
 }
 
 /**
@@ -174,23 +196,21 @@ export async function applyTimeBeacon(
   bytes: Uint8Array,
   peer: string,
 ): Promise<DeliveryResult> {
-  const limited = t.limiter.check(peer);
-  if (limited.limited) return { status: Status.RATE_LIMITED, message: 'rate limited' };
-  let result: DeliveryResult;
-  try {
-    const beacon = verifyTimeBeacon(bytes, t.anchors.issuerKey, t.lockId);
-    const issued = beacon.nonce === undefined ? undefined : t.challenges.recent(beacon.nonce);
-    const used = await t.time.applyBeacon(
-      beacon,
-      issued === undefined ? undefined : { nonce: issued.nonce, issuedAtMs: issued.issuedAtMs },
-    );
-    result = { status: Status.OK, beacon: used };
-  } catch (error) {
-    const status = deliveryStatus(error);
-    result = { status, message: messageOf(error) };
-    if (status !== Status.FAULT) t.limiter.refused(peer);
-  }
-  await t.audit.record({ status: result.status, kind: 'time', peer });
+  const result = await deliver(
+    t,
+    peer,
+    async () => {
+      const beacon = verifyTimeBeacon(bytes, t.anchors.issuerKey, t.lockId);
+      const issued = beacon.nonce === undefined ? undefined : t.challenges.recent(beacon.nonce);
+      const used = await t.time.applyBeacon(
+        beacon,
+        issued === undefined ? undefined : { nonce: issued.nonce, issuedAtMs: issued.issuedAtMs },
+      );
+      return { status: Status.OK, beacon: used };
+    },
+    () => ({}),
+    (r) => ({ status: r.status, kind: 'time', peer }),
+  );
   if (result.status === Status.OK) await prune(t);
   return result;
 }
