@@ -209,9 +209,11 @@ function describeParseError(e: unknown): string {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
       return `unknown option ${flag}`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /does not take an argument/.test(message)
-        ? `option ${flag} does not take a value`
-        : `option ${flag} needs a value`;
+      if (/does not take an argument/.test(message)) return `option ${flag} does not take a value`;
+      // parseArgs refuses `--share -x…` as ambiguous: the value may be a forgotten one or an option.
+      if (/ambiguous/.test(message))
+        return `option ${flag} needs a value; write one that starts with '-' as ${flag}=<value>`;
+      return `option ${flag} needs a value`;
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return `unexpected argument ${JSON.stringify(named)}`;
     default:

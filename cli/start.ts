@@ -164,7 +164,7 @@ function loadOrCreateAccounts(path: string): Record<string, string> {
     }
     return out;
   }
-  const out = Object.fromEntries(DEMO_USERS.map(({ user }) => [user, randomBytes(9).toString('base64url')]));
+  const out = Object.fromEntries(DEMO_USERS.map(({ user }) => [user, randomBytes(9).toString('hex')]));
   writeFileSync(path, `${JSON.stringify(out, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   return out;
 }

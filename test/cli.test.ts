@@ -325,6 +325,11 @@ describe('usage errors exit 2 and name the argument', () => {
     ['an unknown option', ['token', 'mint', '--bogus'], /unknown option --bogus/],
     ['a missing value', ['token', 'verify', 'x', '--aud'], /option --aud needs a value/],
     ['a value swallowing the next option', ['keys', 'generate', '--out', '--force'], /--out needs a value/],
+    [
+      'a value that starts with a dash',
+      ['token', 'verify', 'x', '--aud', '-x1'],
+      /option --aud needs a value; write one that starts with '-' as --aud=<value>/,
+    ],
     ['a value given to a flag', ['keys', 'generate', '--force=yes'], /--force does not take a value/],
     ['a missing required option', ['token', 'verify', 'x', '--aud', LOCK], /--anchor/],
     ['a surplus positional', ['token', 'inspect', 'a', 'b'], /unexpected argument "b"/],

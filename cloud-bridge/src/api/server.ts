@@ -297,7 +297,9 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         if (notAfter <= notBefore) bad('body.notAfter must be after body.notBefore');
         if (notAfter <= t) bad('body.notAfter is in the past');
         const share: Share = {
-          id: randomBytes(16).toString('base64url'),
+          // Hex, not base64url: an id that starts with '-' reads as an option on the command line
+          // (`tandem revoke --share -x…`), which failed one CI run in 64.
+          id: randomBytes(16).toString('hex'),
           owner: claim.owner,
           lock: claim.lockId,
           rider: b.rider,

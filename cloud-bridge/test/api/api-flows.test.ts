@@ -153,6 +153,8 @@ describe('sharing API flows', () => {
     });
     expect(made.status).toBe(201);
     const share = made.body.share as { id: string; schedule: unknown; scope: string[] };
+    // An id is typed on the command line (`tandem revoke --share <id>`): never one that starts with '-'.
+    expect(share.id).toMatch(/^[0-9a-f]{32}$/);
     expect(share.schedule).toEqual([
       { days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '08:00', end: '24:00' },
     ]);
