@@ -97,23 +97,17 @@ export function publicKeyFromRaw(alg: Alg, raw: Uint8Array): PublicKey {
       const refusal = ed25519KeyRefusal(raw);
       if (refusal !== undefined) throw new ProtocolError('ERR_KEY_INVALID', refusal);
       // A JWK, not SPKI DER: Node imports an OKP JWK with EVP_PKEY_new_raw_public_key, without OpenSSL 3's
-      // decoder framework, several times faster (see p256FromPoint).
+      // decoder framework, several times faster (see p256FromSec1).
       const x = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
       key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
       compact = Uint8Array.from(raw);
     } else {
-      if (raw.length === 33 && (raw[0] === 2 || raw[0] === 3)) {
-        // Without encodings, convertKey returns a Buffer (the overload types cannot say so).
-        key = p256FromPoint(
-          ECDH.convertKey(raw, 'prime256v1', undefined, undefined, 'uncompressed') as Buffer,
-        );
-        compact = Uint8Array.from(raw);
-      } else if (raw.length === 65 && raw[0] === 4) {
-        key = p256FromPoint(raw);
-        compact = compressP256(raw);
-      } else {
+      // Compressed (02/03 ‖ x) or uncompressed (04 ‖ x ‖ y) SEC1 point; never the 1-byte point at infinity.
+      if (!(raw.length === 33 && (raw[0] === 2 || raw[0] === 3)) && !(raw.length === 65 && raw[0] === 4)) {
         throw new Error('length');
       }
+      key = p256FromSec1(raw);
+      compact = raw.length === 33 ? Uint8Array.from(raw) : compressP256(raw);
     }
   } catch (cause) {
     if (cause instanceof ProtocolError) throw cause;
@@ -131,16 +125,77 @@ export function publicKeyFromRaw(alg: Alg, raw: Uint8Array): PublicKey {
   return pk;
 }
 
+/** What `new KeyObjectHandle()` of Node's crypto binding offers us: WebCrypto's raw EC import. */
+interface RawEcHandle {
+  initECRaw(curve: string, point: Uint8Array): boolean;
+}
+
 /**
- * A P-256 key object from an uncompressed point, all in the platform's native code ([TANDEM-KEY-4]): a rider
- * key the lock has never seen is parsed on the unlock path (issue 8, "a first-time rider is cold").
- * `ECDH.convertKey` decompresses in OpenSSL (EC_POINT_oct2point) and the JWK import checks the point is on
- * the curve. Measured on Node 20 / OpenSSL 3.0 this costs about half what the SubjectPublicKeyInfo route
- * does (createPublicKey on SPKI DER goes through OpenSSL 3's generic decoder framework); `npm run bench --
- * protocol` reports it as `pop.verify_cold_key_ratio`.
+ * Node's own native raw EC import, the one WebCrypto's `importKey('raw')` runs (its `KeyObjectHandle`
+ * `initECRaw`: EC_KEY_new_by_curve_name, EC_POINT_oct2point, EC_KEY_set_public_key), reached synchronously
+ * through the handle of a KeyObject; undefined when this Node does not have it (then {@link p256FromSec1}
+ * takes the public JWK route). Node 20 has no public synchronous raw import (`createPublicKey` reads no
+ * `raw` format), and WebCrypto's asynchronous one costs about as much as the JWK route in argument
+ * conversions and promises. Checked once at load against the public route on a fixed key, and on a point
+ * that is not on the curve, so a Node whose internals differ falls back instead of misbehaving.
  */
-function p256FromPoint(point: Uint8Array): KeyObject {
-  const b = Buffer.from(point.buffer, point.byteOffset, point.byteLength);
+const rawEcImport: ((point: Uint8Array) => KeyObject | undefined) | undefined = (() => {
+  try {
+    // The P-256 base point G (SEC 2 §2.4.2), uncompressed and compressed (its y is odd).
+    const gx = '6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296';
+    const gy = '4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5';
+    const probe = createPublicKey({
+      key: {
+        kty: 'EC',
+        crv: 'P-256',
+        x: Buffer.from(gx, 'hex').toString('base64url'),
+        y: Buffer.from(gy, 'hex').toString('base64url'),
+      },
+      format: 'jwk',
+    });
+    const symbol = Object.getOwnPropertySymbols(probe).find((s) => s.description === 'kHandle');
+    if (symbol === undefined) return undefined;
+    const handle = (probe as unknown as Record<symbol, unknown>)[symbol] as object | undefined;
+    const Handle = handle?.constructor as (new () => Partial<RawEcHandle>) | undefined;
+    const PublicKeyObject = probe.constructor as new (handle: object) => KeyObject;
+    if (Handle === undefined || typeof Handle.prototype.initECRaw !== 'function') return undefined;
+    const importRaw = (point: Uint8Array): KeyObject | undefined => {
+      const h = new Handle() as RawEcHandle;
+      return h.initECRaw('prime256v1', point) ? new PublicKeyObject(h) : undefined;
+    };
+    const g = importRaw(Buffer.from('03' + gx, 'hex'));
+    const same = g?.type === 'public' && g.equals(probe);
+    // x = 1 has no point on P-256 (1 - 3 + b is not a square mod p): must be refused, not decoded.
+    const offCurve = importRaw(Buffer.from('02' + '00'.repeat(31) + '01', 'hex'));
+    return same && offCurve === undefined ? importRaw : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+/**
+ * A P-256 key object from a SEC1 point (33-byte compressed or 65-byte uncompressed), all in the platform's
+ * native code ([TANDEM-KEY-4]): a rider key the lock has never seen is parsed on the unlock path (issue 8,
+ * "a first-time rider is cold"). OpenSSL's EC_POINT_oct2point refuses x or y not below p, decompresses a
+ * compressed x with a modular square root and refuses one with no root, and refuses an uncompressed point
+ * that is not on the curve; P-256 has cofactor 1, so a point on it other than the identity (which no 33- or
+ * 65-byte encoding can name) is in the prime-order group and needs no multiplication by the order
+ * ([TANDEM-KEY-2]). Measured on Node 20 / OpenSSL 3.0 (bench/README.md, `pop.verify_cold_key_ratio`): the
+ * raw import costs about 0.4 of an ES256 verification, `ECDH.convertKey` plus a JWK import (which also
+ * multiplies the point by the group order) about 1.3, SPKI DER through OpenSSL 3's decoder framework about 2.
+ * `route` 'jwk' forces the fallback (tests compare the two). Throws a plain Error for a bad point.
+ */
+export function p256FromSec1(point: Uint8Array, route: 'native' | 'jwk' = 'native'): KeyObject {
+  if (rawEcImport !== undefined && route === 'native') {
+    const key = rawEcImport(point);
+    if (key === undefined) throw new Error('not a point on P-256');
+    return key;
+  }
+  // Without encodings, convertKey returns a Buffer (the overload types cannot say so).
+  const b =
+    point.length === 33
+      ? (ECDH.convertKey(point, 'prime256v1', undefined, undefined, 'uncompressed') as Buffer)
+      : Buffer.from(point.buffer, point.byteOffset, point.byteLength);
   return createPublicKey({
     key: {
       kty: 'EC',
@@ -151,6 +206,9 @@ function p256FromPoint(point: Uint8Array): KeyObject {
     format: 'jwk',
   });
 }
+
+/** Whether P-256 points are imported by Node's native raw import (true) or the JWK fallback. */
+export const P256_RAW_IMPORT = rawEcImport !== undefined;
 
 function compressP256(point: Uint8Array): Uint8Array {
   const out = new Uint8Array(33);

@@ -63,9 +63,24 @@ const REQUEST_LIMITS: CborLimits = { maxBytes: 4096, maxDepth: 3, maxItems: 8 };
 const EMPTY = new Uint8Array(0);
 const POP_CONTEXT = 'Tandem-PoP-v1';
 
+// The array head (6 items) and the context string "Tandem-PoP-v1" as a CBOR text string: the constant start
+// of every PoP input.
+const POP_PREFIX = Uint8Array.from([0x86, 0x60 | POP_CONTEXT.length, ...Buffer.from(POP_CONTEXT, 'ascii')]);
+
+/** A CBOR head of `major` type for the unsigned argument `n` (RFC 8949 §3.1, shortest form). */
+function cborHead(major: number, n: number): Uint8Array {
+  const m = major << 5;
+  if (n < 24) return Uint8Array.of(m | n);
+  if (n < 0x100) return Uint8Array.of(m | 24, n);
+  if (n < 0x10000) return Uint8Array.of(m | 25, n >> 8, n & 0xff);
+  return Uint8Array.of(m | 26, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+}
+
 /**
  * The bytes the holder signs ([TANDEM-POP-3]): CBOR `["Tandem-PoP-v1", lock id, nonce, command, args,
  * chain hash]`. The context string keeps the signature from being valid for any other Tandem message.
+ * Written directly as bytes, the same bytes the generic encoder gives (pop.test.ts compares them): they are
+ * built for every proof of possession the lock checks, on the unlock path.
  */
 export function popSignedBytes(
   lockId: string,
@@ -74,7 +89,31 @@ export function popSignedBytes(
   args: Uint8Array,
   chainHash: Uint8Array,
 ): Uint8Array {
-  return encode([POP_CONTEXT, lockId, nonce, command, args, chainHash]);
+  if (!Number.isInteger(command) || command < 0 || command > 0xffffffff) {
+    throw new ProtocolError('ERR_MESSAGE_INVALID', `command ${String(command)} is not an unsigned integer`);
+  }
+  const id = Buffer.from(lockId, 'utf8');
+  const parts = [
+    POP_PREFIX,
+    cborHead(3, id.length),
+    id,
+    cborHead(2, nonce.length),
+    nonce,
+    cborHead(0, command),
+    cborHead(2, args.length),
+    args,
+    cborHead(2, chainHash.length),
+    chainHash,
+  ];
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let o = 0;
+  for (const part of parts) {
+    out.set(part, o);
+    o += part.length;
+  }
+  return out;
 }
 
 /** Builds and signs a request ([TANDEM-POP-2]). Pass `chainRef` instead of `chain` for a repeat. */

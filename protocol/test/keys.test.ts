@@ -4,7 +4,15 @@ import { describe, expect, it } from 'vitest';
 import type { CborValue } from '../src/cbor.js';
 import { decodeStrict, encode } from '../src/cbor.js';
 import { signSign1 } from '../src/cose.js';
-import { generateKeyPair, publicKeyFromJwk, publicKeyFromRaw, signBytes, verifyBytes } from '../src/keys.js';
+import {
+  P256_RAW_IMPORT,
+  generateKeyPair,
+  p256FromSec1,
+  publicKeyFromJwk,
+  publicKeyFromRaw,
+  signBytes,
+  verifyBytes,
+} from '../src/keys.js';
 import { Command, createRequest, decodeRequest, verifyPop } from '../src/pop.js';
 import { CLAIM, decodeToken, encodeClaims, mintToken, publicKeyFromCoseKey } from '../src/token.js';
 import { verifyChain } from '../src/chain.js';
@@ -224,5 +232,69 @@ describe('P-256 public keys [TANDEM-KEY-2]', () => {
     const point = Uint8Array.from(raw.subarray(raw.length - 65));
     point[64]! ^= 1;
     expect(outcome(() => publicKeyFromRaw('ES256', point))).toMatch(/^ERR_KEY_INVALID/);
+  });
+
+  // The prime p of P-256 (SEC 2 §2.4.2): x = 5 has a point on the curve, so p + 5 names it non-canonically.
+  const P256_P = BigInt('0xffffffff00000001000000000000000000000000ffffffffffffffffffffffff');
+  const be32 = (v: bigint) => Buffer.from(v.toString(16).padStart(64, '0'), 'hex');
+
+  it('a coordinate not below p is refused, even where it is a point modulo p (non-canonical encoding)', () => {
+    const five = Buffer.concat([Buffer.of(2), be32(5n)]);
+    expect(outcome(() => publicKeyFromRaw('ES256', five))).toBe('accepted');
+    const aliased = Buffer.concat([Buffer.of(2), be32(P256_P + 5n)]);
+    expect(outcome(() => publicKeyFromRaw('ES256', aliased))).toBe(
+      'ERR_KEY_INVALID: P-256 public key must be a valid 33-byte compressed or 65-byte uncompressed point',
+    );
+    const full = Buffer.from(publicKeyFromRaw('ES256', five).key.export({ format: 'jwk' }).y!, 'base64url');
+    const y = BigInt('0x' + full.toString('hex'));
+    // (5, y + p) and (5 + p, y): the same point, not canonically encoded.
+    for (const point of [
+      Buffer.concat([Buffer.of(4), be32(5n), be32(y + P256_P)]),
+      Buffer.concat([Buffer.of(4), be32(P256_P + 5n), full]),
+    ]) {
+      expect(outcome(() => publicKeyFromRaw('ES256', point))).toMatch(/^ERR_KEY_INVALID/);
+    }
+  });
+
+  it('the identity and malformed prefixes are refused: no 33- or 65-byte encoding names the point at infinity', () => {
+    for (const h of [
+      '00',
+      '04' + '00'.repeat(64),
+      '02' + 'ff'.repeat(32),
+      '05' + '00'.repeat(32),
+      '04' + '00'.repeat(32),
+    ]) {
+      expect(
+        outcome(() => publicKeyFromRaw('ES256', hex(h))),
+        h,
+      ).toMatch(/^ERR_KEY_INVALID/);
+    }
+  });
+
+  it('[TANDEM-KEY-4] on this Node the point is imported by the native raw import, and it agrees with the JWK route', () => {
+    // Node 20 has it; a Node without it falls back to the JWK route, which this test would then show.
+    expect(P256_RAW_IMPORT).toBe(true);
+    const data = Buffer.from('Tandem-PoP-v1');
+    for (let i = 0; i < 16; i++) {
+      const k = generateKeyPair('ES256');
+      const full = k.publicKey.key.export({ format: 'jwk' });
+      const uncompressed = Buffer.concat([
+        Buffer.of(4),
+        Buffer.from(full.x!, 'base64url'),
+        Buffer.from(full.y!, 'base64url'),
+      ]);
+      const sig = signBytes(k, data);
+      for (const point of [k.publicKey.raw, uncompressed]) {
+        const native = p256FromSec1(point);
+        const viaJwk = p256FromSec1(point, 'jwk');
+        expect(native.equals(viaJwk)).toBe(true);
+        expect(native.equals(k.publicKey.key)).toBe(true);
+        expect(verifyBytes({ alg: 'ES256', raw: k.publicKey.raw, key: native }, data, sig)).toBe(true);
+      }
+    }
+    // Both routes refuse an x with no point (x = 1) and a point off the curve.
+    const offCurve = hex('02' + '00'.repeat(31) + '01');
+    expect(() => p256FromSec1(offCurve)).toThrow();
+    expect(() => p256FromSec1(offCurve, 'jwk')).toThrow();
   });
 });

@@ -4,7 +4,14 @@ import { describe, expect, it } from 'vitest';
 import { decodeStrict, encode } from '../src/cbor.js';
 import type { CborValue } from '../src/cbor.js';
 import { verifyChain } from '../src/chain.js';
-import { Command, CHAIN_REF_LENGTH, createRequest, decodeRequest, verifyPop } from '../src/pop.js';
+import {
+  Command,
+  CHAIN_REF_LENGTH,
+  createRequest,
+  decodeRequest,
+  popSignedBytes,
+  verifyPop,
+} from '../src/pop.js';
 import { LOCK, issued, world } from './fixtures.js';
 import { outcome as refusal } from './outcome.js';
 
@@ -101,4 +108,51 @@ describe('proof of possession', () => {
       );
     });
   }
+});
+
+describe('the PoP input, written directly as bytes [TANDEM-POP-3]', () => {
+  it('is exactly the CBOR array the generic encoder gives, for every size of head', () => {
+    const lockIds = ['l', 'lock-' + 'a'.repeat(18), 'lock-ü-' + 'b'.repeat(300), 'x'.repeat(70_000)];
+    const lengths = [0, 1, 23, 24, 255, 256, 65_535, 65_536];
+    const commands = [
+      ...Object.values(Command).filter((v) => typeof v === 'number'),
+      23,
+      24,
+      255,
+      256,
+      70_000,
+    ];
+    let checked = 0;
+    for (const lockId of lockIds) {
+      for (const n of lengths) {
+        const bytes = randomBytes(n);
+        for (const command of commands as number[]) {
+          const expected = encode([
+            'Tandem-PoP-v1',
+            lockId,
+            bytes.subarray(0, 16),
+            command,
+            bytes,
+            bytes.subarray(0, 32),
+          ]);
+          const got = popSignedBytes(lockId, bytes.subarray(0, 16), command, bytes, bytes.subarray(0, 32));
+          expect(Buffer.from(got).equals(Buffer.from(expected)), `${lockId.length} ${n} ${command}`).toBe(
+            true,
+          );
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(100);
+  });
+
+  it('refuses a command that is not an unsigned integer', () => {
+    for (const bad of [-1, 1.5, 2 ** 32]) {
+      expect(
+        refusal(() =>
+          popSignedBytes(LOCK, new Uint8Array(16), bad as Command, new Uint8Array(0), new Uint8Array(32)),
+        ),
+      ).toMatch(/^ERR_MESSAGE_INVALID: command .* is not an unsigned integer/);
+    }
+  });
 });
