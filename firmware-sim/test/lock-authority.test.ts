@@ -378,7 +378,7 @@ describe('LockAuthority: failures inside the decision', () => {
         ...s,
         useCounters: {
           get: (id) => s.useCounters.get(id),
-          consume: () => Promise.reject(new Error('SD card gone')),
+          consumeAll: () => Promise.reject(new Error('SD card gone')),
           prune: (n) => s.useCounters.prune(n),
           groupSize: (g) => s.useCounters.groupSize(g),
           maxPerGroup: s.useCounters.maxPerGroup,

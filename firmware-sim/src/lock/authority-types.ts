@@ -25,7 +25,7 @@ export interface AuthorityStores {
   readonly config: ConfigStore;
   readonly useCounters: Pick<
     UseCounterStore,
-    'get' | 'consume' | 'prune' | 'groupSize' | 'maxPerGroup' | 'dropGroups'
+    'get' | 'consumeAll' | 'prune' | 'groupSize' | 'maxPerGroup' | 'dropGroups'
   >;
   readonly revocations: Pick<RevocationStore, 'has' | 'version' | 'replace' | 'applyDelta' | 'prune'>;
   readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq' | 'records'>;

@@ -392,18 +392,21 @@ export class LockAuthority {
     return this.#done(peer, result);
   }
 
-  /** Counts each token of `counted` under its root's quota ([TANDEM-USES-3], [TANDEM-USES-4]). */
+  /**
+   * Counts each token of `counted` under its root's quota ([TANDEM-USES-3], [TANDEM-USES-4]), all in one
+   * durable append ([TANDEM-USES-6]); a refusal counts none of them.
+   */
   async #count(counted: readonly CountedToken[]): Promise<void> {
-    for (const t of counted) {
-      const r = await this.#stores.useCounters.consume(t.id, t.exp, t.maxUses, t.group);
-      if (r.refused === 'quota') {
-        throw new Refusal(
-          Status.QUOTA_EXCEEDED,
-          'the tokens under this root already hold every use counter the lock keeps for one root',
-        );
-      }
-      if (!r.allowed) throw new Refusal(Status.USES_EXHAUSTED, `all ${t.maxUses} uses of a token are spent`);
+    if (counted.length === 0) return;
+    const r = await this.#stores.useCounters.consumeAll(counted);
+    if (r.allowed) return;
+    if (r.refused === 'quota') {
+      throw new Refusal(
+        Status.QUOTA_EXCEEDED,
+        'the tokens under this root already hold every use counter the lock keeps for one root',
+      );
     }
+    throw new Refusal(Status.USES_EXHAUSTED, `all ${counted[r.index]!.maxUses} uses of a token are spent`);
   }
 
   /**

@@ -43,6 +43,27 @@ export interface ConsumeResult {
   refused?: 'exhausted' | 'quota';
 }
 
+/** One token to count, for {@link UseCounterStore.consumeAll}. */
+export interface ConsumeItem {
+  readonly id: Uint8Array;
+  /** The token's expiry, Unix seconds. */
+  readonly exp: number;
+  readonly maxUses: number;
+  /** The quota group ([TANDEM-USES-3]): the id of the chain's root token. */
+  readonly group?: Uint8Array;
+}
+
+/** Outcome of {@link UseCounterStore.consumeAll}. */
+export type ConsumeAllResult =
+  | { readonly allowed: true; /** Each token's count after this call. */ readonly counts: readonly number[] }
+  | {
+      readonly allowed: false;
+      /** The first token refused; nothing was counted. */
+      readonly index: number;
+      readonly count: number;
+      readonly refused: 'exhausted' | 'quota';
+    };
+
 interface Entry {
   count: number;
   exp: number;
@@ -182,6 +203,81 @@ export class UseCounterStore {
       await this.maybeCompact();
       return { allowed: true, count: next.count };
     });
+  }
+
+  /**
+   * Count one use of each token of `tokens` (a chain's counted links, root first) in ONE durable append: one
+   * write, one fsync, however many links count ([TANDEM-USES-6]: the lock moves its solenoid after at most
+   * one durable append). Every token is checked before anything is written, so a refusal (the first token,
+   * by index, that is exhausted or over its group's quota, as {@link UseCounterStore.consume} decides it)
+   * counts none of them. A power cut during the append may keep some of the records and lose the others
+   * (each frame has its own CRC); the append had not resolved, so the caller had not acted: a lost count is a
+   * lost opening, never an uncounted one. Compaction, when due, runs after the append has resolved (queued
+   * behind it, before the next store operation), so that it never delays the caller's action.
+   */
+  async consumeAll(tokens: readonly ConsumeItem[]): Promise<ConsumeAllResult> {
+    for (const t of tokens) {
+      checkTokenId(t.id);
+      checkExp(t.exp);
+      checkInt(t.maxUses, 0, Number.MAX_SAFE_INTEGER, 'maxUses');
+      if (t.group !== undefined) checkTokenId(t.group);
+    }
+    if (tokens.length === 0) return { allowed: true, counts: [] };
+    const result = await this.queue.run(async (): Promise<ConsumeAllResult> => {
+      const staged = new Map<string, Entry>();
+      const stagedGroups = new Map<string, number>();
+      const records: Uint8Array[] = [];
+      const counts: number[] = [];
+      let added = 0;
+      for (let i = 0; i < tokens.length; i++) {
+        const t = tokens[i]!;
+        const key = tokenKey(t.id);
+        const cur = staged.get(key) ?? this.entries.get(key);
+        const count = cur?.count ?? 0;
+        if (count >= t.maxUses) return { allowed: false, index: i, count, refused: 'exhausted' };
+        const groupKey =
+          cur === undefined ? (t.group === undefined ? undefined : tokenKey(t.group)) : cur.group;
+        if (
+          cur === undefined &&
+          groupKey !== undefined &&
+          (this.groups.get(groupKey) ?? 0) + (stagedGroups.get(groupKey) ?? 0) >= this.maxGroup
+        ) {
+          return { allowed: false, index: i, count, refused: 'quota' };
+        }
+        if (cur === undefined && this.entries.size + added >= this.maxEntries) {
+          throw new StoreError(
+            'ERR_STORE_FULL',
+            `use counters: ${this.maxEntries} tokens counted; prune expired ones`,
+          );
+        }
+        if (count >= 0xffffffff)
+          throw new StoreError('ERR_STORE_FULL', 'use counter: count at its 2^32-1 maximum');
+        const next: Entry = {
+          count: count + 1,
+          exp: Math.max(t.exp, cur?.exp ?? 0),
+          ...(groupKey === undefined ? {} : { group: groupKey }),
+        };
+        if (cur === undefined) {
+          added++;
+          if (groupKey !== undefined) addTo(stagedGroups, groupKey, 1);
+        }
+        staged.set(key, next);
+        records.push(encodeSet(t.id, next));
+        counts.push(next.count);
+      }
+      await this.log.append(records);
+      for (const [key, e] of staged) {
+        if (!this.entries.has(key) && e.group !== undefined) addTo(this.groups, e.group, 1);
+        this.entries.set(key, e);
+      }
+      return { allowed: true, counts };
+    });
+    if (result.allowed) {
+      // After the caller's count is durable: a failed compaction leaves the log closed, and the next store
+      // operation reports it (ERR_STORE_CLOSED), so nothing is lost by not awaiting it here.
+      this.queue.run(() => this.maybeCompact()).catch(() => undefined);
+    }
+    return result;
   }
 
   /**
