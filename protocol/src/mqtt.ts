@@ -147,12 +147,15 @@ export function parseTopic(topic: string): ParsedTopic {
 // Shared payload plumbing.
 // ---------------------------------------------------------------------------------------------------------
 
-function checked(
-  body: Map<number, CborValue>,
-  parse: (payload: Uint8Array) => unknown,
-): Map<number, CborValue> {
-  parse(encode(body));
-  return body;
+/**
+ * Encodes `body` and parses the bytes back with the message's own reader, so that Tandem never signs what it
+ * would refuse; returns those bytes, which are what gets signed (encoded once, on the unlock path for audit
+ * records).
+ */
+function checked(body: Map<number, CborValue>, parse: (payload: Uint8Array) => unknown): Uint8Array {
+  const bytes = encode(body);
+  parse(bytes);
+  return bytes;
 }
 
 function setDetail(

@@ -214,12 +214,13 @@ export class PayloadReader {
  * @internal
  */
 export function signPayload(
-  body: ReadonlyMap<number, CborValue>,
+  body: ReadonlyMap<number, CborValue> | Uint8Array,
   key: PrivateKey,
   contentFormat: number,
   kid?: Uint8Array,
 ): Uint8Array {
-  return signSign1(encode(body), key, {
+  // Already encoded (and checked by parsing it back, mqtt.ts `checked`): not encoded a second time.
+  return signSign1(body instanceof Uint8Array ? body : encode(body), key, {
     protectedHeader: new Map<number, CborValue>([[HEADER.contentType, contentFormat]]),
     ...(kid === undefined ? {} : { kid }),
   });
