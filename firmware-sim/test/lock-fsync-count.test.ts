@@ -9,49 +9,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mintToken } from '../../protocol/src/token.js';
 import { Status } from '../../protocol/src/status.js';
-import type { StoreFileHandle, StoreFs } from '../src/store/store-fs.js';
+import { CountingStoreFs } from '../src/store/counting-store-fs.js';
 import { NodeStoreFs } from '../src/store/store-fs.js';
 import { decodeAuditEntry } from '../src/lock/audit.js';
 import type { Lock } from './lock-harness.js';
 import { claims, freshCti, makeLock } from './lock-harness.js';
-
-/** NodeStoreFs that counts every fsync (of a file or a directory) and names what was synced. */
-class CountingStoreFs implements StoreFs {
-  readonly #fs = new NodeStoreFs();
-  readonly synced: string[] = [];
-  async open(path: string, mode: 'w' | 'a'): Promise<StoreFileHandle> {
-    const h = await this.#fs.open(path, mode);
-    const synced = this.synced;
-    return {
-      write: (b) => h.write(b),
-      sync: () => {
-        synced.push(path);
-        return h.sync();
-      },
-      truncate: (n) => h.truncate(n),
-      close: () => h.close(),
-    };
-  }
-  readFile(path: string): Promise<Uint8Array> {
-    return this.#fs.readFile(path);
-  }
-  rename(from: string, to: string): Promise<void> {
-    return this.#fs.rename(from, to);
-  }
-  unlink(path: string): Promise<void> {
-    return this.#fs.unlink(path);
-  }
-  readdir(dir: string): Promise<string[]> {
-    return this.#fs.readdir(dir);
-  }
-  mkdir(dir: string): Promise<void> {
-    return this.#fs.mkdir(dir);
-  }
-  fsyncDir(dir: string): Promise<void> {
-    this.synced.push(dir + '/');
-    return this.#fs.fsyncDir(dir);
-  }
-}
 
 /** Sends `request` and returns the fsyncs before the solenoid energised and in the whole request. */
 async function countedUnlock(
@@ -87,7 +49,7 @@ describe('fsyncs before the solenoid moves [TANDEM-USES-6]', () => {
   });
 
   it('a token without a use limit: no fsync before the solenoid, first or repeat; audit and outbox after it', async () => {
-    const fs = new CountingStoreFs();
+    const fs = new CountingStoreFs(new NodeStoreFs());
     const lock = await makeLock({ storeFs: fs, dir: join(dir, 'plain') });
     const token = lock.token();
     const first = await countedUnlock(lock, fs, lock.request({ chain: [token] }));
@@ -106,7 +68,7 @@ describe('fsyncs before the solenoid moves [TANDEM-USES-6]', () => {
   });
 
   it('a delegated chain whose root and link both count uses: one fsync before the solenoid, first and repeat', async () => {
-    const fs = new CountingStoreFs();
+    const fs = new CountingStoreFs(new NodeStoreFs());
     const lock = await makeLock({ storeFs: fs, dir: join(dir, 'counted') });
     const w = lock.w;
     const rootCti = freshCti();

@@ -4,6 +4,7 @@ export type { StoreErrorCode } from './errors.js';
 export { NodeStoreFs } from './store-fs.js';
 export type { StoreFs, StoreFileHandle } from './store-fs.js';
 export { CrashingStoreFs } from './crashing-store-fs.js';
+export { CountingStoreFs } from './counting-store-fs.js';
 export type { CrashingStoreFsOptions, DiskImage, TornWriteMode } from './crashing-store-fs.js';
 export { crc32 } from './crc32.js';
 export { AtomicFile, ATOMIC_FILE_HEADER_BYTES, ATOMIC_FILE_FORMAT_VERSION } from './atomic-file.js';
@@ -17,7 +18,12 @@ export {
 export type { AppendLogOpened, AppendLogOptions } from './append-log.js';
 export { MAX_TOKEN_ID_BYTES } from './token-id.js';
 export { UseCounterStore, USE_COUNTER_MAX_ENTRIES } from './use-counter-store.js';
-export type { ConsumeResult, UseCounterStoreOptions } from './use-counter-store.js';
+export type {
+  ConsumeAllResult,
+  ConsumeItem,
+  ConsumeResult,
+  UseCounterStoreOptions,
+} from './use-counter-store.js';
 export {
   RevocationStore,
   REVOCATION_MAX_ENTRIES,
