@@ -270,10 +270,19 @@ const HOLDER_ID_PREFIX = new TextEncoder().encode('Tandem-holder-v1\0');
  * every delegation it signed. SHA-256 over a domain-separation prefix and the key's raw form, cut to 16 bytes.
  */
 export function holderRevocationId(key: PublicKey): Uint8Array {
-  return new Uint8Array(
-    createHash('sha256').update(HOLDER_ID_PREFIX).update(key.raw).digest().subarray(0, 16),
-  );
+  // Cached per parsed key (keys.ts caches the parsed keys themselves): every verified chain computes one per
+  // link, and a rider's key recurs on every unlock. A copy, so that no caller can change the cached value.
+  let id = holderIds.get(key);
+  if (id === undefined) {
+    id = new Uint8Array(
+      createHash('sha256').update(HOLDER_ID_PREFIX).update(key.raw).digest().subarray(0, 16),
+    );
+    holderIds.set(key, id);
+  }
+  return id.slice();
 }
+
+const holderIds = new WeakMap<PublicKey, Uint8Array>();
 
 /** Whether `tokenId` is revoked in `state` at time `now` (an expired entry no longer counts). */
 export function isRevoked(state: RevocationState, tokenId: Uint8Array, now: number): boolean {

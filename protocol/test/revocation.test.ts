@@ -1,5 +1,6 @@
 // Revocation updates and acknowledgements, SPEC.md §6 (TANDEM-REV-1..9). Every refusal is asserted with its
 // code and the field its message names; a seeded fuzz loop asserts that only ProtocolError ever escapes.
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { CborValue } from '../src/cbor.js';
 import { encode } from '../src/cbor.js';
@@ -16,6 +17,7 @@ import {
   decodeRevocationUpdate,
   encodeRevocationAck,
   encodeRevocationUpdate,
+  holderRevocationId,
   isRevoked,
   verifyRevocationAck,
   verifyRevocationUpdate,
@@ -485,4 +487,19 @@ describe('fuzz (only ProtocolError escapes)', () => {
     [encodeRevocationAck({ lockId: 'a', version: 1, lockTime: 2 }, device)],
     62,
   );
+});
+
+describe('holder ids [TANDEM-REV-10]', () => {
+  it('are SHA-256("Tandem-holder-v1\\0" ‖ raw key) cut to 16 bytes, cached per key, and a caller cannot change the cache', () => {
+    const key = generateKeyPair('ES256').publicKey;
+    const expected = createHash('sha256')
+      .update(Buffer.from('Tandem-holder-v1\0'))
+      .update(key.raw)
+      .digest()
+      .subarray(0, 16);
+    const a = holderRevocationId(key);
+    expect(Buffer.from(a).equals(expected)).toBe(true);
+    a.fill(0);
+    expect(Buffer.from(holderRevocationId(key)).equals(expected)).toBe(true);
+  });
 });
