@@ -61,7 +61,15 @@ const debug = createDebug('tandem:lock:ble');
 /** The default loader: the real bleno on the host's HCI device, with fix-it text when it cannot open it. */
 export const loadSystemBleno: BlenoLoader = () => {
   try {
-    return createRequire(import.meta.url)('@abandonware/bleno') as BlenoApi;
+    // In the lock's bundle (scripts/bundle.mjs) `require` is the bundler's, which inlines bleno's JavaScript
+    // (its native HCI socket stays a require from node_modules): one file to load at start instead of
+    // bleno's 15 modules and a second copy of `debug`. Unbundled ES modules have no `require`.
+    return (
+      typeof require === 'function'
+        ? // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above: the bundler inlines it
+          require('@abandonware/bleno')
+        : createRequire(import.meta.url)('@abandonware/bleno')
+    ) as BlenoApi;
   } catch (err) {
     throw bleErrorFrom(err, 'loading @abandonware/bleno');
   }
