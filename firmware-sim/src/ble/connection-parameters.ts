@@ -96,7 +96,13 @@ export interface BlenoHci {
   on(event: 'aclDataPkt', listener: (handle: number, cid: number, data: Buffer) => void): unknown;
   on(
     event: 'leConnUpdateComplete',
-    listener: (status: number, handle: number, intervalMs: number, latency: number, timeoutMs: number) => void,
+    listener: (
+      status: number,
+      handle: number,
+      intervalMs: number,
+      latency: number,
+      timeoutMs: number,
+    ) => void,
   ): unknown;
   removeListener(event: string, listener: (...args: never[]) => void): unknown;
 }
@@ -190,7 +196,11 @@ export class ConnectionParameterRequester {
     this.nextIdentifier = this.nextIdentifier >= LAST_IDENTIFIER ? FIRST_IDENTIFIER : this.nextIdentifier + 1;
     this.outcomeValue = 'pending';
     this.counters.requested += 1;
-    this.hci.queueAclDataPkt(handle, SIGNALLING_CID, encodeParameterRequest(this.identifier, this.parameters));
+    this.hci.queueAclDataPkt(
+      handle,
+      SIGNALLING_CID,
+      encodeParameterRequest(this.identifier, this.parameters),
+    );
   }
 
   /** The connection ended: answers for it are no longer taken. */

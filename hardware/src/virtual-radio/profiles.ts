@@ -164,7 +164,9 @@ export const ANDROID: ControllerProfile = Object.freeze({
 export const PESSIMISTIC_PHONE: ControllerProfile = Object.freeze({
   name: 'pessimistic',
   description: 'pessimistic phone: 30 ms, one PDU per connection event, ATT MTU 185, no DLE',
-  sources: ['issue 4 model (bench group ble until issue 8); rejects every Connection Parameter Update Request'],
+  sources: [
+    'issue 4 model (bench group ble until issue 8); rejects every Connection Parameter Update Request',
+  ],
   coreVersion: 0x07,
   maxDataOctets: 27,
   initiatesDataLength: false,
