@@ -33,7 +33,11 @@ const BUNDLE = new URL('bundle/lock.js', DIST);
 const bundled = existsSync(BUNDLE);
 
 async function loadRuntime() {
-  if (bundled) return import(BUNDLE.href);
+  if (bundled) {
+    // bin/tandem.js -> the dispatcher (main.js, its command table) -> lock.js: the same files, in that order.
+    await import(new URL('bundle/main.js', DIST).href);
+    return import(BUNDLE.href);
+  }
   const [runtime, hardware, config, clock, serial] = await Promise.all([
     mod(RUNTIME),
     mod(HARDWARE),
