@@ -551,9 +551,12 @@ function report(
     goal: null,
     note:
       `median (${Math.min(...intervals)}-${Math.max(...intervals)} ms): the connection interval when the solenoid ` +
-      `moved; the phone connects at ${phone.connectionIntervalMs ?? '?'} ms and the lock asks for 15-30 ms at ` +
-      `once ([TANDEM-GATT-18]; first and repeat taps of this pair together: ${requests.requested} asked, ` +
-      `${requests.accepted} accepted, ${requests.rejected} rejected), in force from an instant >= 6 events later`,
+      `moved; the phone connects at ${phone.connectionIntervalMs ?? '?'} ms; ` +
+      (requests.requested === 0
+        ? 'this lock asks for nothing'
+        : `the lock asks for 15-30 ms at once ([TANDEM-GATT-18]; first and repeat taps of this pair together: ` +
+          `${requests.requested} asked, ${requests.accepted} accepted, ${requests.rejected} rejected), in ` +
+          `force from an instant >= 6 events after the phone's answer`),
   });
 }
 
