@@ -146,31 +146,54 @@ if (command === 'provision') {
   process.stdout.write(`${JSON.stringify({ ready, rss, maxRSS, peakKB: peakRssKB() })}\n`);
   process.exit(0);
 } else if (command === 'imports') {
-  // Each step costs only what it loads new (modules are cached): third-party packages first, then ours
-  // from the bottom of the import graph up, so that each line is that layer's own cost.
-  const steps = [
-    ['ESM loader (first dynamic import)', () => import('data:text/javascript,export default 0')],
-    ['debug', () => import('debug')],
-    ['cbor-x', () => import('cbor-x')],
-    ['protocol', () => mod('protocol/src/index.js')],
-    ['hardware (clock, sim gpio, sim accel)', () => mod(HARDWARE)],
-    ['firmware-sim/store', () => mod('firmware-sim/src/store/index.js')],
-    ['firmware-sim/lock', () => mod('firmware-sim/src/lock/index.js')],
-    ['firmware-sim/theft', () => mod('firmware-sim/src/theft/theft-detector.js')],
-    ['firmware-sim/ble', () => mod('firmware-sim/src/ble/index.js')],
-    ['firmware-sim/console', () => mod('firmware-sim/src/console/console-interpreter.js')],
-    ['serialport', () => import('serialport')],
-    [
-      'bleno (virtual HCI)',
-      async () => {
-        const vr = await mod(RADIO);
-        vr.installVirtualHci(new vr.VirtualRadio());
-        vr.loadBleno({ deviceId: 0 });
-      },
-    ],
-    ['firmware-sim/runtime', () => mod(RUNTIME)],
-    ['config', () => mod(CONFIG)],
-  ];
+  // Each step costs only what it loads new (modules are cached), so that each line is that layer's own cost.
+  // With the bundle: the files `tandem lock` loads, in its order, then what the Pi peripherals load when
+  // they start (serialport's native binding, bleno; the virtual radio is the bench's stand-in for the HCI
+  // socket). Without: third-party packages first, then ours from the bottom of the import graph up.
+  const steps = bundled
+    ? [
+        ['ESM loader (first dynamic import)', () => import('data:text/javascript,export default 0')],
+        ['dispatcher (bundle/main.js)', () => import(new URL('bundle/main.js', DIST).href)],
+        ['lock bundle (bundle/lock.js)', () => import(BUNDLE.href)],
+        ['serialport + native binding', async () => (await import(BUNDLE.href)).loadMockBinding()],
+        [
+          'virtual radio (stand-in)',
+          async () => {
+            const vr = await (await import(BUNDLE.href)).loadVirtualRadio();
+            vr.installVirtualHci(new vr.VirtualRadio());
+          },
+        ],
+        [
+          'bleno',
+          async () => {
+            process.env.BLENO_HCI_DEVICE_ID = '0';
+            (await import(BUNDLE.href)).loadSystemBleno();
+          },
+        ],
+      ]
+    : [
+        ['ESM loader (first dynamic import)', () => import('data:text/javascript,export default 0')],
+        ['debug', () => import('debug')],
+        ['cbor-x', () => import('cbor-x')],
+        ['protocol', () => mod('protocol/src/index.js')],
+        ['hardware (clock, sim gpio, sim accel)', () => mod(HARDWARE)],
+        ['firmware-sim/store', () => mod('firmware-sim/src/store/index.js')],
+        ['firmware-sim/lock', () => mod('firmware-sim/src/lock/index.js')],
+        ['firmware-sim/theft', () => mod('firmware-sim/src/theft/theft-detector.js')],
+        ['firmware-sim/ble', () => mod('firmware-sim/src/ble/index.js')],
+        ['firmware-sim/console', () => mod('firmware-sim/src/console/console-interpreter.js')],
+        ['serialport', () => import('serialport')],
+        [
+          'bleno (virtual HCI)',
+          async () => {
+            const vr = await mod(RADIO);
+            vr.installVirtualHci(new vr.VirtualRadio());
+            vr.loadBleno({ deviceId: 0 });
+          },
+        ],
+        ['firmware-sim/runtime', () => mod(RUNTIME)],
+        ['config', () => mod(CONFIG)],
+      ];
   const ms = {};
   const rss = {};
   for (const [name, load] of steps) {
