@@ -265,6 +265,8 @@ interface Tap {
   readonly resultMs: number;
   /** Real ms the lock spent (CPU and disk) before the solenoid. */
   readonly lockMs: number;
+  /** The connection interval when the solenoid moved (after the lock's parameter request, if granted by then). */
+  readonly intervalMs: number;
   /** ATT round trips on the air from link ready to result, and from LE connection to link ready. */
   readonly roundTrips: number;
   readonly connectRoundTrips: number;
@@ -307,16 +309,25 @@ async function run(ctx: BenchContext): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tandem-bench-ble-'));
   const lock = await startLock(clock, dir, world);
   const pulses: number[] = [];
+  const intervals: number[] = [];
   lock.mechanism.solenoid.onCurrentChange((current) => {
     if (!current) return;
     lock.backend.solenoidOn();
     pulses.push(clock.now() + lock.backend.lockMs);
+    intervals.push(radio.connections().find((c) => c.open)?.intervalMs ?? NaN);
   });
-  const peripheral = new BlenoLockPeripheral({
-    backend: lock.backend,
-    loadBleno: () => bleno,
-    clock,
-  });
+  // The lock asks every central for 15-30 ms right after it connects ([TANDEM-GATT-18]); the second
+  // peripheral, without the request, runs once at the end for the goal pair, to show what the request buys.
+  const peripherals = {
+    requesting: new BlenoLockPeripheral({ backend: lock.backend, loadBleno: () => bleno, clock }),
+    silent: new BlenoLockPeripheral({
+      backend: lock.backend,
+      loadBleno: () => bleno,
+      clock,
+      connectionParameters: false,
+    }),
+  };
+  let peripheral = peripherals.requesting;
   await peripheral.start();
   const air: AttOnAir[] = [];
   radio.on('att', (pdu) => air.push({ ...pdu, t: pdu.t + lock.backend.lockMs }));
@@ -383,6 +394,7 @@ async function run(ctx: BenchContext): Promise<void> {
       solenoidMs: solenoidAt - t0,
       resultMs: resultAt - t0,
       lockMs: lock.backend.lockMs,
+      intervalMs: intervals.at(-1)!,
       roundTrips: roundTrips(air.filter((a) => a.t >= connectedAt && a.t <= resultAt)),
       connectRoundTrips: roundTrips(air.filter((a) => a.t >= leConnectedAt && a.t <= connectedAt)),
       writes: phone.record.writes.filter((w) => w.name === 'request').length,
@@ -392,30 +404,55 @@ async function run(ctx: BenchContext): Promise<void> {
   const newClient = (transport: RecordingTransport, chainRefs: InMemoryChainRefs): LockClient =>
     new LockClient({ transport, timers, chainRefs, responseTimeoutMs: 5_000, scanTimeoutMs: 10_000 });
 
+  /** First unlocks and repeats of one phone against the current board; the lock's requests meanwhile. */
+  async function pair(phone: (typeof phones)[number]) {
+    const { transport, gattCache } = phone;
+    // noble powers on at the first scan; a phone's Bluetooth is on before the rider taps.
+    await newClient(transport, new InMemoryChainRefs()).unlock(LOCK_ID, {
+      chain: rider.chain,
+      holderKey: rider.key,
+      command: Command.STATUS,
+    });
+    const before = peripheral.stats().parameters;
+    const first: Tap[] = [];
+    for (let i = 0; i < runs; i++) {
+      gattCache.clear();
+      first.push(await tap(transport, newClient(transport, new InMemoryChainRefs())));
+    }
+    const warm = newClient(transport, new InMemoryChainRefs());
+    await tap(transport, warm);
+    const repeat: Tap[] = [];
+    for (let i = 0; i < runs; i++) repeat.push(await tap(transport, warm));
+    const after = peripheral.stats().parameters;
+    const requests: Requests = {
+      requested: after.requested - before.requested,
+      accepted: after.accepted - before.accepted,
+      rejected: after.rejected - before.rejected,
+    };
+    return { first, repeat, requests };
+  }
+
   try {
     for (const board of BOARDS) {
       radio.setProfile(LOCK_DEV, board);
-      for (const { profile, transport, gattCache } of phones) {
-        // noble powers on at the first scan; a phone's Bluetooth is on before the rider taps.
-        await newClient(transport, new InMemoryChainRefs()).unlock(LOCK_ID, {
-          chain: rider.chain,
-          holderKey: rider.key,
-          command: Command.STATUS,
-        });
-        const first: Tap[] = [];
-        for (let i = 0; i < runs; i++) {
-          gattCache.clear();
-          first.push(await tap(transport, newClient(transport, new InMemoryChainRefs())));
-        }
-        const warm = newClient(transport, new InMemoryChainRefs());
-        await tap(transport, warm);
-        const repeat: Tap[] = [];
-        for (let i = 0; i < runs; i++) repeat.push(await tap(transport, warm));
+      for (const phone of phones) {
+        const { profile } = phone;
+        const { first, repeat, requests } = await pair(phone);
         const goals = board === PI_ZERO_W && profile === IPHONE;
-        report(ctx, `ble.${board.name}.${profile.name}`, 'first', first, goals, profile);
-        report(ctx, `ble.${board.name}.${profile.name}`, 'repeat', repeat, goals, profile);
+        report(ctx, `ble.${board.name}.${profile.name}`, 'first', first, goals, profile, requests);
+        report(ctx, `ble.${board.name}.${profile.name}`, 'repeat', repeat, goals, profile, requests);
       }
     }
+    // The goal pair once more with a lock that asks for nothing: the iPhone stays at its 30 ms.
+    await peripheral.stop();
+    peripheral = peripherals.silent;
+    await peripheral.start();
+    radio.setProfile(LOCK_DEV, PI_ZERO_W);
+    const iphone = phones.find((p) => p.profile === IPHONE)!;
+    const silent = await pair(iphone);
+    const prefix = `ble.${PI_ZERO_W.name}.${IPHONE.name}-no-request`;
+    report(ctx, prefix, 'first', silent.first, false, IPHONE, silent.requests);
+    report(ctx, prefix, 'repeat', silent.repeat, false, IPHONE, silent.requests);
   } finally {
     for (const { transport } of phones) await transport.close();
     await bystander.close();
@@ -428,6 +465,13 @@ async function run(ctx: BenchContext): Promise<void> {
     installation.uninstall();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The lock's connection parameter requests during one pair's taps ([TANDEM-GATT-18]). */
+interface Requests {
+  readonly requested: number;
+  readonly accepted: number;
+  readonly rejected: number;
 }
 
 /** Goals of issue 8 §2, for the iPhone profile against a Pi Zero W lock, as multiples of Tesla's 309 ms. */
@@ -443,6 +487,7 @@ function report(
   taps: readonly Tap[],
   goals: boolean,
   phone: ControllerProfile,
+  requests: Requests,
 ): void {
   const g = GOALS[what];
   const label =
@@ -497,6 +542,21 @@ function report(
       `median (${range(connected)}): link ready to solenoid, the part comparable with Tesla's ${TESLA_MS} ms ` +
       `per command on an established connection (subscription, challenge, request, decision); ` +
       `goal ${g.connectedToSolenoid} x ${TESLA_MS} ms`,
+  });
+  const intervals = taps.map((t) => t.intervalMs);
+  ctx.report({
+    name: `${prefix}.interval_at_solenoid_ms_${what}`,
+    value: median(intervals),
+    unit: 'ms',
+    goal: null,
+    note:
+      `median (${Math.min(...intervals)}-${Math.max(...intervals)} ms): the connection interval when the solenoid ` +
+      `moved; the phone connects at ${phone.connectionIntervalMs ?? '?'} ms; ` +
+      (requests.requested === 0
+        ? 'this lock asks for nothing'
+        : `the lock asks for 15-30 ms at once ([TANDEM-GATT-18]; first and repeat taps of this pair together: ` +
+          `${requests.requested} asked, ${requests.accepted} accepted, ${requests.rejected} rejected), in ` +
+          `force from an instant >= 6 events after the phone's answer`),
   });
 }
 

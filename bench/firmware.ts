@@ -483,7 +483,7 @@ function spawnTimed(args: readonly string[]): Promise<Spawned> {
 function distBuilt(): boolean {
   return (
     existsSync(join(ROOT, 'dist/firmware-sim/src/runtime/index.js')) &&
-    existsSync(join(ROOT, 'dist/bundle/runtime.js'))
+    existsSync(join(ROOT, 'dist/bundle/lock.js'))
   );
 }
 

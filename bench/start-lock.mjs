@@ -1,10 +1,11 @@
 /**
- * Child of the `firmware` bench group (bench/firmware.ts, `runtime.*`): starts the compiled lock runtime
- * (`dist/bundle/runtime.js`, the esbuild bundle `tandem lock` runs; tsc's `dist/` where there is no bundle)
- * as it runs on a Pi (issue 8 §2): the BLE stack loaded and advertising (bleno, on the virtual radio standing
- * in for the native bluetooth-hci-socket module), the provisioning console on the UART (serialport, its mock
- * binding standing in for /dev/serial0) and the hardware drivers (simulated: the Linux ones spawn libgpiod
- * tools and read IIO files that only a Pi has). It exits as soon as it is locked, serving and advertising.
+ * Child of the `firmware` bench group (bench/firmware.ts, `runtime.*`): starts the lock as `tandem lock` runs
+ * it on a Pi, from the same file (`dist/bundle/lock.js`, the one-file bundle the CLI's dispatcher imports for
+ * `tandem lock`; tsc's `dist/` where there is no bundle), issue 8 §2: the BLE stack loaded and advertising
+ * (bleno through the runtime's own loader, on the virtual radio standing in for the native
+ * bluetooth-hci-socket module), the provisioning console on the UART (serialport, its mock binding standing
+ * in for /dev/serial0) and the hardware drivers (simulated: the Linux ones spawn libgpiod tools and read IIO
+ * files that only a Pi has). It exits as soon as it is locked, serving and advertising.
  *
  *   node bench/start-lock.mjs provision <dir>   # once: provisions a lock in <dir> (lock id, issuer anchor)
  *   node bench/start-lock.mjs start <dir>       # timed: opens the runtime on <dir>, prints one JSON line
@@ -23,43 +24,56 @@ const RUNTIME = 'firmware-sim/src/runtime/lock-runtime.js';
 const HARDWARE = 'firmware-sim/src/runtime/hardware.js';
 const CONFIG = 'firmware-sim/src/config/lock-config.js';
 const CLOCK = 'hardware/src/clock.js';
+const SERIAL = 'hardware/src/serial/serialport-console.js';
+const RADIO = 'hardware/src/virtual-radio/index.js';
 
-// What `tandem lock` loads: the esbuild bundle (scripts/bundle.mjs) where it was built, else tsc's output.
-const BUNDLE = new URL('bundle/runtime.js', DIST);
+// What `tandem lock` loads on a Pi: the CLI's dispatcher imports the lock's one-file bundle
+// (scripts/bundle.mjs, dist/bundle/lock.js); tsc's dist/ where no bundle was built.
+const BUNDLE = new URL('bundle/lock.js', DIST);
 const bundled = existsSync(BUNDLE);
 
 async function loadRuntime() {
-  if (bundled) return import(BUNDLE.href);
-  const [runtime, hardware, config, clock] = await Promise.all([
+  if (bundled) {
+    // bin/tandem.js -> the dispatcher (main.js, its command table) -> lock.js: the same files, in that order.
+    await import(new URL('bundle/main.js', DIST).href);
+    return import(BUNDLE.href);
+  }
+  const [runtime, hardware, config, clock, serial] = await Promise.all([
     mod(RUNTIME),
     mod(HARDWARE),
     mod(CONFIG),
     mod(CLOCK),
+    mod(SERIAL),
   ]);
-  return { ...runtime, ...hardware, ...config, ...clock };
+  return { ...runtime, ...hardware, ...config, ...clock, ...serial, loadVirtualRadio: () => mod(RADIO) };
 }
 
-const SERIAL = 'hardware/src/serial/serialport-console.js';
-const RADIO = 'hardware/src/virtual-radio/index.js';
-
-/** The UART console and bleno as a Pi has them, with the two stand-ins named in the module comment. */
-async function piPeripherals(config) {
-  const [serial, vr] = await Promise.all([mod(SERIAL), mod(RADIO)]);
-  (await serial.loadMockBinding()).createPort(config.hardware.serialPath, {});
-  const radio = new vr.VirtualRadio(vr.PI_ZERO_W ? { profiles: { 0: vr.PI_ZERO_W } } : {});
+/**
+ * The UART console and bleno as a Pi has them, with the two stand-ins named in the module comment, taken
+ * from the same file as the runtime (the bundle holds both, loaded only when called).
+ */
+async function piPeripherals(lock, config) {
+  (await lock.loadMockBinding()).createPort(config.hardware.serialPath, {});
+  const vr = await lock.loadVirtualRadio();
+  const radio = new vr.VirtualRadio({ profiles: { 0: vr.PI_ZERO_W } });
   vr.installVirtualHci(radio);
   return {
-    console: new serial.SerialportConsole({
+    console: new lock.SerialportConsole({
       path: config.hardware.serialPath,
       baudRate: config.hardware.serialBaudRate,
-      openPort: serial.mockPortOpener,
+      openPort: lock.mockPortOpener,
     }),
-    ble: () => vr.loadBleno({ deviceId: 0 }),
+    // The runtime's own loader, as `tandem lock` on a Pi uses it (bleno reads its device id at first use).
+    ble: () => {
+      process.env.BLENO_HCI_DEVICE_ID = '0';
+      return lock.loadSystemBleno();
+    },
   };
 }
 
 async function open(dir, { pi = false } = {}) {
-  const { LockRuntime, simulatedHardware, DEFAULT_CONFIG, SystemClock } = await loadRuntime();
+  const lock = await loadRuntime();
+  const { LockRuntime, simulatedHardware, DEFAULT_CONFIG, SystemClock } = lock;
   const config = { ...DEFAULT_CONFIG, dataDir: dir };
   const clock = new SystemClock();
   const hardware = simulatedHardware(clock, config.hardware);
@@ -71,7 +85,7 @@ async function open(dir, { pi = false } = {}) {
       simulated: true,
     });
   }
-  const { console, ble } = await piPeripherals(config);
+  const { console, ble } = await piPeripherals(lock, config);
   return LockRuntime.open({ config, hardware: { ...hardware, console }, clock, simulated: true, ble });
 }
 
@@ -132,31 +146,54 @@ if (command === 'provision') {
   process.stdout.write(`${JSON.stringify({ ready, rss, maxRSS, peakKB: peakRssKB() })}\n`);
   process.exit(0);
 } else if (command === 'imports') {
-  // Each step costs only what it loads new (modules are cached): third-party packages first, then ours
-  // from the bottom of the import graph up, so that each line is that layer's own cost.
-  const steps = [
-    ['ESM loader (first dynamic import)', () => import('data:text/javascript,export default 0')],
-    ['debug', () => import('debug')],
-    ['cbor-x', () => import('cbor-x')],
-    ['protocol', () => mod('protocol/src/index.js')],
-    ['hardware (clock, sim gpio, sim accel)', () => mod(HARDWARE)],
-    ['firmware-sim/store', () => mod('firmware-sim/src/store/index.js')],
-    ['firmware-sim/lock', () => mod('firmware-sim/src/lock/index.js')],
-    ['firmware-sim/theft', () => mod('firmware-sim/src/theft/theft-detector.js')],
-    ['firmware-sim/ble', () => mod('firmware-sim/src/ble/index.js')],
-    ['firmware-sim/console', () => mod('firmware-sim/src/console/console-interpreter.js')],
-    ['serialport', () => import('serialport')],
-    [
-      'bleno (virtual HCI)',
-      async () => {
-        const vr = await mod(RADIO);
-        vr.installVirtualHci(new vr.VirtualRadio());
-        vr.loadBleno({ deviceId: 0 });
-      },
-    ],
-    ['firmware-sim/runtime', () => mod(RUNTIME)],
-    ['config', () => mod(CONFIG)],
-  ];
+  // Each step costs only what it loads new (modules are cached), so that each line is that layer's own cost.
+  // With the bundle: the files `tandem lock` loads, in its order, then what the Pi peripherals load when
+  // they start (serialport's native binding, bleno; the virtual radio is the bench's stand-in for the HCI
+  // socket). Without: third-party packages first, then ours from the bottom of the import graph up.
+  const steps = bundled
+    ? [
+        ['ESM loader (first dynamic import)', () => import('data:text/javascript,export default 0')],
+        ['dispatcher (bundle/main.js)', () => import(new URL('bundle/main.js', DIST).href)],
+        ['lock bundle (bundle/lock.js)', () => import(BUNDLE.href)],
+        ['serialport + native binding', async () => (await import(BUNDLE.href)).loadMockBinding()],
+        [
+          'virtual radio (stand-in)',
+          async () => {
+            const vr = await (await import(BUNDLE.href)).loadVirtualRadio();
+            vr.installVirtualHci(new vr.VirtualRadio());
+          },
+        ],
+        [
+          'bleno',
+          async () => {
+            process.env.BLENO_HCI_DEVICE_ID = '0';
+            (await import(BUNDLE.href)).loadSystemBleno();
+          },
+        ],
+      ]
+    : [
+        ['ESM loader (first dynamic import)', () => import('data:text/javascript,export default 0')],
+        ['debug', () => import('debug')],
+        ['cbor-x', () => import('cbor-x')],
+        ['protocol', () => mod('protocol/src/index.js')],
+        ['hardware (clock, sim gpio, sim accel)', () => mod(HARDWARE)],
+        ['firmware-sim/store', () => mod('firmware-sim/src/store/index.js')],
+        ['firmware-sim/lock', () => mod('firmware-sim/src/lock/index.js')],
+        ['firmware-sim/theft', () => mod('firmware-sim/src/theft/theft-detector.js')],
+        ['firmware-sim/ble', () => mod('firmware-sim/src/ble/index.js')],
+        ['firmware-sim/console', () => mod('firmware-sim/src/console/console-interpreter.js')],
+        ['serialport', () => import('serialport')],
+        [
+          'bleno (virtual HCI)',
+          async () => {
+            const vr = await mod(RADIO);
+            vr.installVirtualHci(new vr.VirtualRadio());
+            vr.loadBleno({ deviceId: 0 });
+          },
+        ],
+        ['firmware-sim/runtime', () => mod(RUNTIME)],
+        ['config', () => mod(CONFIG)],
+      ];
   const ms = {};
   const rss = {};
   for (const [name, load] of steps) {

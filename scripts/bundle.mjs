@@ -1,16 +1,27 @@
 #!/usr/bin/env node
-// Bundles the `tandem` CLI and the lock runtime into dist/bundle/ with esbuild: one ES module file per entry,
-// not split into shared chunks (split, the lock's peak RSS was 4 MB higher: 54.6 MB against 50.7 MB, for no
-// gain in start time; V8 compiles functions lazily, so the commands a run does not use cost little). Why
-// bundle at all: Node resolves and compiles ~150 modules
-// of ours and cbor-x/debug one by one at start-up; on a Pi Zero W, where Node alone takes over a second to
-// start, that is the difference between a lock that comes back after a crash at once or noticeably later
-// (npm run bench -- firmware, runtime.start_ratio). Native and hardware-facing packages stay external:
-// bleno/noble (the virtual HCI radio hooks their require of bluetooth-hci-socket) and serialport.
-// Runs after tsc in `npm run build` (and so in `npm ci`); where esbuild has no binary for the platform, it
+// Bundles the `tandem` CLI and the lock into dist/bundle/ with esbuild, in two builds (issue 8 §2, start time
+// and memory of the lock as it runs on a Pi):
+//
+// - The CLI (`main.js`), split: the dispatcher loads only the chunks of the command it runs. Unsplit, one
+//   1.5 MB file held every command, the cloud's included, and `tandem lock` (what systemd runs on the Pi)
+//   took 0.7-0.9 s and 84 MB peak RSS just to import it, twice `node -e 0`'s 40 MB.
+// - The lock (`lock.js`), one file: `tandem lock` (cli/lock.ts) and the runtime's entry
+//   (firmware-sim/src/runtime/index.ts) with everything they load, so that a lock resolves and compiles one
+//   module instead of ~150 (split into chunks, the runtime alone took 4-5 MB more peak RSS and ~50 ms more).
+//   The CLI's dispatcher imports it at run time (`import('./lock.js')` stays external), and
+//   bench/start-lock.mjs times it. Two classes must be one across the two builds, because the dispatcher
+//   reports errors by `instanceof`: CliError (cli/args.ts) and ProtocolError (protocol/src/errors.ts). Both
+//   are entries of the CLI build (`args.js`, `errors.js`) and external imports of the lock build.
+//
+// Why bundle at all: Node resolves and compiles every module of ours and of cbor-x/debug one by one at
+// start-up; on a Pi Zero W, where Node alone takes over a second to start, that is the difference between a
+// lock that comes back after a crash at once or noticeably later (npm run bench -- firmware,
+// runtime.start_ratio). Native and hardware-facing packages stay external: bleno/noble (the virtual HCI
+// radio hooks their require of bluetooth-hci-socket) and serialport.
+// Runs after tsc in `npm run build` (and `npm run bundle`); where esbuild has no binary for the platform, it
 // says so and bin/tandem.js falls back to tsc's output in dist/.
 import { rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -23,40 +34,90 @@ try {
 }
 const outdir = join(root, 'dist', 'bundle');
 rmSync(outdir, { recursive: true, force: true });
+
+const common = {
+  absWorkingDir: root,
+  outdir,
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  minify: true,
+  sourcemap: 'linked',
+  // The cloud's server packages stay external too: classic-level and better-sqlite3 find their native
+  // modules relative to their own folders, node-sqlite3-wasm its .wasm file, and only `tandem cloud` loads them.
+  external: [
+    // bleno's and noble's native HCI socket (the virtual radio's hook replaces it in the simulator and bench),
+    // and noble, which only the phone side (`tandem unlock`) loads. bleno's JavaScript is bundled into the lock.
+    '@abandonware/bluetooth-hci-socket',
+    '@abandonware/noble',
+    '@abandonware/noble/*',
+    // bleno's macOS binding (native, not built here); Tandem's lock runs on Linux.
+    './native/binding',
+    // argon2 (the cloud's password hashes) loads a platform package's .node file: only `tandem cloud` needs it.
+    '@node-rs/*',
+    '@serialport/bindings-cpp',
+    // mqtt (MQTT.js and its streams) is loaded only by a lock whose config has an mqtt section, after start.
+    'mqtt',
+    'aedes',
+    'aedes-*',
+    'mqemitter-redis',
+    'level',
+    'classic-level',
+    'pg',
+    'better-sqlite3',
+    'node-sqlite3-wasm',
+  ],
+  // CommonJS dependencies inside an ES module bundle need `require`.
+  banner: {
+    js: "import { createRequire as __tandemRequire } from 'node:module'; const require = __tandemRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+};
+
+/** Source files that one build leaves to a file of the bundle folder, by absolute path. */
+function externalTo(files) {
+  const byPath = new Map(Object.entries(files).map(([src, out]) => [resolve(root, src), out]));
+  return {
+    name: 'tandem-bundle-externals',
+    setup(build) {
+      build.onResolve({ filter: /^\.\.?\// }, (args) => {
+        const abs = resolve(args.resolveDir, args.path.replace(/\.js$/, '.ts'));
+        const out = byPath.get(abs);
+        return out === undefined ? undefined : { path: out, external: true };
+      });
+    },
+  };
+}
+
 try {
   await esbuild.build({
-    absWorkingDir: root,
-    entryPoints: { main: 'cli/main.ts', runtime: 'firmware-sim/src/runtime/index.ts' },
-    outdir,
-    bundle: true,
-    splitting: false,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    minify: true,
-    sourcemap: 'linked',
-    // The cloud's server packages stay external too: classic-level and better-sqlite3 find their native
-    // modules relative to their own folders, node-sqlite3-wasm its .wasm file, and only `tandem cloud` loads them.
-    external: [
-      '@abandonware/*',
-      'serialport',
-      '@serialport/*',
-      // mqtt (MQTT.js and its streams) is loaded only by a lock whose config has an mqtt section, after start.
-      'mqtt',
-      'aedes',
-      'aedes-*',
-      'mqemitter-redis',
-      'level',
-      'classic-level',
-      'pg',
-      'better-sqlite3',
-      'node-sqlite3-wasm',
-    ],
-    // CommonJS dependencies inside an ES module bundle need `require`.
-    banner: {
-      js: "import { createRequire as __tandemRequire } from 'node:module'; const require = __tandemRequire(import.meta.url);",
+    ...common,
+    entryPoints: { main: 'cli/main.ts', args: 'cli/args.ts', errors: 'protocol/src/errors.ts' },
+    splitting: true,
+    chunkNames: 'chunks/[name]-[hash]',
+    plugins: [externalTo({ 'cli/lock.ts': './lock.js' })],
+  });
+  await esbuild.build({
+    ...common,
+    // `tandem lock` (cli/lock.ts) and the runtime's exports (what bench/start-lock.mjs drives), one file.
+    stdin: {
+      contents:
+        "export * from './firmware-sim/src/runtime/index.ts';\n" +
+        "export { claimRadioSocket, run } from './cli/lock.ts';\n" +
+        // For the bench's stand-ins (start-lock.mjs): the UART's mock binding and the virtual radio, the same
+        // copies `tandem lock --simulate` uses, both loaded only when called.
+        "export { loadSystemBleno } from './firmware-sim/src/ble/bleno-lock-peripheral.ts';\n" +
+        "export { SerialportConsole, loadMockBinding, mockPortOpener } from './hardware/src/serial/serialport-console.ts';\n" +
+        "export const loadVirtualRadio = () => import('./hardware/src/virtual-radio/index.ts');\n",
+      resolveDir: root,
+      sourcefile: 'lock-entry.ts',
+      loader: 'ts',
     },
-    logLevel: 'warning',
+    outdir: undefined,
+    outfile: join(outdir, 'lock.js'),
+    splitting: false,
+    plugins: [externalTo({ 'cli/args.ts': './args.js', 'protocol/src/errors.ts': './errors.js' })],
   });
 } catch (e) {
   rmSync(outdir, { recursive: true, force: true });

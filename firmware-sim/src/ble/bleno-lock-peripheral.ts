@@ -45,6 +45,13 @@ import type {
   BlenoProperty,
 } from './bleno-types.js';
 import { BleError, FIX_BUSY, bleErrorForState, bleErrorFrom } from './errors.js';
+import { ConnectionParameterRequester, DEFAULT_CONNECTION_PARAMETERS } from './connection-parameters.js';
+import type {
+  BlenoHci,
+  ConnectionParameterRequest,
+  ParameterOutcome,
+  ParameterStats,
+} from './connection-parameters.js';
 import type {
   DropReason,
   GattSessionLimits,
@@ -61,7 +68,15 @@ const debug = createDebug('tandem:lock:ble');
 /** The default loader: the real bleno on the host's HCI device, with fix-it text when it cannot open it. */
 export const loadSystemBleno: BlenoLoader = () => {
   try {
-    return createRequire(import.meta.url)('@abandonware/bleno') as BlenoApi;
+    // In the lock's bundle (scripts/bundle.mjs) `require` is the bundler's, which inlines bleno's JavaScript
+    // (its native HCI socket stays a require from node_modules): one file to load at start instead of
+    // bleno's 15 modules and a second copy of `debug`. Unbundled ES modules have no `require`.
+    return (
+      typeof require === 'function'
+        ? // eslint-disable-next-line @typescript-eslint/no-require-imports -- see above: the bundler inlines it
+          require('@abandonware/bleno')
+        : createRequire(import.meta.url)('@abandonware/bleno')
+    ) as BlenoApi;
   } catch (err) {
     throw bleErrorFrom(err, 'loading @abandonware/bleno');
   }
@@ -87,6 +102,12 @@ export interface BlenoLockPeripheralOptions {
    * services are set and otherwise serves the host name, which would tell every passer-by the Pi's name.
    */
   readonly deviceName?: string;
+  /**
+   * The connection parameters the lock asks every central for right after it connects ([TANDEM-GATT-18]:
+   * an L2CAP Connection Parameter Update Request), default {@link DEFAULT_CONNECTION_PARAMETERS} (15-30 ms);
+   * `false` asks for nothing. A request Apple's rules would reject is refused here with ERR_BLE_CONFIG.
+   */
+  readonly connectionParameters?: ConnectionParameterRequest | false;
 }
 
 /** Lifecycle of the peripheral. */
@@ -104,6 +125,11 @@ export interface BlenoLockPeripheralEvents {
   restart: [reason: string];
   /** The peripheral gave up; the process should exit so that systemd restarts it. */
   fatal: [error: BleError];
+  /**
+   * The central answered the connection parameter request, or the connection's interval changed
+   * (`intervalMs`, from LE Connection Update Complete).
+   */
+  parameters: [peer: string, outcome: ParameterOutcome, intervalMs: number | undefined];
 }
 
 /** A snapshot of the current connection. */
@@ -119,6 +145,8 @@ export interface PeripheralStats {
   readonly drops: Readonly<Record<DropReason, number>>;
   readonly crashes: number;
   readonly restarts: number;
+  /** The connection parameter requests ([TANDEM-GATT-18]) and what came of them. */
+  readonly parameters: ParameterStats;
 }
 
 const GUARDED = Symbol.for('tandem.lock.ble.crashGuard');
@@ -170,6 +198,7 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
   private restarting: Promise<void> | undefined;
   private advertisingDirty = false;
   private readonly blenoListeners: [string, Listener][] = [];
+  private readonly parameterRequester: ConnectionParameterRequester | undefined;
   private readonly counters = {
     connections: 0,
     drops: { flood: 0, refusals: 0, operations: 0, idle: 0, 'max-duration': 0 } as Record<DropReason, number>,
@@ -187,6 +216,14 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
     this.maxRestarts = options.maxRestarts ?? 5;
     this.restartWindowMs = options.restartWindowMs ?? 60_000;
     this.deviceName = options.deviceName ?? 'Tandem';
+    const parameters = options.connectionParameters ?? DEFAULT_CONNECTION_PARAMETERS;
+    this.parameterRequester =
+      parameters === false
+        ? undefined
+        : new ConnectionParameterRequester(parameters, ({ outcome, intervalMs }) => {
+            const peer = this.session?.peer;
+            if (peer !== undefined) this.safeEmit('parameters', peer, outcome, intervalMs);
+          });
   }
 
   /** Where the peripheral is in its life. */
@@ -208,7 +245,18 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
 
   /** Counters over the peripheral's life. */
   stats(): PeripheralStats {
-    return { ...this.counters, drops: { ...this.counters.drops } };
+    return {
+      ...this.counters,
+      drops: { ...this.counters.drops },
+      parameters: this.parameterRequester?.stats() ?? {
+        requested: 0,
+        accepted: 0,
+        rejected: 0,
+        unsupported: 0,
+        updates: 0,
+        lastIntervalMs: undefined,
+      },
+    };
   }
 
   /**
@@ -466,6 +514,28 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
     this.sessionReason = undefined;
     debug('%s connected', peer);
     this.safeEmit('connect', peer);
+    this.requestConnectionParameters();
+  }
+
+  /**
+   * [TANDEM-GATT-18]: ask the new central for the lock's connection parameters, at once, so that the
+   * shorter interval is in force for as much of the tap as it can be (an update takes effect at an instant
+   * at least 6 connection events ahead, Vol 6 Part B 5.1.1: ~8 events at the phone's first interval with the
+   * request and its answer; asked after discovery, it would come after a repeat unlock's result). The
+   * answer is never waited for; bleno internals that are not where 0.6.2 keeps them skip the request.
+   */
+  private requestConnectionParameters(): void {
+    const requester = this.parameterRequester;
+    const bindings = (this.bleno as BlenoInternals | undefined)?._bindings;
+    const hci = bindings?._hci as Partial<BlenoHci> | undefined;
+    const handle = bindings?._handle;
+    if (requester === undefined || typeof handle !== 'number') return;
+    if (typeof hci?.queueAclDataPkt !== 'function' || typeof hci.on !== 'function') {
+      debug('connection parameters not requested: bleno internals not found (bleno version?)');
+      return;
+    }
+    requester.attach(hci as BlenoHci);
+    requester.request(handle);
   }
 
   private onDisconnect(address: string): void {
@@ -489,6 +559,7 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
     const session = this.session;
     if (session === undefined) return;
     this.session = undefined;
+    this.parameterRequester?.forget();
     session.close();
     this.finished.set(session.peer, session.stats());
     if (this.finished.size > KEPT_SESSIONS) this.finished.delete(this.finished.keys().next().value!);

@@ -41,5 +41,9 @@ export type BlenoLoader = () => BlenoApi;
  * socket whose `data` listener runs all of bleno's HCI, L2CAP, SMP and ATT parsing synchronously.
  */
 export interface BlenoInternals {
-  readonly _bindings?: { readonly _hci?: { readonly _socket?: EventEmitter } };
+  readonly _bindings?: {
+    readonly _hci?: { readonly _socket?: EventEmitter };
+    /** The current connection's HCI handle (set before `accept` is emitted, null after `disconnect`). */
+    readonly _handle?: number | null;
+  };
 }

@@ -20,7 +20,9 @@ export type BleErrorCode =
   /** The peripheral was stopped while an operation waited. */
   | 'ERR_BLE_STOPPED'
   /** The supervisor gave up after too many restarts: the process must be restarted (systemd does). */
-  | 'ERR_BLE_FATAL';
+  | 'ERR_BLE_FATAL'
+  /** An option of the peripheral is out of range (e.g. a connection parameter request Apple would reject). */
+  | 'ERR_BLE_CONFIG';
 
 /** An error of the BLE peripheral, with a stable code and the original error as `cause`. */
 export class BleError extends TandemError {

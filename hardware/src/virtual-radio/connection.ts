@@ -39,6 +39,12 @@ export interface ConnectionInfo {
    * Size): dropped, and reported to that host with Data Buffer Overflow (Vol 4 Part E 7.7.26).
    */
   readonly aclOverruns: number;
+  /**
+   * L2CAP Connection Parameter Update Requests from the Peripheral that the Central's stack judged (Vol 3
+   * Part A 4.20; profiles with a `parameterUpdates` policy), and how many of them it accepted.
+   */
+  readonly parameterRequests: number;
+  readonly parameterRequestsAccepted: number;
 }
 
 /** One ATT PDU as it crossed the air (L2CAP CID 0x0004, Vol 3 Part A 2.1; opcodes Vol 3 Part F 3.4.8). */
@@ -120,6 +126,8 @@ export class Connection {
   /** Data PDUs per direction per event; null follows the radio-wide `pdusPerEvent`. */
   pdusPerEvent: number | null = null;
   aclOverruns = 0;
+  parameterRequests = 0;
+  parameterRequestsAccepted = 0;
   /** ACL packets of each side's host not yet completed (their buffers are still taken). */
   readonly inFlight = new Map<LeController, number>();
 
@@ -156,6 +164,8 @@ export class Connection {
       dataOctets: this.dataOctets ?? defaults.dataOctets,
       pdusPerEvent: this.pdusPerEvent ?? defaults.pdusPerEvent,
       aclOverruns: this.aclOverruns,
+      parameterRequests: this.parameterRequests,
+      parameterRequestsAccepted: this.parameterRequestsAccepted,
       id: this.id,
       open: this.open,
       centralDevId: this.central.devId,

@@ -22,6 +22,14 @@ export {
   RADIO_PROFILES,
 } from './profiles.js';
 export type { ControllerProfile } from './profiles.js';
+export {
+  SIGNALLING_CID,
+  SIGNAL,
+  judgeParameterRequest,
+  parseParameterRequest,
+  parameterResponseFrame,
+} from './signalling.js';
+export type { ParameterRequest, ParameterUpdatePolicy, ParameterVerdict } from './signalling.js';
 export { VirtualClock, RealClock } from './clock.js';
 export type { RadioClock, RadioTimer, VirtualClockOptions } from './clock.js';
 export { installVirtualHci, HCI_SOCKET_MODULE } from './install.js';

@@ -23,6 +23,13 @@ import {
   numberOfCompletedPackets,
 } from './hci-defs.js';
 import type { Medium } from './medium.js';
+import {
+  SIGNALLING_CID,
+  commandRejectFrame,
+  judgeParameterRequest,
+  parameterResponseFrame,
+  parseParameterRequest,
+} from './signalling.js';
 
 const debug = createDebug('tandem:radio');
 const debugAir = createDebug('tandem:radio:air');
@@ -289,6 +296,12 @@ export class LinkLayer {
     if (conn === undefined) return STATUS.UNKNOWN_CONNECTION_ID;
     // Core 4.1: only the Central may start the connection update procedure (Vol 6 Part B 5.1.1).
     if (conn.central !== by) return STATUS.COMMAND_DISALLOWED;
+    this.scheduleUpdate(conn, params);
+    return STATUS.SUCCESS;
+  }
+
+  /** The Central's link layer starts the connection update procedure (Vol 6 Part B 5.1.1). */
+  private scheduleUpdate(conn: Connection, params: ConnectionParameters): void {
     const opts = this.medium.options;
     conn.pendingUpdate = {
       intervalMs: opts.connectionIntervalMs ?? Math.max(7.5, params.intervalMs),
@@ -302,7 +315,47 @@ export class LinkLayer {
         ) + 6,
     };
     this.schedule(conn);
-    return STATUS.SUCCESS;
+  }
+
+  /**
+   * An L2CAP signalling PDU from the Peripheral reached a Central whose stack answers it itself (its
+   * profile's `parameterUpdates`, see signalling.ts): judge a Connection Parameter Update Request, answer it
+   * on CID 0x0005 from the Central's own stack (no host buffer is taken), and start the connection update
+   * if accepted. Anything else on the channel is answered with Command Reject. Nothing reaches the host.
+   */
+  private centralSignal(conn: Connection, l2cap: Buffer): void {
+    const policy = conn.central.profile!.parameterUpdates!;
+    const payload = l2cap.subarray(4);
+    const request = parseParameterRequest(payload);
+    let answer: Buffer;
+    if (request === null) {
+      debug('connection %d: signalling command 0x%s rejected', conn.id, (payload[0] ?? 0).toString(16));
+      answer = commandRejectFrame(payload[1] ?? 0);
+    } else {
+      conn.parameterRequests++;
+      const verdict = judgeParameterRequest(policy, request);
+      debug(
+        'connection %d: parameter request %d-%d ms, latency %d, timeout %d ms: %s',
+        conn.id,
+        request.minIntervalMs,
+        request.maxIntervalMs,
+        request.latency,
+        request.supervisionTimeoutMs,
+        verdict.accepted ? `accepted, ${verdict.intervalMs} ms` : `rejected (${verdict.reason})`,
+      );
+      answer = parameterResponseFrame(request.identifier, verdict.accepted);
+      if (verdict.accepted) {
+        conn.parameterRequestsAccepted++;
+        this.scheduleUpdate(conn, {
+          intervalMs: verdict.intervalMs,
+          latency: request.latency,
+          supervisionTimeoutMs: request.supervisionTimeoutMs,
+        });
+      }
+    }
+    // 10 octets: one data PDU at any data length.
+    conn.c2p.queue.push({ llid: 0b10, data: answer });
+    this.schedule(conn);
   }
 
   /** LE Set Data Length (Vol 4 Part E 7.8.33): run the Data Length Update procedure at the next event. */
@@ -405,6 +458,18 @@ export class LinkLayer {
       pdu.data.length,
       to.address,
     );
+    // A phone's stack takes the LE signalling channel itself (a request fits one 27-octet PDU: 16 octets).
+    if (
+      to === conn.central &&
+      pdu.llid === 0b10 &&
+      conn.central.profile?.parameterUpdates !== undefined &&
+      pdu.data.length >= 4 &&
+      pdu.data.readUInt16LE(2) === SIGNALLING_CID &&
+      pdu.data.readUInt16LE(0) === pdu.data.length - 4
+    ) {
+      this.centralSignal(conn, pdu.data);
+      return;
+    }
     // The receiving controller hands each PDU up as one HCI ACL packet with its own handle; a start PDU
     // becomes Packet_Boundary_Flag 0b10 (Vol 4 Part E 5.4.2), which is what both stacks look for.
     this.medium.deliver(

@@ -103,5 +103,16 @@ export function validateProfiles(profiles: Readonly<Record<number, ControllerPro
     checkRange(field('connectionIntervalMs'), p.connectionIntervalMs, 7.5, 4000);
     checkRange(field('pdusPerEvent'), p.pdusPerEvent, 1, 16);
     checkRange(field('attMtu'), p.attMtu, 23, 517);
+    const policy = p.parameterUpdates;
+    if (policy !== undefined) {
+      if (!['apple', 'core', 'reject'].includes(policy.rules)) {
+        throw new VirtualRadioError(
+          'ERR_RADIO_INVALID_OPTION',
+          `VirtualRadio option "${field('parameterUpdates.rules')}" must be apple, core or reject, got ${String(policy.rules)}`,
+        );
+      }
+      // Vol 6 Part B 4.5.1: connInterval is 7.5 ms to 4 s.
+      checkRange(field('parameterUpdates.minIntervalMs'), policy.minIntervalMs, 7.5, 4000);
+    }
   }
 }

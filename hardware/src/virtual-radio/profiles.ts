@@ -10,6 +10,7 @@
  * antenna of the CYW4343x, and how many PDUs a real phone puts in one event under load (Apple and Google
  * publish no number; `pdusPerEvent` below is an assumption, marked as such).
  */
+import type { ParameterUpdatePolicy } from './signalling.js';
 
 /** One device's controller (and, for a Central, the choices its stack makes). */
 export interface ControllerProfile {
@@ -49,6 +50,12 @@ export interface ControllerProfile {
   readonly pdusPerEvent?: number;
   /** As Central: the largest ATT MTU its stack offers in Exchange MTU (Vol 3 Part F 3.4.2.1). */
   readonly attMtu?: number;
+  /**
+   * As Central: how its stack answers a Peripheral's L2CAP Connection Parameter Update Request (Vol 3
+   * Part A 4.20), see signalling.ts. Without one the request goes up to the host (noble, which answers
+   * nothing on Linux), as on a Linux central whose HCI socket the app owns.
+   */
+  readonly parameterUpdates?: ParameterUpdatePolicy;
 }
 
 /** Raspberry Pi Zero W lock board: Cypress/Broadcom BCM43438 (CYW43438), Bluetooth 4.1, no DLE. */
@@ -97,6 +104,10 @@ export const IPHONE: ControllerProfile = Object.freeze({
     'Apple WWDC 2017 session 712 "What\'s New in Core Bluetooth": ATT MTU 185 and DLE 251 from iPhone 7 / ' +
       'iOS 10; several packets per connection event',
     'pdusPerEvent 4: an assumption (Apple publishes no number; throughput measurements imply 4-7)',
+    'Connection Parameter Update Requests: judged by the Accessory Design Guidelines rules (R15+: latency ' +
+      '<= 30, timeout 2-6 s, min a multiple of 15 ms >= 15 ms, min + 15 ms <= max or min == max == 15 ms, ' +
+      'max x (latency + 1) <= 2 s and x 3 < timeout); an accepted 15-30 ms request gets 15 ms (an ' +
+      'assumption: the guidelines say only that "some devices" scale min == max == 15 ms to 30 ms)',
   ],
   coreVersion: 0x09,
   maxDataOctets: 251,
@@ -106,17 +117,18 @@ export const IPHONE: ControllerProfile = Object.freeze({
   connectionIntervalMs: 30,
   pdusPerEvent: 4,
   attMtu: 185,
+  parameterUpdates: { rules: 'apple' as const, minIntervalMs: 15 },
 });
 
 /**
- * The same iPhone once the lock asked for 15 ms (the shortest Apple accepts): what a connection
- * parameter update from the lock would buy. bleno offers no way to send the L2CAP Connection Parameter
- * Update Request (Vol 3 Part A 4.20), so today's lock cannot ask; this row shows what it would gain.
+ * The same iPhone connecting at 15 ms from the start: the bound of what the lock's Connection Parameter
+ * Update Request ([TANDEM-GATT-18]) can buy, since an update takes effect only some events after it is
+ * asked for (Vol 6 Part B 5.1.1: the instant is at least 6 events ahead).
  */
 export const IPHONE_15MS: ControllerProfile = Object.freeze({
   ...IPHONE,
   name: 'iphone-15ms',
-  description: 'the iPhone profile at 15 ms, as iOS grants to an accessory that requests 15-30 ms',
+  description: 'the iPhone profile at 15 ms from the connection on (the bound of a 15-30 ms request)',
   connectionIntervalMs: 15,
 });
 
@@ -131,6 +143,8 @@ export const ANDROID: ControllerProfile = Object.freeze({
     'Android 14 requests ATT MTU 517; bleno and noble offer at most 256 (bleno gatt.js maxMtu, noble ' +
       'gatt.js _desired_mtu), so the MTU is 256',
     'pdusPerEvent 4: an assumption (controller-dependent; not published)',
+    'Connection Parameter Update Requests: any the Core spec allows is passed to the controller (AOSP ' +
+      'l2c_ble.cc); the grant of the shortest interval in range, from 7.5 ms, is an assumption',
   ],
   coreVersion: 0x09,
   maxDataOctets: 251,
@@ -140,6 +154,7 @@ export const ANDROID: ControllerProfile = Object.freeze({
   connectionIntervalMs: 15,
   pdusPerEvent: 4,
   attMtu: 517,
+  parameterUpdates: { rules: 'core' as const, minIntervalMs: 7.5 },
 });
 
 /**
@@ -149,7 +164,9 @@ export const ANDROID: ControllerProfile = Object.freeze({
 export const PESSIMISTIC_PHONE: ControllerProfile = Object.freeze({
   name: 'pessimistic',
   description: 'pessimistic phone: 30 ms, one PDU per connection event, ATT MTU 185, no DLE',
-  sources: ['issue 4 model (bench group ble until issue 8)'],
+  sources: [
+    'issue 4 model (bench group ble until issue 8); rejects every Connection Parameter Update Request',
+  ],
   coreVersion: 0x07,
   maxDataOctets: 27,
   initiatesDataLength: false,
@@ -158,6 +175,7 @@ export const PESSIMISTIC_PHONE: ControllerProfile = Object.freeze({
   connectionIntervalMs: 30,
   pdusPerEvent: 1,
   attMtu: 185,
+  parameterUpdates: { rules: 'reject' as const, minIntervalMs: 30 },
 });
 
 /** Every named profile, by name. */
