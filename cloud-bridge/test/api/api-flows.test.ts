@@ -7,7 +7,14 @@
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../../protocol/src/keys.js';
-import { AUDIT_GENESIS_HASH, encodeAlert, encodeAuditRecord, topicFor } from '../../../protocol/src/mqtt.js';
+import {
+  AUDIT_GENESIS_HASH,
+  auditRecordHash,
+  encodeAlert,
+  encodeAuditRecord,
+  topicFor,
+} from '../../../protocol/src/mqtt.js';
+import { Command } from '../../../protocol/src/pop.js';
 import { Status } from '../../../protocol/src/status.js';
 import { holderRevocationId, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
 import { DELEGATIONS_CLAIM, shareCti } from '../../src/oidc/delegations.js';
@@ -364,5 +371,86 @@ describe('sharing API flows', () => {
     });
     expect(refused.status).toBe(404);
     expect(await w.cloud.store.countRecords(LOCK)).toBe(count);
+  });
+  it("the share view shows the uses the lock reported, from MQTT and from a rider's sync ([TANDEM-SYNC-4])", async () => {
+    const LOCK2 = 'lock-uses';
+    const l2 = await registeredLock(w.cloud, LOCK2, 'adam');
+    expect(
+      (await call(w.base, 'POST', '/locks', { token: adam, body: { receipt: l2.receipt } })).status,
+    ).toBe(201);
+    const made = await call(w.base, 'POST', `/locks/${LOCK2}/shares`, {
+      token: adam,
+      template: '/locks/{lockId}/shares',
+      body: { rider: 'bianca', scope: ['unlock'], notAfter: inTwoHours(), maxUses: 2 },
+    });
+    expect(made.status).toBe(201);
+    const id = (made.body.share as { id: string }).id;
+    expect(made.body.share).toMatchObject({ maxUses: 2, usesReported: 0 });
+    let prev = AUDIT_GENESIS_HASH;
+    let seq = 0;
+    const use = (): Uint8Array => {
+      const bytes = encodeAuditRecord(
+        {
+          lockId: LOCK2,
+          sequence: ++seq,
+          epoch: 1,
+          time: Math.floor(Date.now() / 1000),
+          previousHash: prev,
+          event: 'unlock',
+          status: Status.OK,
+          command: Command.UNLOCK,
+          tokenId: shareCti(id),
+          rider: 'bianca',
+          detail: new Map([['signers', '0011223344556677']]),
+        },
+        l2.device,
+      );
+      prev = auditRecordHash(bytes);
+      return bytes;
+    };
+    const usesSeen = async (): Promise<unknown> => {
+      const list = await call(w.base, 'GET', `/locks/${LOCK2}/shares`, {
+        token: adam,
+        template: '/locks/{lockId}/shares',
+      });
+      expect(list.status).toBe(200);
+      return (list.body.shares as { id: string; usesReported: number }[]).find((s) => s.id === id)
+        ?.usesReported;
+    };
+    // The first use over MQTT, as the lock publishes it with its own credentials.
+    const first = use();
+    const client = await mqtt.connectAsync(w.cloud.mqttUrl, {
+      username: LOCK2,
+      password: l2.password,
+      reconnectPeriod: 0,
+    });
+    try {
+      await client.publishAsync(topicFor('audit', LOCK2), Buffer.from(first), { qos: 1 });
+    } finally {
+      await client.endAsync();
+    }
+    for (let i = 0; i < 250 && (await w.cloud.store.getShare(id))?.usesReported !== 1; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await usesSeen()).toBe(1);
+    // The second through Bianca's sync, with the first again (a phone relays what the lock still holds).
+    const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+    const r = await call(w.base, 'POST', '/sync', {
+      token: bianca.token,
+      body: { lock: LOCK2, records: [b64(first), b64(use())] },
+    });
+    expect(r.body.results).toEqual([
+      { index: 0, outcome: 'duplicate' },
+      { index: 1, outcome: 'stored' },
+    ]);
+    expect(await usesSeen()).toBe(2);
+    const mine = await call(w.base, 'GET', '/shares', { token: bianca.token });
+    expect((mine.body.shares as { id: string }[]).find((s) => s.id === id)).toMatchObject({
+      maxUses: 2,
+      usesReported: 2,
+    });
+    // Used up: Userinfo yields no token for it any more ([TANDEM-DLG-3]).
+    const held = (await delegationsOf(bianca.token)).adam ?? [];
+    expect(held.map((d) => d.share)).not.toContain(id);
   });
 });
