@@ -342,8 +342,43 @@ describe('sharing API flows', () => {
       token: adam,
       template: '/locks/{lockId}/alerts',
     });
-    expect(alerts.body.alerts).toMatchObject([{ kind: 'bump', detail: { g: 3 } }]);
-    expect((alerts.body.events as { kind: string }[]).map((e) => e.kind)).toContain('alert');
+    expect(alerts.body.alerts).toMatchObject([{ kind: 'bump', detail: { g: 3 }, epoch: 5, sequence: 1 }]);
+    // The alert is listed once, as a record; its companion event (kept for the live feed) is not repeated.
+    const events = alerts.body.events as { kind: string }[];
+    expect(events.map((e) => e.kind)).not.toContain('alert');
+    expect(
+      (await w.cloud.store.listEvents({ lockId: LOCK, limit: 50 })).filter((e) => e.kind === 'alert'),
+    ).toHaveLength(1);
+    // A page of one alert: the newest, and its own event is not repeated under events.
+    const t2 = t + 1;
+    const newer = encodeAlert(
+      { lockId: LOCK, sequence: 3, epoch: 5, time: t2, kind: 'moved', detail: new Map([['g', 4]]) },
+      lock.device,
+    );
+    expect(
+      (
+        await call(w.base, 'POST', '/sync', {
+          token: bianca.token,
+          body: { lock: LOCK, records: [b64(newer)] },
+        })
+      ).body.results,
+    ).toEqual([{ index: 0, outcome: 'stored' }]);
+    const page = await call(w.base, 'GET', `/locks/${LOCK}/alerts?limit=1`, {
+      token: adam,
+      template: '/locks/{lockId}/alerts',
+    });
+    expect(page.body.alerts).toMatchObject([{ kind: 'moved', sequence: 3 }]);
+    expect(
+      (page.body.events as { kind: string; detail: { sequence?: number } }[]).filter(
+        (e) => e.kind === 'alert',
+      ),
+    ).toEqual([]);
+    const all = await call(w.base, 'GET', `/locks/${LOCK}/alerts?limit=500`, {
+      token: adam,
+      template: '/locks/{lockId}/alerts',
+    });
+    expect((all.body.alerts as { sequence: number }[]).map((a) => a.sequence)).toEqual([3, 1]);
+    expect((all.body.events as { kind: string }[]).filter((e) => e.kind === 'alert')).toEqual([]);
 
     // The stream carries the alert event with its id; read at most 50 chunks.
     const reader = stream.body!.getReader();
