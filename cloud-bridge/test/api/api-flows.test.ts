@@ -15,6 +15,7 @@ import {
   topicFor,
 } from '../../../protocol/src/mqtt.js';
 import { Command } from '../../../protocol/src/pop.js';
+import { encodeAnchorAck } from '../../../protocol/src/anchor-update.js';
 import { Status } from '../../../protocol/src/status.js';
 import { holderRevocationId, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
 import { DELEGATIONS_CLAIM, shareCti } from '../../src/oidc/delegations.js';
@@ -26,6 +27,7 @@ let adam: string;
 let bianca: { token: string; grantId: string };
 const LOCK = 'lock-flow';
 let lock: Awaited<ReturnType<typeof registeredLock>>;
+let l2: Awaited<ReturnType<typeof registeredLock>>;
 
 beforeAll(async () => {
   w = await startApiWorld();
@@ -409,7 +411,7 @@ describe('sharing API flows', () => {
   });
   it("the share view shows the uses the lock reported, from MQTT and from a rider's sync ([TANDEM-SYNC-4])", async () => {
     const LOCK2 = 'lock-uses';
-    const l2 = await registeredLock(w.cloud, LOCK2, 'adam');
+    l2 = await registeredLock(w.cloud, LOCK2, 'adam');
     expect(
       (await call(w.base, 'POST', '/locks', { token: adam, body: { receipt: l2.receipt } })).status,
     ).toBe(201);
@@ -487,5 +489,58 @@ describe('sharing API flows', () => {
     // Used up: Userinfo yields no token for it any more ([TANDEM-DLG-3]).
     const held = (await delegationsOf(bianca.token)).adam ?? [];
     expect(held.map((d) => d.share)).not.toContain(id);
+  });
+  it('the lock view shows the issuer anchor each lock acknowledged, relayed by a phone or over MQTT ([TANDEM-SYNC-5])', async () => {
+    const view = async (lockId: string): Promise<unknown> =>
+      (
+        await call(w.base, 'GET', `/locks/${lockId}`, {
+          token: adam,
+          template: '/locks/{lockId}',
+        })
+      ).body.lock;
+    expect(await view(LOCK)).toMatchObject({
+      anchor: { version: 0, acknowledgedVersion: null, acknowledgedAt: null, via: null },
+    });
+    w.cloud.keyring.rotate(3600);
+    expect(await view(LOCK)).toMatchObject({ anchor: { version: 1, acknowledgedVersion: null } });
+    // Bianca's phone syncs lock-flow (her share there was revoked, but its notAfter has not passed): it is
+    // handed the anchor update, and the lock's ack it relays back is stored.
+    const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+    const first = await call(w.base, 'POST', '/sync', {
+      token: bianca.token,
+      body: { lock: LOCK, records: [] },
+    });
+    expect(first.body.anchor).toMatch(/^[A-Za-z0-9_-]+$/);
+    const ack = encodeAnchorAck({ lockId: LOCK, version: 1, lockTime: 1_800_000_000 }, lock.device);
+    const relayed = await call(w.base, 'POST', '/sync', {
+      token: bianca.token,
+      body: { lock: LOCK, records: [b64(ack)] },
+    });
+    expect(relayed.body).toMatchObject({ results: [{ index: 0, outcome: 'stored' }], anchor: null });
+    const seen = (await view(LOCK)) as { anchor: { acknowledgedAt: string } };
+    expect(seen).toMatchObject({ anchor: { version: 1, acknowledgedVersion: 1, via: 'relay' } });
+    expect(Date.parse(seen.anchor.acknowledgedAt)).toBeGreaterThan(0);
+
+    // lock-uses acknowledges over MQTT, as an online lock does.
+    const client = await mqtt.connectAsync(w.cloud.mqttUrl, {
+      username: 'lock-uses',
+      password: l2.password,
+      reconnectPeriod: 0,
+    });
+    try {
+      const bytes = encodeAnchorAck({ lockId: 'lock-uses', version: 1, lockTime: 1 }, l2.device);
+      await client.publishAsync(topicFor('anchor-ack', 'lock-uses'), Buffer.from(bytes), {
+        qos: 1,
+        retain: true,
+      });
+    } finally {
+      await client.endAsync();
+    }
+    for (let i = 0; i < 250 && (await w.cloud.store.getAnchorAck('lock-uses')) === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await view('lock-uses')).toMatchObject({
+      anchor: { version: 1, acknowledgedVersion: 1, via: 'mqtt' },
+    });
   });
 });
