@@ -6,7 +6,10 @@
  * three uses; Bianca logs in with the device grant (the test approves the code in the provider's pages),
  * registers her key, syncs and unlocks over the virtual radio; Adam revokes; the lock refuses her (REVOKED,
  * the solenoid does not move) and Adam sees the revocation acknowledged. Twice: the lock offline from MQTT,
- * learning of the revocation through Bianca's next sync, and the lock online over MQTT.
+ * learning of the revocation through Bianca's next sync, and the lock online over MQTT. Adam also sees the one
+ * use the lock reported ([TANDEM-SYNC-4]); and the issuer rotates its key in the first run, which the offline
+ * lock learns through Bianca's phone and acknowledges back through it, the online one over MQTT
+ * ([TANDEM-SYNC-5]).
  *
  * Every process runs on one shifted calendar (fixtures/fake-date.ts): a Wednesday morning, so that the
  * weekday schedule admits the unlock whatever day the test runs. Nothing compares elapsed time with a limit;
@@ -111,6 +114,8 @@ let issuer: string;
 let mqttPort: number;
 let issuerHex: string;
 let issuerKid: string;
+/** The kid (hex) of the key the rotation in the offline block made. */
+let newKid: string;
 const sessions = { adam: f('adam-session.json'), bianca: f('bianca-session.json') };
 
 /** `tandem login` as a process; the test plays the user approving the printed code in a browser. */
@@ -290,8 +295,18 @@ describe.skipIf(!HTTP_READY)('sharing end to end (needs `tandem cloud --http-por
     });
 
     it('Bianca syncs and unlocks over the virtual radio', async () => {
+      if (!mqtt) {
+        // The issuer rotates its key ([TANDEM-ANCHOR-7]); this lock, offline from MQTT, can learn the new
+        // anchor only through a phone ([TANDEM-SYNC-5]). The online lock (next block) gets it over MQTT.
+        const rotate = tandem('cloud', 'issuer', 'rotate', '--data-dir', f('cloud'), '--overlap', '1h');
+        expect(rotate.status, rotate.stderr).toBe(0);
+        newKid = Buffer.from(/rotated: (\S+)/.exec(rotate.stdout)![1]!, 'utf8').toString('hex');
+      }
       const sync = tandem('sync', '--session', sessions.bianca);
       expect(sync.status, sync.stderr).toBe(0);
+      if (!mqtt) {
+        expect(sync.stdout).toMatch(new RegExp(`^${lockId}: .*issuer anchor update to carry`, 'm'));
+      }
       expect(sync.stdout).toMatch(
         new RegExp(`^${lockId}: token from adam \\(share ${shareId}, unlock,lock,status\\)`, 'm'),
       );
@@ -306,6 +321,9 @@ describe.skipIf(!HTTP_READY)('sharing end to end (needs `tandem cloud --http-por
       );
       expect(r.stdout, r.stderr).toMatch(/status OK \(0x00\)/);
       expect(r.status).toBe(0);
+      // The phone wrote the anchor update before its request: the lock holds the new issuer anchor.
+      lock.say('provision show');
+      await lock.waitFor(new RegExp(`anchor kid=${newKid} issuer tandem EdDSA`));
       await waitStatus(lock, /state=unlocked/);
       lock.say('sim latch push');
       await waitStatus(lock, /state=locked/);
@@ -365,6 +383,40 @@ describe.skipIf(!HTTP_READY)('sharing end to end (needs `tandem cloud --http-por
       }
       expect(view!.revocation.version).toBeGreaterThan(0);
       expect(view!.revocation.acknowledgedVersion).toBe(view!.revocation.version);
+    });
+
+    it('Adam sees the use the lock reported and the issuer anchor it acknowledged', async () => {
+      // [TANDEM-SYNC-4]: Bianca's one accepted unlock, from the audit record the lock signed: published over
+      // MQTT by the online lock, relayed by her phone from either (her sync uploads what she collected; a
+      // record that came both ways counts once). Her refused attempt is no use.
+      const sync = tandem('sync', '--session', sessions.bianca);
+      expect(sync.status, sync.stderr).toBe(0);
+      let uses: unknown;
+      for (let i = 0; i < 30 && uses !== 1; i++) {
+        if (i > 0) await new Promise((res) => setTimeout(res, 500));
+        const r = tandem('shares', lockId, '--json', '--session', sessions.adam);
+        expect(r.status, r.stderr).toBe(0);
+        uses = (JSON.parse(r.stdout) as { shares: { id: string; usesReported: number }[] }).shares.find(
+          (s) => s.id === shareId,
+        )?.usesReported;
+      }
+      expect(uses, 'the uses Adam sees on the share').toBe(1);
+      // [TANDEM-SYNC-5]: the offline lock's anchor ack came back through Bianca's phone; the online lock applied
+      // the update over MQTT when it was registered and acknowledged it there, before any phone met it (the
+      // first ack of a version is the one kept).
+      let anchor: { acknowledgedVersion: number | null } | undefined;
+      for (let i = 0; i < 30 && anchor?.acknowledgedVersion !== 1; i++) {
+        if (i > 0) await new Promise((res) => setTimeout(res, 500));
+        const l = tandem('locks', lockId, '--json', '--session', sessions.adam);
+        expect(l.status, l.stderr).toBe(0);
+        anchor = (JSON.parse(l.stdout) as { lock: { anchor: NonNullable<typeof anchor> } }).lock.anchor;
+      }
+      expect(anchor, 'the anchor Adam sees in the lock view').toEqual({
+        version: 1,
+        acknowledgedVersion: 1,
+        acknowledgedAt: expect.any(String) as unknown,
+        via: mqtt ? 'mqtt' : 'relay',
+      });
     });
   });
 });
