@@ -89,6 +89,9 @@ export interface BridgeActivity {
     | { readonly outcome: 'refused'; readonly reason: string };
 }
 
+/** How often suspected gaps are looked at ([TANDEM-MQTT-16]), ms. */
+const GAP_CHECK_MS = 10_000;
+
 /** FNV-1a of the lock id: the partition a lock belongs to on a broker without shared subscriptions. */
 export function partitionOf(lockId: string, count: number): number {
   let h = 0x811c9dc5;
@@ -109,6 +112,7 @@ export class Bridge {
   /** The anchor version each lock last acknowledged ([TANDEM-ANCHOR-5]); in memory, for operators and tests. */
   readonly anchorAcks = new Map<string, { readonly version: number; readonly lockTime: number }>();
   private beaconTimer: NodeJS.Timeout | undefined;
+  private gapTimer: NodeJS.Timeout | undefined;
   /** Home Assistant discovery and states, or undefined when turned off. */
   readonly homeAssistant: HomeAssistantPublisher | undefined;
 
@@ -217,6 +221,11 @@ export class Bridge {
       }, period);
       bridge.beaconTimer.unref();
     }
+    // [TANDEM-MQTT-16]: a hole whose grace has run out is flagged even if its lock has gone quiet.
+    bridge.gapTimer = setInterval(() => {
+      bridge.ingestor.checkGaps().catch(() => undefined);
+    }, GAP_CHECK_MS);
+    bridge.gapTimer.unref();
     return bridge;
   }
 
@@ -518,6 +527,7 @@ export class Bridge {
   /** Disconnects. The store stays open: its owner closes it. */
   async close(): Promise<void> {
     if (this.beaconTimer !== undefined) clearInterval(this.beaconTimer);
+    if (this.gapTimer !== undefined) clearInterval(this.gapTimer);
     // A graceful end waits for every QoS 1 publish in flight; a broker that never acknowledges one must not
     // hold the process, so after two seconds the connection is dropped (what was not acknowledged is
     // published again: acks and revocations are retained and re-derived from the store).
