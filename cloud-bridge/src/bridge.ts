@@ -255,6 +255,10 @@ export class Bridge {
           bridge.log({ level: 'warn', source: 'bridge', event: 'subscribe failed', reason: String(e) }),
         );
     });
+    client.on('close', () => {
+      // An ack in flight when the connection dropped may be lost with it: send the next one even if equal.
+      bridge.lastAck.clear();
+    });
     client.on('error', (e) =>
       bridge.log({ level: 'warn', source: 'bridge', event: 'mqtt error', reason: e.message }),
     );
@@ -422,10 +426,14 @@ export class Bridge {
     (this.client as unknown as PacketSender)._sendPacket({ cmd: 'puback', messageId: m.messageId });
   }
 
-  /** Drops the connection so that the broker delivers again what was not acknowledged (QoS 1, MQTT §4.4). */
+  /**
+   * Drops the connection so that the broker delivers again what was not acknowledged (QoS 1, MQTT §4.4). The
+   * socket is destroyed, not the client ended: MQTT.js then reconnects on its own and sends again what it had
+   * in flight (outbox acks, revocation updates), where `end` would drop them.
+   */
   private redeliver(): void {
     if (this.closing) return;
-    this.client.end(true, () => this.client.reconnect());
+    this.client.stream?.destroy();
   }
 
   private async handle(topic: string, payload: Buffer): Promise<BridgeActivity | undefined> {

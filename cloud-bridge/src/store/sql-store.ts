@@ -211,8 +211,11 @@ export class SqlCloudStore implements CloudStore {
   readonly #base: SqlDriver;
   /** The driver statements go to outside a batch (SQLite: gated while a batch holds the connection). */
   readonly #outside: SqlDriver;
-  /** The open transaction of the batch whose async context a call runs in. */
-  readonly #scope = new AsyncLocalStorage<SqlDriver>();
+  /**
+   * The transaction of the batch whose async context a call runs in. `open` turns false at its end: work the
+   * batch started that outlives it (a timer) then goes to the shared connection, not to a finished one.
+   */
+  readonly #scope = new AsyncLocalStorage<{ readonly tx: SqlDriver; open: boolean }>();
   /** SQLite: settles when the running batch ends; until then statements from outside it wait. */
   #held: Promise<void> | undefined;
 
@@ -223,7 +226,8 @@ export class SqlCloudStore implements CloudStore {
 
   /** The connection for this call: the batch's transaction inside {@link batch}, else the shared one. */
   private get db(): SqlDriver {
-    return this.#scope.getStore() ?? this.#outside;
+    const s = this.#scope.getStore();
+    return s?.open === true ? s.tx : this.#outside;
   }
 
   /**
@@ -244,7 +248,7 @@ export class SqlCloudStore implements CloudStore {
   }
 
   async batch<T>(fn: (scope: BatchScope) => Promise<T>): Promise<T> {
-    if (this.#scope.getStore() !== undefined) {
+    if (this.#scope.getStore()?.open === true) {
       throw new CloudError('ERR_CLOUD_STORE', 'store batches do not nest');
     }
     const inTransaction = (tx: SqlDriver): Promise<T> => {
@@ -265,7 +269,12 @@ export class SqlCloudStore implements CloudStore {
           }
         },
       };
-      return this.#scope.run(tx, () => fn(scope));
+      const held = { tx, open: true };
+      return this.#scope
+        .run(held, () => fn(scope))
+        .finally(() => {
+          held.open = false;
+        });
     };
     if (this.#base.dialect !== 'sqlite') return this.#base.transaction(inTransaction);
     while (this.#held !== undefined) await this.#held;
