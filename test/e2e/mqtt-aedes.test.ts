@@ -153,6 +153,56 @@ describe('ingestion and the outbox acknowledgement ([TANDEM-MQTT-8], [TANDEM-MQT
     ).toEqual([]);
   });
 
+  it('publishes the unchanged ack again when a lock sends an acknowledged record again (retained copy lost)', async () => {
+    const lockQ = new FakeLock('lock-q', cloud.issuer.key.publicKey);
+    await lockQ.register(cloud.store);
+    await lockQ.connect(cloud.mqttUrl, { subscribe: false });
+    const first = await mqtt.connectAsync(cloud.mqttUrl, {
+      username: 'lock-q',
+      password: lockQ.password,
+      clientId: 'first-q',
+    });
+    const published = new Promise<void>((r) => first.once('message', () => r()));
+    await first.subscribeAsync(topicFor('outbox-ack', 'lock-q'), { qos: 1 });
+    const bytes = lockQ.alert();
+    await lockQ.publish('alert', bytes);
+    await published;
+    await first.endAsync();
+    // The broker loses the retained ack (as a broker killed before storing it would): cleared here.
+    await new Promise<void>((resolve, reject) =>
+      cloud.broker.aedes.publish(
+        {
+          cmd: 'publish',
+          topic: topicFor('outbox-ack', 'lock-q'),
+          payload: Buffer.alloc(0),
+          qos: 1,
+          retain: true,
+          dup: false,
+        },
+        (e) => (e ? reject(e) : resolve()),
+      ),
+    );
+    const watcher = await mqtt.connectAsync(cloud.mqttUrl, {
+      username: 'lock-q',
+      password: lockQ.password,
+      clientId: 'watch-q',
+    });
+    const acks: Buffer[] = [];
+    watcher.on('message', (_t, p) => acks.push(p));
+    await watcher.subscribeAsync(topicFor('outbox-ack', 'lock-q'), { qos: 1 });
+    // The lock never saw the ack, so it sends the record again: the cloud answers with the ack again.
+    await lockQ.publish('alert', bytes);
+    await until(() => acks.length > 0, 'the ack published again');
+    expect(verifyOutboxAck(acks[0]!, () => cloud.issuer.key.publicKey, 'lock-q')).toEqual({
+      lockId: 'lock-q',
+      sequence: 1,
+      epoch: 7,
+    });
+    expect(await cloud.store.countRecords('lock-q')).toBe(1);
+    await watcher.endAsync();
+    await lockQ.close();
+  });
+
   it("flags a forged record (signed by another key) and a replay on another lock's topic, storing neither", async () => {
     const before = await cloud.store.countRecords('lock-b');
     const forged = lockB.alert('moved', generateKeyPair('EdDSA'));
