@@ -436,6 +436,15 @@ export class Ingestor {
       time: report.time,
       receivedAt: at,
     });
+    // [TANDEM-REV-12]: the version the signed state says the lock holds is acknowledged as by a revocation
+    // acknowledgement, so the owner sees it landed even if the broker lost the acknowledgement itself.
+    if (report.revocationVersion >= 1) {
+      await this.ingestRevocationAck({
+        lockId: report.lockId,
+        version: report.revocationVersion,
+        lockTime: report.time,
+      });
+    }
     const ack = await this.currentAck(report.lockId);
     return ack === undefined ? { outcome: 'stored' } : { outcome: 'stored', ack };
   }
