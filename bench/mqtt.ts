@@ -29,7 +29,8 @@
  * Locks: 1,000 by default (100 with `--quick`); `TANDEM_BENCH_MQTT_LOCKS=10000 npm run bench -- mqtt` for
  * the issue's 10,000 (the bench runner takes no options of its own beyond --json and --quick);
  * `TANDEM_BENCH_MQTT_BROKERS=aedes` (or `mosquitto`) for one broker only; `TANDEM_BENCH_MQTT_TRACE=1` shows
- * each phase on stderr.
+ * each phase on stderr; `TANDEM_BENCH_MQTT_CPU_PROF=<dir>` writes CPU profiles of each side process under
+ * `<dir>/<mode>-<broker>/` (the largest is the main thread; Chrome DevTools or `speedscope` read them).
  */
 import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -280,6 +281,7 @@ async function serveSide(cfg: SideConfig): Promise<void> {
   });
   // The parent dies (Ctrl-C, a failed run): this side goes with it.
   process.on('disconnect', () => process.exit(0));
+  process.on('SIGTERM', () => process.exit(0));
   reply({
     id: 0,
     url: url!,
@@ -313,8 +315,18 @@ class Side {
   ) {}
 
   static async start(cfg: SideConfig): Promise<Side> {
+    const prof = process.env.TANDEM_BENCH_MQTT_CPU_PROF;
     const child = fork(fileURLToPath(import.meta.url), [SERVE, JSON.stringify(cfg)], {
-      execArgv: ['--import', 'tsx', '--expose-gc'],
+      execArgv: [
+        '--import',
+        'tsx',
+        '--expose-gc',
+        // A CPU profile per side (`node --cpu-prof`), written when stop() ends it with SIGTERM.
+        // One directory per side: tsx's loader thread writes a profile of its own beside the main thread's.
+        ...(prof === undefined
+          ? []
+          : ['--cpu-prof', `--cpu-prof-dir=${join(prof, `${cfg.mode}-${cfg.broker}`)}`]),
+      ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const first = await new Promise<SideReply>((resolve, reject) => {
@@ -367,8 +379,13 @@ class Side {
   stop(): Promise<void> {
     return new Promise((resolve) => {
       if (this.child.exitCode !== null) return resolve();
-      this.child.once('exit', () => resolve());
-      this.child.kill('SIGKILL');
+      this.child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // SIGTERM lets a profiled side write its profile; a side that does not exit at once is killed.
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
     });
   }
 }
