@@ -117,6 +117,12 @@ export interface BridgeActivity {
     | { readonly outcome: 'refused'; readonly reason: string };
 }
 
+/** An unchanged outbox ack is published again for a record sent again at most this often per lock, ms. */
+const REACK_MS = 1_000;
+
+/** How often suspected gaps are looked at ([TANDEM-MQTT-16]), ms. */
+const GAP_CHECK_MS = 10_000;
+
 /**
  * Passed to MQTT.js's `handleMessage` callback so that the library sends no PUBACK itself (it then goes on to
  * the next packet, mqtt 5 handlers/publish.js); the bridge sends it after the message is stored.
@@ -154,11 +160,14 @@ export class Bridge {
   private readonly now: () => number;
   private readonly log: LogSink;
   private readonly lastAck = new Map<string, string>();
+  /** When a record sent again last made the bridge publish an unchanged ack, per lock (Unix ms). */
+  private readonly reacked = new Map<string, number>();
   private readonly timeRequests = new Map<string, number[]>();
   private readonly listeners = new Set<(a: BridgeActivity) => void>();
   /** The anchor version each lock last acknowledged ([TANDEM-ANCHOR-5]); in memory, for operators and tests. */
   readonly anchorAcks = new Map<string, { readonly version: number; readonly lockTime: number }>();
   private beaconTimer: NodeJS.Timeout | undefined;
+  private gapTimer: NodeJS.Timeout | undefined;
   /** Home Assistant discovery and states, or undefined when turned off. */
   readonly homeAssistant: HomeAssistantPublisher | undefined;
   /** Received, not yet in a batch. */
@@ -291,6 +300,11 @@ export class Bridge {
       }, period);
       bridge.beaconTimer.unref();
     }
+    // [TANDEM-MQTT-16]: a hole whose grace has run out is flagged even if its lock has gone quiet.
+    bridge.gapTimer = setInterval(() => {
+      bridge.ingestor.checkGaps().catch(() => undefined);
+    }, GAP_CHECK_MS);
+    bridge.gapTimer.unref();
     return bridge;
   }
 
@@ -464,6 +478,10 @@ export class Bridge {
         // A record delivered again (the lock resent it, or the broker after a bridge crash between the commit
         // and the PUBACK): the ack that covers it may never have gone out, so it goes out now ([TANDEM-MQTT-8]).
         ack = await this.ingestor.currentAck(lockId);
+        // The lock sends again what it holds unacknowledged, so it has not seen this ack, even if the bridge
+        // published it: the broker may have lost the retained copy (killed before storing it). Published
+        // again even when unchanged, at most once a second per lock (a resent window is many records).
+        if (ack !== undefined && this.mayReack(lockId)) this.lastAck.delete(lockId);
       }
       if (ack !== undefined) this.queueAck(ack);
       // [TANDEM-HA-3]: Home Assistant sees only what the lock signed (the ingestor verified it), or the
@@ -476,6 +494,13 @@ export class Bridge {
       result = { outcome: 'refused', reason: `${kind} is a cloud → lock topic` };
     }
     return { topic, lockId, kind, result };
+  }
+
+  private mayReack(lockId: string): boolean {
+    const now = this.now();
+    if (now - (this.reacked.get(lockId) ?? -Infinity) < REACK_MS) return false;
+    this.reacked.set(lockId, now);
+    return true;
   }
 
   /** Inside a batch: the ack waits for the commit (one per lock per batch); outside: published now. */
@@ -775,6 +800,7 @@ export class Bridge {
   /** Disconnects. The store stays open: its owner closes it. */
   async close(): Promise<void> {
     if (this.beaconTimer !== undefined) clearInterval(this.beaconTimer);
+    if (this.gapTimer !== undefined) clearInterval(this.gapTimer);
     // Stop taking messages; let the batch being written finish, so the store is not closed under it. What is
     // still queued is neither stored nor acknowledged: the broker delivers it to the next session.
     this.closing = true;

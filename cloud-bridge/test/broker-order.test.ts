@@ -1,7 +1,7 @@
 /**
  * The embedded broker with LevelDB persistence delivers every QoS 1 message of a burst from many publishers to
  * a persistent subscriber (the bridge's session), without a reconnection. aedes 1.2's per-client `dedupe`
- * dropped those that its persistence finished out of order (broker.ts `preConnect`).
+ * dropped those that its persistence finished out of order (broker.ts `deliverEveryPacket`).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
