@@ -9,7 +9,8 @@
  *
  * - the cloud: `startBroker` (aedes 1.2 with the [TANDEM-MQTT-13] `$7$` check per CONNECT, the
  *   [TANDEM-MQTT-4] ACL and size/flood hooks, LevelDB persistence in a temporary directory) and `Bridge`
- *   (signature, lock id, dedupe and chain checks, SQLite store, a signed outbox ack per stored alert); on
+ *   (signature, lock id, dedupe and chain checks, SQLite store written in batches of one transaction each,
+ *   [TANDEM-MQTT-14], a signed outbox ack per lock per batch); on
  *   Mosquitto, Mosquitto with the repository's mosquitto.conf, passwd and ACL (`writeMosquittoFiles`) and
  *   the bridge over MQTT 5 with a shared subscription;
  * - bare: aedes with its defaults (no hooks, in-memory persistence), or Mosquitto with anonymous access and
@@ -24,7 +25,7 @@
  * | `mqtt.<broker>.memory_per_lock_kb` | - | memory the broker process grows by per connected, subscribed lock (aedes: heap and external of the cloud's process, broker and bridge, after a GC; Mosquitto: its VmRSS) |
  * | `mqtt.<broker>.memory_per_lock_kb_bare` | - | the same on the bare broker |
  * | `mqtt.<broker>.revocation_fanout_ratio` | <= 1.25 | time until every connected lock received its revocation update: the same issuer-signed per-lock updates published retained at QoS 1 by the bridge's identity through the cloud broker / through the bare broker |
- * | `mqtt.<broker>.revocation_fanout_revoke_ratio` | <= 1.25 | the same, the cloud side being `Bridge.revoke` for every lock (store compare-and-set, signing, publishing) as `tandem revoke` does it |
+ * | `mqtt.<broker>.revocation_fanout_revoke_ratio` | <= 1.25 | the same, the cloud side being `Bridge.revoke` for every lock (store compare-and-set, signing, publishing) as `tandem revoke` does it, 32 calls at a time (the bridge writes the calls waiting together in one transaction) |
  *
  * Locks: 1,000 by default (100 with `--quick`); `TANDEM_BENCH_MQTT_LOCKS=10000 npm run bench -- mqtt` for
  * the issue's 10,000 (the bench runner takes no options of its own beyond --json and --quick);
