@@ -634,15 +634,14 @@ export class Bridge {
       for (const job of jobs) job.reject(e);
       return;
     }
-    // Published in the order stored, so that a lock revoked twice in one batch keeps the later update retained.
-    await Promise.all(
-      stored.map(({ job, next }) =>
-        this.publishRevocation(next).then(
-          () => job.resolve(next),
-          (e: unknown) => job.reject(e),
-        ),
-      ),
-    );
+    // Published in the order stored (MQTT.js writes in call order), so that a lock revoked twice keeps the later
+    // update retained; not awaited here, so the next batch is written while the broker acknowledges these.
+    for (const { job, next } of stored) {
+      this.publishRevocation(next).then(
+        () => job.resolve(next),
+        (e: unknown) => job.reject(e),
+      );
+    }
   }
 
   /** Inside a batch: the next full update of one lock, version + 1, signed and stored by compare-and-set. */

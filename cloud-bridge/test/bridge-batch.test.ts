@@ -185,8 +185,10 @@ describe('bridge group commit ([TANDEM-MQTT-14])', () => {
     expect(failCommits).toBe(0);
     await until(() => r.lock.outbox.size === 0, 'the ack');
     // Every ack the lock ever received covered records the store held when it was sent: there was none
-    // before the second commit, and the first one names both.
-    expect(r.lock.acks.map((a) => a.sequence)).toEqual([2]);
+    // before the second commit, and each names both (a delivery seen twice, which QoS 1 allows, is answered
+    // with the same ack again).
+    expect(r.lock.acks.length).toBeGreaterThan(0);
+    expect(new Set(r.lock.acks.map((a) => a.sequence))).toEqual(new Set([2]));
     expect(await r.store.countRecords(r.lock.lockId)).toBe(2);
   });
 
