@@ -110,6 +110,10 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     // Tandem's topics have at most 5 levels ([TANDEM-MQTT-2]); $share/<group>/ adds two.
     maxTopicLevels: 8,
     drainTimeout: 30_000,
+    preConnect: (client, _packet, done) => {
+      deliverEveryPacket(client);
+      done(null, true);
+    },
     authenticate: (client, username, password, done) => {
       const who = identityOf(username);
       const refuse = (reason: string): void => {
@@ -229,6 +233,38 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     throw new CloudError('ERR_CLOUD_CONFIG', `broker cannot listen: ${(e as Error).message}`, { cause: e });
   }
   return { aedes, ports, close: () => closeAll(aedes, servers, tracked) };
+}
+
+/**
+ * A per-client duplicate table that never holds anything (see {@link deliverEveryPacket}). A Proxy, not a
+ * frozen object: aedes writes to the table, and a write to a frozen object throws in its (strict) modules.
+ */
+const NO_DUPLICATES: Record<string, number> = new Proxy(Object.create(null) as Record<string, number>, {
+  get: () => undefined,
+  set: () => true,
+  deleteProperty: () => true,
+});
+
+/**
+ * Makes aedes deliver every QoS 1 message to a live subscriber, whatever order its persistence completes in.
+ *
+ * aedes 1.2 numbers each message when it arrives (`brokerCounter`), runs it through its persistence
+ * (`storeRetained` for a retained message, `outgoingEnqueueCombi` for the persistent sessions subscribed to
+ * it), and only then hands it to the subscribers, each of which drops a message numbered lower than one it
+ * already forwarded (lib/client.js `dedupe`, meant for messages seen twice). With LevelDB those writes run on
+ * the thread pool and finish in any order, so a message that needed a longer write is overtaken and then
+ * dropped: a retained message followed at once by a plain one (a lock's revocation acknowledgement, then its
+ * next audit record) never reached a connected subscriber (0 of 200 in test/e2e/mqtt-broker-order.test.ts),
+ * and a persistent session (the bridge) got such a message only at its next reconnection. The lock's signed
+ * revocation acknowledgement, published once per delivery ([TANDEM-REV-9]), was lost that way under load, and
+ * alerts arrived late and out of order (spurious gaps, issue 9).
+ *
+ * Without the table a message may reach a subscriber twice (a persistent session that reconnects gets its
+ * queue and the live message), which QoS 1 allows ([MQTT-4.3.2]) and Tandem absorbs: records are
+ * de-duplicated by (lock, epoch, sequence) ([TANDEM-MQTT-3]) and everything retained is idempotent.
+ */
+function deliverEveryPacket(client: Client): void {
+  (client as unknown as { duplicates: Record<string, number> }).duplicates = NO_DUPLICATES;
 }
 
 /** Token bucket per lock: `perSecond` sustained, `burst` at once. */

@@ -9,8 +9,13 @@
  * - replay: records are keyed by (lock id, epoch, sequence) ([TANDEM-MQTT-11]); the same bytes again are
  *   ignored, other bytes under a held key are a `fork`, flagged and not stored;
  * - drop: the outbox acknowledgement covers only a contiguous run 1..n of one epoch ([TANDEM-MQTT-8]) whose
- *   audit records chain ([TANDEM-MQTT-7]), so the lock keeps what the cloud lacks; a hole is flagged as `gap`,
- *   a broken chain as `chain-break`, a new epoch as `epoch-change`.
+ *   audit records chain ([TANDEM-MQTT-7]), so the lock keeps what the cloud lacks; a hole that stays open is
+ *   flagged as `gap` ([TANDEM-MQTT-16]), a broken chain as `chain-break`, a new epoch as `epoch-change`.
+ *
+ * A record that arrives before its predecessors is stored at once (never held back, never stored twice): a
+ * broker may reorder QoS 1 messages, and a lock sends again what no acknowledgement covers. Only the owner's
+ * `gap` event waits: a hole right after the acknowledged run is remembered when first seen and flagged if it
+ * is still open `gapGraceMs` later (checked on the lock's next record and by {@link Ingestor.checkGaps}).
  */
 import type { AuditRecord, Alert, LockStateReport, OutboxAck, TimeRequest } from '../../protocol/src/mqtt.js';
 import {
@@ -89,9 +94,32 @@ export interface IngestorOptions {
   readonly maxFlagsPerMinute?: number;
   /** Where each stored event is published (the {@link EventFeed} of feed.ts), after it is stored. */
   readonly feed?: { publish(e: CloudEvent): void };
+  /**
+   * How long a hole after the acknowledged run may stay open before it is flagged as a `gap`, ms
+   * ([TANDEM-MQTT-16]). Default {@link DEFAULT_GAP_GRACE_MS}.
+   */
+  readonly gapGraceMs?: number;
+}
+
+/**
+ * Twice the lock's default resend period ([TANDEM-MQTT-LINK]: records not acknowledged after 60 s without
+ * progress are published again), so that a record a broker delayed or dropped is sent again before its
+ * absence is reported.
+ */
+export const DEFAULT_GAP_GRACE_MS = 120_000;
+
+/** A hole right after a lock's acknowledged run, first seen at `since`; `flagged` once reported. */
+interface SuspectedGap {
+  readonly lockId: string;
+  readonly epoch: number;
+  readonly from: number;
+  to: number;
+  readonly since: number;
+  flagged: boolean;
 }
 
 const same = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(Buffer.from(b));
+const gapKey = (lockId: string, epoch: number): string => `${lockId}\u0000${epoch}`;
 // Contiguous records walked per step when the acknowledgement moves forward.
 const WALK_BATCH = 500;
 
@@ -103,6 +131,9 @@ export class Ingestor {
   private readonly maxFlags: number;
   private readonly feed: IngestorOptions['feed'];
   private readonly flagWindows = new Map<string, { start: number; n: number }>();
+  private readonly gapGraceMs: number;
+  /** Open holes by lock and epoch ([TANDEM-MQTT-16]); in memory: a restarted bridge sees them again. */
+  private readonly suspectedGaps = new Map<string, SuspectedGap>();
 
   constructor(options: IngestorOptions) {
     this.store = options.store;
@@ -110,6 +141,7 @@ export class Ingestor {
     this.log = options.log ?? (() => undefined);
     this.maxFlags = options.maxFlagsPerMinute ?? 20;
     this.feed = options.feed;
+    this.gapGraceMs = options.gapGraceMs ?? DEFAULT_GAP_GRACE_MS;
   }
 
   /**
@@ -257,16 +289,53 @@ export class Ingestor {
         { epoch: value.epoch, sequence: value.sequence },
       );
     }
-    const progress = await this.store.getProgress(lockId, value.epoch);
-    const acked = progress?.ackedSequence ?? 0;
-    if (
-      value.sequence > acked + 1 &&
-      (await this.store.getRecord(lockId, value.epoch, value.sequence - 1)) === undefined
-    ) {
-      await this.flag(lockId, 'gap', { epoch: value.epoch, from: acked + 1, to: value.sequence - 1 });
+    const acked = await this.advance(lockId, value.epoch);
+    // A record beyond the acknowledged run leaves a hole before it; one that closed a hole may leave another.
+    if (value.sequence > acked || this.suspectedGaps.has(gapKey(lockId, value.epoch))) {
+      await this.watchGap(lockId, value.epoch, acked, at);
     }
-    const ack = await this.advance(lockId, value.epoch);
+    const ack = await this.ackIfCurrent(lockId, value.epoch, acked);
     return ack === undefined ? { outcome: 'stored' } : { outcome: 'stored', ack };
+  }
+
+  /**
+   * Flags every hole that has stayed open `gapGraceMs` by `now` ([TANDEM-MQTT-16]) and forgets the ones that
+   * closed (here, or through another bridge instance: the store is asked again). Returns how many it
+   * flagged. The bridge calls it periodically, so a lock that goes quiet after a hole still gets it flagged.
+   */
+  async checkGaps(now: number = this.now()): Promise<number> {
+    let flagged = 0;
+    for (const g of [...this.suspectedGaps.values()]) {
+      if (g.flagged || now - g.since < this.gapGraceMs) continue;
+      const acked = (await this.store.getProgress(g.lockId, g.epoch))?.ackedSequence ?? 0;
+      if (await this.watchGap(g.lockId, g.epoch, acked, now)) flagged++;
+    }
+    return flagged;
+  }
+
+  /**
+   * Looks at the hole right after `acked` (the lock's acknowledged run in `epoch`): none, and any suspicion
+   * is dropped; a new one is remembered from `now`; one open since `gapGraceMs` or more is flagged once.
+   * Returns true when it flagged.
+   */
+  private async watchGap(lockId: string, epoch: number, acked: number, now: number): Promise<boolean> {
+    const key = gapKey(lockId, epoch);
+    const next = (await this.store.recordsAfter(lockId, epoch, acked, 1))[0];
+    if (next === undefined || next.sequence <= acked + 1) {
+      this.suspectedGaps.delete(key);
+      return false;
+    }
+    let g = this.suspectedGaps.get(key);
+    if (g === undefined || g.from !== acked + 1) {
+      g = { lockId, epoch, from: acked + 1, to: next.sequence - 1, since: now, flagged: false };
+      this.suspectedGaps.set(key, g);
+    }
+    // The hole can only shrink from above while it lasts (a missing record arrived, the run did not move).
+    g.to = next.sequence - 1;
+    if (g.flagged || now - g.since < this.gapGraceMs) return false;
+    g.flagged = true;
+    await this.flag(lockId, 'gap', { epoch, from: g.from, to: g.to });
+    return true;
   }
 
   /** Records a new epoch; flags `epoch-change` when the lock already had another ([TANDEM-MQTT-11]). */
@@ -285,12 +354,12 @@ export class Ingestor {
 
   /**
    * Moves the epoch's acknowledged run forward over the contiguous records now held, checking the audit chain
-   * on the way ([TANDEM-MQTT-7]); returns the acknowledgement to publish if the epoch is the lock's current.
+   * on the way ([TANDEM-MQTT-7]); returns the end of the run (0 when none).
    */
-  private async advance(lockId: string, epoch: number): Promise<OutboxAck | undefined> {
+  private async advance(lockId: string, epoch: number): Promise<number> {
     for (let attempt = 0; attempt < 8; attempt++) {
       const p = await this.store.getProgress(lockId, epoch);
-      if (p === undefined) return undefined;
+      if (p === undefined) return 0;
       let seq = p.ackedSequence;
       let lastHash = p.lastAuditHash;
       for (;;) {
@@ -310,17 +379,11 @@ export class Ingestor {
         }
         if (moved < WALK_BATCH || batch.length < WALK_BATCH) break;
       }
-      if (seq === p.ackedSequence) return this.ackIfCurrent(lockId, epoch, seq);
-      if (await this.store.advanceProgress(lockId, epoch, p.ackedSequence, seq, lastHash)) {
-        return this.ackIfCurrent(lockId, epoch, seq);
-      }
+      if (seq === p.ackedSequence) return seq;
+      if (await this.store.advanceProgress(lockId, epoch, p.ackedSequence, seq, lastHash)) return seq;
       // Another bridge instance moved it first: read its progress and go on from there.
     }
-    return this.ackIfCurrent(
-      lockId,
-      epoch,
-      (await this.store.getProgress(lockId, epoch))?.ackedSequence ?? 0,
-    );
+    return (await this.store.getProgress(lockId, epoch))?.ackedSequence ?? 0;
   }
 
   private async chainOk(
@@ -376,6 +439,15 @@ export class Ingestor {
       time: report.time,
       receivedAt: at,
     });
+    // [TANDEM-REV-12]: the version the signed state says the lock holds is acknowledged as by a revocation
+    // acknowledgement, so the owner sees it landed even if the broker lost the acknowledgement itself.
+    if (report.revocationVersion >= 1) {
+      await this.ingestRevocationAck({
+        lockId: report.lockId,
+        version: report.revocationVersion,
+        lockTime: report.time,
+      });
+    }
     const ack = await this.currentAck(report.lockId);
     return ack === undefined ? { outcome: 'stored' } : { outcome: 'stored', ack };
   }

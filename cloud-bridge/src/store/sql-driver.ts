@@ -20,7 +20,30 @@ export interface SqlDriver {
   run(sql: string, params?: readonly unknown[]): Promise<number>;
   /** Runs `fn` holding the migration lock (PostgreSQL: an advisory lock; SQLite: one process owns the file). */
   withMigrationLock<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` inside one transaction on one connection (`tx`), committed when `fn` resolves and rolled back
+   * when it throws; resolves only once the commit is durable (`synchronous=FULL` / PostgreSQL's default
+   * `synchronous_commit`). SQLite has a single connection: the caller must keep other statements out while
+   * it runs (SqlCloudStore.batch does).
+   */
+  transaction<T>(fn: (tx: SqlDriver) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+/** BEGIN / COMMIT on SQLite's one connection; ROLLBACK when `fn` throws. */
+async function sqliteTransaction<T>(self: SqlDriver, fn: (tx: SqlDriver) => Promise<T>): Promise<T> {
+  // IMMEDIATE: take the write lock at once, so a second process on the file waits here (busy_timeout), not
+  // at the first write after reads that another writer may have made stale.
+  await self.run('BEGIN IMMEDIATE');
+  let value: T;
+  try {
+    value = await fn(self);
+  } catch (e) {
+    await self.run('ROLLBACK').catch(() => undefined);
+    throw e;
+  }
+  await self.run('COMMIT');
+  return value;
 }
 
 function bindable(params: readonly unknown[]): unknown[] {
@@ -85,16 +108,18 @@ function openWasmDriver(path: string): SqlDriver {
       },
     );
   }
-  return {
+  const driver: SqlDriver = {
     dialect: 'sqlite',
     query: (sql, params = []) => Promise.resolve(db.all(sql, bindable(params))),
     run: (sql, params = []) => Promise.resolve(db.run(sql, bindable(params)).changes),
     withMigrationLock: (fn) => fn(),
+    transaction: (fn) => sqliteTransaction(driver, fn),
     close: () => {
       db.close();
       return Promise.resolve();
     },
   };
+  return driver;
 }
 
 /** Opens an SQLite file with the native `better-sqlite3` 12 (WAL journal, `synchronous=FULL`). */
@@ -145,7 +170,7 @@ export function openBetterSqliteDriver(path: string): SqlDriver {
     }
     return s;
   };
-  return {
+  const driver: SqlDriver = {
     dialect: 'sqlite',
     query: (sql, params = []) => Promise.resolve(prepared(sql).all(...bindable(params))),
     run: (sql, params = []) => {
@@ -156,16 +181,18 @@ export function openBetterSqliteDriver(path: string): SqlDriver {
       );
     },
     withMigrationLock: (fn) => fn(),
+    transaction: (fn) => sqliteTransaction(driver, fn),
     close: () => {
       db.close();
       return Promise.resolve();
     },
   };
+  return driver;
 }
 
 interface PgPool {
   query(sql: string, params?: unknown[]): Promise<{ rows: Row[]; rowCount: number | null }>;
-  connect(): Promise<{ query: PgPool['query']; release(): void }>;
+  connect(): Promise<{ query: PgPool['query']; release(destroy?: boolean): void }>;
   end(): Promise<void>;
   on(event: 'error', listener: (e: Error) => void): void;
 }
@@ -194,6 +221,34 @@ export async function openPostgresDriver(connectionString: string): Promise<SqlD
     dialect: 'postgres',
     query: async (sql, params = []) => (await pool.query(numbered(sql), bindable(params))).rows,
     run: async (sql, params = []) => (await pool.query(numbered(sql), bindable(params))).rowCount ?? 0,
+    transaction: async (fn) => {
+      // One pooled connection for the whole transaction: BEGIN ... COMMIT must share it.
+      const client = await pool.connect();
+      const tx: SqlDriver = {
+        dialect: 'postgres',
+        query: async (sql, params = []) => (await client.query(numbered(sql), bindable(params))).rows,
+        run: async (sql, params = []) => (await client.query(numbered(sql), bindable(params))).rowCount ?? 0,
+        withMigrationLock: () =>
+          Promise.reject(new CloudError('ERR_CLOUD_STORE', 'no migration inside a transaction')),
+        transaction: () => Promise.reject(new CloudError('ERR_CLOUD_STORE', 'transactions do not nest')),
+        close: () => Promise.resolve(),
+      };
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const value = await fn(tx);
+        await client.query('COMMIT');
+        return value;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        throw e;
+      } finally {
+        // A connection whose ROLLBACK failed is in an unknown state: the pool drops it instead of reusing it.
+        client.release(broken);
+      }
+    },
     withMigrationLock: async (fn) => {
       const client = await pool.connect();
       try {

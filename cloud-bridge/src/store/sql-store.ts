@@ -2,6 +2,7 @@
  * {@link CloudStore} over SQL, one implementation for SQLite and PostgreSQL ({@link SqlDriver}). Migrations
  * are numbered and recorded in `schema_migrations`; a store opens by applying the missing ones in order.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash } from 'node:crypto';
 import type { PublicKey } from '../../../protocol/src/keys.js';
 import { exportJwk, publicKeyFromRaw } from '../../../protocol/src/keys.js';
@@ -16,6 +17,7 @@ import { sqlOidcAdapter } from './oidc-adapter.js';
 import type { Row, SqlDriver, SqliteEngine } from './sql-driver.js';
 import type {
   Account,
+  BatchScope,
   ClaimOutcome,
   CloudEvent,
   CloudStore,
@@ -30,6 +32,7 @@ import type {
   StoredAnchorAck,
   StoredRevocationAck,
   StoredState,
+  StepOutcome,
 } from './types.js';
 
 type Dialect = SqlDriver['dialect'];
@@ -215,7 +218,85 @@ const RECORD_COLUMNS = 'lock_id, epoch, sequence, kind, bytes, time, received_at
 
 /** The SQL implementation of {@link CloudStore}. Open it with {@link openSqlStore}. */
 export class SqlCloudStore implements CloudStore {
-  constructor(private readonly db: SqlDriver) {}
+  readonly #base: SqlDriver;
+  /** The driver statements go to outside a batch (SQLite: gated while a batch holds the connection). */
+  readonly #outside: SqlDriver;
+  /**
+   * The transaction of the batch whose async context a call runs in. `open` turns false at its end: work the
+   * batch started that outlives it (a timer) then goes to the shared connection, not to a finished one.
+   */
+  readonly #scope = new AsyncLocalStorage<{ readonly tx: SqlDriver; open: boolean }>();
+  /** SQLite: settles when the running batch ends; until then statements from outside it wait. */
+  #held: Promise<void> | undefined;
+
+  constructor(db: SqlDriver) {
+    this.#base = db;
+    this.#outside = db.dialect === 'sqlite' ? this.#gated(db) : db;
+  }
+
+  /** The connection for this call: the batch's transaction inside {@link batch}, else the shared one. */
+  private get db(): SqlDriver {
+    const s = this.#scope.getStore();
+    return s?.open === true ? s.tx : this.#outside;
+  }
+
+  /**
+   * SQLite has one connection: a statement from outside a batch, run while the batch's transaction is open,
+   * would silently join it (and be undone with it). Such statements wait for the batch to end instead.
+   */
+  #gated(db: SqlDriver): SqlDriver {
+    const free = async (): Promise<void> => {
+      while (this.#held !== undefined) await this.#held;
+    };
+    return {
+      ...db,
+      query: (sql, params) =>
+        this.#held === undefined ? db.query(sql, params) : free().then(() => db.query(sql, params)),
+      run: (sql, params) =>
+        this.#held === undefined ? db.run(sql, params) : free().then(() => db.run(sql, params)),
+    };
+  }
+
+  async batch<T>(fn: (scope: BatchScope) => Promise<T>): Promise<T> {
+    if (this.#scope.getStore()?.open === true) {
+      throw new CloudError('ERR_CLOUD_STORE', 'store batches do not nest');
+    }
+    const inTransaction = (tx: SqlDriver): Promise<T> => {
+      let n = 0;
+      const scope: BatchScope = {
+        step: async <S>(step: () => Promise<S>): Promise<StepOutcome<S>> => {
+          const name = `step_${++n}`;
+          await tx.run(`SAVEPOINT ${name}`);
+          try {
+            const value = await step();
+            await tx.run(`RELEASE SAVEPOINT ${name}`);
+            return { ok: true, value };
+          } catch (error) {
+            // Undo this step's writes only; a failure here (the connection is gone) fails the whole batch.
+            await tx.run(`ROLLBACK TO SAVEPOINT ${name}`);
+            await tx.run(`RELEASE SAVEPOINT ${name}`);
+            return { ok: false, error };
+          }
+        },
+      };
+      const held = { tx, open: true };
+      return this.#scope
+        .run(held, () => fn(scope))
+        .finally(() => {
+          held.open = false;
+        });
+    };
+    if (this.#base.dialect !== 'sqlite') return this.#base.transaction(inTransaction);
+    while (this.#held !== undefined) await this.#held;
+    let release = (): void => undefined;
+    this.#held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      return await this.#base.transaction(inTransaction);
+    } finally {
+      this.#held = undefined;
+      release();
+    }
+  }
 
   /** oidc-provider's `adapter` over this store's `oidc_models` table. */
   oidcAdapter(now?: () => number): AdapterFactory {

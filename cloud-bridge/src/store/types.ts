@@ -145,8 +145,31 @@ export type ClaimOutcome =
   | 'already' // the same owner had claimed it with the same key: nothing changed
   | 'conflict'; // another owner (or another key) holds it
 
+/** One step's outcome inside {@link CloudStore.batch}. */
+export type StepOutcome<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: unknown };
+
+/** What {@link CloudStore.batch} hands its function. */
+export interface BatchScope {
+  /**
+   * Runs `fn` as one step of the batch (an SQL savepoint): when `fn` throws, the writes it made are undone,
+   * the batch goes on, and the error is returned rather than thrown, so one bad message is refused alone.
+   * Steps run one after another, never concurrently.
+   */
+  step<T>(fn: () => Promise<T>): Promise<StepOutcome<T>>;
+}
+
 /** The storage interface. Implementations: `SqlCloudStore` over SQLite or PostgreSQL. */
 export interface CloudStore extends AccountStore, DelegationSource {
+  /**
+   * Group commit: runs `fn` in one transaction. Every call of this store made from inside `fn` (its async
+   * context) joins the transaction and sees its uncommitted writes; the promise resolves once the commit is
+   * durable, and rejects, with everything rolled back, when `fn` throws or the commit fails. Calls from
+   * outside wait for the batch on SQLite (one connection) and run beside it on PostgreSQL. Batches do not
+   * nest. The bridge writes a burst of messages this way, one fsync for all ([TANDEM-MQTT-14]).
+   */
+  batch<T>(fn: (scope: BatchScope) => Promise<T>): Promise<T>;
+
   registerLock(lock: LockRecord): Promise<void>;
   getLock(lockId: string): Promise<LockRecord | undefined>;
   listLocks(): Promise<LockRecord[]>;
