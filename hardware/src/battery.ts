@@ -12,6 +12,7 @@
  */
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Clock, TimerHandle } from './clock.js';
 import { HardwareError } from './interfaces.js';
 
 /** A battery gauge: `read()` resolves with the charge in percent, an integer from 0 to 100. */
@@ -155,5 +156,77 @@ export class SimBattery implements Battery {
       );
     }
     return Promise.resolve(this.#level);
+  }
+}
+
+/**
+ * Keeps the last reading of a gauge: read at `start()`, then every `periodMs` (default 60 s), and at once on
+ * `refresh()`. `level` is undefined until a read succeeds and again after one fails ([TANDEM-MQTT-14]: a level
+ * not measured is not reported). Listeners hear each change of `level`.
+ */
+export class BatteryMonitor {
+  readonly #battery: Battery;
+  readonly #clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>;
+  readonly #periodMs: number;
+  readonly #listeners = new Set<(level: number | undefined) => void>();
+  #level: number | undefined;
+  #lastError: string | undefined;
+  #timer: TimerHandle | undefined;
+  #stopped = true;
+
+  constructor(battery: Battery, clock: Pick<Clock, 'setTimeout' | 'clearTimeout'>, periodMs = 60_000) {
+    this.#battery = battery;
+    this.#clock = clock;
+    this.#periodMs = periodMs;
+  }
+
+  /** The last level read, or undefined. */
+  get level(): number | undefined {
+    return this.#level;
+  }
+
+  /** Why the last read failed, if it did. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  onChange(listener: (level: number | undefined) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  start(): void {
+    if (!this.#stopped) return;
+    this.#stopped = false;
+    void this.#poll();
+  }
+
+  /** Reads now; resolves with the level afterwards. */
+  async refresh(): Promise<number | undefined> {
+    let next: number | undefined;
+    try {
+      next = await this.#battery.read();
+      this.#lastError = undefined;
+    } catch (e) {
+      next = undefined;
+      this.#lastError = (e as Error).message;
+    }
+    if (next !== this.#level) {
+      this.#level = next;
+      for (const l of [...this.#listeners]) l(next);
+    }
+    return next;
+  }
+
+  async #poll(): Promise<void> {
+    await this.refresh();
+    if (this.#stopped) return;
+    this.#timer = this.#clock.setTimeout(() => void this.#poll(), this.#periodMs);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 }

@@ -6,7 +6,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { LinuxSysfsBattery, SimBattery } from '../src/battery.js';
+import { BatteryMonitor, LinuxSysfsBattery, SimBattery } from '../src/battery.js';
+import { ManualClock, flushMicrotasks } from '../src/clock.js';
 import type { Battery } from '../src/battery.js';
 import { HardwareError } from '../src/interfaces.js';
 import { expectHardwareError, suiteTitle } from './contract/harness.js';
@@ -144,5 +145,35 @@ describe('SimBattery', () => {
     expect(await b.read()).toBe(100);
     b.set(null);
     await expectHardwareError(b.read(), 'ERR_HW_UNAVAILABLE');
+  });
+});
+
+describe('BatteryMonitor', () => {
+  it('reads at start and every period; undefined after a failed read; listeners hear each change', async () => {
+    const clock = new ManualClock();
+    const b = new SimBattery(90);
+    const m = new BatteryMonitor(b, clock, 60_000);
+    const heard: (number | undefined)[] = [];
+    m.onChange((l) => heard.push(l));
+    m.start();
+    await flushMicrotasks();
+    expect(m.level).toBe(90);
+    b.set(89);
+    clock.advance(59_999);
+    await flushMicrotasks();
+    expect(m.level).toBe(90);
+    clock.advance(1);
+    await flushMicrotasks();
+    expect(m.level).toBe(89);
+    b.set(null);
+    expect(await m.refresh()).toBeUndefined();
+    expect(m.lastError).toMatch(/no battery level set/);
+    expect(heard).toEqual([90, 89, undefined]);
+    m.stop();
+    b.set(10);
+    clock.advance(120_000);
+    await flushMicrotasks();
+    expect(m.level).toBeUndefined();
+    expect(clock.pendingTimers()).toBe(0);
   });
 });

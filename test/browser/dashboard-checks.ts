@@ -140,6 +140,11 @@ export function dashboardChecks(browserName: string, launch: () => Promise<Launc
     await expect.poll(() => field(page, 'bike-a', 'mqtt')).not.toBe('connected');
     await page.click({ css: a, button: 'Restore MQTT' });
     await expect.poll(() => field(page, 'bike-a', 'mqtt'), { timeout: 30_000 }).toBe('connected');
+    // The simulated fuel gauge: no reading until set; the level the lock reads is what the card shows.
+    expect(await field(page, 'bike-a', 'battery')).toBe('no gauge reading');
+    await page.fill(`${a} input[name="battery"]`, '64');
+    await page.click({ css: a, button: 'Set battery' });
+    await expect.poll(() => field(page, 'bike-a', 'battery')).toBe('64 %');
     // A power cut kills the lock's process; power back starts it again from its files, locked.
     const pid = lock('bike-a').pid!;
     await page.click({ css: a, button: 'Cut power' });
@@ -149,6 +154,8 @@ export function dashboardChecks(browserName: string, launch: () => Promise<Launc
     await expect.poll(() => field(page, 'bike-a', 'power'), { timeout: 60_000 }).toBe('on');
     await expect.poll(() => field(page, 'bike-a', 'state'), { timeout: 30_000 }).toBe('locked');
     expect(lock('bike-a').pid).not.toBe(pid);
+    // The charge survived the power cut, as a real battery's would.
+    await expect.poll(() => field(page, 'bike-a', 'battery'), { timeout: 30_000 }).toBe('64 %');
     const samples = Array.from({ length: 50 }, (_, i) => ({ t: i * 10, x: 0, y: 0, z: 1 }));
     await page.setFile(
       `${a} input[name="upload"]`,

@@ -243,6 +243,12 @@ function showSnapshot(s) {
   setField(c, 'revocation', `${s.revocation.held} / ${s.revocation.acknowledged ?? 'none'}`);
   setField(c, 'outbox', String(s.outboxDepth));
   setField(c, 'lockouts', String(s.lockouts));
+  // [TANDEM-MQTT-14]: what the gauge read, or nothing; never a guess.
+  setField(
+    c,
+    'battery',
+    s.battery === null || s.battery === undefined ? 'no gauge reading' : `${s.battery} %`,
+  );
   const r = s.radio;
   setField(
     c,
@@ -373,6 +379,7 @@ function wireControls(c, lockId) {
     if (simple) return control(lockId, simple[0], simple[1], b);
     if (what === 'play-trace') return control(lockId, 'play-trace', { name: form.elements.trace.value }, b);
     if (what === 'shake') return control(lockId, 'shake', { ms: numberField(form, 'shakeMs') }, b);
+    if (what === 'battery') return control(lockId, 'battery', { percent: numberField(form, 'battery') }, b);
     if (what === 'play-upload') {
       try {
         return control(lockId, 'play-trace', { samples: await uploadedSamples(form) }, b);
