@@ -3,7 +3,8 @@
  * 3 and 6): fetch the delegations from Userinfo (fresh tokens bound to the registered key, SPEC §5.9), then
  * for every lock it knows, upload the records it relayed from the lock over BLE (POST /sync, the same checks
  * as the MQTT path) and keep what to carry back: the newest signed revocation update, a time beacon and the
- * outbox acknowledgement. `tandem unlock` uses them offline until they expire.
+ * outbox acknowledgement, and the issuer's anchor update while the lock has not acknowledged it ([TANDEM-SYNC-5]).
+ * `tandem unlock` uses them offline until they expire.
  */
 import { flag, helpText, parse } from './args.js';
 import type { CommandModule, CommandSpec } from './args.js';
@@ -96,6 +97,7 @@ export const sync: CommandModule = {
             : [`revocation version ${l.revocationVersion} to carry`]),
           ...(l.beacon ? ['time beacon'] : []),
           ...(l.outboxAck ? ['outbox ack to carry'] : []),
+          ...(l.anchor ? ['issuer anchor update to carry'] : []),
         ];
         lines.push(`${l.lock}: ${parts.join(', ')}`);
       }

@@ -524,6 +524,9 @@ async function runVerb(verb: Verb, argv: readonly string[], streams: CliStreams)
       // The newest signed revocation update the phone holds ([TANDEM-REV-2]); the client sends it only when
       // the challenge shows the lock at an older version.
       revocationUpdate: (id: string) => cloud?.session.revocation(id),
+      // The issuer's anchor update `tandem sync` fetched ([TANDEM-SYNC-5]): written before everything else, so
+      // what the rotated key signs is checked after it ([TANDEM-ANCHOR-6]); the lock relays its ack back.
+      anchorUpdate: (id: string) => cloud?.session.anchorUpdate(id),
     };
     if (radioPath !== undefined) {
       const { connectRadio, installVirtualHci } = await import('../hardware/src/virtual-radio/index.js');

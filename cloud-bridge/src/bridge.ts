@@ -431,6 +431,8 @@ export class Bridge {
       const held = this.anchorAcks.get(lockId);
       if (held === undefined || held.version < ack.version)
         this.anchorAcks.set(lockId, { version: ack.version, lockTime: ack.lockTime });
+      // Kept in the store too, as a phone's relayed ack is (anchor-acks.ts): the owner's lock view shows it.
+      await this.options.store.putAnchorAck({ ...ack, receivedAt: this.now(), via: 'mqtt' });
       this.log({
         level: 'info',
         source: 'bridge',

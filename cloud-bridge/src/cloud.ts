@@ -296,6 +296,8 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         ingestor: bridge.ingestor,
         issuer,
         onAck: (a) => bridge.publishAck(a),
+        // [TANDEM-SYNC-5]: a rotated anchor reaches locks offline from MQTT through a phone.
+        anchors: keyring,
       });
       const api = createApiHandler({
         store,
@@ -304,6 +306,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         ...(options.verifyClaim === undefined ? {} : { verifyClaim: options.verifyClaim }),
         sync: syncJsonHandler(sync),
         events: eventStreamHandler(feed),
+        anchorVersion: () => keyring.anchorVersion,
         ...options.api,
         log,
       });

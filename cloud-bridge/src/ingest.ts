@@ -39,6 +39,7 @@ import type { PublicKey } from '../../protocol/src/keys.js';
 import { publicKeyFromRaw } from '../../protocol/src/keys.js';
 import type { LogSink } from './log.js';
 import type { CloudEvent, CloudStore, StoredRecord } from './store/types.js';
+import { countUse } from './uses.js';
 
 /** What a lock signs and the cloud ingests. */
 export type IngestKind = 'alert' | 'audit' | 'state' | 'revocation-ack';
@@ -235,6 +236,8 @@ export class Ingestor {
     };
     const outcome = await this.store.insertRecord(record);
     if (outcome === 'duplicate') return { outcome: 'duplicate' };
+    // Stored for the first time: a use the lock counted is mirrored on its share once ([TANDEM-SYNC-4]).
+    if (outcome === 'inserted' && kind === 'audit') await countUse(this.store, value as AuditRecord);
     if (outcome === 'inserted' && kind === 'alert') {
       const a = value as Alert;
       await this.flag(lockId, 'alert', {

@@ -1,5 +1,5 @@
 /**
- * The phone's sync service (SPEC §8.8, [TANDEM-SYNC-1] to [TANDEM-SYNC-3]; issue 10 part 5; the sharing API's
+ * The phone's sync service (SPEC §8.8, [TANDEM-SYNC-1] to [TANDEM-SYNC-5]; issue 10 part 5; the sharing API's
  * `POST /api/v1/sync` calls it): a phone that
  * talked to a lock over BLE uploads the records the lock's relay characteristic gave it ([TANDEM-GATT-11]) and
  * gets back what to carry to the lock:
@@ -9,7 +9,12 @@
  * - `revocation`: a delta from the revocation version the lock reported in its challenge ([TANDEM-GATT-8]) when
  *   one fits a BLE message, else the full update ([TANDEM-REV-4], revocation-history.ts);
  * - `beacon`: a time beacon bound to the challenge's nonce and the lock ([TANDEM-TIME-4]), which gives a lock
- *   without a clock its upper time bound ([TANDEM-GATT-17]).
+ *   without a clock its upper time bound ([TANDEM-GATT-17]);
+ * - `anchor`: the issuer's anchor update for the lock ([TANDEM-SYNC-5], §6.6), signed by the old key, while the
+ *   lock has not acknowledged its version, so a lock offline from MQTT learns a rotated key through a phone.
+ *
+ * Uploads may include the lock's anchor acknowledgement (GATT type 0x0d, [TANDEM-ANCHOR-5]): it is verified
+ * and stored as over MQTT (anchor-acks.ts), and stops the update being handed out again.
  *
  * The phone is not trusted ([TANDEM-GEN-4]): each record goes through the ingestor exactly as over MQTT
  * (signature by the lock's device key, lock id, de-duplication, forks, gaps, chain), so a phone can delay
@@ -20,6 +25,8 @@ import { CONTENT_FORMAT, LOCK_ID_PATTERN, UINT32_MAX, isLockId } from '../../pro
 import type { OutboxAck } from '../../protocol/src/mqtt.js';
 import { encodeOutboxAck } from '../../protocol/src/mqtt.js';
 import { BEACON_NONCE_BYTES, encodeTimeBeacon } from '../../protocol/src/time-beacon.js';
+import { MAX_ANCHOR_ACK_BYTES } from '../../protocol/src/anchor-update.js';
+import { ingestAnchorAck } from './anchor-acks.js';
 import { CloudError } from './errors.js';
 import type { IngestKind, Ingestor } from './ingest.js';
 import { MAX_BYTES } from './ingest.js';
@@ -56,6 +63,19 @@ export interface SyncResponse {
   readonly outboxAck: Uint8Array | null;
   readonly revocation: Uint8Array | null;
   readonly beacon: Uint8Array | null;
+  /** The issuer's anchor update for the lock, while the lock has not acknowledged it ([TANDEM-SYNC-5]). */
+  readonly anchor: Uint8Array | null;
+}
+
+/**
+ * Where the sync finds the issuer's anchor update ([TANDEM-ANCHOR-7]): the keyring (keyring.ts). Read at each
+ * sync, so that a rotation is handed out at once.
+ */
+export interface AnchorSource {
+  /** The version of the anchor set the issuer publishes; 0 before any rotation. */
+  readonly anchorVersion: number;
+  /** The signed anchor update for the lock at that version, or undefined when there is none. */
+  anchorUpdateFor(lockId: string): Uint8Array | undefined;
 }
 
 /** How the sync service is wired. */
@@ -72,6 +92,8 @@ export interface SyncServiceOptions {
    * ([TANDEM-MQTT-8]) for the lock's MQTT link too.
    */
   readonly onAck?: (ack: OutboxAck) => void;
+  /** The issuer keyring, for anchor updates ([TANDEM-SYNC-5]); without it the answer's `anchor` is null. */
+  readonly anchors?: AnchorSource;
 }
 
 const KIND_OF_CONTENT: ReadonlyMap<unknown, IngestKind> = new Map<unknown, IngestKind>([
@@ -86,14 +108,20 @@ function invalid(message: string): never {
 }
 
 /** The kind a record says it is (its protected content type), or undefined when it cannot be read. */
-function kindOf(bytes: Uint8Array): IngestKind | undefined {
+function kindOf(bytes: Uint8Array): IngestKind | 'anchor-ack' | undefined {
   try {
     const sign1 = decodeSign1(bytes, { maxBytes: MAX_RELAYED_RECORD_BYTES, maxDepth: 3, maxItems: 8 });
-    return KIND_OF_CONTENT.get(sign1.protectedHeader.get(HEADER.contentType));
+    const type = sign1.protectedHeader.get(HEADER.contentType);
+    return type === CONTENT_FORMAT.anchorAck ? 'anchor-ack' : KIND_OF_CONTENT.get(type);
   } catch {
     return undefined;
   }
 }
+
+const MAX_RELAYED: Readonly<Record<IngestKind | 'anchor-ack', number>> = {
+  ...MAX_BYTES,
+  'anchor-ack': MAX_ANCHOR_ACK_BYTES,
+};
 
 /**
  * Refuses a malformed request as a whole, before anything is stored ([TANDEM-SYNC-1]): lock id ([TANDEM-GEN-3]), at most
@@ -115,8 +143,8 @@ function checkRequest(req: SyncRequest): void {
       invalid(`sync "records"[${i}] is ${r.length} bytes, more than ${MAX_RELAYED_RECORD_BYTES}`);
     }
     const kind = kindOf(r);
-    if (kind !== undefined && r.length > MAX_BYTES[kind]) {
-      invalid(`sync "records"[${i}] is a ${kind} of ${r.length} bytes, more than ${MAX_BYTES[kind]}`);
+    if (kind !== undefined && r.length > MAX_RELAYED[kind]) {
+      invalid(`sync "records"[${i}] is a ${kind} of ${r.length} bytes, more than ${MAX_RELAYED[kind]}`);
     }
   });
   const c = req.challenge;
@@ -141,6 +169,10 @@ export class SyncService {
     this.#now = o.now ?? Date.now;
   }
 
+  #anchorFor(lockId: string): Promise<Uint8Array | null> {
+    return anchorUpdateToCarry(this.#o.store, this.#o.anchors, lockId);
+  }
+
   /**
    * One sync. Throws ERR_CLOUD_SYNC_INVALID for a malformed request and ERR_CLOUD_LOCK_UNKNOWN for a lock the
    * cloud does not know, in both cases before anything is stored; otherwise each record has its outcome.
@@ -154,6 +186,12 @@ export class SyncService {
     const results: SyncRecordResult[] = [];
     // In order: an alert and the audit record after it advance the acknowledgement together.
     for (const [index, bytes] of req.records.entries()) {
+      if (kindOf(bytes) === 'anchor-ack') {
+        // [TANDEM-SYNC-5]: checked and kept as over MQTT; it names the synced lock or is refused.
+        const a = await ingestAnchorAck(this.#o.store, lockId, bytes, 'relay', this.#now());
+        results.push(a.outcome === 'refused' ? { index, ...a } : { index, outcome: a.outcome });
+        continue;
+      }
       const r = await this.#o.ingestor.ingestRelayed(bytes, lockId);
       if (r.outcome === 'refused') results.push({ index, outcome: 'refused', reason: r.reason });
       else results.push({ index, outcome: r.outcome });
@@ -170,6 +208,7 @@ export class SyncService {
     );
     return {
       results,
+      anchor: await this.#anchorFor(lockId),
       outboxAck: ack === undefined ? null : encodeOutboxAck(ack, issuer.key, issuer.kid),
       revocation: delivery.kind === 'none' ? null : delivery.bytes,
       beacon:
@@ -182,6 +221,19 @@ export class SyncService {
             ),
     };
   }
+}
+
+/** [TANDEM-SYNC-5]: the anchor update while the lock's acknowledged anchor version is below the issuer's. */
+export async function anchorUpdateToCarry(
+  store: CloudStore,
+  anchors: AnchorSource | undefined,
+  lockId: string,
+): Promise<Uint8Array | null> {
+  const version = anchors?.anchorVersion ?? 0;
+  if (anchors === undefined || version === 0) return null;
+  const held = await store.getAnchorAck(lockId);
+  if (held !== undefined && held.version >= version) return null;
+  return anchors.anchorUpdateFor(lockId) ?? null;
 }
 
 /** The JSON body of the sharing API's `POST /api/v1/sync` (binary values base64url without padding). */
@@ -206,7 +258,8 @@ const b64 = (b: Uint8Array | null): string | null =>
 
 /**
  * The API's `sync` extension: decodes the JSON body, runs {@link SyncService.sync}, and answers the
- * contract's JSON (`results` of `{index, outcome}`; `outboxAck`, `revocation`, `beacon` as base64url or null).
+ * contract's JSON (`results` of `{index, outcome}`; `outboxAck`, `revocation`, `beacon`, `anchor` as base64url
+ * or null).
  * Throws ERR_CLOUD_SYNC_INVALID (a 400 for the API) and ERR_CLOUD_LOCK_UNKNOWN as {@link SyncService.sync}.
  */
 export function syncJsonHandler(
@@ -236,6 +289,7 @@ export function syncJsonHandler(
       outboxAck: b64(res.outboxAck),
       revocation: b64(res.revocation),
       beacon: b64(res.beacon),
+      anchor: b64(res.anchor),
     };
   };
 }

@@ -167,6 +167,24 @@ export function storeContract(name: string, open: () => Promise<CloudStore>, ski
         ]);
       });
 
+      it('keeps the anchor acknowledgement with the highest version, and says whether it stored one', async () => {
+        expect(await store.getAnchorAck('lock-7')).toBeUndefined();
+        const first = { lockId: 'lock-7', version: 2, lockTime: 20, receivedAt: 200, via: 'relay' };
+        expect(await store.putAnchorAck(first)).toBe(true);
+        // A re-delivery the lock acknowledged again, and an older ack a phone carried late: nothing changes.
+        expect(await store.putAnchorAck({ ...first, lockTime: 21, receivedAt: 250, via: 'mqtt' })).toBe(
+          false,
+        );
+        expect(await store.putAnchorAck({ ...first, version: 1, receivedAt: 300 })).toBe(false);
+        expect(await store.getAnchorAck('lock-7')).toEqual(first);
+        const next = { lockId: 'lock-7', version: 3, lockTime: 30, receivedAt: 400, via: 'mqtt' };
+        expect(await store.putAnchorAck(next)).toBe(true);
+        expect(await store.getAnchorAck('lock-7')).toEqual(next);
+        expect(await store.getAnchorAck('lock-8')).toBeUndefined();
+        // An anchor ack is contact with the lock.
+        expect(await store.lastContact('lock-7')).toBe(400);
+      });
+
       it('keeps the revocation acknowledgement with the highest version', async () => {
         await store.putRevocationAck({ lockId: 'lock-7', version: 3, lockTime: 30, receivedAt: 300 });
         await store.putRevocationAck({ lockId: 'lock-7', version: 2, lockTime: 20, receivedAt: 400 });

@@ -457,7 +457,7 @@ describe('syncJsonHandler: the API contract JSON', () => {
     expect([...verifyTimeBeacon(Buffer.from(out.beacon, 'base64url'), resolve, LOCK).nonce!]).toEqual([
       ...NONCE,
     ]);
-    expect(Object.keys(out).sort()).toEqual(['beacon', 'outboxAck', 'results', 'revocation']);
+    expect(Object.keys(out).sort()).toEqual(['anchor', 'beacon', 'outboxAck', 'results', 'revocation']);
   });
 
   it('refuses text that is not base64url without padding, naming the field: ERR_CLOUD_SYNC_INVALID', async () => {

@@ -75,6 +75,13 @@ export interface ApiLock {
     readonly acknowledgedVersion: number | null;
     readonly acknowledgedAt: string | null;
   };
+  /** The issuer anchor the lock acknowledged ([TANDEM-SYNC-5]); absent from clouds before it was shown. */
+  readonly anchor?: {
+    readonly version: number;
+    readonly acknowledgedVersion: number | null;
+    readonly acknowledgedAt: string | null;
+    readonly via: string | null;
+  };
 }
 
 /** A registered device (phone key). */
@@ -91,6 +98,8 @@ export interface SyncAnswer {
   readonly outboxAck: Uint8Array | null;
   readonly revocation: Uint8Array | null;
   readonly beacon: Uint8Array | null;
+  /** The issuer's anchor update to carry first ([TANDEM-SYNC-5]); null when the lock holds it. */
+  readonly anchor: Uint8Array | null;
 }
 
 /** What a device login shows the user (RFC 8628 §3.2), and the wait for its approval. */
@@ -581,6 +590,8 @@ export class CloudClient {
       outboxAck: bytesOrNull(a.outboxAck, 'outboxAck'),
       revocation: bytesOrNull(a.revocation, 'revocation'),
       beacon: bytesOrNull(a.beacon, 'beacon'),
+      // A cloud from before [TANDEM-SYNC-5] sends no "anchor": nothing to carry.
+      anchor: bytesOrNull(a.anchor, 'anchor'),
     };
   }
 }
@@ -594,6 +605,8 @@ export interface LockSyncReport {
   readonly revocationVersion: number | undefined;
   readonly beacon: boolean;
   readonly outboxAck: boolean;
+  /** True when the phone now carries the issuer's anchor update to the lock ([TANDEM-SYNC-5]). */
+  readonly anchor: boolean;
   /** Set when this lock's sync failed (the others still ran). */
   readonly error?: GatewayError;
 }
@@ -603,7 +616,8 @@ export const SYNC_BATCH = 64;
 
 /**
  * `tandem sync`: fetches the delegations, then for every lock the phone knows (delegations and caches)
- * uploads the relayed records in batches and keeps the revocation update, beacon and outbox ack to carry.
+ * uploads the relayed records in batches and keeps the revocation update, beacon, outbox ack and anchor update
+ * to carry.
  * A refused lock (no live share any more: 404) does not stop the others. The caller saves the session.
  */
 export async function syncAll(
@@ -650,6 +664,7 @@ export async function syncAll(
         revocationVersion: undefined,
         beacon: false,
         outboxAck: false,
+        anchor: false,
         error: e,
       });
       continue;
@@ -672,6 +687,7 @@ export async function syncAll(
           revocationVersion: undefined,
           beacon: false,
           outboxAck: false,
+          anchor: false,
           error,
         });
         continue;
@@ -680,6 +696,8 @@ export async function syncAll(
     }
     if (answer?.beacon) store.putBeacon(lock, answer.beacon);
     if (answer?.outboxAck) store.putOutboxAck(lock, answer.outboxAck);
+    // The last answer speaks for the lock's acknowledged anchor: an update to carry, or none any more.
+    if (answer !== undefined) store.putAnchor(lock, answer.anchor);
     reports.push({
       lock,
       uploaded,
@@ -687,6 +705,7 @@ export async function syncAll(
       revocationVersion,
       beacon: answer?.beacon != null,
       outboxAck: answer?.outboxAck != null,
+      anchor: answer?.anchor != null,
     });
   }
   return { delegations, keyRegistered, locks: reports };

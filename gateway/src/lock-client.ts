@@ -202,7 +202,7 @@ export interface DeliveryOutcome {
 /** One record the lock queued for the cloud ([TANDEM-GATT-11]): the lock-signed COSE_Sign1 bytes. */
 export interface RelayItem {
   readonly type: MessageType;
-  readonly typeName: 'alert' | 'auditRecord' | 'revocationAck' | 'lockState';
+  readonly typeName: 'alert' | 'auditRecord' | 'revocationAck' | 'lockState' | 'anchorAck';
   readonly bytes: Uint8Array;
 }
 
@@ -211,6 +211,8 @@ const RELAY_TYPES: Readonly<Partial<Record<number, RelayItem['typeName']>>> = {
   [MessageType.auditRecord]: 'auditRecord',
   [MessageType.revocationAck]: 'revocationAck',
   [MessageType.lockState]: 'lockState',
+  // [TANDEM-ANCHOR-5]: the lock relays its anchor ack after a carried anchor update; the sync uploads it.
+  [MessageType.anchorAck]: 'anchorAck',
 };
 
 /** Where each type the phone writes goes ([TANDEM-GATT-4]). */

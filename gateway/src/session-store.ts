@@ -10,6 +10,7 @@
  * | `locks.*.revocation` | the newest signed revocation update the cloud gave for the lock (§6) | replaced by a newer version |
  * | `locks.*.beacon` | a time beacon without nonce (§7): it can only raise a lock's floor | {@link BEACON_CACHE_SECONDS} |
  * | `locks.*.outboxAck` | the cloud's signed outbox acknowledgement (§8.6) | delivered, or replaced |
+ * | `locks.*.anchor` | the issuer's anchor update for the lock (§6.6), while the cloud holds no ack of it ([TANDEM-SYNC-5]) | a sync that brings none |
  * | `locks.*.relay` | records the lock gave the phone over BLE, not yet uploaded ([TANDEM-GATT-11]) | the next sync |
  *
  * Binary values are base64url. The file holds bearer tokens: it is created with mode 0600, written
@@ -66,6 +67,8 @@ export interface LockCache {
   revocation?: CachedMessage & { readonly version: number };
   beacon?: CachedMessage;
   outboxAck?: CachedMessage & { delivered?: boolean };
+  /** The issuer's anchor update to write before anything else ([TANDEM-ANCHOR-6], [TANDEM-SYNC-5]). */
+  anchor?: CachedMessage;
   /** Relayed records (base64url) waiting for upload, oldest first. */
   relay?: string[];
 }
@@ -155,6 +158,7 @@ function checkData(path: string, v: unknown): SessionData {
     }
     if (x.beacon !== undefined) checkMessage(path, x.beacon, `locks.${lock}.beacon`);
     if (x.outboxAck !== undefined) checkMessage(path, x.outboxAck, `locks.${lock}.outboxAck`);
+    if (x.anchor !== undefined) checkMessage(path, x.anchor, `locks.${lock}.anchor`);
     need(
       path,
       x.relay === undefined ||
@@ -293,6 +297,26 @@ export class SessionStore {
     const b = this.data?.locks[lockId]?.beacon;
     if (b === undefined || this.now() - b.fetchedAt > BEACON_CACHE_SECONDS) return undefined;
     return new Uint8Array(Buffer.from(b.bytes, 'base64url'));
+  }
+
+  /**
+   * Keeps the anchor update the cloud's sync handed out, or forgets the held one when the sync brought none
+   * (the cloud holds the lock's ack of it, [TANDEM-SYNC-5]). Kept until then: the phone may meet the lock
+   * before it has a network again, and a re-delivery changes nothing on the lock ([TANDEM-ANCHOR-3]).
+   */
+  putAnchor(lockId: string, bytes: Uint8Array | null): void {
+    if (bytes === null) {
+      const c = this.data?.locks[lockId];
+      if (c !== undefined) delete c.anchor;
+      return;
+    }
+    this.lock(lockId).anchor = { bytes: Buffer.from(bytes).toString('base64url'), fetchedAt: this.now() };
+  }
+
+  /** The anchor update to carry to `lockId`, if the last sync handed one out. */
+  anchorUpdate(lockId: string): Uint8Array | undefined {
+    const a = this.data?.locks[lockId]?.anchor;
+    return a === undefined ? undefined : new Uint8Array(Buffer.from(a.bytes, 'base64url'));
   }
 
   /** Keeps the cloud's outbox ack for delivery; the same ack already delivered stays delivered. */

@@ -24,7 +24,7 @@ import { debugSink } from '../log.js';
 import { DELEGATION_TTL_SECONDS, DELEGATIONS_SCOPE, shareCti } from '../oidc/delegations.js';
 import { OidcError } from '../oidc/errors.js';
 import type { AccessTokenInfo } from '../oidc/provider.js';
-import type { CloudStore, LockClaim, Share, StoredRecord } from '../store/types.js';
+import type { CloudEvent, CloudStore, LockClaim, Share, StoredRecord } from '../store/types.js';
 import { ApiError, notFound } from './errors.js';
 import { describeErrors, validatorOf } from './schema.js';
 import type { ScheduleWindowJson } from './views.js';
@@ -101,6 +101,11 @@ export interface ApiExtensions {
     locks: readonly string[],
     lastEventId: number | undefined,
   ) => void;
+  /**
+   * The issuer's anchor version ([TANDEM-ANCHOR-7], the keyring's), shown in each lock view beside the version
+   * the lock acknowledged; without it the view shows 0.
+   */
+  readonly anchorVersion?: () => number;
 }
 
 /** The body of POST /sync, as validated. */
@@ -148,6 +153,7 @@ const nowSec = (now: () => number): number => Math.floor(now() / 1000);
 /** Builds the request handler of the API; `req.url` is the full path, `/api/v1/...`. */
 export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { store } = o;
+  const anchorVersion = o.anchorVersion ?? ((): number => 0);
   const now = o.now ?? (() => Date.now());
   const log = o.log ?? debugSink;
 
@@ -256,19 +262,19 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
         if (outcome === 'conflict') {
           throw new ApiError(409, 'ERR_API_CONFLICT', `lock "${claim.lockId}" is claimed by another owner`);
         }
-        return ok({ lock: await lockView(store, (await store.getClaim(claim.lockId))!) }, 201);
+        return ok({ lock: await lockView(store, anchorVersion, (await store.getClaim(claim.lockId))!) }, 201);
       },
     },
     'GET /locks': {
       run: async ({ who }) => {
         const claims = await store.claimsOf(who.accountId);
-        return ok({ locks: await Promise.all(claims.map((c) => lockView(store, c))) });
+        return ok({ locks: await Promise.all(claims.map((c) => lockView(store, anchorVersion, c))) });
       },
     },
     'GET /locks/{lockId}': {
       params: { lockId: LOCK },
       run: async ({ who, params }) =>
-        ok({ lock: await lockView(store, await ownClaim(params.lockId!, who)) }),
+        ok({ lock: await lockView(store, anchorVersion, await ownClaim(params.lockId!, who)) }),
     },
     'POST /locks/{lockId}/shares': {
       params: { lockId: LOCK },
@@ -384,9 +390,16 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
           store.listAlerts({ lockId: params.lockId!, limit }),
           store.listEvents({ lockId: params.lockId!, limit, newestFirst: true }),
         ]);
+        // The ingestor stores an event of kind `alert` beside each alert record, for the live feed: an alert
+        // listed under `alerts` is not listed again under `events` (only one beyond the page of alerts is).
+        const listed = new Set(alerts.map((a) => `${a.epoch}.${a.sequence}`));
+        const isListed = (e: CloudEvent): boolean =>
+          e.kind === 'alert' && listed.has(`${String(e.detail.epoch)}.${String(e.detail.sequence)}`);
         return ok({
           alerts: alerts.map(alertView),
-          events: events.map((e) => ({ id: e.id, kind: e.kind, at: iso(e.at), detail: e.detail })),
+          events: events
+            .filter((e) => !isListed(e))
+            .map((e) => ({ id: e.id, kind: e.kind, at: iso(e.at), detail: e.detail })),
         });
       },
     },

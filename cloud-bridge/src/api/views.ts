@@ -71,13 +71,21 @@ export function shareView(s: Share): object {
   };
 }
 
-/** LockView: ownership, last state, last contact, and the revocation version the lock acknowledged ([TANDEM-REV-9]). */
-export async function lockView(store: CloudStore, claim: LockClaim): Promise<object> {
-  const [state, rev, ack, contact] = await Promise.all([
+/**
+ * LockView: ownership, last state, last contact, the revocation version the lock acknowledged ([TANDEM-REV-9])
+ * and the issuer anchor version it acknowledged ([TANDEM-ANCHOR-5]) beside the issuer's (`anchorVersion`).
+ */
+export async function lockView(
+  store: CloudStore,
+  anchorVersion: () => number,
+  claim: LockClaim,
+): Promise<object> {
+  const [state, rev, ack, contact, anchorAck] = await Promise.all([
     store.getState(claim.lockId),
     store.getRevocation(claim.lockId),
     store.getRevocationAck(claim.lockId),
     store.lastContact(claim.lockId),
+    store.getAnchorAck(claim.lockId),
   ]);
   return {
     id: claim.lockId,
@@ -90,6 +98,12 @@ export async function lockView(store: CloudStore, claim: LockClaim): Promise<obj
       version: rev?.version ?? 0,
       acknowledgedVersion: ack?.version ?? null,
       acknowledgedAt: ack === undefined ? null : iso(ack.receivedAt),
+    },
+    anchor: {
+      version: anchorVersion(),
+      acknowledgedVersion: anchorAck?.version ?? null,
+      acknowledgedAt: anchorAck === undefined ? null : iso(anchorAck.receivedAt),
+      via: anchorAck?.via ?? null,
     },
   };
 }

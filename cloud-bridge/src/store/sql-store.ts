@@ -27,6 +27,7 @@ import type {
   OutboxProgress,
   StoredRecord,
   StoredRevocation,
+  StoredAnchorAck,
   StoredRevocationAck,
   StoredState,
 } from './types.js';
@@ -97,6 +98,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX oidc_models_user_code ON oidc_models (model, user_code)`,
       `CREATE INDEX oidc_models_uid ON oidc_models (model, uid)`,
       `CREATE INDEX oidc_models_expiry ON oidc_models (expires_at)`,
+    ],
+  },
+  {
+    // Issue 10: anchor acknowledgements ([TANDEM-ANCHOR-5]) were held in the bridge's memory only, so the
+    // owner's lock view could not show which issuer anchor a lock holds, and a phone's relayed ack was lost.
+    version: 3,
+    sql: (d) => [
+      `CREATE TABLE anchor_acks (lock_id TEXT PRIMARY KEY, version ${int(d)} NOT NULL,
+         lock_time ${int(d)} NOT NULL, received_at ${int(d)} NOT NULL, via TEXT NOT NULL)`,
     ],
   },
 ];
@@ -450,13 +460,37 @@ export class SqlCloudStore implements CloudStore {
     };
   }
 
+  async putAnchorAck(a: StoredAnchorAck): Promise<boolean> {
+    // The highest version wins; an equal one (a re-delivery the lock acknowledged again) changes nothing.
+    const changed = await this.db.run(
+      `INSERT INTO anchor_acks (lock_id, version, lock_time, received_at, via) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (lock_id) DO UPDATE SET version = excluded.version, lock_time = excluded.lock_time,
+         received_at = excluded.received_at, via = excluded.via WHERE anchor_acks.version < excluded.version`,
+      [a.lockId, a.version, a.lockTime, a.receivedAt, a.via],
+    );
+    return changed === 1;
+  }
+  async getAnchorAck(lockId: string): Promise<StoredAnchorAck | undefined> {
+    const rows = await this.db.query('SELECT * FROM anchor_acks WHERE lock_id = ?', [lockId]);
+    const r = rows[0];
+    if (r === undefined) return undefined;
+    return {
+      lockId: String(r.lock_id),
+      version: num(r.version),
+      lockTime: num(r.lock_time),
+      receivedAt: num(r.received_at),
+      via: String(r.via),
+    };
+  }
+
   async lastContact(lockId: string): Promise<number | undefined> {
     const rows = await this.db.query(
       `SELECT MAX(t) AS t FROM (
          SELECT MAX(received_at) AS t FROM records WHERE lock_id = ?
          UNION ALL SELECT MAX(received_at) AS t FROM lock_state WHERE lock_id = ?
-         UNION ALL SELECT MAX(received_at) AS t FROM revocation_acks WHERE lock_id = ?) AS contacts`,
-      [lockId, lockId, lockId],
+         UNION ALL SELECT MAX(received_at) AS t FROM revocation_acks WHERE lock_id = ?
+         UNION ALL SELECT MAX(received_at) AS t FROM anchor_acks WHERE lock_id = ?) AS contacts`,
+      [lockId, lockId, lockId, lockId],
     );
     const t = rows[0]?.t;
     return t === null || t === undefined ? undefined : num(t);

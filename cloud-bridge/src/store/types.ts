@@ -97,6 +97,22 @@ export interface StoredRevocationAck {
   readonly receivedAt: number;
 }
 
+/**
+ * A lock's latest anchor acknowledgement ([TANDEM-ANCHOR-5]): the issuer anchor version it holds, and when
+ * the cloud learnt it.
+ */
+export interface StoredAnchorAck {
+  readonly lockId: string;
+  /** The anchor version the lock holds ([TANDEM-ANCHOR-3]). */
+  readonly version: number;
+  /** The lock's time in the ack, Unix seconds. */
+  readonly lockTime: number;
+  /** When the cloud stored it, Unix milliseconds. */
+  readonly receivedAt: number;
+  /** How it arrived: `mqtt` or `relay` (a phone's upload, [TANDEM-SYNC-5]). */
+  readonly via: string;
+}
+
 /** One phone of an account ([TANDEM-DLG-5]): the device id is the OpenID grant id of its login. */
 export interface DeviceRecord {
   readonly accountId: string;
@@ -189,7 +205,13 @@ export interface CloudStore extends AccountStore, DelegationSource {
   /** Keeps the acknowledgement with the highest version. */
   putRevocationAck(ack: StoredRevocationAck): Promise<void>;
   getRevocationAck(lockId: string): Promise<StoredRevocationAck | undefined>;
-  /** When the cloud last heard from the lock (a record, a state report or a revocation ack), Unix ms. */
+  /**
+   * Keeps the anchor acknowledgement with the highest version ([TANDEM-ANCHOR-5]); true when this one was
+   * stored (a higher version than the held one, or the first).
+   */
+  putAnchorAck(ack: StoredAnchorAck): Promise<boolean>;
+  getAnchorAck(lockId: string): Promise<StoredAnchorAck | undefined>;
+  /** When the cloud last heard from the lock (a record, a state report, a revocation or anchor ack), Unix ms. */
   lastContact(lockId: string): Promise<number | undefined>;
 
   // Accounts and phones (AccountStore: createAccount, findAccount, registerPhoneKey, phoneKey,

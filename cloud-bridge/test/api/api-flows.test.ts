@@ -7,7 +7,15 @@
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeyPair } from '../../../protocol/src/keys.js';
-import { AUDIT_GENESIS_HASH, encodeAlert, encodeAuditRecord, topicFor } from '../../../protocol/src/mqtt.js';
+import {
+  AUDIT_GENESIS_HASH,
+  auditRecordHash,
+  encodeAlert,
+  encodeAuditRecord,
+  topicFor,
+} from '../../../protocol/src/mqtt.js';
+import { Command } from '../../../protocol/src/pop.js';
+import { encodeAnchorAck } from '../../../protocol/src/anchor-update.js';
 import { Status } from '../../../protocol/src/status.js';
 import { holderRevocationId, verifyRevocationUpdate } from '../../../protocol/src/revocation.js';
 import { DELEGATIONS_CLAIM, shareCti } from '../../src/oidc/delegations.js';
@@ -19,6 +27,7 @@ let adam: string;
 let bianca: { token: string; grantId: string };
 const LOCK = 'lock-flow';
 let lock: Awaited<ReturnType<typeof registeredLock>>;
+let l2: Awaited<ReturnType<typeof registeredLock>>;
 
 beforeAll(async () => {
   w = await startApiWorld();
@@ -335,8 +344,43 @@ describe('sharing API flows', () => {
       token: adam,
       template: '/locks/{lockId}/alerts',
     });
-    expect(alerts.body.alerts).toMatchObject([{ kind: 'bump', detail: { g: 3 } }]);
-    expect((alerts.body.events as { kind: string }[]).map((e) => e.kind)).toContain('alert');
+    expect(alerts.body.alerts).toMatchObject([{ kind: 'bump', detail: { g: 3 }, epoch: 5, sequence: 1 }]);
+    // The alert is listed once, as a record; its companion event (kept for the live feed) is not repeated.
+    const events = alerts.body.events as { kind: string }[];
+    expect(events.map((e) => e.kind)).not.toContain('alert');
+    expect(
+      (await w.cloud.store.listEvents({ lockId: LOCK, limit: 50 })).filter((e) => e.kind === 'alert'),
+    ).toHaveLength(1);
+    // A page of one alert: the newest, and its own event is not repeated under events.
+    const t2 = t + 1;
+    const newer = encodeAlert(
+      { lockId: LOCK, sequence: 3, epoch: 5, time: t2, kind: 'moved', detail: new Map([['g', 4]]) },
+      lock.device,
+    );
+    expect(
+      (
+        await call(w.base, 'POST', '/sync', {
+          token: bianca.token,
+          body: { lock: LOCK, records: [b64(newer)] },
+        })
+      ).body.results,
+    ).toEqual([{ index: 0, outcome: 'stored' }]);
+    const page = await call(w.base, 'GET', `/locks/${LOCK}/alerts?limit=1`, {
+      token: adam,
+      template: '/locks/{lockId}/alerts',
+    });
+    expect(page.body.alerts).toMatchObject([{ kind: 'moved', sequence: 3 }]);
+    expect(
+      (page.body.events as { kind: string; detail: { sequence?: number } }[]).filter(
+        (e) => e.kind === 'alert',
+      ),
+    ).toEqual([]);
+    const all = await call(w.base, 'GET', `/locks/${LOCK}/alerts?limit=500`, {
+      token: adam,
+      template: '/locks/{lockId}/alerts',
+    });
+    expect((all.body.alerts as { sequence: number }[]).map((a) => a.sequence)).toEqual([3, 1]);
+    expect((all.body.events as { kind: string }[]).filter((e) => e.kind === 'alert')).toEqual([]);
 
     // The stream carries the alert event with its id; read at most 50 chunks.
     const reader = stream.body!.getReader();
@@ -364,5 +408,139 @@ describe('sharing API flows', () => {
     });
     expect(refused.status).toBe(404);
     expect(await w.cloud.store.countRecords(LOCK)).toBe(count);
+  });
+  it("the share view shows the uses the lock reported, from MQTT and from a rider's sync ([TANDEM-SYNC-4])", async () => {
+    const LOCK2 = 'lock-uses';
+    l2 = await registeredLock(w.cloud, LOCK2, 'adam');
+    expect(
+      (await call(w.base, 'POST', '/locks', { token: adam, body: { receipt: l2.receipt } })).status,
+    ).toBe(201);
+    const made = await call(w.base, 'POST', `/locks/${LOCK2}/shares`, {
+      token: adam,
+      template: '/locks/{lockId}/shares',
+      body: { rider: 'bianca', scope: ['unlock'], notAfter: inTwoHours(), maxUses: 2 },
+    });
+    expect(made.status).toBe(201);
+    const id = (made.body.share as { id: string }).id;
+    expect(made.body.share).toMatchObject({ maxUses: 2, usesReported: 0 });
+    let prev = AUDIT_GENESIS_HASH;
+    let seq = 0;
+    const use = (): Uint8Array => {
+      const bytes = encodeAuditRecord(
+        {
+          lockId: LOCK2,
+          sequence: ++seq,
+          epoch: 1,
+          time: Math.floor(Date.now() / 1000),
+          previousHash: prev,
+          event: 'unlock',
+          status: Status.OK,
+          command: Command.UNLOCK,
+          tokenId: shareCti(id),
+          rider: 'bianca',
+          detail: new Map([['signers', '0011223344556677']]),
+        },
+        l2.device,
+      );
+      prev = auditRecordHash(bytes);
+      return bytes;
+    };
+    const usesSeen = async (): Promise<unknown> => {
+      const list = await call(w.base, 'GET', `/locks/${LOCK2}/shares`, {
+        token: adam,
+        template: '/locks/{lockId}/shares',
+      });
+      expect(list.status).toBe(200);
+      return (list.body.shares as { id: string; usesReported: number }[]).find((s) => s.id === id)
+        ?.usesReported;
+    };
+    // The first use over MQTT, as the lock publishes it with its own credentials.
+    const first = use();
+    const client = await mqtt.connectAsync(w.cloud.mqttUrl, {
+      username: LOCK2,
+      password: l2.password,
+      reconnectPeriod: 0,
+    });
+    try {
+      await client.publishAsync(topicFor('audit', LOCK2), Buffer.from(first), { qos: 1 });
+    } finally {
+      await client.endAsync();
+    }
+    for (let i = 0; i < 250 && (await w.cloud.store.getShare(id))?.usesReported !== 1; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await usesSeen()).toBe(1);
+    // The second through Bianca's sync, with the first again (a phone relays what the lock still holds).
+    const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+    const r = await call(w.base, 'POST', '/sync', {
+      token: bianca.token,
+      body: { lock: LOCK2, records: [b64(first), b64(use())] },
+    });
+    expect(r.body.results).toEqual([
+      { index: 0, outcome: 'duplicate' },
+      { index: 1, outcome: 'stored' },
+    ]);
+    expect(await usesSeen()).toBe(2);
+    const mine = await call(w.base, 'GET', '/shares', { token: bianca.token });
+    expect((mine.body.shares as { id: string }[]).find((s) => s.id === id)).toMatchObject({
+      maxUses: 2,
+      usesReported: 2,
+    });
+    // Used up: Userinfo yields no token for it any more ([TANDEM-DLG-3]).
+    const held = (await delegationsOf(bianca.token)).adam ?? [];
+    expect(held.map((d) => d.share)).not.toContain(id);
+  });
+  it('the lock view shows the issuer anchor each lock acknowledged, relayed by a phone or over MQTT ([TANDEM-SYNC-5])', async () => {
+    const view = async (lockId: string): Promise<unknown> =>
+      (
+        await call(w.base, 'GET', `/locks/${lockId}`, {
+          token: adam,
+          template: '/locks/{lockId}',
+        })
+      ).body.lock;
+    expect(await view(LOCK)).toMatchObject({
+      anchor: { version: 0, acknowledgedVersion: null, acknowledgedAt: null, via: null },
+    });
+    w.cloud.keyring.rotate(3600);
+    expect(await view(LOCK)).toMatchObject({ anchor: { version: 1, acknowledgedVersion: null } });
+    // Bianca's phone syncs lock-flow (her share there was revoked, but its notAfter has not passed): it is
+    // handed the anchor update, and the lock's ack it relays back is stored.
+    const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64url');
+    const first = await call(w.base, 'POST', '/sync', {
+      token: bianca.token,
+      body: { lock: LOCK, records: [] },
+    });
+    expect(first.body.anchor).toMatch(/^[A-Za-z0-9_-]+$/);
+    const ack = encodeAnchorAck({ lockId: LOCK, version: 1, lockTime: 1_800_000_000 }, lock.device);
+    const relayed = await call(w.base, 'POST', '/sync', {
+      token: bianca.token,
+      body: { lock: LOCK, records: [b64(ack)] },
+    });
+    expect(relayed.body).toMatchObject({ results: [{ index: 0, outcome: 'stored' }], anchor: null });
+    const seen = (await view(LOCK)) as { anchor: { acknowledgedAt: string } };
+    expect(seen).toMatchObject({ anchor: { version: 1, acknowledgedVersion: 1, via: 'relay' } });
+    expect(Date.parse(seen.anchor.acknowledgedAt)).toBeGreaterThan(0);
+
+    // lock-uses acknowledges over MQTT, as an online lock does.
+    const client = await mqtt.connectAsync(w.cloud.mqttUrl, {
+      username: 'lock-uses',
+      password: l2.password,
+      reconnectPeriod: 0,
+    });
+    try {
+      const bytes = encodeAnchorAck({ lockId: 'lock-uses', version: 1, lockTime: 1 }, l2.device);
+      await client.publishAsync(topicFor('anchor-ack', 'lock-uses'), Buffer.from(bytes), {
+        qos: 1,
+        retain: true,
+      });
+    } finally {
+      await client.endAsync();
+    }
+    for (let i = 0; i < 250 && (await w.cloud.store.getAnchorAck('lock-uses')) === undefined; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(await view('lock-uses')).toMatchObject({
+      anchor: { version: 1, acknowledgedVersion: 1, via: 'mqtt' },
+    });
   });
 });
