@@ -26,7 +26,7 @@ import { LOCK_PUBLISHES } from './acl.js';
 import { BRIDGE_USERNAME } from './credentials.js';
 import { CloudError } from './errors.js';
 import type { EventFeed } from './feed.js';
-import type { HaLockSettings } from './home-assistant.js';
+import type { HaSettingsSource } from './home-assistant.js';
 import { HomeAssistantPublisher } from './home-assistant.js';
 import type { IngestKind, IngestResult } from './ingest.js';
 import { Ingestor } from './ingest.js';
@@ -74,7 +74,7 @@ export interface BridgeOptions {
    * Home Assistant MQTT discovery from verified state reports ([TANDEM-HA-1]); default on, remote locking
    * off for every lock. `false` turns it off.
    */
-  readonly homeAssistant?: false | { readonly settings?: (lockId: string) => HaLockSettings };
+  readonly homeAssistant?: false | { readonly settings?: HaSettingsSource };
 }
 
 /** What the bridge did with one message (for tests and metrics). */

@@ -226,47 +226,81 @@ export function isHomeAssistantTopic(topic: string): boolean {
 /** How the bridge publishes: retained, at QoS 1. */
 export type HaPublish = (message: HaMessage) => void;
 
+/** The owner's settings of a lock, from memory (tests) or the store (the cloud: a promise). */
+export type HaSettingsSource = (lockId: string) => HaLockSettings | Promise<HaLockSettings>;
+
 /**
  * Keeps Home Assistant in step with the locks the bridge hears from: discovery once per lock (and again
- * after a settings change), then a state message per verified state report.
+ * after a settings change or when the lock starts or stops reporting a battery), then a state message per
+ * verified state report. With settings from the store, each lock's messages keep their order (one chain of
+ * promises per lock).
  */
 export class HomeAssistantPublisher {
   readonly #publish: HaPublish;
-  readonly #settings: (lockId: string) => HaLockSettings;
+  readonly #settings: HaSettingsSource;
   readonly #announced = new Map<string, string>();
   readonly #features = new Map<string, HaLockFeatures>();
+  readonly #queues = new Map<string, Promise<void>>();
 
-  constructor(
-    publish: HaPublish,
-    settings: (lockId: string) => HaLockSettings = () => ({ remoteLocking: false }),
-  ) {
+  constructor(publish: HaPublish, settings: HaSettingsSource = () => ({ remoteLocking: false })) {
     this.#publish = publish;
     this.#settings = settings;
   }
 
   /** Called with a state report whose signature the bridge has verified. */
   verifiedState(report: LockStateReport): void {
-    this.#features.set(report.lockId, { battery: report.battery !== undefined });
-    this.#announce(report.lockId);
-    this.#publish(availabilityMessage(report.lockId, true));
-    this.#publish(stateMessage(report));
+    this.#withSettings(report.lockId, (settings) => {
+      this.#features.set(report.lockId, { battery: report.battery !== undefined });
+      this.#announce(report.lockId, settings);
+      this.#publish(availabilityMessage(report.lockId, true));
+      this.#publish(stateMessage(report));
+    });
   }
 
   /** Called when the lock's state topic was cleared (its clean stop or its will). */
   offline(lockId: string): void {
     if (!isLockId(lockId)) return;
-    this.#announce(lockId);
-    this.#publish(availabilityMessage(lockId, false));
+    this.#withSettings(lockId, (settings) => {
+      this.#announce(lockId, settings);
+      this.#publish(availabilityMessage(lockId, false));
+    });
   }
 
   /** Publishes discovery again for a lock whose settings changed. */
   settingsChanged(lockId: string): void {
-    this.#announced.delete(lockId);
-    this.#announce(lockId);
+    if (!isLockId(lockId)) return;
+    this.#withSettings(lockId, (settings) => {
+      this.#announced.delete(lockId);
+      this.#announce(lockId, settings);
+    });
   }
 
-  #announce(lockId: string): void {
-    const settings = this.#settings(lockId);
+  /** Resolves once every message queued so far for `lockId` went out (tests, orderly shutdown). */
+  async settled(lockId: string): Promise<void> {
+    await this.#queues.get(lockId);
+  }
+
+  /** Runs `then` with the lock's settings: at once when they are at hand, else after what is queued. */
+  #withSettings(lockId: string, then: (settings: HaLockSettings) => void): void {
+    const queued = this.#queues.get(lockId);
+    const got = queued === undefined ? this.#settings(lockId) : undefined;
+    if (got !== undefined && !(got instanceof Promise)) {
+      then(got);
+      return;
+    }
+    // Settings that cannot be read are the defaults: remote locking off ([TANDEM-HA-2]), never on by error.
+    const next = (queued ?? Promise.resolve())
+      .then(() => got ?? this.#settings(lockId))
+      .catch((): HaLockSettings => ({ remoteLocking: false }))
+      .then(then)
+      .catch(() => undefined);
+    this.#queues.set(lockId, next);
+    void next.then(() => {
+      if (this.#queues.get(lockId) === next) this.#queues.delete(lockId);
+    });
+  }
+
+  #announce(lockId: string, settings: HaLockSettings): void {
     const features = this.#features.get(lockId) ?? { battery: false };
     const key = JSON.stringify([settings, features]);
     if (this.#announced.get(lockId) === key) return;
