@@ -186,6 +186,12 @@ export function dashboardChecks(browserName: string, launch: () => Promise<Launc
     await logIn(page, 'adam');
     expect(new URL(page.url()).pathname).toBe('/dashboard/');
     await expect.poll(() => page.count('#share-lock option')).toBe(2);
+    // The owner's remote-locking setting ([TANDEM-HA-2]): off by default, on from the page, stored.
+    const remote = '#owned-locks li[data-lock="bike-a"] input[name="remoteLocking"]';
+    expect(await page.evaluate<boolean>(`document.querySelector('${remote}').checked`)).toBe(false);
+    await page.click({ css: remote });
+    await expect.poll(() => notice(page)).toBe('bike-a: remote locking on');
+    expect(await sys.cloud.store.getLockSettings('bike-a')).toEqual({ remoteLocking: true });
     await page.select('#share-lock', 'bike-b');
     await page.fill('#share-rider', 'bianca');
     await page.click({ css: '#share-form', button: 'Share' });

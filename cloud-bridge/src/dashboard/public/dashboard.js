@@ -516,6 +516,35 @@ function shareLine(s, revocable) {
   return li;
 }
 
+/** One owned lock with its settings: remote locking for Home Assistant ([TANDEM-HA-2], PATCH /locks/{id}). */
+function lockSettingsLine(l) {
+  const li = document.createElement('li');
+  li.dataset.lock = l.id;
+  const label = document.createElement('label');
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.name = 'remoteLocking';
+  box.checked = l.remoteLocking === true;
+  label.append(box, ` ${l.id}: remote locking (Home Assistant lock entity)`);
+  box.addEventListener('change', async () => {
+    box.disabled = true;
+    try {
+      const r = await call('PATCH', api(`/locks/${encodeURIComponent(l.id)}`), {
+        remoteLocking: box.checked,
+      });
+      box.checked = r.lock.remoteLocking === true;
+      notice(`${l.id}: remote locking ${box.checked ? 'on' : 'off'}`);
+    } catch (e) {
+      box.checked = !box.checked;
+      notice(`${l.id}: remote locking refused: ${e.message} (${e.code})`, true);
+    } finally {
+      box.disabled = false;
+    }
+  });
+  li.append(label);
+  return li;
+}
+
 async function refreshShares() {
   if (!token()) return;
   try {
@@ -530,6 +559,7 @@ async function refreshShares() {
       }),
     );
     if (chosen) select.value = chosen;
+    $('#owned-locks').replaceChildren(...locks.map(lockSettingsLine));
     const owned = [];
     for (const l of locks)
       owned.push(...(await call('GET', api(`/locks/${encodeURIComponent(l.id)}/shares`))).shares);
