@@ -12,10 +12,11 @@
  *
  * Why a `sensor` and not a `lock` by default: Home Assistant's MQTT lock platform *requires* `command_topic`
  * (lock.mqtt documentation, "command_topic ... required: true"), and a lock entity without one is refused
- * at discovery. Remote locking is off unless the owner turns it on ([TANDEM-HA-2]), so by default the state
- * is an enum sensor; with remote locking on it is a `lock` entity with a command topic. Nothing acts on that
- * topic yet: SPEC §9 has no cloud → lock command, so the bridge neither subscribes it nor forwards anything
- * ([TANDEM-HA-2]), and nothing in Tandem turns remote locking on so far.
+ * at discovery. Remote locking is off unless the owner turns it on ([TANDEM-HA-2]: PATCH /locks/{id}, stored by
+ * the cloud), so by default the state is an enum sensor; with remote locking on it is a `lock` entity with a
+ * command topic. Nothing acts on that topic ([TANDEM-HA-5]): SPEC §9 has no cloud → lock command, so the
+ * bridge neither subscribes it nor forwards anything, and the entity (not optimistic) keeps showing the state
+ * the lock signed.
  * A bike lock is never *unlocked* from Home Assistant: unlocking needs a rider's signed token and proof of
  * possession at the lock (SPEC §5.7), which no MQTT message can stand in for.
  *

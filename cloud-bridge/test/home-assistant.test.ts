@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mosquittoAcl, publishRefusal } from '../src/acl.js';
+import { mosquittoAcl, publishRefusal, subscribeRefusal } from '../src/acl.js';
 import { startCloud } from '../src/cloud.js';
 import type { Cloud } from '../src/cloud.js';
 import {
@@ -292,6 +292,14 @@ describe('ACL for Home Assistant topics ([TANDEM-HA-4])', () => {
     }
     expect(mosquittoAcl()).toContain('topic write homeassistant/sensor/+/+/config');
     expect(mosquittoAcl()).not.toMatch(/topic write homeassistant\/#/);
+  });
+
+  it('[TANDEM-HA-5]: nothing reads the command topic: neither the bridge nor a lock may subscribe it', () => {
+    for (const f of ['tandem/ha/lock-7/set', 'tandem/ha/+/set', 'tandem/ha/#']) {
+      expect(subscribeRefusal(bridge, f), f).not.toBeNull();
+      expect(subscribeRefusal(lock, f), f).not.toBeNull();
+    }
+    expect(mosquittoAcl()).not.toContain('/set');
   });
 });
 
