@@ -54,6 +54,10 @@ export const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "the owner's locks and their revocation acknowledgements",
     load: async () => (await import('./share.js')).locks,
   },
+  'lock-settings': {
+    summary: "show or change a lock's settings: remote locking for Home Assistant (owner)",
+    load: async () => (await import('./share.js')).lockSettings,
+  },
   share: {
     summary: 'share a lock with a rider (owner)',
     load: async () => (await import('./share.js')).share,

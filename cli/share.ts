@@ -37,6 +37,25 @@ const LOCKS: CommandSpec = {
   examples: ['tandem locks', 'tandem locks lock-7f3a --json'],
 };
 
+const LOCK_SETTINGS: CommandSpec = {
+  name: 'lock-settings',
+  positionals: '<lock-id>',
+  maxPositionals: 1,
+  summary:
+    'Shows or changes the owner’s settings of a lock. --remote-locking on offers the lock to Home Assistant ' +
+    'as a `lock` entity (SPEC [TANDEM-HA-2]); off (the default) shows its state as a sensor only.',
+  options: {
+    'remote-locking': {
+      type: 'string',
+      value: '<on|off>',
+      description: 'offer a Home Assistant lock entity',
+    },
+    json: JSON_OPTION,
+    ...COMMON,
+  },
+  examples: ['tandem lock-settings lock-7f3a', 'tandem lock-settings lock-7f3a --remote-locking on'],
+};
+
 const SHARE: CommandSpec = {
   name: 'share',
   positionals: '<lock-id>',
@@ -313,6 +332,35 @@ export const locks: CommandModule = {
         flag(p, 'json'),
         one === undefined ? { locks: out } : { lock: out[0] },
         out.length === 0 ? 'no locks claimed' : out.map(describeLock).join('\n'),
+      );
+    });
+  },
+};
+
+/** `tandem lock-settings`. */
+export const lockSettings: CommandModule = {
+  run: async (argv, streams) => {
+    const p = parse(LOCK_SETTINGS, argv);
+    if (p.help) return print(streams, false, null, helpText(LOCK_SETTINGS).trimEnd());
+    const lockId = lockIdOf(p, 'lock-settings');
+    const text = str(p, 'remote-locking');
+    if (text !== undefined && text !== 'on' && text !== 'off') {
+      throw new CliError('ERR_USAGE', `--remote-locking must be on or off, not ${JSON.stringify(text)}`, {
+        command: 'lock-settings',
+      });
+    }
+    return cloudGuard(streams, async () => {
+      const client = await openClient(p);
+      const l =
+        text === undefined
+          ? await client.lock(lockId)
+          : await client.updateLock(lockId, { remoteLocking: text === 'on' });
+      await client.session.save();
+      return print(
+        streams,
+        flag(p, 'json'),
+        { lock: l },
+        `${l.id}: remote locking ${l.remoteLocking === true ? 'on' : 'off'}`,
       );
     });
   },

@@ -196,6 +196,7 @@ export class ProcessSimLockControl implements SimLockControl {
       revocation: { held: 0, acknowledged: null },
       outboxDepth: 0,
       lockouts: 0,
+      battery: null,
       mqtt: o.mqttUrl === undefined ? 'disabled' : 'offline',
     };
   }
@@ -369,6 +370,11 @@ export class ProcessSimLockControl implements SimLockControl {
 
   async pushShackle(): Promise<void> {
     await this.#request({ op: 'pushShackle' });
+  }
+
+  /** The simulated fuel gauge, through the lock's console command `sim battery <percent>` ([TANDEM-MQTT-14]). */
+  async setBattery(percent: number): Promise<void> {
+    await this.#request({ op: 'console', line: `sim battery ${percent}` });
   }
 
   /** Runs one console line on the lock (provisioning, `status`), as typed at its serial console. */

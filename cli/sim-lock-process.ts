@@ -13,7 +13,7 @@
  *
  * Run only by the parent: `fork('cli/sim-lock-process.ts', [JSON options])`.
  */
-import { readFile, rm, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import createDebug from 'debug';
 import type { IClientOptions, MqttClient } from 'mqtt';
@@ -89,6 +89,14 @@ async function start(o: SimLockProcessOptions): Promise<void> {
   const config = lockConfig(o);
   const hardware = simulatedHardware(clock, config.hardware, o.deviceId + 1);
   const sim = hardware.sim!;
+  // The simulated gauge's level survives a power cut as a real gauge's charge would ([TANDEM-MQTT-14]).
+  const batteryFile = join(o.dataDir, 'sim-battery');
+  const savedBattery = await readFile(batteryFile, 'utf8').then(
+    (t) => Number(t.trim()),
+    () => NaN,
+  );
+  if (Number.isInteger(savedBattery) && savedBattery >= 0 && savedBattery <= 100)
+    sim.battery.set(savedBattery);
   const mqttSwitch = new MqttSwitch();
   if (o.mqttUrl !== undefined) mqttSwitch.real = (await import('mqtt')).connect as MqttConnect;
   if (o.mqttDown === true) mqttSwitch.setUp(false);
@@ -120,6 +128,10 @@ async function start(o: SimLockProcessOptions): Promise<void> {
       // As under systemd: the process ends and its parent (the power supply, here) restarts it.
       void stop(70);
     },
+  });
+
+  runtime.battery?.onChange((level) => {
+    if (level !== undefined) void writeFile(batteryFile, `${level}\n`).catch(() => undefined);
   });
 
   let stopping = false;
@@ -156,6 +168,7 @@ async function start(o: SimLockProcessOptions): Promise<void> {
       revocation: { held: runtime.stores.revocations.version, acknowledged: null },
       outboxDepth: runtime.stores.outbox.size,
       lockouts: runtime.authority?.lockedOutSubjects.length ?? 0,
+      battery: runtime.battery?.level ?? null,
       mqtt:
         o.mqttUrl === undefined
           ? 'disabled'

@@ -453,7 +453,11 @@ export async function startSystem(options: {
         const entry = Object.values(delegations)
           .flat()
           .find((e) => e.lock === lockId);
-        if (entry === undefined) return `${user} has no live share of ${lockId}`;
+        // No live share: the phone presents the token it still holds, as a phone that has not synced since
+        // the owner revoked would; the lock is what refuses it (REVOKED, §5.7 step 9), not this process.
+        if (entry === undefined) {
+          return file.locks[lockId]?.chain ?? `${user} has no live share of ${lockId}`;
+        }
         return [new Uint8Array(Buffer.from(entry.access_token, 'base64url'))];
       };
       const act = async (lockId: string, command: 'unlock' | 'lock'): Promise<SimPhoneResult> => {

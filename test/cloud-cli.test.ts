@@ -241,6 +241,25 @@ describe('the owner: share, shares, locks, revoke', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ lock: { revocation: { acknowledgedVersion: 4 } } });
   });
 
+  it('lock-settings shows remote locking, and --remote-locking on sends the PATCH body', async () => {
+    const shown = await tandem(['lock-settings', 'lock-ok', '--session', session]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toBe('lock-ok: remote locking off\n');
+    const on = await tandem(['lock-settings', 'lock-ok', '--remote-locking', 'on', '--session', session]);
+    expect(on.code).toBe(0);
+    expect(w.seen.at(-1)).toMatchObject({
+      method: 'PATCH',
+      path: '/locks/lock-ok',
+      body: { remoteLocking: true },
+    });
+    expect(on.stdout).toBe('lock-ok: remote locking on\n');
+    const before = w.seen.length;
+    const bad = await tandem(['lock-settings', 'lock-ok', '--remote-locking', 'yes', '--session', session]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--remote-locking must be on or off, not "yes"');
+    expect(w.seen.length).toBe(before);
+  });
+
   it('revoke --share goes to the sharing API; the admin form still goes to the local cloud', async () => {
     const r = await tandem(['revoke', '--share', 'share-1', '--session', session]);
     expect(r.code).toBe(0);

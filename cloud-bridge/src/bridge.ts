@@ -32,7 +32,7 @@ import { LOCK_PUBLISHES } from './acl.js';
 import { BRIDGE_USERNAME } from './credentials.js';
 import { CloudError } from './errors.js';
 import type { EventFeed } from './feed.js';
-import type { HaLockSettings } from './home-assistant.js';
+import type { HaSettingsSource } from './home-assistant.js';
 import { HomeAssistantPublisher } from './home-assistant.js';
 import type { IngestKind, IngestResult } from './ingest.js';
 import { Ingestor } from './ingest.js';
@@ -80,7 +80,7 @@ export interface BridgeOptions {
    * Home Assistant MQTT discovery from verified state reports ([TANDEM-HA-1]); default on, remote locking
    * off for every lock. `false` turns it off.
    */
-  readonly homeAssistant?: false | { readonly settings?: (lockId: string) => HaLockSettings };
+  readonly homeAssistant?: false | { readonly settings?: HaSettingsSource };
   /**
    * The ingest queue ([TANDEM-MQTT-14]): at most `max` messages received and not yet stored (default 1,024;
    * beyond it the bridge stops reading), written `batch` at a time in one transaction (default 256).

@@ -205,6 +205,8 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
       keyring,
       log,
       feed,
+      // [TANDEM-HA-2]: the owner's remote-locking choice, as stored (PATCH /locks/{id}).
+      homeAssistant: { settings: (lockId) => store.getLockSettings(lockId) },
       ...(options.beaconIntervalMs === undefined ? {} : { beaconIntervalMs: options.beaconIntervalMs }),
       ...(options.partition === undefined ? {} : { partition: options.partition }),
     });
@@ -307,6 +309,7 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
         sync: syncJsonHandler(sync),
         events: eventStreamHandler(feed),
         anchorVersion: () => keyring.anchorVersion,
+        lockSettingsChanged: (lockId) => bridge.homeAssistant?.settingsChanged(lockId),
         ...options.api,
         log,
       });

@@ -8,24 +8,27 @@
  * | `sensor` (enum) or `lock` | `lock` | locked, unlocked, alarm, jammed, fault, safe-mode | the lock's state; a `lock` entity only where the owner enabled remote locking |
  * | `binary_sensor` | `theft_alarm` | on while the lock is in `alarm` | device class `tamper` |
  * | `sensor` | `clock_uncertainty` | seconds the lock's clock may be off; unknown after a reboot until a beacon ([TANDEM-TIME-6]) | device class `duration`, unit `s` |
+ * | `sensor` | `battery` | the charge the lock's fuel gauge read, from the signed state ([TANDEM-MQTT-14]); announced only while the lock reports one | device class `battery`, unit `%` |
  *
  * Why a `sensor` and not a `lock` by default: Home Assistant's MQTT lock platform *requires* `command_topic`
  * (lock.mqtt documentation, "command_topic ... required: true"), and a lock entity without one is refused
- * at discovery. Remote locking is off unless the owner turns it on ([TANDEM-HA-2]), so by default the state
- * is an enum sensor; with remote locking on it is a `lock` entity with a command topic. Nothing acts on that
- * topic yet: SPEC §9 has no cloud → lock command, so the bridge neither subscribes it nor forwards anything
- * ([TANDEM-HA-2]), and nothing in Tandem turns remote locking on so far.
+ * at discovery. Remote locking is off unless the owner turns it on ([TANDEM-HA-2]: PATCH /locks/{id}, stored by
+ * the cloud), so by default the state is an enum sensor; with remote locking on it is a `lock` entity with a
+ * command topic. Nothing acts on that topic ([TANDEM-HA-5]): SPEC §9 has no cloud → lock command, so the
+ * bridge neither subscribes it nor forwards anything, and the entity (not optimistic) keeps showing the state
+ * the lock signed.
  * A bike lock is never *unlocked* from Home Assistant: unlocking needs a rider's signed token and proof of
  * possession at the lock (SPEC §5.7), which no MQTT message can stand in for.
  *
- * No battery sensor: the signed state report carries no battery level ([TANDEM-MQTT-10]); it will be added
- * with the field, not guessed.
+ * The battery sensor exists only for a lock whose signed state carries a level ([TANDEM-MQTT-14]): a board
+ * without a gauge reports none, and Home Assistant then shows no battery rather than a made-up one.
  *
  * Topics (retained, so that Home Assistant sees the last state at once after it restarts):
  *
  * - `homeassistant/<component>/tandem_<lock>/<object>/config`: discovery, JSON (published once per bridge
  *   start for each lock it has seen, and again when the remote-locking setting changes);
- * - `tandem/ha/<lock>/state`: JSON `{ "state", "lock", "alarm", "uncertainty_s", "time", "revocation" }`;
+ * - `tandem/ha/<lock>/state`: JSON `{ "state", "lock", "alarm", "uncertainty_s", "time", "revocation",
+ *   "battery" }` (`battery` null when the lock reported none);
  * - `tandem/ha/<lock>/availability`: `online` after a verified state, `offline` when the lock's clean stop
  *   or its will clears its state topic ([TANDEM-MQTT-WILL]).
  *
@@ -44,6 +47,11 @@ export const HA_STATE_ROOT = 'tandem/ha';
 /** What the owner has chosen for Home Assistant; remote locking is off by default ([TANDEM-HA-2]). */
 export interface HaLockSettings {
   readonly remoteLocking: boolean;
+}
+
+/** What the lock's last verified state says it has ([TANDEM-MQTT-14]). */
+export interface HaLockFeatures {
+  readonly battery: boolean;
 }
 
 /** One MQTT message to publish (retained). */
@@ -93,7 +101,11 @@ function lockValue(state: LockStateReport['state']): 'LOCKED' | 'UNLOCKED' | 'JA
 }
 
 /** The discovery messages of one lock ([TANDEM-HA-1]); an empty payload removes an entity. */
-export function discoveryMessages(lockId: string, settings: HaLockSettings): HaMessage[] {
+export function discoveryMessages(
+  lockId: string,
+  settings: HaLockSettings,
+  features: HaLockFeatures = { battery: false },
+): HaMessage[] {
   const t = haTopics(lockId);
   const node = haNodeId(lockId);
   const device = {
@@ -164,6 +176,17 @@ export function discoveryMessages(lockId: string, settings: HaLockSettings): HaM
       // null after a reboot ([TANDEM-TIME-6]): "None" is what Home Assistant resets to unknown.
       value_template: '{{ value_json.uncertainty_s if value_json.uncertainty_s is not none else "None" }}',
     }),
+    // [TANDEM-MQTT-14]: only while the lock reports a level; removed (no ghost entity) when it does not.
+    features.battery
+      ? cfg('sensor', 'battery', {
+          name: 'Battery',
+          device_class: 'battery',
+          unit_of_measurement: '%',
+          state_class: 'measurement',
+          entity_category: 'diagnostic',
+          value_template: '{{ value_json.battery if value_json.battery is not none else "None" }}',
+        })
+      : remove('sensor', 'battery'),
   ];
 }
 
@@ -178,6 +201,7 @@ export function stateMessage(report: LockStateReport): HaMessage {
       uncertainty_s: report.uncertainty,
       time: new Date(report.time * 1000).toISOString(),
       revocation: report.revocationVersion,
+      battery: report.battery ?? null,
     }),
   };
 }
@@ -203,48 +227,85 @@ export function isHomeAssistantTopic(topic: string): boolean {
 /** How the bridge publishes: retained, at QoS 1. */
 export type HaPublish = (message: HaMessage) => void;
 
+/** The owner's settings of a lock, from memory (tests) or the store (the cloud: a promise). */
+export type HaSettingsSource = (lockId: string) => HaLockSettings | Promise<HaLockSettings>;
+
 /**
  * Keeps Home Assistant in step with the locks the bridge hears from: discovery once per lock (and again
- * after a settings change), then a state message per verified state report.
+ * after a settings change or when the lock starts or stops reporting a battery), then a state message per
+ * verified state report. With settings from the store, each lock's messages keep their order (one chain of
+ * promises per lock).
  */
 export class HomeAssistantPublisher {
   readonly #publish: HaPublish;
-  readonly #settings: (lockId: string) => HaLockSettings;
+  readonly #settings: HaSettingsSource;
   readonly #announced = new Map<string, string>();
+  readonly #features = new Map<string, HaLockFeatures>();
+  readonly #queues = new Map<string, Promise<void>>();
 
-  constructor(
-    publish: HaPublish,
-    settings: (lockId: string) => HaLockSettings = () => ({ remoteLocking: false }),
-  ) {
+  constructor(publish: HaPublish, settings: HaSettingsSource = () => ({ remoteLocking: false })) {
     this.#publish = publish;
     this.#settings = settings;
   }
 
   /** Called with a state report whose signature the bridge has verified. */
   verifiedState(report: LockStateReport): void {
-    this.#announce(report.lockId);
-    this.#publish(availabilityMessage(report.lockId, true));
-    this.#publish(stateMessage(report));
+    this.#withSettings(report.lockId, (settings) => {
+      this.#features.set(report.lockId, { battery: report.battery !== undefined });
+      this.#announce(report.lockId, settings);
+      this.#publish(availabilityMessage(report.lockId, true));
+      this.#publish(stateMessage(report));
+    });
   }
 
   /** Called when the lock's state topic was cleared (its clean stop or its will). */
   offline(lockId: string): void {
     if (!isLockId(lockId)) return;
-    this.#announce(lockId);
-    this.#publish(availabilityMessage(lockId, false));
+    this.#withSettings(lockId, (settings) => {
+      this.#announce(lockId, settings);
+      this.#publish(availabilityMessage(lockId, false));
+    });
   }
 
   /** Publishes discovery again for a lock whose settings changed. */
   settingsChanged(lockId: string): void {
-    this.#announced.delete(lockId);
-    this.#announce(lockId);
+    if (!isLockId(lockId)) return;
+    this.#withSettings(lockId, (settings) => {
+      this.#announced.delete(lockId);
+      this.#announce(lockId, settings);
+    });
   }
 
-  #announce(lockId: string): void {
-    const settings = this.#settings(lockId);
-    const key = JSON.stringify(settings);
+  /** Resolves once every message queued so far for `lockId` went out (tests, orderly shutdown). */
+  async settled(lockId: string): Promise<void> {
+    await this.#queues.get(lockId);
+  }
+
+  /** Runs `then` with the lock's settings: at once when they are at hand, else after what is queued. */
+  #withSettings(lockId: string, then: (settings: HaLockSettings) => void): void {
+    const queued = this.#queues.get(lockId);
+    const got = queued === undefined ? this.#settings(lockId) : undefined;
+    if (got !== undefined && !(got instanceof Promise)) {
+      then(got);
+      return;
+    }
+    // Settings that cannot be read are the defaults: remote locking off ([TANDEM-HA-2]), never on by error.
+    const next = (queued ?? Promise.resolve())
+      .then(() => got ?? this.#settings(lockId))
+      .catch((): HaLockSettings => ({ remoteLocking: false }))
+      .then(then)
+      .catch(() => undefined);
+    this.#queues.set(lockId, next);
+    void next.then(() => {
+      if (this.#queues.get(lockId) === next) this.#queues.delete(lockId);
+    });
+  }
+
+  #announce(lockId: string, settings: HaLockSettings): void {
+    const features = this.#features.get(lockId) ?? { battery: false };
+    const key = JSON.stringify([settings, features]);
     if (this.#announced.get(lockId) === key) return;
-    for (const m of discoveryMessages(lockId, settings)) this.#publish(m);
+    for (const m of discoveryMessages(lockId, settings, features)) this.#publish(m);
     this.#announced.set(lockId, key);
   }
 }

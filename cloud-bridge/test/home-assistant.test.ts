@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mosquittoAcl, publishRefusal } from '../src/acl.js';
+import { mosquittoAcl, publishRefusal, subscribeRefusal } from '../src/acl.js';
 import { startCloud } from '../src/cloud.js';
 import type { Cloud } from '../src/cloud.js';
 import {
@@ -204,8 +204,12 @@ describe('Home Assistant discovery payloads', () => {
         uncertainty_s: 3,
         time: new Date(1_800_000_020_000).toISOString(),
         revocation: 13,
+        battery: null,
       });
     }
+    // [TANDEM-MQTT-14]: the level the lock signed, as it signed it.
+    expect(JSON.parse(stateMessage({ ...report('locked'), battery: 87 }).payload).battery).toBe(87);
+    expect(JSON.parse(stateMessage({ ...report('locked'), battery: 0 }).payload).battery).toBe(0);
     expect(JSON.parse(stateMessage(report('locked', null)).payload).uncertainty_s).toBeNull();
     expect(availabilityMessage('lock-7', false)).toEqual({
       topic: 'tandem/ha/lock-7/availability',
@@ -222,11 +226,42 @@ describe('Home Assistant discovery payloads', () => {
     );
     p.verifiedState(report('locked'));
     p.verifiedState(report('alarm'));
-    expect(out.filter((m) => m.topic.endsWith('/config'))).toHaveLength(4);
+    expect(out.filter((m) => m.topic.endsWith('/config'))).toHaveLength(5);
     expect(out.filter((m) => m.topic === 'tandem/ha/lock-7/state')).toHaveLength(2);
     remote = true;
     p.settingsChanged('lock-7');
-    expect(out.filter((m) => m.topic.endsWith('/config'))).toHaveLength(8);
+    expect(out.filter((m) => m.topic.endsWith('/config'))).toHaveLength(10);
+  });
+
+  it('battery ([TANDEM-MQTT-14]): a sensor only while the signed state carries a level, removed when it stops', () => {
+    const none = discoveryMessages('lock-7', { remoteLocking: false });
+    expect(none).toContainEqual({ topic: 'homeassistant/sensor/tandem_lock-7/battery/config', payload: '' });
+    const msgs = discoveryMessages('lock-7', { remoteLocking: false }, { battery: true });
+    const battery = msgs.find((m) => m.topic === 'homeassistant/sensor/tandem_lock-7/battery/config')!;
+    expect(checkConfig(battery)).toMatchObject({
+      device_class: 'battery',
+      unit_of_measurement: '%',
+      state_class: 'measurement',
+      state_topic: 'tandem/ha/lock-7/state',
+      unique_id: 'tandem_lock-7_battery',
+    });
+
+    const out: HaMessage[] = [];
+    const p = new HomeAssistantPublisher((m) => out.push(m));
+    const batteryConfigs = () =>
+      out
+        .filter((m) => m.topic === 'homeassistant/sensor/tandem_lock-7/battery/config')
+        .map((m) => m.payload !== '');
+    p.verifiedState(report('locked'));
+    p.verifiedState({ ...report('locked'), battery: 55 });
+    p.verifiedState({ ...report('locked'), battery: 54 });
+    p.verifiedState(report('locked'));
+    // Removed, announced once (not again for 54), removed when the gauge went away.
+    expect(batteryConfigs()).toEqual([false, true, false]);
+    const states = out
+      .filter((m) => m.topic === 'tandem/ha/lock-7/state')
+      .map((m) => JSON.parse(m.payload).battery);
+    expect(states).toEqual([null, 55, 54, null]);
   });
 });
 
@@ -257,6 +292,14 @@ describe('ACL for Home Assistant topics ([TANDEM-HA-4])', () => {
     }
     expect(mosquittoAcl()).toContain('topic write homeassistant/sensor/+/+/config');
     expect(mosquittoAcl()).not.toMatch(/topic write homeassistant\/#/);
+  });
+
+  it('[TANDEM-HA-5]: nothing reads the command topic: neither the bridge nor a lock may subscribe it', () => {
+    for (const f of ['tandem/ha/lock-7/set', 'tandem/ha/+/set', 'tandem/ha/#']) {
+      expect(subscribeRefusal(bridge, f), f).not.toBeNull();
+      expect(subscribeRefusal(lock, f), f).not.toBeNull();
+    }
+    expect(mosquittoAcl()).not.toContain('/set');
   });
 });
 
@@ -306,15 +349,18 @@ describe('the bridge publishes discovery and state from a verified state report'
       );
     // As the broker delivers a lock's message to the bridge (the lock's own ACL is tested in acl tests).
     await publish(topicFor('state', 'lock-7'), forged);
-    await publish(topicFor('state', 'lock-7'), encodeLockState(report('alarm'), device));
+    await publish(topicFor('state', 'lock-7'), encodeLockState({ ...report('alarm'), battery: 64 }, device));
     await until('the state for Home Assistant', () => seen.some((s) => s.topic === 'tandem/ha/lock-7/state'));
     const states = seen.filter((s) => s.topic === 'tandem/ha/lock-7/state');
     // Only the signed report: the forged "unlocked" never reached Home Assistant.
     expect(states.map((s) => JSON.parse(s.payload).state)).toEqual(['alarm']);
+    // The battery level as the lock signed it ([TANDEM-MQTT-14]).
+    expect(JSON.parse(states[0]!.payload).battery).toBe(64);
     expect(states[0]!.retain).toBe(true);
     const configs = seen.filter((s) => s.topic.startsWith('homeassistant/') && s.payload !== '');
     expect(configs.map((s) => s.topic).sort()).toEqual([
       'homeassistant/binary_sensor/tandem_lock-7/theft_alarm/config',
+      'homeassistant/sensor/tandem_lock-7/battery/config',
       'homeassistant/sensor/tandem_lock-7/clock_uncertainty/config',
       'homeassistant/sensor/tandem_lock-7/lock/config',
     ]);

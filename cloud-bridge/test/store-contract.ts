@@ -185,6 +185,15 @@ export function storeContract(name: string, open: () => Promise<CloudStore>, ski
         expect(await store.lastContact('lock-7')).toBe(400);
       });
 
+      it("keeps the owner's lock settings; remote locking is off until set ([TANDEM-HA-2])", async () => {
+        expect(await store.getLockSettings('lock-7')).toEqual({ remoteLocking: false });
+        await store.setLockSettings('lock-7', { remoteLocking: true }, 100);
+        expect(await store.getLockSettings('lock-7')).toEqual({ remoteLocking: true });
+        expect(await store.getLockSettings('lock-8')).toEqual({ remoteLocking: false });
+        await store.setLockSettings('lock-7', { remoteLocking: false }, 200);
+        expect(await store.getLockSettings('lock-7')).toEqual({ remoteLocking: false });
+      });
+
       it('keeps the revocation acknowledgement with the highest version', async () => {
         await store.putRevocationAck({ lockId: 'lock-7', version: 3, lockTime: 30, receivedAt: 300 });
         await store.putRevocationAck({ lockId: 'lock-7', version: 2, lockTime: 20, receivedAt: 400 });

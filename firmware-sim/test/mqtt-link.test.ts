@@ -96,6 +96,27 @@ describe('LockMqttClient', () => {
     expect(cloud.invalid).toEqual([]);
   });
 
+  it('battery ([TANDEM-MQTT-14]): absent without a reading, signed when there is one, republished on a change', async () => {
+    const b = await broker();
+    const lock = await makeLock();
+    const cloud = await cloudFor(lock, b.url);
+    let level: number | undefined = undefined;
+    const client = link(lock, b.url, { battery: () => level });
+    await client.start();
+    await waitFor(() => cloud.states.length > 0, 'the lock state');
+    const reports = () => cloud.states.filter((s) => s !== 'offline');
+    expect(reports()[0]).not.toHaveProperty('battery');
+    level = 87;
+    client.kick();
+    await waitFor(() => reports().some((s) => s.battery === 87), 'the state with the battery');
+    level = 12;
+    await waitFor(() => reports().some((s) => s.battery === 12), 'the state after the level changed');
+    level = undefined;
+    await waitFor(() => reports().at(-1)!.battery === undefined, 'the state without a reading');
+    // Every one verified with the device key by the test cloud; nothing refused.
+    expect(cloud.invalid).toEqual([]);
+  });
+
   it('the broker is killed and restarted while alerts flow: every alert arrives, acked records leave', async () => {
     const b = await broker();
     const lock = await makeLock();

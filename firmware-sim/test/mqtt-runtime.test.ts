@@ -178,6 +178,17 @@ describe('LockRuntime with an mqtt section', () => {
       /^OK mqtt=up url=mqtt:\/\/127\.0\.0\.1:\d+ username=lock-7f3a attempt=0 connects=1/,
     );
     expect(await say('provision show')).toMatch(/mqtt=mqtt:\/\/127\.0\.0\.1:\d+ username=lock-7f3a/);
+
+    // The simulated fuel gauge ([TANDEM-MQTT-14]): no reading until a tester sets one; then the status shows it.
+    expect(await say('status')).toMatch(/battery=none/);
+    expect(await say('sim battery 64')).toBe('OK battery=64');
+    expect(runtime.battery?.level).toBe(64);
+    expect(await say('status')).toMatch(/battery=64/);
+    expect(await say('sim battery 101')).toMatch(/^ERR ERR_CONSOLE_USAGE percent 101 is above 100/);
+    expect(await say('sim battery -1')).toMatch(
+      /^ERR ERR_CONSOLE_USAGE <percent> must be an integer from 0 to 100/,
+    );
+    expect(runtime.battery?.level).toBe(64);
   });
 
   it('a broker that refuses the credentials leaves the link down with the reason on the console', async () => {

@@ -75,6 +75,8 @@ export interface ApiLock {
     readonly acknowledgedVersion: number | null;
     readonly acknowledgedAt: string | null;
   };
+  /** The owner's Home Assistant choice ([TANDEM-HA-2]); absent from clouds before it existed. */
+  readonly remoteLocking?: boolean;
   /** The issuer anchor the lock acknowledged ([TANDEM-SYNC-5]); absent from clouds before it was shown. */
   readonly anchor?: {
     readonly version: number;
@@ -452,7 +454,7 @@ export class CloudClient {
    * One call of the sharing API. Retries once with a refreshed token on 401 (an access token revoked or
    * expired early); a second 401 is ERR_GW_UNAUTHORIZED.
    */
-  async api<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  async api<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
     const s = this.session.require();
     const url = `${s.cloud}/api/v1${path}`;
     const send = async (token: string): Promise<Response> => {
@@ -541,6 +543,12 @@ export class CloudClient {
 
   async lock(lockId: string): Promise<ApiLock> {
     return (await this.api<{ lock: ApiLock }>('GET', `/locks/${encodeURIComponent(lockId)}`)).lock;
+  }
+
+  /** The owner changes a lock's settings (PATCH /locks/{id}): remote locking for Home Assistant. */
+  async updateLock(lockId: string, settings: { readonly remoteLocking?: boolean }): Promise<ApiLock> {
+    return (await this.api<{ lock: ApiLock }>('PATCH', `/locks/${encodeURIComponent(lockId)}`, settings))
+      .lock;
   }
 
   async share(lockId: string, request: ShareRequest): Promise<ApiShare> {

@@ -40,6 +40,8 @@ export type { SimLatchFault, SimLatchSensorOptions } from './gpio/sim-latch-sens
 export { SimLockMechanism } from './gpio/sim-lock-mechanism.js';
 export type { SimLockMechanismOptions, SimMechanismFault } from './gpio/sim-lock-mechanism.js';
 
+export { BatteryMonitor, LinuxSysfsBattery, SimBattery } from './battery.js';
+export type { Battery, LinuxSysfsBatteryOptions } from './battery.js';
 export { KNOWN_IIO_ACCELEROMETERS, LinuxIioAccelerometer } from './accel/linux-iio-accelerometer.js';
 export type { LinuxIioAccelerometerOptions } from './accel/linux-iio-accelerometer.js';
 export { STANDARD_GRAVITY, SimAccelerometer } from './accel/sim-accelerometer.js';

@@ -376,7 +376,11 @@ const STATE_KEYS = {
   5: 'revocation version',
   6: 'outbox epoch',
   7: 'outbox sequence',
+  8: 'battery',
 } as const;
+
+/** Largest battery level: a percentage ([TANDEM-MQTT-14]). */
+export const MAX_BATTERY_PERCENT = 100;
 
 /** A lock's state report ([TANDEM-MQTT-10]), retained on `.../state`. */
 export interface LockStateReport {
@@ -390,6 +394,11 @@ export interface LockStateReport {
   readonly outboxEpoch: number;
   /** The last outbox sequence queued in that epoch; 0 when none yet. */
   readonly outboxSequence: number;
+  /**
+   * The battery's charge in percent (0..100) as the board's fuel gauge last read it ([TANDEM-MQTT-14]);
+   * absent when the board has no gauge or it could not be read: never guessed.
+   */
+  readonly battery?: number;
 }
 
 function parseState(payload: Uint8Array): LockStateReport {
@@ -402,7 +411,17 @@ function parseState(payload: Uint8Array): LockStateReport {
     revocationVersion: r.uint(5),
     outboxEpoch: r.uint(6, 1),
     outboxSequence: r.uint(7),
+    ...(r.has(8) ? { battery: batteryField(r) } : {}),
   };
+}
+
+/** Key 8 when present: an unsigned integer 0..100 ([TANDEM-MQTT-14]). */
+function batteryField(r: PayloadReader): number {
+  const v = r.get(8);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_BATTERY_PERCENT) {
+    r.fail(8, `must be an unsigned integer from 0 to ${MAX_BATTERY_PERCENT} (percent)`);
+  }
+  return v;
 }
 
 /** Encodes and signs a lock state report with the lock's device key ([TANDEM-MQTT-10]). */
@@ -416,6 +435,7 @@ export function encodeLockState(report: LockStateReport, deviceKey: PrivateKey):
     [6, report.outboxEpoch],
     [7, report.outboxSequence],
   ]);
+  if (report.battery !== undefined) m.set(8, report.battery);
   return signPayload(checked(m, parseState), deviceKey, CONTENT_FORMAT.lockState);
 }
 

@@ -16,7 +16,7 @@ import { verifyTimeBeacon } from '../src/time-beacon.js';
 import { applyAnchorUpdate, verifyAnchorUpdate } from '../src/anchor-update.js';
 import type { AnchorState } from '../src/anchor-update.js';
 import { frameMessage } from '../src/gatt.js';
-import { parseTopic } from '../src/mqtt.js';
+import { parseTopic, verifyLockState } from '../src/mqtt.js';
 import { verifyClaimReceipt } from '../src/claim-receipt.js';
 import { build } from '../vectors/generate.js';
 import type { Vector, VectorFile } from '../vectors/generate.js';
@@ -118,6 +118,14 @@ const RUN: Record<VectorFile['kind'], (input: Record<string, unknown>) => Record
   'mqtt-topic': (input) => {
     const t = parseTopic(input.topic as string);
     return { ...t };
+  },
+  'lock-state-verify': (input) => {
+    const r = verifyLockState(
+      b(input.state as string),
+      publicKeyFromRaw('EdDSA', b(input.deviceKey as string)),
+      input.lockId as string,
+    );
+    return { ...r, battery: r.battery ?? null };
   },
   'claim-receipt-verify': (input) => {
     const r = verifyClaimReceipt(

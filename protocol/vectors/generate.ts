@@ -27,6 +27,8 @@ import { encodeClaimReceipt } from '../src/claim-receipt.js';
 import type { ClaimReceipt } from '../src/claim-receipt.js';
 import type { MintClaims } from '../src/token.js';
 import { encodeClaims, mintToken } from '../src/token.js';
+import { encodeLockState } from '../src/mqtt.js';
+import type { LockStateReport } from '../src/mqtt.js';
 import { edKey, p256Key } from './keys.js';
 
 /** One vector. `expected.error` is a ProtocolError code; otherwise the listed fields must match. */
@@ -49,7 +51,8 @@ export interface VectorFile {
     | 'time-beacon-verify'
     | 'gatt-frames'
     | 'mqtt-topic'
-    | 'claim-receipt-verify';
+    | 'claim-receipt-verify'
+    | 'lock-state-verify';
   readonly description: string;
   readonly vectors: Vector[];
 }
@@ -797,6 +800,77 @@ function topics(): VectorFile {
   };
 }
 
+function lockStates(): VectorFile {
+  const device = edKey('lock device 7f3a');
+  const base: LockStateReport = {
+    lockId: LOCK,
+    state: 'locked',
+    time: NOW,
+    uncertainty: 3,
+    revocationVersion: 13,
+    outboxEpoch: 7,
+    outboxSequence: 42,
+  };
+  const report = (over: Partial<LockStateReport> = {}) => hex(encodeLockState({ ...base, ...over }, device));
+  // A payload the encoder refuses to make, signed by the device key, for the field negatives.
+  const raw = (battery: CborValue) =>
+    hex(
+      signSign1(
+        encode(
+          new Map<number, CborValue>([
+            [1, LOCK],
+            [2, 'locked'],
+            [3, NOW],
+            [4, 3],
+            [5, 13],
+            [6, 7],
+            [7, 42],
+            [8, battery],
+          ]),
+        ),
+        device,
+        { protectedHeader: new Map<number, CborValue>([[HEADER.contentType, CONTENT_FORMAT.lockState]]) },
+      ),
+    );
+  const vec = (title: string, bytes: string, expected: Vector['expected']): Vector => ({
+    title,
+    reproducible: true,
+    input: { deviceKey: hex(device.publicKey.raw), lockId: LOCK, state: bytes },
+    expected,
+  });
+  const ok = (battery: number | null) => ({
+    ok: true as const,
+    lockId: LOCK,
+    state: 'locked',
+    time: NOW,
+    uncertainty: 3,
+    revocationVersion: 13,
+    outboxEpoch: 7,
+    outboxSequence: 42,
+    battery,
+  });
+  return {
+    file: 'lock-states.json',
+    kind: 'lock-state-verify',
+    description:
+      'Lock state reports signed by the lock device key (SPEC.md §9.5); expected: the fields, battery null when absent.',
+    vectors: [
+      vec('SPEC §9.5 TANDEM-MQTT-10: a state report without a battery (no fuel gauge)', report(), ok(null)),
+      vec(
+        'SPEC §9.5 TANDEM-MQTT-14: a state report with the battery at 87 %',
+        report({ battery: 87 }),
+        ok(87),
+      ),
+      vec('TANDEM-MQTT-14: battery 0 % is a reading', report({ battery: 0 }), ok(0)),
+      vec('TANDEM-MQTT-14: battery 100 %', report({ battery: 100 }), ok(100)),
+      vec('battery-101: above 100 %, TANDEM-MQTT-14', raw(101), { error: 'ERR_MESSAGE_INVALID' }),
+      vec('battery-negative', raw(-1), { error: 'ERR_MESSAGE_INVALID' }),
+      vec('battery-null: absent is the way to say "no gauge"', raw(null), { error: 'ERR_MESSAGE_INVALID' }),
+      vec('battery-text', raw('87'), { error: 'ERR_MESSAGE_INVALID' }),
+    ],
+  };
+}
+
 function claimReceipts(): VectorFile {
   const device = edKey('lock device 7f3a');
   const other = edKey('lock device other');
@@ -919,6 +993,7 @@ export function build(): VectorFile[] {
     frames(),
     topics(),
     claimReceipts(),
+    lockStates(),
   ];
 }
 

@@ -106,6 +106,8 @@ export interface ApiExtensions {
    * the lock acknowledged; without it the view shows 0.
    */
   readonly anchorVersion?: () => number;
+  /** Called after the owner changed a lock's settings (PATCH /locks/{id}): Home Assistant discovery follows. */
+  readonly lockSettingsChanged?: (lockId: string) => void;
 }
 
 /** The body of POST /sync, as validated. */
@@ -275,6 +277,23 @@ export function createApiHandler(o: ApiOptions): (req: IncomingMessage, res: Ser
       params: { lockId: LOCK },
       run: async ({ who, params }) =>
         ok({ lock: await lockView(store, anchorVersion, await ownClaim(params.lockId!, who)) }),
+    },
+    'PATCH /locks/{lockId}': {
+      params: { lockId: LOCK },
+      body: 'LockSettingsPatch',
+      run: async ({ who, params, body }) => {
+        const claim = await ownClaim(params.lockId!, who);
+        const b = body as { remoteLocking?: boolean };
+        const held = await store.getLockSettings(claim.lockId);
+        await store.setLockSettings(
+          claim.lockId,
+          { remoteLocking: b.remoteLocking ?? held.remoteLocking },
+          now(),
+        );
+        // [TANDEM-HA-2]: the bridge announces the lock entity, or clears it, at once.
+        o.lockSettingsChanged?.(claim.lockId);
+        return ok({ lock: await lockView(store, anchorVersion, claim) });
+      },
     },
     'POST /locks/{lockId}/shares': {
       params: { lockId: LOCK },

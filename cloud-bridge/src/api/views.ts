@@ -80,12 +80,13 @@ export async function lockView(
   anchorVersion: () => number,
   claim: LockClaim,
 ): Promise<object> {
-  const [state, rev, ack, contact, anchorAck] = await Promise.all([
+  const [state, rev, ack, contact, anchorAck, settings] = await Promise.all([
     store.getState(claim.lockId),
     store.getRevocation(claim.lockId),
     store.getRevocationAck(claim.lockId),
     store.lastContact(claim.lockId),
     store.getAnchorAck(claim.lockId),
+    store.getLockSettings(claim.lockId),
   ]);
   return {
     id: claim.lockId,
@@ -105,5 +106,6 @@ export async function lockView(
       acknowledgedAt: anchorAck === undefined ? null : iso(anchorAck.receivedAt),
       via: anchorAck?.via ?? null,
     },
+    remoteLocking: settings.remoteLocking,
   };
 }

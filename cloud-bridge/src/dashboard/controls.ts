@@ -180,4 +180,8 @@ export const CONTROLS: Readonly<Record<string, Control>> = {
     run: (lock, body) => checked(body, ['jammed'], () => lock.jamLatch(bool(body, 'jammed'))),
   },
   'push-shackle': { maxBody: SMALL, run: (lock, body) => checked(body, [], () => lock.pushShackle()) },
+  battery: {
+    maxBody: SMALL,
+    run: (lock, body) => checked(body, ['percent'], () => lock.setBattery(int(body, 'percent', 0, 100))),
+  },
 };

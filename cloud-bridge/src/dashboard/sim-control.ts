@@ -26,6 +26,8 @@ export interface SimLockSnapshot {
   readonly outboxDepth: number;
   /** Subjects currently locked out ([TANDEM-LOCKOUT-2]). */
   readonly lockouts: number;
+  /** The fuel gauge's last reading in percent; null when none ([TANDEM-MQTT-14]). */
+  readonly battery: number | null;
   readonly radio: {
     readonly up: boolean;
     readonly profile: string;
@@ -84,6 +86,8 @@ export interface SimLockControl {
   setMqtt(up: boolean): Promise<void>;
   jamLatch(jammed: boolean): Promise<void>;
   pushShackle(): Promise<void>;
+  /** Sets the simulated fuel gauge (integer percent 0..100); the lock's signed state then reports it. */
+  setBattery(percent: number): Promise<void>;
 }
 
 /**

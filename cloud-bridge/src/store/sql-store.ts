@@ -30,6 +30,7 @@ import type {
   StoredRecord,
   StoredRevocation,
   StoredAnchorAck,
+  LockSettings,
   StoredRevocationAck,
   StoredState,
   StepOutcome,
@@ -110,6 +111,15 @@ export const MIGRATIONS: readonly Migration[] = [
     sql: (d) => [
       `CREATE TABLE anchor_acks (lock_id TEXT PRIMARY KEY, version ${int(d)} NOT NULL,
          lock_time ${int(d)} NOT NULL, received_at ${int(d)} NOT NULL, via TEXT NOT NULL)`,
+    ],
+  },
+  {
+    // Issue 11: the owner's settings of a lock, first remote locking for Home Assistant ([TANDEM-HA-2]);
+    // a table of its own so that later settings are columns here, not on the lock's identity row.
+    version: 4,
+    sql: (d) => [
+      `CREATE TABLE lock_settings (lock_id TEXT PRIMARY KEY, remote_locking ${int(d)} NOT NULL DEFAULT 0,
+         updated_at ${int(d)} NOT NULL)`,
     ],
   },
 ];
@@ -551,6 +561,19 @@ export class SqlCloudStore implements CloudStore {
     );
     return changed === 1;
   }
+  async getLockSettings(lockId: string): Promise<LockSettings> {
+    const rows = await this.db.query('SELECT remote_locking FROM lock_settings WHERE lock_id = ?', [lockId]);
+    return { remoteLocking: rows[0] !== undefined && num(rows[0].remote_locking) === 1 };
+  }
+
+  async setLockSettings(lockId: string, settings: LockSettings, at: number = Date.now()): Promise<void> {
+    await this.db.run(
+      `INSERT INTO lock_settings (lock_id, remote_locking, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (lock_id) DO UPDATE SET remote_locking = excluded.remote_locking, updated_at = excluded.updated_at`,
+      [lockId, settings.remoteLocking ? 1 : 0, at],
+    );
+  }
+
   async getAnchorAck(lockId: string): Promise<StoredAnchorAck | undefined> {
     const rows = await this.db.query('SELECT * FROM anchor_acks WHERE lock_id = ?', [lockId]);
     const r = rows[0];

@@ -101,6 +101,12 @@ export interface StoredRevocationAck {
  * A lock's latest anchor acknowledgement ([TANDEM-ANCHOR-5]): the issuer anchor version it holds, and when
  * the cloud learnt it.
  */
+/** What the owner chose for a lock (PATCH /locks/{id}). */
+export interface LockSettings {
+  /** Home Assistant may show a `lock` entity with a command topic ([TANDEM-HA-2]). Default false. */
+  readonly remoteLocking: boolean;
+}
+
 export interface StoredAnchorAck {
   readonly lockId: string;
   /** The anchor version the lock holds ([TANDEM-ANCHOR-3]). */
@@ -234,6 +240,9 @@ export interface CloudStore extends AccountStore, DelegationSource {
    */
   putAnchorAck(ack: StoredAnchorAck): Promise<boolean>;
   getAnchorAck(lockId: string): Promise<StoredAnchorAck | undefined>;
+  /** The owner's settings of a lock; the defaults (remote locking off, [TANDEM-HA-2]) when never set. */
+  getLockSettings(lockId: string): Promise<LockSettings>;
+  setLockSettings(lockId: string, settings: LockSettings, at?: number): Promise<void>;
   /** When the cloud last heard from the lock (a record, a state report, a revocation or anchor ack), Unix ms. */
   lastContact(lockId: string): Promise<number | undefined>;
 

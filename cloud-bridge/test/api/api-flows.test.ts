@@ -211,6 +211,66 @@ describe('sharing API flows', () => {
     });
   });
 
+  it('the owner turns remote locking on and off (PATCH, [TANDEM-HA-2]); Home Assistant discovery follows', async () => {
+    const seen: { topic: string; payload: string }[] = [];
+    const listener = (packet: { topic: string; payload: Buffer | string }) => {
+      if (packet.topic.startsWith('homeassistant/') && packet.topic.includes('tandem_lock-flow/lock/')) {
+        seen.push({ topic: packet.topic, payload: packet.payload.toString() });
+      }
+    };
+    w.cloud.broker.aedes.on('publish', listener);
+    try {
+      const template = '/locks/{lockId}';
+      const view = await call(w.base, 'GET', `/locks/${LOCK}`, { token: adam, template });
+      expect(view.body.lock).toMatchObject({ remoteLocking: false });
+      const on = await call(w.base, 'PATCH', `/locks/${LOCK}`, {
+        token: adam,
+        template,
+        body: { remoteLocking: true },
+      });
+      expect(on.status).toBe(200);
+      expect(on.body.lock).toMatchObject({ id: LOCK, remoteLocking: true });
+      expect(await w.cloud.store.getLockSettings(LOCK)).toEqual({ remoteLocking: true });
+      // The lock entity (with its command topic) is announced, the sensor form cleared.
+      await expect
+        .poll(() => seen.find((m) => m.topic === 'homeassistant/lock/tandem_lock-flow/lock/config')?.payload)
+        .toContain('"command_topic":"tandem/ha/lock-flow/set"');
+      expect(seen).toContainEqual({
+        topic: 'homeassistant/sensor/tandem_lock-flow/lock/config',
+        payload: '',
+      });
+
+      // Refused before anything is stored: another account (404, as a missing lock), a malformed body (400).
+      const carol = (await tokenFor(w.cloud, 'carol')).token;
+      const other = await call(w.base, 'PATCH', `/locks/${LOCK}`, {
+        token: carol,
+        template,
+        body: { remoteLocking: false },
+      });
+      expect(other.status).toBe(404);
+      for (const body of [{ remoteLocking: 'yes' }, {}, { remoteLocking: false, colour: 'red' }]) {
+        const bad = await call(w.base, 'PATCH', `/locks/${LOCK}`, { token: adam, template, body });
+        expect(bad.status, JSON.stringify(body)).toBe(400);
+      }
+      expect(await w.cloud.store.getLockSettings(LOCK)).toEqual({ remoteLocking: true });
+
+      const off = await call(w.base, 'PATCH', `/locks/${LOCK}`, {
+        token: adam,
+        template,
+        body: { remoteLocking: false },
+      });
+      expect(off.body.lock).toMatchObject({ remoteLocking: false });
+      await expect
+        .poll(
+          () =>
+            seen.filter((m) => m.topic === 'homeassistant/lock/tandem_lock-flow/lock/config').at(-1)?.payload,
+        )
+        .toBe('');
+    } finally {
+      w.cloud.broker.aedes.removeListener('publish', listener);
+    }
+  });
+
   it('revokes every share of a rider on a lock in one update', async () => {
     const body = { rider: 'carol', scope: ['unlock'], notAfter: inTwoHours() };
     const a = await call(w.base, 'POST', `/locks/${LOCK}/shares`, {

@@ -26,6 +26,7 @@ const SNAPSHOT: SimLockSnapshot = {
   revocation: { held: 3, acknowledged: 3 },
   outboxDepth: 0,
   lockouts: 0,
+  battery: 87,
   radio: { up: true, profile: 'android-14', latencyMs: 0, loss: 0, mtu: 185, connected: false },
   mqtt: 'connected',
 };
@@ -52,6 +53,7 @@ const lock: SimLockControl = {
       'setMqtt',
       'jamLatch',
       'pushShackle',
+      'setBattery',
     ].map((name) => [
       name,
       async (...args: unknown[]) => {
@@ -275,6 +277,22 @@ describe('controls refuse malformed input with a coded 4xx and do not act', () =
     ['bad profile', 'radio', '{"profile":"../x"}', 400, 'ERR_DASH_FIELD', '"profile" must be a profile name'],
     ['unknown trace', 'play-trace', '{"name":"earthquake"}', 400, 'ERR_DASH_FIELD', 'wind, tamper'],
     ['no trace', 'play-trace', '{}', 400, 'ERR_DASH_FIELD', '"name" or "samples" must be given'],
+    [
+      'battery above 100',
+      'battery',
+      '{"percent":101}',
+      400,
+      'ERR_DASH_FIELD',
+      '"percent" must be an integer from 0 to 100',
+    ],
+    [
+      'battery fraction',
+      'battery',
+      '{"percent":50.5}',
+      400,
+      'ERR_DASH_FIELD',
+      '"percent" must be an integer',
+    ],
     ['not JSON', 'bump', '{', 400, 'ERR_DASH_BODY', 'the body is not valid JSON'],
     ['an array', 'bump', '[]', 400, 'ERR_DASH_BODY', 'the body must be a JSON object'],
     ['unknown control', 'explode', '{}', 404, 'ERR_DASH_NOT_FOUND', 'no control "explode"'],

@@ -104,6 +104,8 @@ export interface LockMqttClientOptions {
   readonly keepaliveS?: number;
   /** Most records in flight (published, puback pending) at once (default 16). */
   readonly maxInFlight?: number;
+  /** The fuel gauge's last reading in percent, or undefined: none is reported ([TANDEM-MQTT-14]). */
+  readonly battery?: () => number | undefined;
 }
 
 /** The link as shown on the console. */
@@ -376,13 +378,18 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
   // Lock → cloud.
   // ---------------------------------------------------------------------------------------------------
 
-  /** [TANDEM-MQTT-10]: on each connection and whenever the state, revocation version or epoch changes. */
+  /**
+   * [TANDEM-MQTT-10]: on each connection and whenever the state, revocation version, epoch or battery level
+   * ([TANDEM-MQTT-14]) changes.
+   */
   #publishState(force: boolean): void {
     const client = this.#client;
     if (!client || this.#link !== 'up') return;
     const s = this.#o.authority.snapshot();
     const outbox = this.#o.outbox;
-    const key = `${s.state}|${s.revocationVersion}|${outbox.epoch}`;
+    const battery = this.#o.battery?.();
+    // [TANDEM-MQTT-14]: a new battery level is a change of state for publication.
+    const key = `${s.state}|${s.revocationVersion}|${outbox.epoch}|${battery ?? '-'}`;
     if (!force && key === this.#stateKey) return;
     this.#stateKey = key;
     const report = encodeLockState(
@@ -394,6 +401,7 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
         revocationVersion: s.revocationVersion,
         outboxEpoch: outbox.epoch,
         outboxSequence: outbox.lastSeq,
+        ...(battery === undefined ? {} : { battery }),
       },
       this.#o.deviceKey,
     );

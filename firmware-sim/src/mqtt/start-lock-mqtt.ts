@@ -28,6 +28,8 @@ export interface LockMqttDeps {
   readonly clock: Clock;
   readonly connect?: MqttConnect;
   readonly random?: (n: number) => Uint8Array;
+  /** The fuel gauge's last reading ([TANDEM-MQTT-14]). */
+  readonly battery?: () => number | undefined;
 }
 
 async function pem(path: string | undefined, what: string): Promise<Buffer | undefined> {
@@ -69,6 +71,7 @@ export async function startLockMqtt(deps: LockMqttDeps): Promise<LockMqttClient 
     backoff: { initialMs: m.reconnectInitialMs, maxMs: m.reconnectMaxMs },
     keepaliveS: m.keepaliveS,
     ...(deps.connect ? { connect: deps.connect } : {}),
+    ...(deps.battery ? { battery: deps.battery } : {}),
   });
   await client.start();
   return client;

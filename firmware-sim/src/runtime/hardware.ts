@@ -16,6 +16,8 @@ import { LinuxSolenoid } from '../../../hardware/src/gpio/linux-solenoid.js';
 import { LinuxLatchSensor } from '../../../hardware/src/gpio/linux-latch-sensor.js';
 import { LinuxIioAccelerometer } from '../../../hardware/src/accel/linux-iio-accelerometer.js';
 import { SerialportConsole } from '../../../hardware/src/serial/serialport-console.js';
+import { LinuxSysfsBattery, SimBattery } from '../../../hardware/src/battery.js';
+import type { Battery } from '../../../hardware/src/battery.js';
 import type { HardwareConfig } from '../config/lock-config.js';
 
 /** Everything the runtime drives. `sim` is present only for simulated hardware (tester commands). */
@@ -23,20 +25,29 @@ export interface LockHardware {
   readonly solenoid: Solenoid;
   readonly latch: LatchSensor;
   readonly accelerometer: Accelerometer;
+  /** The fuel gauge ([TANDEM-MQTT-14]); absent, or failing to read, means no level is reported. */
+  readonly battery?: Battery;
   /** The provisioning console; absent when the caller supplies its own. */
   readonly console?: SerialConsole;
-  readonly sim?: { readonly mechanism: SimLockMechanism; readonly accelerometer: SimAccelerometer };
+  readonly sim?: {
+    readonly mechanism: SimLockMechanism;
+    readonly accelerometer: SimAccelerometer;
+    /** No level until a tester sets one (`sim battery <percent>`). */
+    readonly battery: SimBattery;
+  };
 }
 
 /** Simulated solenoid, latch mechanism and accelerometer on `clock` (the console is the caller's choice). */
 export function simulatedHardware(clock: Clock, config: HardwareConfig, seed = 1): LockHardware {
   const mechanism = SimLockMechanism.create({ clock, maxPulseMs: config.maxPulseMs });
   const accelerometer = new SimAccelerometer({ clock, sampleRateHz: config.accelSampleRateHz, seed });
+  const battery = new SimBattery();
   return {
     solenoid: mechanism.solenoid,
     latch: mechanism.latch,
     accelerometer,
-    sim: { mechanism, accelerometer },
+    battery,
+    sim: { mechanism, accelerometer, battery },
   };
 }
 
@@ -57,5 +68,8 @@ export function linuxHardware(config: HardwareConfig): LockHardware {
       sampleRateHz: config.accelSampleRateHz,
     }),
     console: new SerialportConsole({ path: config.serialPath, baudRate: config.serialBaudRate }),
+    // The one supply of type Battery under /sys/class/power_supply, if the board has a gauge; a board
+    // without one reads ERR_HW_UNAVAILABLE and reports no level ([TANDEM-MQTT-14]).
+    battery: new LinuxSysfsBattery(),
   };
 }

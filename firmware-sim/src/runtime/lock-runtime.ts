@@ -35,6 +35,7 @@ import { LockIdentity } from './identity.js';
 import { claimReceiptLine, recordClaimReceipt } from './claim-receipt.js';
 import { provisioningCommands } from './provisioning-commands.js';
 import { simulationCommands } from './simulation-commands.js';
+import { BatteryMonitor } from '../../../hardware/src/battery.js';
 
 const debug = createDebug('tandem:lock:runtime');
 
@@ -72,6 +73,8 @@ export class LockRuntime {
   #detachConsole: (() => void) | undefined;
   #unsubscribe: (() => void)[] = [];
   #closed = false;
+  /** The fuel gauge's readings ([TANDEM-MQTT-14]); absent when the hardware has no gauge port. */
+  readonly battery: BatteryMonitor | undefined;
   readonly #options: LockRuntimeOptions;
   readonly #trustedClock: TrustedClock;
   readonly #identity: LockIdentity;
@@ -108,6 +111,10 @@ export class LockRuntime {
       ...(b.theftTiltDeg === undefined ? {} : { tiltDeg: b.theftTiltDeg }),
       ...(b.theftMotionRms === undefined ? {} : { motionRms: b.theftMotionRms }),
     });
+    this.battery =
+      options.hardware.battery === undefined
+        ? undefined
+        : new BatteryMonitor(options.hardware.battery, options.clock);
     this.console = new ConsoleInterpreter(this.#consoleCommands(), {
       isClaimed: () => this.claimed,
       simulated: options.simulated,
@@ -152,6 +159,7 @@ export class LockRuntime {
         sim: options.hardware.sim,
         theft: this.theft,
         stateMachine: this.stateMachine,
+        batteryRefresh: async () => this.battery?.refresh(),
       }),
     ];
   }
@@ -288,6 +296,7 @@ export class LockRuntime {
         clock: this.#options.clock,
         ...(this.#options.mqttConnect ? { connect: this.#options.mqttConnect } : {}),
         ...(this.#options.random ? { random: this.#options.random } : {}),
+        ...(this.battery ? { battery: () => this.battery?.level } : {}),
       });
       this.#mqttError = undefined;
     } catch (e) {
@@ -351,6 +360,11 @@ export class LockRuntime {
     void this.#options.hardware.accelerometer
       .open()
       .catch((e: unknown) => debug('accelerometer failed: %O', e));
+    // [TANDEM-MQTT-14]: a new level goes out in the signed state now, not at the next poll.
+    if (this.battery) {
+      this.#unsubscribe.push(this.battery.onChange(() => this.#mqtt?.kick()));
+      this.battery.start();
+    }
   }
 
   // A bump is only logged; tampering and the bike moving raise the alarm and a signed alert that waits in
@@ -403,6 +417,7 @@ export class LockRuntime {
       revocationVersion: this.stores.revocations.version,
       outbox: this.stores.outbox.size,
       alarm: this.theft.alarm,
+      battery: this.battery?.level ?? 'none',
       mqtt: this.#mqtt?.status().link ?? (this.#mqttError === undefined ? 'off' : 'failed'),
       ...((this.#mqtt?.status().lastError ?? this.#mqttError) === undefined
         ? {}
@@ -415,6 +430,7 @@ export class LockRuntime {
     if (this.#closed) return;
     this.#closed = true;
     this.#detachConsole?.();
+    this.battery?.stop();
     for (const u of this.#unsubscribe.splice(0)) u();
     await this.#mqtt?.stop().catch((e: unknown) => debug('MQTT stop failed: %O', e));
     await this.#peripheral?.stop().catch((e: unknown) => debug('BLE stop failed: %O', e));

@@ -15,6 +15,8 @@ export interface SimulationTarget {
   readonly sim: LockHardware['sim'];
   readonly theft: Pick<TheftDetector, 'clearAlarm'>;
   readonly stateMachine: Pick<LockStateMachine, 'clearAlarm' | 'reportedState'>;
+  /** Reads the fuel gauge now ([TANDEM-MQTT-14]). */
+  readonly batteryRefresh?: () => Promise<unknown>;
 }
 
 /** The simulation table. */
@@ -67,6 +69,20 @@ export function simulationCommands(target: SimulationTarget): ConsoleCommand[] {
           a.move(v);
         } else a.tilt(v);
         return `motion=${kind}`;
+      },
+    },
+    {
+      name: 'sim battery',
+      args: [ARG.uint('percent', 100)],
+      help: 'set the simulated fuel gauge to <percent> (0 to 100); the signed state reports it',
+      access: 'simulation',
+      run: async ([p]) => {
+        const v = Number(p);
+        if (v > 100) throw new ConsoleError('ERR_CONSOLE_USAGE', `percent ${p} is above 100`);
+        sim().battery.set(v);
+        // Read at once rather than at the next poll, so the state goes out now.
+        await target.batteryRefresh?.();
+        return `battery=${v}`;
       },
     },
     {

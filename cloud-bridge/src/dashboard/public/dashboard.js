@@ -243,6 +243,12 @@ function showSnapshot(s) {
   setField(c, 'revocation', `${s.revocation.held} / ${s.revocation.acknowledged ?? 'none'}`);
   setField(c, 'outbox', String(s.outboxDepth));
   setField(c, 'lockouts', String(s.lockouts));
+  // [TANDEM-MQTT-14]: what the gauge read, or nothing; never a guess.
+  setField(
+    c,
+    'battery',
+    s.battery === null || s.battery === undefined ? 'no gauge reading' : `${s.battery} %`,
+  );
   const r = s.radio;
   setField(
     c,
@@ -373,6 +379,7 @@ function wireControls(c, lockId) {
     if (simple) return control(lockId, simple[0], simple[1], b);
     if (what === 'play-trace') return control(lockId, 'play-trace', { name: form.elements.trace.value }, b);
     if (what === 'shake') return control(lockId, 'shake', { ms: numberField(form, 'shakeMs') }, b);
+    if (what === 'battery') return control(lockId, 'battery', { percent: numberField(form, 'battery') }, b);
     if (what === 'play-upload') {
       try {
         return control(lockId, 'play-trace', { samples: await uploadedSamples(form) }, b);
@@ -509,6 +516,35 @@ function shareLine(s, revocable) {
   return li;
 }
 
+/** One owned lock with its settings: remote locking for Home Assistant ([TANDEM-HA-2], PATCH /locks/{id}). */
+function lockSettingsLine(l) {
+  const li = document.createElement('li');
+  li.dataset.lock = l.id;
+  const label = document.createElement('label');
+  const box = document.createElement('input');
+  box.type = 'checkbox';
+  box.name = 'remoteLocking';
+  box.checked = l.remoteLocking === true;
+  label.append(box, ` ${l.id}: remote locking (Home Assistant lock entity)`);
+  box.addEventListener('change', async () => {
+    box.disabled = true;
+    try {
+      const r = await call('PATCH', api(`/locks/${encodeURIComponent(l.id)}`), {
+        remoteLocking: box.checked,
+      });
+      box.checked = r.lock.remoteLocking === true;
+      notice(`${l.id}: remote locking ${box.checked ? 'on' : 'off'}`);
+    } catch (e) {
+      box.checked = !box.checked;
+      notice(`${l.id}: remote locking refused: ${e.message} (${e.code})`, true);
+    } finally {
+      box.disabled = false;
+    }
+  });
+  li.append(label);
+  return li;
+}
+
 async function refreshShares() {
   if (!token()) return;
   try {
@@ -523,6 +559,7 @@ async function refreshShares() {
       }),
     );
     if (chosen) select.value = chosen;
+    $('#owned-locks').replaceChildren(...locks.map(lockSettingsLine));
     const owned = [];
     for (const l of locks)
       owned.push(...(await call('GET', api(`/locks/${encodeURIComponent(l.id)}/shares`))).shares);
