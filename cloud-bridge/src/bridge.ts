@@ -622,6 +622,8 @@ export class Bridge {
   private writeRevocationsSoon(): void {
     if (this.revoking !== undefined) return;
     this.revoking = (async () => {
+      // One turn of the microtask queue first, so the calls made together (revokeOnLocks) share a batch.
+      await Promise.resolve();
       while (this.revocations.length > 0) {
         await this.writeRevocations(this.revocations.splice(0, REVOCATION_BATCH));
       }

@@ -255,3 +255,51 @@ describe('bridge group commit ([TANDEM-MQTT-14])', () => {
     expect(Math.max(...r.lock.acks.map((a) => a.sequence))).toBe(1);
   });
 });
+
+describe('revocations written together', () => {
+  it('revokeOnLocks gives every lock its own next version, stored, and publishes each retained', async () => {
+    const r = await rig();
+    const others = Array.from(
+      { length: 5 },
+      (_, i) => new FakeLock(`lock-many-${i}`, r.issuer.key.publicKey),
+    );
+    for (const l of others) {
+      await l.register(r.store);
+      await l.connect(r.url);
+      cleanups.push(() => l.close());
+    }
+    let batches = 0;
+    const { bridge } = await r.startBridge(
+      wrapStore(r.store, {
+        batch: (fn) => {
+          batches++;
+          return r.store.batch(fn);
+        },
+      }),
+    );
+    cleanups.push(() => bridge.close());
+    const locks = [r.lock, ...others];
+    const tokenId = Uint8Array.of(1, 2, 3, 4);
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    await bridge.revoke(r.lock.lockId, Uint8Array.of(9), exp); // lock-batch is at version 1 already
+    const before = batches;
+    const stored = await bridge.revokeOnLocks(
+      locks.map((l) => l.lockId),
+      [{ id: tokenId, exp }],
+    );
+    expect(stored.map((s) => s.version)).toEqual([2, 1, 1, 1, 1, 1]);
+    // Six locks, one transaction.
+    expect(batches - before).toBe(1);
+    for (const l of locks) {
+      const held = await r.store.getRevocation(l.lockId);
+      expect(held?.entries.has('01020304')).toBe(true);
+      await until(
+        () => l.received.some((m) => m.topic === `tandem/v1/lock/${l.lockId}/revocation`),
+        `${l.lockId}'s update`,
+      );
+    }
+    await expect(bridge.revokeOnLocks(['lock-unknown'], [{ id: tokenId, exp }])).rejects.toMatchObject({
+      code: 'ERR_CLOUD_LOCK_UNKNOWN',
+    });
+  });
+});
