@@ -904,12 +904,9 @@ async function measureLarge(
     await stopRig(rig);
   }
   for (const [row, cloud, what] of [
-    [
-      'revocation_fanout_ratio',
-      ms.cloudBytes,
-      'pre-signed updates published retained by the bridge identity',
-    ],
-    ['revocation_fanout_revoke_ratio', ms.cloudRevoke, 'Bridge.revoke per lock, 32 at a time'],
+    ['revocation_fanout_ratio', ms.cloudBytes, WHAT.bytes],
+    ['revocation_fanout_revoke_ratio', ms.cloudRevoke, WHAT.revoke],
+    ['revocation_fanout_revoke_many_ratio', ms.cloudMany, WHAT['revoke-many']],
   ] as const) {
     ctx.report({
       name: name(row),
