@@ -25,6 +25,7 @@
  * | `mqtt.<broker>.memory_per_lock_kb` | - | memory the broker process grows by per connected, subscribed lock (aedes: heap and external of the cloud's process, broker and bridge, after a GC; Mosquitto: its VmRSS) |
  * | `mqtt.<broker>.memory_per_lock_kb_bare` | - | the same on the bare broker |
  * | `mqtt.<broker>.revocation_fanout_ratio` | <= 1.25 | time until every connected lock received its revocation update: the same issuer-signed per-lock updates published retained at QoS 1 by the bridge's identity through the cloud broker / through the bare broker |
+ * | `mqtt.<broker>.revocation_fanout_revoke_many_ratio` | <= 1.25 | the same, the cloud side being one `Bridge.revokeOnLocks` call for every lock (a lost phone's holder id revoked everywhere, [TANDEM-REV-10]): signed and stored 512 per transaction, published without waiting in turn |
  * | `mqtt.<broker>.revocation_fanout_revoke_ratio` | <= 1.25 | the same, the cloud side being `Bridge.revoke` for every lock (store compare-and-set, signing, publishing) as `tandem revoke` does it, 32 calls at a time (the bridge writes the calls waiting together in one transaction) |
  *
  * Locks: 1,000 by default (100 with `--quick`); `TANDEM_BENCH_MQTT_LOCKS=10000 npm run bench -- mqtt` for
@@ -99,7 +100,7 @@ type SideRequest =
   | {
       readonly id: number;
       readonly cmd: 'prepare';
-      readonly how: 'bytes' | 'revoke';
+      readonly how: 'bytes' | 'revoke' | 'revoke-many';
       readonly lockIds: readonly string[];
       readonly version: number;
     }
@@ -206,7 +207,8 @@ async function serveSide(cfg: SideConfig): Promise<void> {
         : await mqtt.connectAsync(url!, { clientId: 'bench-bare-fanout', reconnectPeriod: 0 });
   }
 
-  let prepared: { how: 'bytes' | 'revoke'; lockIds: readonly string[]; updates: Buffer[] } | undefined;
+  let prepared:
+    { how: 'bytes' | 'revoke' | 'revoke-many'; lockIds: readonly string[]; updates: Buffer[] } | undefined;
   const tokenId = Buffer.from('0f1e2d3c4b5a69788796a5b4', 'hex');
   const exp = Math.floor(Date.now() / 1000) + 86_400;
   const handlers = {
@@ -219,7 +221,7 @@ async function serveSide(cfg: SideConfig): Promise<void> {
     prepare: (r: Extract<SideRequest, { cmd: 'prepare' }>): Omit<SideReply, 'id'> => {
       const now = Math.floor(Date.now() / 1000);
       const updates =
-        r.how === 'revoke'
+        r.how !== 'bytes'
           ? []
           : r.lockIds.map((lockId) =>
               Buffer.from(
@@ -248,6 +250,9 @@ async function serveSide(cfg: SideConfig): Promise<void> {
             publisher.publishAsync(topicFor('revocation', lockId), p.updates[i]!, { qos: 1, retain: true }),
           ),
         );
+      } else if (p.how === 'revoke-many') {
+        // One call for the whole fleet, as revoking a lost phone's holder id everywhere ([TANDEM-REV-10]).
+        await bridge!.revokeOnLocks(p.lockIds, [{ id: tokenId, exp }]);
       } else {
         // What `tandem revoke` does per lock, 32 locks at a time (the admin channel serves requests concurrently).
         let next = 0;
@@ -667,10 +672,17 @@ async function alertRound(
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** What the cloud side of each fan-out row does, for the notes. */
+const WHAT = {
+  bytes: 'pre-signed updates published retained by the bridge identity',
+  revoke: 'Bridge.revoke per lock, 32 at a time',
+  'revoke-many': 'one Bridge.revokeOnLocks call for every lock',
+} as const;
+
 /** One fan-out to every lock; ms from the command to the last lock's receipt. */
 async function fanoutRound(
   side: { side: Side; fleet: Fleet },
-  how: 'bytes' | 'revoke',
+  how: 'bytes' | 'revoke' | 'revoke-many',
   lockIds: readonly string[],
   version: number,
 ): Promise<number> {
@@ -787,6 +799,7 @@ async function measureBroker(
     for (const [how, row] of [
       ['bytes', 'revocation_fanout_ratio'],
       ['revoke', 'revocation_fanout_revoke_ratio'],
+      ['revoke-many', 'revocation_fanout_revoke_many_ratio'],
     ] as const) {
       const fr: number[] = [];
       const fc: number[] = [];
@@ -812,7 +825,7 @@ async function measureBroker(
         goal: atMost(1.25),
         note:
           `median of ${fanRounds} alternating rounds (${spread(fr)}), ${count} locks each receiving its own update; ` +
-          `cloud ${median(fc).toFixed(0)} ms (${how === 'bytes' ? 'pre-signed updates published retained by the bridge identity' : 'Bridge.revoke per lock, 32 at a time'}), ` +
+          `cloud ${median(fc).toFixed(0)} ms (${WHAT[how]}), ` +
           `bare ${median(fb).toFixed(0)} ms`,
       });
     }
@@ -848,9 +861,10 @@ async function measureLarge(
     return m.heap! / 1024;
   };
   let version = 100;
-  const ms: Record<'cloudBytes' | 'cloudRevoke' | 'bareBytes', number[]> = {
+  const ms: Record<'cloudBytes' | 'cloudRevoke' | 'cloudMany' | 'bareBytes', number[]> = {
     cloudBytes: [],
     cloudRevoke: [],
+    cloudMany: [],
     bareBytes: [],
   };
   try {
@@ -879,6 +893,7 @@ async function measureLarge(
         if (which === 'cloud') {
           ms.cloudBytes.push(await fanoutRound(f, 'bytes', lockIds, version));
           ms.cloudRevoke.push(await fanoutRound(f, 'revoke', lockIds, version));
+          ms.cloudMany.push(await fanoutRound(f, 'revoke-many', lockIds, version));
         } else {
           ms.bareBytes.push(await fanoutRound(f, 'bytes', lockIds, version));
         }
@@ -889,12 +904,9 @@ async function measureLarge(
     await stopRig(rig);
   }
   for (const [row, cloud, what] of [
-    [
-      'revocation_fanout_ratio',
-      ms.cloudBytes,
-      'pre-signed updates published retained by the bridge identity',
-    ],
-    ['revocation_fanout_revoke_ratio', ms.cloudRevoke, 'Bridge.revoke per lock, 32 at a time'],
+    ['revocation_fanout_ratio', ms.cloudBytes, WHAT.bytes],
+    ['revocation_fanout_revoke_ratio', ms.cloudRevoke, WHAT.revoke],
+    ['revocation_fanout_revoke_many_ratio', ms.cloudMany, WHAT['revoke-many']],
   ] as const) {
     ctx.report({
       name: name(row),

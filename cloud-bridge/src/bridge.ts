@@ -606,9 +606,24 @@ export class Bridge {
     return done;
   }
 
+  /**
+   * Adds the same entries on many locks at once, one new version each: a lost phone's holder id on every lock
+   * it could open ([TANDEM-REV-10]), a compromised token everywhere. The updates are signed and stored in
+   * transactions of up to 512 and published without waiting for one another; resolves when the broker has
+   * every one, rejects with the first failure (the others still land).
+   */
+  async revokeOnLocks(
+    lockIds: readonly string[],
+    add: readonly { readonly id: Uint8Array; readonly exp: number }[],
+  ): Promise<StoredRevocation[]> {
+    return Promise.all(lockIds.map((lockId) => this.revokeEntries(lockId, add)));
+  }
+
   private writeRevocationsSoon(): void {
     if (this.revoking !== undefined) return;
     this.revoking = (async () => {
+      // One turn of the microtask queue first, so the calls made together (revokeOnLocks) share a batch.
+      await Promise.resolve();
       while (this.revocations.length > 0) {
         await this.writeRevocations(this.revocations.splice(0, REVOCATION_BATCH));
       }
