@@ -182,10 +182,17 @@ const rawEcImport: ((point: Uint8Array) => KeyObject | undefined) | undefined = 
  * 65-byte encoding can name) is in the prime-order group and needs no multiplication by the order
  * ([TANDEM-KEY-2]). Measured on Node 20 / OpenSSL 3.0 (bench/README.md, `pop.verify_cold_key_ratio`): the
  * raw import costs about 0.4 of an ES256 verification, `ECDH.convertKey` plus a JWK import (which also
- * multiplies the point by the group order) about 1.3, SPKI DER through OpenSSL 3's decoder framework about 2.
+ * multiplies the point by the group order) about 1.4, SPKI DER through OpenSSL 3's decoder framework about 2.3.
  * `route` 'jwk' forces the fallback (tests compare the two). Throws a plain Error for a bad point.
  */
 export function p256FromSec1(point: Uint8Array, route: 'native' | 'jwk' = 'native'): KeyObject {
+  // Only the two point encodings: OpenSSL would also read the 1-byte 00, the point at infinity.
+  if (
+    !(point.length === 33 && (point[0] === 2 || point[0] === 3)) &&
+    !(point.length === 65 && point[0] === 4)
+  ) {
+    throw new Error('a P-256 point is 33 bytes (02/03 ‖ x) or 65 bytes (04 ‖ x ‖ y)');
+  }
   if (rawEcImport !== undefined && route === 'native') {
     const key = rawEcImport(point);
     if (key === undefined) throw new Error('not a point on P-256');

@@ -292,6 +292,10 @@ describe('P-256 public keys [TANDEM-KEY-2]', () => {
         expect(verifyBytes({ alg: 'ES256', raw: k.publicKey.raw, key: native }, data, sig)).toBe(true);
       }
     }
+    // Neither route reads the point at infinity (00), which OpenSSL itself would.
+    for (const route of ['native', 'jwk'] as const) {
+      expect(() => p256FromSec1(hex('00'), route)).toThrow(/33 bytes/);
+    }
     // Both routes refuse an x with no point (x = 1) and a point off the curve.
     const offCurve = hex('02' + '00'.repeat(31) + '01');
     expect(() => p256FromSec1(offCurve)).toThrow();
