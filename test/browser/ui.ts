@@ -64,10 +64,13 @@ const FIND = `(t) => {
   return null;
 }`;
 
-/** Waits (bounded: 300 tries 100 ms apart) until the target exists and is enabled. */
+/**
+ * Waits (bounded: 600 tries 100 ms apart) until the target exists and is enabled: a login's redirects through
+ * the provider took over 30 s once on a two-core box at load 18 with both browsers' systems running.
+ */
 async function handleOf(page: DriverPage, t: Target) {
   let last = '';
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 600; i++) {
     try {
       const h = await page.evaluateHandle(`(${FIND})(${JSON.stringify(t)})`);
       const el = h.asElement();
