@@ -55,8 +55,9 @@ export function dashboardChecks(browserName: string, launch: () => Promise<Launc
   /** Logs in through the provider's own login and consent forms (code + PKCE); back on the dashboard. */
   const logIn = async (ui: Ui, user: string): Promise<void> => {
     await ui.click({ css: '#session', button: 'Log in' });
-    await ui.fill('#login', user);
-    await ui.fill('#password', sys.accounts[user]!);
+    // input#login: the dashboard's own Log in button is #login too, until the provider's page has loaded.
+    await ui.fill('input#login', user);
+    await ui.fill('input#password', sys.accounts[user]!);
     await ui.click({ css: 'button[type="submit"]' });
     await ui.click({ css: 'body', button: 'Allow' });
     await expect.poll(() => ui.text('#who'), { timeout: 30_000 }).toBe(`Logged in as ${user}`);

@@ -94,7 +94,17 @@ export function uiOf(
   extra: { goto(url: string): Promise<void>; screenshot(path: string): Promise<void> },
   errors: string[],
 ): Ui {
-  const q = (js: string) => page.evaluate(js);
+  // A page function run while a navigation replaces the page is retried on the new one (bounded: 100 tries).
+  const q = async (js: string): Promise<unknown> => {
+    for (let i = 0; ; i++) {
+      try {
+        return await page.evaluate(js);
+      } catch (e) {
+        if (i >= 100 || !/context|navigat|detached/i.test((e as Error).message)) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
   const lit = (v: unknown) => JSON.stringify(v);
   return {
     browserName,
