@@ -64,10 +64,13 @@ const FIND = `(t) => {
   return null;
 }`;
 
-/** Waits (bounded: 300 tries 100 ms apart) until the target exists and is enabled. */
+/**
+ * Waits (bounded: 600 tries 100 ms apart) until the target exists and is enabled: a login's redirects through
+ * the provider took over 30 s once on a two-core box at load 18 with both browsers' systems running.
+ */
 async function handleOf(page: DriverPage, t: Target) {
   let last = '';
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 600; i++) {
     try {
       const h = await page.evaluateHandle(`(${FIND})(${JSON.stringify(t)})`);
       const el = h.asElement();
@@ -91,7 +94,17 @@ export function uiOf(
   extra: { goto(url: string): Promise<void>; screenshot(path: string): Promise<void> },
   errors: string[],
 ): Ui {
-  const q = (js: string) => page.evaluate(js);
+  // A page function run while a navigation replaces the page is retried on the new one (bounded: 100 tries).
+  const q = async (js: string): Promise<unknown> => {
+    for (let i = 0; ; i++) {
+      try {
+        return await page.evaluate(js);
+      } catch (e) {
+        if (i >= 100 || !/context|navigat|detached/i.test((e as Error).message)) throw e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  };
   const lit = (v: unknown) => JSON.stringify(v);
   return {
     browserName,
