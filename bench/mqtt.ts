@@ -10,7 +10,7 @@
  * - the cloud: `startBroker` (aedes 1.2 with the [TANDEM-MQTT-13] `$7$` check per CONNECT, the
  *   [TANDEM-MQTT-4] ACL and size/flood hooks, LevelDB persistence in a temporary directory) and `Bridge`
  *   (signature, lock id, dedupe and chain checks, SQLite store written in batches of one transaction each,
- *   [TANDEM-MQTT-14], a signed outbox ack per lock per batch); on
+ *   [TANDEM-MQTT-15], a signed outbox ack per lock per batch); on
  *   Mosquitto, Mosquitto with the repository's mosquitto.conf, passwd and ACL (`writeMosquittoFiles`) and
  *   the bridge over MQTT 5 with a shared subscription;
  * - bare: aedes with its defaults (no hooks, in-memory persistence), or Mosquitto with anonymous access and

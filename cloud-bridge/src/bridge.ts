@@ -4,7 +4,7 @@
  * - ingests what locks publish (state, alerts, audit records, revocation acknowledgements) through the one
  *   {@link Ingestor}, and acknowledges a message to the broker only after it is stored, so a bridge crash
  *   loses nothing (QoS 1, persistent session). Messages wait in a bounded ingest queue and are written in
- *   batches, one transaction each (group commit, [TANDEM-MQTT-14]): one durable commit for a burst instead of
+ *   batches, one transaction each (group commit, [TANDEM-MQTT-15]): one durable commit for a burst instead of
  *   several per message. Each message is still checked alone (device signature, lock id against the topic,
  *   hash chain [TANDEM-MQTT-7]) in a savepoint of its own, so a bad one is refused alone; the PUBACKs and the
  *   outbox acknowledgements go out only after the commit. A full queue stops the bridge reading from the
@@ -82,7 +82,7 @@ export interface BridgeOptions {
    */
   readonly homeAssistant?: false | { readonly settings?: HaSettingsSource };
   /**
-   * The ingest queue ([TANDEM-MQTT-14]): at most `max` messages received and not yet stored (default 1,024;
+   * The ingest queue ([TANDEM-MQTT-15]): at most `max` messages received and not yet stored (default 1,024;
    * beyond it the bridge stops reading), written `batch` at a time in one transaction (default 256).
    */
   readonly ingestQueue?: { readonly max?: number; readonly batch?: number };
@@ -518,7 +518,7 @@ export class Bridge {
   private send(topic: string, bytes: Uint8Array, retain: boolean): void {
     const fx = this.effects.getStore();
     if (fx !== undefined) {
-      // Handling a message of a batch: nothing leaves before the batch is stored ([TANDEM-MQTT-14]).
+      // Handling a message of a batch: nothing leaves before the batch is stored ([TANDEM-MQTT-15]).
       fx.after.push(() => this.send(topic, bytes, retain));
       return;
     }

@@ -1,5 +1,5 @@
 /**
- * The bridge's group commit ([TANDEM-MQTT-14]) over real sockets (aedes on 127.0.0.1, SQLite store): messages
+ * The bridge's group commit ([TANDEM-MQTT-15]) over real sockets (aedes on 127.0.0.1, SQLite store): messages
  * are written in batches, one transaction each, and neither the broker (PUBACK) nor the lock (outbox ack) is
  * told a record is held before the batch holding it is durable. Faults are injected by wrapping the store.
  */
@@ -96,7 +96,7 @@ async function rig(): Promise<Rig> {
 const outcomes = (activity: readonly BridgeActivity[]): string[] =>
   activity.filter((a) => a.kind === 'alert').map((a) => a.result.outcome);
 
-describe('bridge group commit ([TANDEM-MQTT-14])', () => {
+describe('bridge group commit ([TANDEM-MQTT-15])', () => {
   it('writes a burst in few transactions and acknowledges every record once it is stored', async () => {
     const r = await rig();
     let batches = 0;

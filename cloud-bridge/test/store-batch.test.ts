@@ -1,5 +1,5 @@
 /**
- * `CloudStore.batch` ([TANDEM-MQTT-14]) on SQLite (node-sqlite3-wasm) and PostgreSQL: one transaction for a
+ * `CloudStore.batch` ([TANDEM-MQTT-15]) on SQLite (node-sqlite3-wasm) and PostgreSQL: one transaction for a
  * burst, a savepoint per step, and nothing from outside a batch joining it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';

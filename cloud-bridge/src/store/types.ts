@@ -172,7 +172,7 @@ export interface CloudStore extends AccountStore, DelegationSource {
    * context) joins the transaction and sees its uncommitted writes; the promise resolves once the commit is
    * durable, and rejects, with everything rolled back, when `fn` throws or the commit fails. Calls from
    * outside wait for the batch on SQLite (one connection) and run beside it on PostgreSQL. Batches do not
-   * nest. The bridge writes a burst of messages this way, one fsync for all ([TANDEM-MQTT-14]).
+   * nest. The bridge writes a burst of messages this way, one fsync for all ([TANDEM-MQTT-15]).
    */
   batch<T>(fn: (scope: BatchScope) => Promise<T>): Promise<T>;
 

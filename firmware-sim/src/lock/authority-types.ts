@@ -44,7 +44,7 @@ export interface LockAuthorityOptions {
   readonly random: RandomSource;
   readonly stateMachine: LockStateMachine;
   readonly trustedClock: TrustedClock;
-  /** The device key: signs revocation acknowledgements ([TANDEM-REV-11]). */
+  /** The device key: signs revocation acknowledgements ([TANDEM-REV-9]). */
   readonly deviceKey: PrivateKey;
   /** Settings from the lock's config file; values set by SET_CONFIG (persisted) override them. */
   readonly config?: Partial<LockConfig>;

@@ -35,7 +35,7 @@ export interface DeliveryTarget {
   readonly time: Pick<TrustedClock, 'bound' | 'applyBeacon' | 'floor'>;
   /** Recent nonces: a beacon answering one anchors the time bound. */
   readonly challenges: Pick<ChallengeBook, 'recent'>;
-  /** Signs revocation and anchor acknowledgements ([TANDEM-REV-11], [TANDEM-ANCHOR-5]). */
+  /** Signs revocation and anchor acknowledgements ([TANDEM-REV-9], [TANDEM-ANCHOR-5]). */
   readonly deviceKey: PrivateKey;
   readonly audit: Pick<AuditTrail, 'record'>;
   readonly emit: Emit;
