@@ -267,7 +267,7 @@ export function dashboardChecks(browserName: string, launch: () => Promise<Launc
       .poll(() => lock('bike-b').snapshot().revocation.held, { timeout: 30_000 })
       .toBeGreaterThanOrEqual(held + 2);
     const v = lock('bike-b').snapshot().revocation.held;
-    await expect.poll(() => field(page, 'bike-b', 'revocation'), { timeout: 30_000 }).toBe(`${v} / ${v}`);
+    await expect.poll(() => field(page, 'bike-b', 'revocation'), { timeout: 90_000 }).toBe(`${v} / ${v}`);
 
     // No live share is left, so her phone presents the token it still holds (one that has not synced since):
     // the lock itself refuses it.

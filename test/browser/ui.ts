@@ -118,9 +118,18 @@ export function uiOf(
     attr: async (css, name) =>
       (await q(`document.querySelector(${lit(css)})?.getAttribute(${lit(name)}) ?? null`)) as string | null,
     click: async (t) => {
-      const { el, h } = await handleOf(page, t);
-      await el.click();
-      await h.dispose().catch(() => undefined);
+      // The page re-renders lists (shares, locks): an element found may be replaced before the click lands.
+      for (let i = 0; ; i++) {
+        const { el, h } = await handleOf(page, t);
+        try {
+          await el.click();
+          await h.dispose().catch(() => undefined);
+          return;
+        } catch (e) {
+          if (i >= 20 || !/attached|detached|context|navigat/i.test((e as Error).message)) throw e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
     },
     focus: async (t) => {
       const { el, h } = await handleOf(page, t);
