@@ -189,6 +189,9 @@ describe.skipIf(missing !== undefined)(
         reconnectPeriod: 0,
       });
       try {
+        // What the lock queued before (the last step's audit record) is stored before the count is taken:
+        // the bridge acks a record only after its batch commits ([TANDEM-MQTT-15]).
+        await waitFor(() => lock.stores.outbox.size === 0, 'the outbox drained before the count');
         const records = await store.countRecords(LOCK);
         const version = lock.stores.revocations.version;
         const pulses = lock.pulses.length;
