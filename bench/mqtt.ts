@@ -537,30 +537,21 @@ async function startRig(
       cloudPid = cloudServer.pid;
       barePid = bareServer.pid;
     }
-    const cloudSide = await Side.start({
-      mode: 'cloud',
-      broker,
-      dataDir: dir,
-      bridgePassword,
-      ...(cloudUrl === undefined ? {} : { url: cloudUrl }),
-    });
-    sides.push(cloudSide);
-    const bareSide = await Side.start({
-      mode: 'bare',
-      broker,
-      dataDir: dir,
-      bridgePassword,
-      ...(bareUrl === undefined ? {} : { url: bareUrl }),
-    });
-    sides.push(bareSide);
-    const hooksSide = await Side.start({
-      mode: 'hooks',
-      broker,
-      dataDir: dir,
-      bridgePassword,
-      ...(hooksUrl === undefined ? {} : { url: hooksUrl }),
-    });
-    sides.push(hooksSide);
+    // The three sides differ only in mode and, with external brokers, in the URL they reach.
+    const startSide = async (mode: SideMode, url: string | undefined): Promise<Side> => {
+      const side = await Side.start({
+        mode,
+        broker,
+        dataDir: dir,
+        bridgePassword,
+        ...(url === undefined ? {} : { url }),
+      });
+      sides.push(side);
+      return side;
+    };
+    const cloudSide = await startSide('cloud', cloudUrl);
+    const bareSide = await startSide('bare', bareUrl);
+    const hooksSide = await startSide('hooks', hooksUrl);
     const memOf = async (side: Side, pid: number | undefined): Promise<{ rss: number; heap: number }> => {
       if (pid !== undefined) return { rss: vmRssKb(pid), heap: 0 };
       const m = await side.request({ cmd: 'mem' });
