@@ -70,6 +70,18 @@ export type {
 export { decodeClaimReceipt, encodeClaimReceipt, verifyClaimReceipt } from './claim-receipt.js';
 export type { ClaimReceipt } from './claim-receipt.js';
 
+// §9.11: remote commands (LOCK only).
+export {
+  MAX_REMOTE_COMMAND_BYTES,
+  MAX_REMOTE_COMMAND_LIFETIME_S,
+  checkRemoteCommandSequence,
+  checkRemoteCommandTime,
+  decodeRemoteCommand,
+  encodeRemoteCommand,
+  verifyRemoteCommand,
+} from './remote-command.js';
+export type { RemoteCommand, RemoteCommandKind } from './remote-command.js';
+
 // §7: time beacons.
 export { decodeTimeBeacon, encodeTimeBeacon, verifyTimeBeacon } from './time-beacon.js';
 export type { BeaconBound, TimeBeacon } from './time-beacon.js';

@@ -51,6 +51,7 @@ export const LOCK_TOPIC_KINDS = [
   'beacon',
   'anchor',
   'anchor-ack',
+  'command',
 ] as const;
 /** A per-lock topic kind. */
 export type LockTopicKind = (typeof LOCK_TOPIC_KINDS)[number];
@@ -80,6 +81,8 @@ export const TOPIC_POLICY: Readonly<Record<TopicKind, TopicPolicy>> = {
   beacon: { from: 'cloud', retained: false, qos: 1, signedBy: 'issuer' },
   anchor: { from: 'cloud', retained: true, qos: 1, signedBy: 'issuer' },
   'anchor-ack': { from: 'lock', retained: true, qos: 1, signedBy: 'device' },
+  // [TANDEM-RCMD-6]: not retained, so a lock that comes back hours later is not relocked by an old press.
+  command: { from: 'cloud', retained: false, qos: 1, signedBy: 'issuer' },
   time: { from: 'cloud', retained: true, qos: 1, signedBy: 'issuer' },
 };
 

@@ -30,6 +30,7 @@ export enum Status {
   ACK_MISMATCH = 0x24,
   ANCHOR_ROLLBACK = 0x25,
   ANCHOR_REFUSED = 0x26,
+  COMMAND_REPLAYED = 0x27,
   BUSY = 0x30,
   JAMMED = 0x31,
   FAULT = 0x32,
@@ -72,6 +73,8 @@ export const STATUS_MEANING: Readonly<Record<Status, string>> = {
     'the anchor update is older than the anchor version the lock holds; nothing changed',
   [Status.ANCHOR_REFUSED]:
     'the anchor update would remove the last issuer anchor or an owner key, reuse a kid for another key, or hold too many issuer anchors; nothing changed',
+  [Status.COMMAND_REPLAYED]:
+    'a remote command whose sequence is not above the last one the lock accepted (a replay or a re-delivery); nothing done',
   [Status.BUSY]: 'the lock is busy with another command; retry',
   [Status.JAMMED]: 'the solenoid was pulsed but the latch did not move',
   [Status.FAULT]: 'a hardware fault; the lock stays locked',

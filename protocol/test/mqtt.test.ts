@@ -59,6 +59,7 @@ describe('topic tree (TANDEM-MQTT-1..3)', () => {
       'tandem/v1/lock/lock-7/beacon',
       'tandem/v1/lock/lock-7/anchor',
       'tandem/v1/lock/lock-7/anchor-ack',
+      'tandem/v1/lock/lock-7/command',
     ]);
     expect(topicFor('time')).toBe('tandem/v1/time');
     expect(lockTopicFilter('alert')).toBe('tandem/v1/lock/+/alert');

@@ -18,6 +18,11 @@ import type { AnchorState } from '../src/anchor-update.js';
 import { frameMessage } from '../src/gatt.js';
 import { parseTopic, verifyLockState } from '../src/mqtt.js';
 import { verifyClaimReceipt } from '../src/claim-receipt.js';
+import {
+  checkRemoteCommandSequence,
+  checkRemoteCommandTime,
+  verifyRemoteCommand,
+} from '../src/remote-command.js';
 import { build } from '../vectors/generate.js';
 import type { Vector, VectorFile } from '../vectors/generate.js';
 
@@ -139,6 +144,17 @@ const RUN: Record<VectorFile['kind'], (input: Record<string, unknown>) => Record
       ownerKid: Buffer.from(r.ownerKid).toString('hex'),
       claimedAt: r.claimedAt,
     };
+  },
+  'remote-command-verify': (input) => {
+    const lookup = lookupOf(input.anchors as AnchorJson[]);
+    const c = verifyRemoteCommand(
+      b(input.command as string),
+      (kid) => lookup(kid)?.key,
+      input.lockId as string,
+    );
+    checkRemoteCommandTime(c, { earliest: input.earliest as number, latest: input.latest as number });
+    checkRemoteCommandSequence(c, input.lastSequence as number);
+    return { command: c.command, sequence: c.sequence };
   },
   'pop-verify': (input) => {
     const g = verifyAsLock(input);

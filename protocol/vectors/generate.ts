@@ -29,6 +29,8 @@ import type { MintClaims } from '../src/token.js';
 import { encodeClaims, mintToken } from '../src/token.js';
 import { encodeLockState } from '../src/mqtt.js';
 import type { LockStateReport } from '../src/mqtt.js';
+import { encodeRemoteCommand } from '../src/remote-command.js';
+import type { RemoteCommand } from '../src/remote-command.js';
 import { edKey, p256Key } from './keys.js';
 
 /** One vector. `expected.error` is a ProtocolError code; otherwise the listed fields must match. */
@@ -52,7 +54,8 @@ export interface VectorFile {
     | 'gatt-frames'
     | 'mqtt-topic'
     | 'claim-receipt-verify'
-    | 'lock-state-verify';
+    | 'lock-state-verify'
+    | 'remote-command-verify';
   readonly description: string;
   readonly vectors: Vector[];
 }
@@ -981,6 +984,118 @@ function claimReceipts(): VectorFile {
   };
 }
 
+function remoteCommands(): VectorFile {
+  const base: RemoteCommand = {
+    lockId: LOCK,
+    command: Command.LOCK,
+    sequence: 7,
+    issuedAt: NOW - 30,
+    expiry: NOW + 30,
+  };
+  const signed = (c: Partial<RemoteCommand>, key: PrivateKey = issuer) =>
+    hex(encodeRemoteCommand({ ...base, ...c }, key, ISSUER_KID));
+  // Bodies the encoder refuses to make (it runs the decoder's rules): signed by hand, as a forger would.
+  const rawBody = (over: [number, CborValue][]) => {
+    const m = new Map<number, CborValue>([
+      [1, LOCK],
+      [2, Command.LOCK],
+      [3, 7],
+      [4, NOW - 30],
+      [5, NOW + 30],
+    ]);
+    for (const [k, v] of over) m.set(k, v);
+    return hex(
+      rawSign1(
+        new Map<number, CborValue>([
+          [1, -8],
+          [3, 65111],
+        ]),
+        new Map([[4, ISSUER_KID]]),
+        encode(m),
+        issuer,
+      ),
+    );
+  };
+  const vec = (
+    title: string,
+    command: string,
+    expected: Vector['expected'],
+    over: { earliest?: number; latest?: number; lastSequence?: number } = {},
+    reproducible = true,
+  ): Vector => ({
+    title,
+    reproducible,
+    input: {
+      anchors,
+      lockId: LOCK,
+      command,
+      earliest: over.earliest ?? NOW - 2,
+      latest: over.latest ?? NOW + 2,
+      lastSequence: over.lastSequence ?? 6,
+    },
+    expected,
+  });
+  return {
+    file: 'remote-commands.json',
+    kind: 'remote-command-verify',
+    description:
+      "Issuer-signed remote commands (SPEC.md §9.11): verified, then checked against the lock's interval " +
+      '[earliest, latest] and the last sequence it accepted; expected: the command and its sequence.',
+    vectors: [
+      vec('SPEC §9.11 TANDEM-RCMD-1: LOCK, sequence 7 after 6', signed({}), {
+        ok: true,
+        command: Command.LOCK,
+        sequence: 7,
+      }),
+      vec('unlock: TANDEM-RCMD-2, only LOCK may be sent', rawBody([[2, Command.UNLOCK]]), {
+        error: 'ERR_SCOPE_DENIED',
+      }),
+      vec('lifetime-61s: TANDEM-RCMD-3', rawBody([[5, NOW + 31]]), { error: 'ERR_MESSAGE_INVALID' }),
+      vec('forged: signed by another key under the issuer kid', signed({}, edKey('thief issuer')), {
+        error: 'ERR_SIGNATURE_INVALID',
+      }),
+      vec('other-lock: TANDEM-RCMD-5', signed({ lockId: 'lock-other' }), { error: 'ERR_AUDIENCE_MISMATCH' }),
+      vec(
+        'replayed: sequence not above the last accepted, TANDEM-RCMD-4',
+        signed({}),
+        { error: 'ERR_COMMAND_REPLAYED' },
+        {
+          lastSequence: 7,
+        },
+      ),
+      vec(
+        'expired: TANDEM-RCMD-3',
+        signed({}),
+        { error: 'ERR_TOKEN_EXPIRED' },
+        { earliest: NOW + 30, latest: NOW + 33 },
+      ),
+      vec(
+        'not-yet-valid: TANDEM-RCMD-3',
+        signed({}),
+        { error: 'ERR_TOKEN_NOT_YET_VALID' },
+        {
+          earliest: NOW - 40,
+          latest: NOW - 31,
+        },
+      ),
+      vec(
+        'time-uncertain: unbounded after a reboot, TANDEM-TIME-6',
+        signed({}),
+        { error: 'ERR_TIME_UNCERTAIN' },
+        {
+          earliest: NOW - 2,
+          latest: 0xffff_ffff,
+        },
+      ),
+      vec(
+        'beacon-as-command: TANDEM-REV-1',
+        hex(encodeTimeBeacon({ time: NOW, accuracy: 2 }, issuer, ISSUER_KID)),
+        { error: 'ERR_COSE_INVALID' },
+      ),
+    ],
+  };
+}
+
 /** Builds every vector file. */
 export function build(): VectorFile[] {
   return [
@@ -994,6 +1109,7 @@ export function build(): VectorFile[] {
     topics(),
     claimReceipts(),
     lockStates(),
+    remoteCommands(),
   ];
 }
 

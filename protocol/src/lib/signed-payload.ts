@@ -44,6 +44,7 @@ export const CONTENT_FORMAT = {
   anchorUpdate: 65108,
   anchorAck: 65109,
   claimReceipt: 65110,
+  remoteCommand: 65111,
 } as const;
 
 /** A value in a `detail` map of alerts and audit records ([TANDEM-MQTT-9]). */
