@@ -46,6 +46,8 @@ export {
 } from './decision.js';
 export type { CountedToken, DecodedRequest, HeldState, Signers, Verdict } from './decision.js';
 export { LockAuthority } from './lock-authority.js';
+export { REMOTE_SEQUENCE_KEY, lastRemoteSequence, runRemoteCommand } from './remote-command.js';
+export type { RemoteCommandResult, RemoteCommandTarget } from './remote-command.js';
 export type {
   AuthorityEvent,
   AuthorityStores,

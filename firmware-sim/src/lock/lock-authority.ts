@@ -50,6 +50,8 @@ import type { AnchorStore, LockConfig } from './management.js';
 import { loadLockConfig } from './management.js';
 import { RateLimiter } from './rate-limiter.js';
 import { Results, messageOf } from './results.js';
+import { runRemoteCommand } from './remote-command.js';
+import type { RemoteCommandResult } from './remote-command.js';
 import type { TrustedClock } from './trusted-clock.js';
 
 export type {
@@ -315,6 +317,35 @@ export class LockAuthority {
   /** A time beacon delivered to the lock (SPEC.md §7; `deliveries.ts`). Never rejects. */
   applyTimeBeacon(bytes: Uint8Array, context: RequestContext = {}): Promise<DeliveryResult> {
     return applyTimeBeacon(this.#deliveries, bytes, context.peer ?? 'unknown');
+  }
+
+  /**
+   * A remote command from the cloud over MQTT (SPEC.md §9.11, `remote-command.ts`): LOCK only, under the
+   * same one-command-at-a-time rule as BLE requests, never charged to a rate limit. Never rejects.
+   */
+  async runRemoteCommand(bytes: Uint8Array, context: RequestContext = {}): Promise<RemoteCommandResult> {
+    if (this.#closed || !this.#started) {
+      return { status: Status.FAULT, message: this.#closed ? 'lock authority closed' : 'not started' };
+    }
+    return runRemoteCommand(
+      {
+        lockId: this.lockId,
+        issuerKey: this.#anchors.issuerKey,
+        config: this.#stores.config,
+        time: this.#time,
+        sm: this.#sm,
+        audit: this.#trail,
+        busy: () => this.#acting || this.#sm.busy,
+        claim: () => {
+          this.#acting = true;
+          return () => {
+            this.#acting = false;
+          };
+        },
+      },
+      bytes,
+      context.peer ?? 'unknown',
+    );
   }
 
   /**

@@ -11,6 +11,8 @@
  * - subscribes to its retained revocation update, its outbox acknowledgement, its beacon topic and the
  *   broadcast time, and hands revocation updates and beacons to the SAME authority methods as BLE
  *   (`applyRevocationUpdate`, `applyTimeBeacon`), publishing the signed revocation acknowledgement retained;
+ * - runs remote commands (LOCK only, SPEC §9.11) through the authority's `runRemoteCommand`, which verifies
+ *   them, stores their sequence before acting and audits them; the new state is published at once;
  * - asks for a nonce-bound beacon ([TANDEM-MQTT-12]) at each connection and whenever its uncertainty is
  *   unknown or past its bound;
  * - reconnects with capped exponential backoff and full jitter ([TANDEM-MQTT-LINK]).
@@ -61,6 +63,7 @@ export interface LockMqttClientOptions {
     | 'applyRevocationUpdate'
     | 'applyAnchorUpdate'
     | 'auditEvent'
+    | 'runRemoteCommand'
   >;
   readonly outbox: Pick<Outbox, 'peek' | 'ack' | 'size' | 'ackedThrough' | 'epoch' | 'lastSeq'>;
   /** Issuer keys by kid (AnchorStore.issuerKey). */
@@ -134,7 +137,8 @@ export interface LockMqttClientEvents {
 const EMPTY = Buffer.alloc(0);
 // The anchor topic first: after a key rotation's overlap has ended, a lock that missed it must apply the
 // retained anchor update ([TANDEM-ANCHOR-6]) before the retained messages the new key signed.
-const SUBSCRIBED: readonly LockTopicKind[] = ['anchor', 'revocation', 'outbox-ack', 'beacon'];
+// [TANDEM-RCMD-6]: the command topic too (not retained: only commands sent while the lock is connected).
+const SUBSCRIBED: readonly LockTopicKind[] = ['anchor', 'revocation', 'outbox-ack', 'beacon', 'command'];
 
 /** The lock's MQTT link (module comment). */
 export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
@@ -561,6 +565,16 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
       if (status === Status.OK) void this.#pump();
       else this.#refuse(`outbox ack refused: ${Status[status]}`);
       this.emit('applied', { kind, status });
+      return;
+    }
+    if (kind === 'command') {
+      // [TANDEM-RCMD-5]: the authority verifies (issuer anchors, lock id, time, sequence) and acts; nothing
+      // here is charged to the BLE refusal limits ([TANDEM-MQTT-LINK]).
+      const r = await o.authority.runRemoteCommand(bytes, { peer: MQTT_PEER });
+      if (r.status !== Status.OK)
+        this.#refuse(`remote command refused: ${Status[r.status]} ${r.message ?? ''}`);
+      this.emit('applied', { kind, status: r.status });
+      this.#publishState(false);
       return;
     }
     if (kind === 'anchor') {
