@@ -37,7 +37,7 @@ describe.skipIf(missing !== undefined)(
         openSqlStore({ kind: 'postgres', url }),
         openSqlStore({ kind: 'postgres', url }),
       ]);
-      expect(await b.schemaVersions()).toEqual([1, 2, 3, 4]);
+      expect(await b.schemaVersions()).toEqual([1, 2, 3, 4, 5]);
       await Promise.all([a.close(), b.close(), c.close()]);
     });
   },

@@ -43,10 +43,10 @@ describe('SQLite store migrations', () => {
       passwordHash: null,
       registeredAt: 1,
     });
-    expect(await a.schemaVersions()).toEqual([1, 2, 3, 4]);
+    expect(await a.schemaVersions()).toEqual([1, 2, 3, 4, 5]);
     await a.close();
     const b = await openSqlStore({ kind: 'sqlite', path });
-    expect(await b.schemaVersions()).toEqual([1, 2, 3, 4]);
+    expect(await b.schemaVersions()).toEqual([1, 2, 3, 4, 5]);
     expect((await b.getLock('lock-1'))?.registeredAt).toBe(1);
     await b.close();
   });

@@ -194,6 +194,16 @@ export function storeContract(name: string, open: () => Promise<CloudStore>, ski
         expect(await store.getLockSettings('lock-7')).toEqual({ remoteLocking: false });
       });
 
+      it('draws remote-command sequences per lock, 1, 2, 3, never the same twice ([TANDEM-RCMD-4])', async () => {
+        expect(await store.nextRemoteCommandSequence('lock-7', 100)).toBe(1);
+        expect(await store.nextRemoteCommandSequence('lock-7', 200)).toBe(2);
+        expect(await store.nextRemoteCommandSequence('lock-8', 300)).toBe(1);
+        const drawn = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => store.nextRemoteCommandSequence('lock-7', 400 + i)),
+        );
+        expect([...drawn].sort((a, b) => a - b)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
+      });
+
       it('keeps the revocation acknowledgement with the highest version', async () => {
         await store.putRevocationAck({ lockId: 'lock-7', version: 3, lockTime: 30, receivedAt: 300 });
         await store.putRevocationAck({ lockId: 'lock-7', version: 2, lockTime: 20, receivedAt: 400 });

@@ -122,6 +122,15 @@ export const MIGRATIONS: readonly Migration[] = [
          updated_at ${int(d)} NOT NULL)`,
     ],
   },
+  {
+    // Issue 11: remote commands ([TANDEM-RCMD-4]) are numbered per lock, and the lock refuses a number it has
+    // seen; the last number used is stored before a command is published, so a restarted cloud never reuses one.
+    version: 5,
+    sql: (d) => [
+      `CREATE TABLE remote_commands (lock_id TEXT PRIMARY KEY, last_sequence ${int(d)} NOT NULL,
+         issued_at ${int(d)} NOT NULL)`,
+    ],
+  },
 ];
 
 /** RFC 7638 JWK thumbprint (SHA-256, base64url) of a public key: the required members in lexicographic order. */
@@ -572,6 +581,24 @@ export class SqlCloudStore implements CloudStore {
        ON CONFLICT (lock_id) DO UPDATE SET remote_locking = excluded.remote_locking, updated_at = excluded.updated_at`,
       [lockId, settings.remoteLocking ? 1 : 0, at],
     );
+  }
+
+  async nextRemoteCommandSequence(lockId: string, at: number = Date.now()): Promise<number> {
+    // One statement: two bridges sharing a PostgreSQL store never draw the same number.
+    const rows = await this.db.query(
+      `INSERT INTO remote_commands (lock_id, last_sequence, issued_at) VALUES (?, 1, ?)
+       ON CONFLICT (lock_id) DO UPDATE SET last_sequence = remote_commands.last_sequence + 1,
+         issued_at = excluded.issued_at
+       RETURNING last_sequence`,
+      [lockId, at],
+    );
+    const n = num(rows[0]?.last_sequence);
+    if (!Number.isSafeInteger(n) || n < 1 || n > 0xffff_ffff) {
+      throw new Error(
+        `remote command sequence of ${lockId} is out of range: ${String(rows[0]?.last_sequence)}`,
+      );
+    }
+    return n;
   }
 
   async getAnchorAck(lockId: string): Promise<StoredAnchorAck | undefined> {

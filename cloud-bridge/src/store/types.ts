@@ -243,6 +243,11 @@ export interface CloudStore extends AccountStore, DelegationSource {
   /** The owner's settings of a lock; the defaults (remote locking off, [TANDEM-HA-2]) when never set. */
   getLockSettings(lockId: string): Promise<LockSettings>;
   setLockSettings(lockId: string, settings: LockSettings, at?: number): Promise<void>;
+  /**
+   * Draws the next remote-command sequence of a lock (1, 2, 3, …), durably, before the command is published
+   * ([TANDEM-RCMD-4]): a number is never returned twice, even across restarts and concurrent bridges.
+   */
+  nextRemoteCommandSequence(lockId: string, at?: number): Promise<number>;
   /** When the cloud last heard from the lock (a record, a state report, a revocation or anchor ack), Unix ms. */
   lastContact(lockId: string): Promise<number | undefined>;
 
