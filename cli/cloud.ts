@@ -431,7 +431,18 @@ async function writeMosquitto(
       : { kind: 'postgres', url: postgres },
   );
   try {
-    const files = await writeMosquittoFiles(store, hashPassword(bridgePassword), join(dir, 'mosquitto'));
+    let haPassword: string | undefined;
+    try {
+      haPassword = readFileSync(join(dir, 'homeassistant.password'), 'utf8').trim();
+    } catch {
+      haPassword = undefined; // a data directory from before Home Assistant's user: no such line
+    }
+    const files = await writeMosquittoFiles(
+      store,
+      hashPassword(bridgePassword),
+      join(dir, 'mosquitto'),
+      haPassword === undefined ? undefined : hashPassword(haPassword),
+    );
     streams.stdout.write(
       `wrote ${files.passwd} and ${files.acl} (use with cloud-bridge/mosquitto/mosquitto.conf)\n`,
     );

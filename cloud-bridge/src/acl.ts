@@ -10,6 +10,10 @@
  *   `$share/<group>/` prefix where the broker has MQTT 5 shared subscriptions).
  * - The bridge also publishes Home Assistant discovery and state topics ([TANDEM-HA-4], home-assistant.ts):
  *   `homeassistant/{lock,sensor,binary_sensor}/tandem_L/<object>/config`, `tandem/ha/L/{state,availability}`.
+ * - Home Assistant ({@link HOME_ASSISTANT_USERNAME}) reads `homeassistant/#` and `tandem/ha/#` and publishes
+ *   only its command topic `tandem/ha/L/set` ([TANDEM-RCMD-8]); the bridge subscribes `tandem/ha/+/set` and
+ *   turns a LOCK there into a signed remote command on `tandem/v1/lock/L/command` (remote-command.ts), which
+ *   only the bridge may publish and only lock L may subscribe.
  * - Anyone else (anonymous, unknown) gets nothing; authentication already refuses them.
  */
 import type { LockTopicKind } from '../../protocol/src/mqtt.js';
@@ -17,10 +21,22 @@ import { TOPIC_ROOT, TOPIC_POLICY, parseTopic } from '../../protocol/src/mqtt.js
 import { isLockId } from '../../protocol/src/index.js';
 import { BRIDGE_USERNAME } from './credentials.js';
 import { CloudError } from './errors.js';
-import { isHomeAssistantTopic } from './home-assistant.js';
+import { HOME_ASSISTANT_USERNAME, isHomeAssistantTopic } from './home-assistant.js';
+import { HA_COMMAND_FILTER, haCommandLockId } from './remote-command.js';
+
+export { HOME_ASSISTANT_USERNAME };
 
 /** The identity a connection authenticated as. */
-export type Identity = { readonly kind: 'lock'; readonly lockId: string } | { readonly kind: 'bridge' };
+export type Identity =
+  | { readonly kind: 'lock'; readonly lockId: string }
+  | { readonly kind: 'bridge' }
+  | { readonly kind: 'home-assistant' };
+
+/** How an identity is named in logs. */
+export function identityName(who: Identity | undefined): string {
+  if (who === undefined) return '(unknown)';
+  return who.kind === 'lock' ? who.lockId : who.kind;
+}
 
 /** Lock → cloud kinds: what a lock publishes and the bridge subscribes ([TANDEM-MQTT-1]). */
 export const LOCK_PUBLISHES: readonly LockTopicKind[] = [
@@ -32,10 +48,22 @@ export const LOCK_PUBLISHES: readonly LockTopicKind[] = [
   'anchor-ack',
 ];
 /** Cloud → lock kinds: what a lock subscribes and only the bridge publishes ([TANDEM-MQTT-4]). */
-export const LOCK_SUBSCRIBES: readonly LockTopicKind[] = ['revocation', 'outbox-ack', 'beacon', 'anchor'];
+export const LOCK_SUBSCRIBES: readonly LockTopicKind[] = [
+  'revocation',
+  'outbox-ack',
+  'beacon',
+  'anchor',
+  'command',
+];
 
 /** Why a publish or subscribe is refused, or null when allowed. */
 export function publishRefusal(who: Identity, topic: string): string | null {
+  // [TANDEM-RCMD-8]: Home Assistant publishes its command topic for one lock, and nothing else.
+  if (who.kind === 'home-assistant') {
+    return haCommandLockId(topic) !== undefined
+      ? null
+      : `Home Assistant may publish only tandem/ha/{lock id}/set, not ${topic}`;
+  }
   // [TANDEM-HA-4]: the bridge also publishes Home Assistant's discovery and state topics; nobody else does.
   if (isHomeAssistantTopic(topic)) {
     return who.kind === 'bridge' ? null : `lock ${who.lockId} may not publish Home Assistant topic ${topic}`;
@@ -69,9 +97,17 @@ function unshare(filter: string): string | null {
 
 /** Why a subscription to `filter` is refused, or null when allowed. */
 export function subscribeRefusal(who: Identity, filter: string): string | null {
+  if (who.kind === 'home-assistant') {
+    // [TANDEM-HA-4]: discovery and the states the bridge publishes; never a tandem/v1 topic.
+    return /^(homeassistant|tandem\/ha)(\/|$)/.test(filter)
+      ? null
+      : `Home Assistant may subscribe only homeassistant/# and tandem/ha/#, not ${filter}`;
+  }
   if (who.kind === 'bridge') {
     const f = unshare(filter);
     if (f === null) return `malformed shared subscription ${filter}`;
+    // [TANDEM-RCMD-7]: Home Assistant's command topic, which the bridge turns into signed remote commands.
+    if (f === HA_COMMAND_FILTER) return null;
     const m = /^tandem\/v1\/lock\/\+\/([a-z-]+)$/.exec(f);
     if (m !== null && (LOCK_PUBLISHES as readonly string[]).includes(m[1]!)) return null;
     // The bridge may also follow one lock's lock → cloud topics (a partitioned instance can).
@@ -102,6 +138,7 @@ export function subscribeRefusal(who: Identity, filter: string): string | null {
 /** The identity behind an MQTT user name, or undefined for one that is neither a lock id nor the bridge. */
 export function identityOf(username: string | undefined): Identity | undefined {
   if (username === BRIDGE_USERNAME) return { kind: 'bridge' };
+  if (username === HOME_ASSISTANT_USERNAME) return { kind: 'home-assistant' };
   if (username !== undefined && isLockId(username)) return { kind: 'lock', lockId: username };
   return undefined;
 }
@@ -124,13 +161,20 @@ export function mosquittoAcl(): string {
     ...LOCK_PUBLISHES.map((k) => `topic read ${TOPIC_ROOT}/lock/+/${k}`),
     ...LOCK_SUBSCRIBES.map((k) => `topic write ${TOPIC_ROOT}/lock/+/${k}`),
     `topic write ${TOPIC_ROOT}/time`,
-    '# ... and Home Assistant discovery and state ([TANDEM-HA-4]). Home Assistant itself needs a user of its own',
-    '# with `topic read homeassistant/#` and `topic read tandem/ha/#`.',
+    "# ... and Home Assistant discovery and state ([TANDEM-HA-4]), and reads Home Assistant's Lock button",
+    '# ([TANDEM-RCMD-7]), which it turns into a signed command on tandem/v1/lock/L/command.',
+    `topic read ${HA_COMMAND_FILTER}`,
     'topic write homeassistant/lock/+/+/config',
     'topic write homeassistant/sensor/+/+/config',
     'topic write homeassistant/binary_sensor/+/+/config',
     'topic write tandem/ha/+/state',
     'topic write tandem/ha/+/availability',
+    '',
+    '# Home Assistant reads discovery and states and publishes only its command topic ([TANDEM-RCMD-8]).',
+    `user ${HOME_ASSISTANT_USERNAME}`,
+    'topic read homeassistant/#',
+    'topic read tandem/ha/#',
+    `topic write ${HA_COMMAND_FILTER}`,
     '',
   ];
   return lines.join('\n');
@@ -140,7 +184,7 @@ export function mosquittoAcl(): string {
 export function mosquittoPasswordFile(records: Iterable<readonly [string, string]>): string {
   let out = '';
   for (const [user, record] of records) {
-    if (!(user === BRIDGE_USERNAME || isLockId(user)))
+    if (!(user === BRIDGE_USERNAME || user === HOME_ASSISTANT_USERNAME || isLockId(user)))
       throw new CloudError('ERR_CLOUD_CREDENTIAL', `not a Tandem MQTT user name: ${JSON.stringify(user)}`);
     out += `${user}:${record}\n`;
   }

@@ -34,6 +34,7 @@ import { CloudError } from './errors.js';
 import type { EventFeed } from './feed.js';
 import type { HaSettingsSource } from './home-assistant.js';
 import { HomeAssistantPublisher } from './home-assistant.js';
+import { HA_COMMAND_FILTER, RemoteCommander, isHaCommandTopic } from './remote-command.js';
 import type { IngestKind, IngestResult } from './ingest.js';
 import { Ingestor } from './ingest.js';
 import type { Issuer } from './issuer.js';
@@ -170,6 +171,8 @@ export class Bridge {
   private gapTimer: NodeJS.Timeout | undefined;
   /** Home Assistant discovery and states, or undefined when turned off. */
   readonly homeAssistant: HomeAssistantPublisher | undefined;
+  /** Home Assistant's Lock button ([TANDEM-HA-5], remote-command.ts), or undefined with Home Assistant off. */
+  readonly remoteCommands: RemoteCommander | undefined;
   /** Received, not yet in a batch. */
   private readonly queue: Received[] = [];
   /** MQTT.js callbacks held back while the queue is full: the library reads no packet until one is called. */
@@ -219,6 +222,20 @@ export class Bridge {
             (m) => this.sendText(m.topic, m.payload),
             ha?.settings ?? (() => ({ remoteLocking: false })),
           );
+    this.remoteCommands =
+      ha === false
+        ? undefined
+        : new RemoteCommander({
+            store: options.store,
+            issuer: () => this.options.issuer,
+            publish: async (topic, bytes) => {
+              // [TANDEM-RCMD-6]: QoS 1, never retained.
+              await this.client.publishAsync(topic, Buffer.from(bytes), { qos: 1, retain: false });
+            },
+            now: this.now,
+            log: this.log,
+            owns: (lockId) => this.owns(lockId),
+          });
   }
 
   /** Connects, subscribes, republishes the retained revocation updates it owns and a broadcast beacon. */
@@ -338,6 +355,13 @@ export class Bridge {
           `the broker refused the bridge's subscription ${g.topic}`,
         );
     }
+    if (this.remoteCommands !== undefined) {
+      // [TANDEM-RCMD-7]: Home Assistant's command topic; a broker whose ACL predates it only loses the button.
+      const [ha] = await this.client.subscribeAsync(`${prefix}${HA_COMMAND_FILTER}`, { qos: 1 });
+      if (ha === undefined || ha.qos > 1) {
+        this.log({ level: 'warn', source: 'bridge', event: 'subscribe failed', reason: HA_COMMAND_FILTER });
+      }
+    }
   }
 
   /**
@@ -348,6 +372,12 @@ export class Bridge {
    */
   private receive(packet: IPublishPacket, done: (e?: Error) => void): void {
     const next = (): void => done(DEFERRED_ACK);
+    if (isHaCommandTopic(packet.topic)) {
+      // Home Assistant's button is a request, not a record: nothing to store, so MQTT.js acknowledges it.
+      done();
+      if (!this.closing) void this.remoteCommands?.handle(packet.topic, packet.payload as Buffer);
+      return;
+    }
     if (this.closing) {
       // Not stored, not acknowledged: the broker redelivers it to the next session.
       next();

@@ -29,7 +29,7 @@ import { TOPIC_POLICY, parseTopic } from '../../protocol/src/mqtt.js';
 import { MAX_ANCHOR_ACK_BYTES } from '../../protocol/src/anchor-update.js';
 import { MAX_REVOCATION_UPDATE_BYTES } from '../../protocol/src/revocation.js';
 import type { Identity } from './acl.js';
-import { identityOf, publishRefusal, subscribeRefusal } from './acl.js';
+import { identityName, identityOf, publishRefusal, subscribeRefusal } from './acl.js';
 import { verifyPasswordRecord } from './credentials.js';
 import { CloudError } from './errors.js';
 import { MAX_BYTES } from './ingest.js';
@@ -83,6 +83,8 @@ function authError(message: string, returnCode: number): AuthenticateError {
 /** The size limit of a publish on `topic` by a lock; the bridge may publish up to a full revocation update. */
 function maxPayload(who: Identity, topic: string): number {
   if (who.kind === 'bridge') return MAX_REVOCATION_UPDATE_BYTES;
+  // Home Assistant's command topic carries a word: LOCK ([TANDEM-RCMD-7]).
+  if (who.kind === 'home-assistant') return 16;
   const p = parseTopic(topic);
   if (p.kind === 'time' || TOPIC_POLICY[p.kind].from !== 'lock') return 0;
   if (p.kind === 'anchor-ack') return MAX_ANCHOR_ACK_BYTES; // [TANDEM-ANCHOR-5]
@@ -161,7 +163,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
       // A null client is the broker itself (a will, or aedes.publish): already authorised at its source.
       if (client === null) return done(null);
       const who = identities.get(client);
-      const name = who === undefined ? '(unknown)' : who.kind === 'bridge' ? 'bridge' : who.lockId;
+      const name = identityName(who);
       const refuse = (reason: string): void => {
         log({
           level: 'warn',
@@ -189,7 +191,7 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
       const who = identities.get(client);
       const refusal = who === undefined ? 'not authenticated' : subscribeRefusal(who, sub.topic);
       if (refusal !== null) {
-        const name = who === undefined ? '(unknown)' : who.kind === 'bridge' ? 'bridge' : who.lockId;
+        const name = identityName(who);
         log({ level: 'warn', source: 'broker', event: 'refused subscribe', who: name, reason: refusal });
         // A null subscription answers SUBACK 0x80 for this filter; the connection stays up.
         return done(null, null);

@@ -32,7 +32,7 @@ import { API_PREFIX, createApiHandler } from './api/server.js';
 import type { OidcProviderOptions, TandemOidc } from './oidc/provider.js';
 import { createOidcProvider, tandemClients } from './oidc/provider.js';
 import { dashboardRedirectUri } from './dashboard/handler.js';
-import { mosquittoAcl, mosquittoPasswordFile } from './acl.js';
+import { HOME_ASSISTANT_USERNAME, mosquittoAcl, mosquittoPasswordFile } from './acl.js';
 import { startAdmin } from './admin.js';
 import type { Broker, BrokerPersistence, ListenAddress } from './broker.js';
 import { startBroker } from './broker.js';
@@ -167,6 +167,10 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
   const issuer = keyring.issuer;
   const bridgePassword = loadOrCreateSecret(join(options.dataDir, 'bridge.password'));
   const bridgeRecord = hashPassword(bridgePassword);
+  // [TANDEM-HA-4]: Home Assistant's own broker user; its password is in the data directory for its MQTT setup.
+  const homeAssistantRecord = hashPassword(
+    loadOrCreateSecret(join(options.dataDir, 'homeassistant.password')),
+  );
   const adminToken = loadOrCreateSecret(join(options.dataDir, 'admin.token'));
   const store = await openSqlStore(
     options.postgresUrl === undefined
@@ -180,7 +184,11 @@ export async function startCloud(options: CloudOptions): Promise<Cloud> {
   try {
     const broker = await startBroker({
       passwordRecord: async (user) =>
-        user === BRIDGE_USERNAME ? bridgeRecord : ((await store.getLock(user))?.passwordHash ?? undefined),
+        user === BRIDGE_USERNAME
+          ? bridgeRecord
+          : user === HOME_ASSISTANT_USERNAME
+            ? homeAssistantRecord
+            : ((await store.getLock(user))?.passwordHash ?? undefined),
       persistence:
         options.brokerPersistence ??
         (options.redisUrl !== undefined
@@ -351,11 +359,14 @@ export async function writeMosquittoFiles(
   store: SqlCloudStore,
   bridgeRecord: string,
   dir: string,
+  /** Home Assistant's `$7$` record ([TANDEM-HA-4]); without it Home Assistant cannot log in. */
+  homeAssistantRecord?: string,
 ): Promise<{ passwd: string; acl: string }> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const locks = await store.listLocks();
   const passwd = mosquittoPasswordFile([
     [BRIDGE_USERNAME, bridgeRecord],
+    ...(homeAssistantRecord === undefined ? [] : [[HOME_ASSISTANT_USERNAME, homeAssistantRecord] as const]),
     ...locks.filter((l) => l.passwordHash !== null).map((l) => [l.lockId, l.passwordHash!] as const),
   ]);
   const acl = mosquittoAcl();

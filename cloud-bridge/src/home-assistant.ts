@@ -14,9 +14,9 @@
  * (lock.mqtt documentation, "command_topic ... required: true"), and a lock entity without one is refused
  * at discovery. Remote locking is off unless the owner turns it on ([TANDEM-HA-2]: PATCH /locks/{id}, stored by
  * the cloud), so by default the state is an enum sensor; with remote locking on it is a `lock` entity with a
- * command topic. Nothing acts on that topic ([TANDEM-HA-5]): SPEC §9 has no cloud → lock command, so the
- * bridge neither subscribes it nor forwards anything, and the entity (not optimistic) keeps showing the state
- * the lock signed.
+ * command topic. Pressing Lock there makes the bridge send the lock a remote command signed by the issuer
+ * ([TANDEM-HA-5], SPEC §9.11, remote-command.ts), only while remote locking is on; the entity (not optimistic)
+ * keeps showing the state the lock signed, so it shows `LOCKED` once the lock has locked and said so.
  * A bike lock is never *unlocked* from Home Assistant: unlocking needs a rider's signed token and proof of
  * possession at the lock (SPEC §5.7), which no MQTT message can stand in for.
  *
@@ -32,12 +32,19 @@
  * - `tandem/ha/<lock>/availability`: `online` after a verified state, `offline` when the lock's clean stop
  *   or its will clears its state topic ([TANDEM-MQTT-WILL]).
  *
- * Home Assistant connects to the same broker with a user of its own that may read `homeassistant/#` and
- * `tandem/ha/#` (the hobbyist's Mosquitto; `cloud-bridge/mosquitto/` shows the lines). The bridge may
- * publish exactly these topics and nothing else new ([TANDEM-MQTT-4], acl.ts).
+ * Home Assistant connects to the same broker with a user of its own ({@link HOME_ASSISTANT_USERNAME}) that
+ * may read `homeassistant/#` and `tandem/ha/#` and publish only `tandem/ha/<lock>/set` ([TANDEM-RCMD-8],
+ * acl.ts, which also writes Mosquitto's lines). The bridge may publish exactly these topics and nothing else
+ * new ([TANDEM-MQTT-4]).
  */
 import type { LockStateReport } from '../../protocol/src/mqtt.js';
 import { isLockId } from '../../protocol/src/index.js';
+
+/**
+ * Home Assistant's own broker user ([TANDEM-HA-4]): a `.` keeps it from ever being a lock id. It reads
+ * discovery and states and publishes only `tandem/ha/L/set` ([TANDEM-RCMD-8]).
+ */
+export const HOME_ASSISTANT_USERNAME = 'tandem.homeassistant';
 
 /** Home Assistant's default discovery prefix. */
 export const HA_DISCOVERY_PREFIX = 'homeassistant';
@@ -139,7 +146,8 @@ export function discoveryMessages(
     ? cfg('lock', 'lock', {
         name: 'Lock',
         command_topic: t.command,
-        // [TANDEM-HA-2]: locking only. Home Assistant requires an unlock payload to exist; the bridge refuses it.
+        // [TANDEM-HA-2]: locking only. Home Assistant requires an unlock payload to exist; the bridge refuses it
+        // ([TANDEM-RCMD-7]) and no remote command can carry it ([TANDEM-RCMD-2]).
         payload_lock: 'LOCK',
         payload_unlock: 'UNLOCK',
         state_locked: 'LOCKED',

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { mosquittoAcl, mosquittoPasswordFile, publishRefusal, subscribeRefusal } from '../src/acl.js';
+import {
+  HOME_ASSISTANT_USERNAME,
+  identityOf,
+  mosquittoAcl,
+  mosquittoPasswordFile,
+  publishRefusal,
+  subscribeRefusal,
+} from '../src/acl.js';
 import {
   BRIDGE_USERNAME,
   generatePassword,
@@ -58,7 +65,7 @@ describe('authorisation rules ([TANDEM-MQTT-4])', () => {
       expect(publishRefusal(lock7, `tandem/v1/lock/lock-8/${k}`)).toMatch(/lock-8's topic/);
     }
     // [TANDEM-ANCHOR-6]: a stolen lock credential cannot publish an anchor update, even to its own lock.
-    for (const k of ['revocation', 'outbox-ack', 'beacon', 'anchor']) {
+    for (const k of ['revocation', 'outbox-ack', 'beacon', 'anchor', 'command']) {
       expect(publishRefusal(lock7, `tandem/v1/lock/lock-7/${k}`)).toMatch(/cloud topic/);
     }
     expect(publishRefusal(lock7, 'tandem/v1/time')).toMatch(/cloud topic/);
@@ -66,7 +73,7 @@ describe('authorisation rules ([TANDEM-MQTT-4])', () => {
   });
 
   it('a lock subscribes exactly its own cloud → lock topics and the time topic, no wildcard', () => {
-    for (const k of ['revocation', 'outbox-ack', 'beacon', 'anchor']) {
+    for (const k of ['revocation', 'outbox-ack', 'beacon', 'anchor', 'command']) {
       expect(subscribeRefusal(lock7, `tandem/v1/lock/lock-7/${k}`)).toBeNull();
       expect(subscribeRefusal(lock7, `tandem/v1/lock/lock-8/${k}`)).not.toBeNull();
     }
@@ -108,5 +115,76 @@ describe('authorisation rules ([TANDEM-MQTT-4])', () => {
     expect(acl).not.toMatch(/topic (read|write) #|readwrite/);
     expect(mosquittoPasswordFile([['lock-7', '$7$x']])).toBe('lock-7:$7$x\n');
     expect(() => mosquittoPasswordFile([['bad:user', '$7$x']])).toThrow(/not a Tandem MQTT user name/);
+  });
+});
+
+describe('remote commands and Home Assistant ([TANDEM-RCMD-8], [TANDEM-HA-4])', () => {
+  const ha = { kind: 'home-assistant' } as const;
+
+  it("Home Assistant's user publishes only tandem/ha/{lock}/set, never a lock topic", () => {
+    expect(identityOf(HOME_ASSISTANT_USERNAME)).toEqual(ha);
+    expect(publishRefusal(ha, 'tandem/ha/lock-7/set')).toBeNull();
+    for (const t of [
+      'tandem/v1/lock/lock-7/command',
+      'tandem/v1/lock/lock-7/revocation',
+      'tandem/v1/time',
+      'tandem/ha/lock-7/state',
+      'tandem/ha/lock-7/availability',
+      'tandem/ha/+/set',
+      'tandem/ha/Lock-7/set',
+      'homeassistant/lock/tandem_lock-7/lock/config',
+    ]) {
+      expect(publishRefusal(ha, t)).toMatch(/Home Assistant may publish only tandem\/ha\/\{lock id\}\/set/);
+    }
+  });
+
+  it('Home Assistant reads discovery and states, nothing under tandem/v1', () => {
+    for (const f of [
+      'homeassistant/#',
+      'tandem/ha/#',
+      'tandem/ha/lock-7/state',
+      'homeassistant/lock/+/+/config',
+    ]) {
+      expect(subscribeRefusal(ha, f)).toBeNull();
+    }
+    for (const f of [
+      '#',
+      'tandem/#',
+      'tandem/v1/lock/+/command',
+      'tandem/v1/lock/lock-7/state',
+      'tandem/hax/1',
+    ]) {
+      expect(subscribeRefusal(ha, f)).toMatch(/Home Assistant may subscribe only/);
+    }
+  });
+
+  it('only the bridge publishes command topics; a lock subscribes only its own; the bridge reads tandem/ha/+/set', () => {
+    expect(publishRefusal(bridge, 'tandem/v1/lock/lock-7/command')).toBeNull();
+    expect(publishRefusal(lock7, 'tandem/v1/lock/lock-7/command')).toMatch(/cloud topic/);
+    expect(subscribeRefusal(lock7, 'tandem/v1/lock/lock-7/command')).toBeNull();
+    expect(subscribeRefusal(lock7, 'tandem/v1/lock/lock-8/command')).toMatch(/lock-8's topic/);
+    expect(subscribeRefusal(bridge, 'tandem/ha/+/set')).toBeNull();
+    expect(subscribeRefusal(bridge, 'tandem/v1/lock/+/command')).not.toBeNull();
+    // Neither a lock nor the bridge may press Home Assistant's button.
+    expect(publishRefusal(lock7, 'tandem/ha/lock-7/set')).not.toBeNull();
+    expect(publishRefusal(bridge, 'tandem/ha/lock-7/set')).not.toBeNull();
+  });
+
+  it("Mosquitto's ACL says the same", () => {
+    const acl = mosquittoAcl();
+    expect(acl).toContain('pattern read tandem/v1/lock/%u/command');
+    expect(acl).not.toContain('pattern write tandem/v1/lock/%u/command');
+    expect(acl).toContain('topic write tandem/v1/lock/+/command');
+    expect(acl).toContain('topic read tandem/ha/+/set');
+    const haSection = acl.slice(acl.indexOf(`user ${HOME_ASSISTANT_USERNAME}`));
+    expect(haSection.trim().split('\n')).toEqual([
+      `user ${HOME_ASSISTANT_USERNAME}`,
+      'topic read homeassistant/#',
+      'topic read tandem/ha/#',
+      'topic write tandem/ha/+/set',
+    ]);
+    expect(mosquittoPasswordFile([[HOME_ASSISTANT_USERNAME, '$7$x']])).toBe(
+      `${HOME_ASSISTANT_USERNAME}:$7$x\n`,
+    );
   });
 });

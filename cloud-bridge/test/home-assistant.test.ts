@@ -294,12 +294,15 @@ describe('ACL for Home Assistant topics ([TANDEM-HA-4])', () => {
     expect(mosquittoAcl()).not.toMatch(/topic write homeassistant\/#/);
   });
 
-  it('[TANDEM-HA-5]: nothing reads the command topic: neither the bridge nor a lock may subscribe it', () => {
-    for (const f of ['tandem/ha/lock-7/set', 'tandem/ha/+/set', 'tandem/ha/#']) {
+  it('[TANDEM-HA-5], [TANDEM-RCMD-8]: only the bridge reads the command topic, and only as tandem/ha/+/set; no lock does', () => {
+    expect(subscribeRefusal(bridge, 'tandem/ha/+/set')).toBeNull();
+    for (const f of ['tandem/ha/lock-7/set', 'tandem/ha/#'])
       expect(subscribeRefusal(bridge, f), f).not.toBeNull();
+    for (const f of ['tandem/ha/lock-7/set', 'tandem/ha/+/set', 'tandem/ha/#']) {
       expect(subscribeRefusal(lock, f), f).not.toBeNull();
     }
-    expect(mosquittoAcl()).not.toContain('/set');
+    expect(mosquittoAcl()).toContain('topic read tandem/ha/+/set');
+    expect(mosquittoAcl()).not.toMatch(/pattern \w+ tandem\/ha/);
   });
 });
 
