@@ -43,7 +43,8 @@ const LOCK_SETTINGS: CommandSpec = {
   maxPositionals: 1,
   summary:
     'Shows or changes the owner’s settings of a lock. --remote-locking on offers the lock to Home Assistant ' +
-    'as a `lock` entity (SPEC [TANDEM-HA-2]); off (the default) shows its state as a sensor only.',
+    'as a `lock` entity whose Lock button locks it (SPEC [TANDEM-HA-2], §9.11; never unlocks); off (the ' +
+    'default) shows its state as a sensor only.',
   options: {
     'remote-locking': {
       type: 'string',

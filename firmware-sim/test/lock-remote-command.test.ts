@@ -14,7 +14,7 @@ import { Command } from '../../protocol/src/pop.js';
 import { encodeRemoteCommand } from '../../protocol/src/remote-command.js';
 import type { RemoteCommand } from '../../protocol/src/remote-command.js';
 import { Status } from '../../protocol/src/status.js';
-import { CONTENT_FORMAT } from '../../protocol/src/lib/signed-payload.js';
+import { CONTENT_FORMAT } from '../../protocol/src/index.js';
 import { REMOTE_SEQUENCE_KEY } from '../src/lock/remote-command.js';
 import { LockMqttClient } from '../src/mqtt/lock-mqtt-client.js';
 import { LOCK, NOW, makeLock, settle } from './lock-harness.js';
