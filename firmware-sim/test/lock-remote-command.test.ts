@@ -2,7 +2,7 @@
 // LOCK (never a pulse), is audited and stores its sequence before acting; every refusal has its exact status
 // and moves nothing; the sequence survives a reboot; refusals never count against the BLE limits. Over a real
 // aedes broker: the link subscribes the command topic, runs it and publishes the new state.
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { SystemClock } from '../../hardware/src/clock.js';
 import type { CborValue } from '../../protocol/src/cbor.js';
 import { encode } from '../../protocol/src/cbor.js';
@@ -163,6 +163,20 @@ describe('remote LOCK on the lock ([TANDEM-RCMD-5])', () => {
     });
     expect(lock.stores.config.get(REMOTE_SEQUENCE_KEY)).toBe(5);
     expect((await run(lock, command(lock, { sequence: 6 }))).status).toBe(Status.OK);
+    expect(lock.sm.state).toBe('locked');
+  });
+
+  it('the sequence is stored before acting: a store that cannot write it leaves the lock as it was (FAULT)', async () => {
+    const lock = await jammedLock();
+    const set = vi.spyOn(lock.stores.config, 'set').mockRejectedValueOnce(new Error('SD card gone'));
+    const r = await run(lock, command(lock, { sequence: 2 }));
+    expect(r.status).toBe(Status.FAULT);
+    expect(r.message).toMatch(/the sequence could not be stored: SD card gone/);
+    expect(set).toHaveBeenCalledTimes(1);
+    expect(lock.sm.state).toBe('jammed');
+    expect(lock.pulses).toHaveLength(1);
+    set.mockRestore();
+    expect((await run(lock, command(lock, { sequence: 2 }))).status).toBe(Status.OK);
     expect(lock.sm.state).toBe('locked');
   });
 
