@@ -356,8 +356,10 @@ export class Bridge {
         );
     }
     if (this.remoteCommands !== undefined) {
-      // [TANDEM-RCMD-7]: Home Assistant's command topic; a broker whose ACL predates it only loses the button.
-      const [ha] = await this.client.subscribeAsync(`${prefix}${HA_COMMAND_FILTER}`, { qos: 1 });
+      // [TANDEM-RCMD-7]: Home Assistant's command topic, at QoS 0: the bridge's session is persistent, and a
+      // press made while the bridge was away must not be queued and turned into a fresh command later. A broker
+      // whose ACL predates the topic only loses the button.
+      const [ha] = await this.client.subscribeAsync(`${prefix}${HA_COMMAND_FILTER}`, { qos: 0 });
       if (ha === undefined || ha.qos > 1) {
         this.log({ level: 'warn', source: 'bridge', event: 'subscribe failed', reason: HA_COMMAND_FILTER });
       }
@@ -375,7 +377,9 @@ export class Bridge {
     if (isHaCommandTopic(packet.topic)) {
       // Home Assistant's button is a request, not a record: nothing to store, so MQTT.js acknowledges it.
       done();
-      if (!this.closing) void this.remoteCommands?.handle(packet.topic, packet.payload as Buffer);
+      if (!this.closing) {
+        void this.remoteCommands?.handle(packet.topic, packet.payload as Buffer, { retained: packet.retain });
+      }
       return;
     }
     if (this.closing) {

@@ -85,13 +85,19 @@ export class RemoteCommander {
    * Handles one message on `tandem/ha/+/set`. Never rejects; resolves undefined for a lock this instance
    * does not own.
    */
-  handle(topic: string, payload: Uint8Array): Promise<RemoteCommandOutcome | undefined> {
+  handle(
+    topic: string,
+    payload: Uint8Array,
+    options: { readonly retained?: boolean } = {},
+  ): Promise<RemoteCommandOutcome | undefined> {
     const lockId = haCommandLockId(topic);
     if (lockId !== undefined && this.#o.owns !== undefined && !this.#o.owns(lockId)) {
       return Promise.resolve(undefined);
     }
     const key = lockId ?? '';
-    const run = (this.#queues.get(key) ?? Promise.resolve()).then(() => this.#handle(lockId, topic, payload));
+    const run = (this.#queues.get(key) ?? Promise.resolve()).then(() =>
+      this.#handle(lockId, topic, payload, options.retained === true),
+    );
     const tail = run.catch(() => undefined);
     this.#queues.set(key, tail);
     void tail.then(() => {
@@ -104,10 +110,13 @@ export class RemoteCommander {
     lockId: string | undefined,
     topic: string,
     payload: Uint8Array,
+    retained: boolean,
   ): Promise<RemoteCommandOutcome> {
     const refuse = (reason: string): RemoteCommandOutcome =>
       this.#done({ outcome: 'refused', lockId, reason });
     if (lockId === undefined) return refuse(`${JSON.stringify(topic.slice(0, 128))} does not name a lock id`);
+    // A retained press would come back at every (re)subscription and relock the bike each time ([TANDEM-RCMD-7]).
+    if (retained) return refuse('a retained message is an old press, not one made now');
     // Exactly the four bytes LOCK; UNLOCK above all is refused here, and could not be encoded anyway.
     const text = payload.length <= 16 ? new TextDecoder().decode(payload) : undefined;
     if (text !== HA_LOCK_PAYLOAD) {

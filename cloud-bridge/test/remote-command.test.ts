@@ -98,6 +98,16 @@ describe('RemoteCommander', () => {
     });
   }
 
+  it('refuses a retained press: it would come back at every subscription', async () => {
+    const { c, sent } = commander();
+    const r = await c.handle('tandem/ha/lock-7/set', enc('LOCK'), { retained: true });
+    expect(r).toMatchObject({
+      outcome: 'refused',
+      reason: 'a retained message is an old press, not one made now',
+    });
+    expect(sent).toEqual([]);
+  });
+
   it('ignores a lock another bridge instance owns', async () => {
     const { c, sent } = commander({ owns: () => false });
     expect(await c.handle('tandem/ha/lock-7/set', enc('LOCK'))).toBeUndefined();
