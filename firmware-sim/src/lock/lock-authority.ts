@@ -215,7 +215,7 @@ export class LockAuthority {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    this.#trail.recover();
+    await this.#trail.recover();
     await this.#sm.start();
     this.#applyConfig(this.#config);
     await this.#trail.event(this.#safeMode.length > 0 ? Status.SAFE_MODE : Status.OK, 'boot');
