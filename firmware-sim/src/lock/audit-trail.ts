@@ -11,16 +11,13 @@ import createDebug from 'debug';
 import type { TimeBound } from '../../../protocol/src/chain.js';
 import type { PrivateKey } from '../../../protocol/src/keys.js';
 import type { DetailValue } from '../../../protocol/src/index.js';
-import {
-  auditRecordHash,
-  decodeAuditRecord,
-  encodeAuditRecord as encodeWireAuditRecord,
-} from '../../../protocol/src/mqtt.js';
+import { auditRecordHash, decodeAuditRecord } from '../../../protocol/src/mqtt.js';
 import { Command } from '../../../protocol/src/pop.js';
 import { Status } from '../../../protocol/src/status.js';
 import { SerialQueue } from '../store/serial-queue.js';
 import type { AuditEntry } from './audit.js';
 import { AUDIT_PEER_MAX } from './audit.js';
+import { AuditRecordWriter } from './audit-record.js';
 import type { Attempt, AuthorityStores, Emit } from './authority-types.js';
 
 const debug = createDebug('tandem:lock:authority');
@@ -60,10 +57,12 @@ export class AuditTrail {
   /** Attempts not recorded since the last record (outbox budget, or the outbox refused the record). */
   #notQueued = 0;
   readonly #suppressed = new Map<string, number>();
+  readonly #writer: AuditRecordWriter;
 
   constructor(options: AuditTrailOptions) {
     this.#o = options;
     this.#prev = options.stores.audit.chainHead;
+    this.#writer = new AuditRecordWriter(options.deviceKey);
   }
 
   /** Records one attempt or event (module comment); `acted`: the action may have happened. Never rejects. */
@@ -149,25 +148,22 @@ export class AuditTrail {
     for (const [k, v] of e.detail ?? []) detail.set(k, v);
     let bytes: Uint8Array | undefined;
     const previousHash = this.#prev;
-    const { stores, lockId, deviceKey } = this.#o;
+    const { stores, lockId } = this.#o;
     try {
       await stores.outbox.enqueueWith('audit', (sequence, epoch) => {
-        bytes = encodeWireAuditRecord(
-          {
-            lockId,
-            sequence,
-            epoch,
-            time: e.time,
-            previousHash,
-            event: wireEvent(e, acted),
-            status: e.status,
-            ...(e.command === undefined ? {} : { command: e.command }),
-            ...(e.cti === undefined ? {} : { tokenId: e.cti }),
-            ...(e.rider === undefined ? {} : { rider: e.rider }),
-            detail,
-          },
-          deviceKey,
-        );
+        bytes = this.#writer.encode({
+          lockId,
+          sequence,
+          epoch,
+          time: e.time,
+          previousHash,
+          event: wireEvent(e, acted),
+          status: e.status,
+          ...(e.command === undefined ? {} : { command: e.command }),
+          ...(e.cti === undefined ? {} : { tokenId: e.cti }),
+          ...(e.rider === undefined ? {} : { rider: e.rider }),
+          detail,
+        });
         return bytes;
       });
     } catch (error) {
