@@ -141,8 +141,16 @@ export class AuditTrail {
     if (e.suppressed !== undefined && e.suppressed > 0) detail.set('suppressed', e.suppressed);
     if (e.version !== undefined) detail.set('version', e.version);
     // [TANDEM-AUDIT-1]: who signed each link and who holds the leaf (the rider name is only a label).
-    if (e.signers !== undefined) detail.set('signers', e.signers.map(hexOf).join('.'));
-    if (e.holder !== undefined) detail.set('holder', hexOf(e.holder));
+    if (e.signers !== undefined)
+      detail.set(
+        'signers',
+        hexOnce(e.signers, () => e.signers!.map(hexOf).join('.')),
+      );
+    if (e.holder !== undefined)
+      detail.set(
+        'holder',
+        hexOnce(e.holder, () => hexOf(e.holder!)),
+      );
     const notQueued = this.#notQueued;
     if (notQueued > 0) detail.set('not_queued', notQueued);
     for (const [k, v] of e.detail ?? []) detail.set(k, v);
@@ -202,6 +210,14 @@ export function requestEntry(status: Status, peer: string, attempt: Attempt, bou
 }
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** Hex of thumbprints, once per array: a repeat request's chain brings the same ones (`decision.ts` derive). */
+const hexCache = new WeakMap<object, string>();
+function hexOnce(of: object, make: () => string): string {
+  let h = hexCache.get(of);
+  if (h === undefined) hexCache.set(of, (h = make()));
+  return h;
+}
 
 /** The `event` of an audit record ([TANDEM-MQTT-6]): what happened, in the record's own words. */
 function wireEvent(e: AuditEntry, acted: boolean): string {
