@@ -6,9 +6,10 @@ import { generateKeyPair } from '../../protocol/src/keys.js';
 import { Command } from '../../protocol/src/pop.js';
 import { Status } from '../../protocol/src/status.js';
 import { mintToken } from '../../protocol/src/token.js';
-import { decodeAuditEntry } from '../src/lock/audit.js';
+import { decodeAuditEntry, verifyAuditTrail } from '../src/lock/audit.js';
+import type { AuditRecord } from '../src/store/audit-log.js';
 import type { LockConfig } from '../src/lock/management.js';
-import { DIR, NOW, claims, makeLock } from './lock-harness.js';
+import { DIR, LOCK, NOW, claims, makeLock } from './lock-harness.js';
 
 const args = (entries: [number, CborValue][]): Uint8Array => encode(new Map<number, CborValue>(entries));
 
@@ -168,28 +169,63 @@ describe('management commands', () => {
     expect(again.authority.config).toMatchObject({ pulseMs: 120, timeZone: 'Pacific/Kiritimati' });
   });
 
-  it('READ_AUDIT returns signed records from a sequence number, bounded', async () => {
+  it('READ_AUDIT returns the signed records from a sequence number, bounded, which the owner verifies', async () => {
     const lock = await makeLock();
     await lock.send(Uint8Array.of(0xff));
     await lock.send(lock.request({ chain: [lock.token()], command: Command.STATUS }));
-    const r = await lock.send(
-      lock.request({
-        chain: [lock.ownerToken()],
-        holder: lock.w.owner,
-        command: Command.READ_AUDIT,
-        args: args([
-          [1, 1],
-          [2, 2],
-        ]),
-      }),
-    );
-    expect(r.status).toBe(Status.OK);
-    expect(r.mayHaveActed).toBe(false);
-    const records = decodeStrict(r.data!, { maxBytes: 65536, maxDepth: 3, maxItems: 64 }) as CborValue[][];
-    expect(records).toHaveLength(2);
-    expect(records[0]![0]).toBe(1);
-    expect(decodeAuditEntry(records[0]![3] as Uint8Array)).toMatchObject({ kind: 'event', event: 'boot' });
-    expect(decodeAuditEntry(records[1]![3] as Uint8Array).kind).toBe('time');
+    const read = async (from: number, max: number): Promise<AuditRecord[]> => {
+      const r = await lock.send(
+        lock.request({
+          chain: [lock.ownerToken()],
+          holder: lock.w.owner,
+          command: Command.READ_AUDIT,
+          args: args([
+            [1, from],
+            [2, max],
+          ]),
+        }),
+      );
+      expect(r.status).toBe(Status.OK);
+      expect(r.mayHaveActed).toBe(false);
+      // [TANDEM-AUDIT-3]: [seq, signed audit record] pairs.
+      const pairs = decodeStrict(r.data!, { maxBytes: 65536, maxDepth: 3, maxItems: 128 }) as CborValue[][];
+      return pairs.map(([seq, payload]) => ({ seq: seq as number, payload: payload as Uint8Array }));
+    };
+    const first = await read(1, 2);
+    expect(first.map((x) => x.seq)).toEqual([1, 2]);
+    expect(decodeAuditEntry(first[0]!.payload)).toMatchObject({ kind: 'event', event: 'boot' });
+    expect(decodeAuditEntry(first[1]!.payload).kind).toBe('time');
+    const rest = await read(3, 32);
+    expect(rest.map((x) => x.seq)).toEqual([3, 4, 5]);
+    const all = [...first, ...rest];
+    const key = lock.device.publicKey;
+    expect(verifyAuditTrail(all, key, LOCK, { previousHash: new Uint8Array(32), nextSeq: 1 })).toMatchObject({
+      ok: true,
+      lastSeq: 5,
+    });
+    // A dropped, altered or foreign record is found.
+    expect(verifyAuditTrail([all[0]!, all[2]!], key, LOCK)).toEqual({
+      ok: false,
+      index: 1,
+      reason: 'seq-gap',
+    });
+    const flipped = all[3]!.payload.slice();
+    flipped[flipped.length - 1]! ^= 1;
+    expect(verifyAuditTrail([all[2]!, { seq: 4, payload: flipped }], key, LOCK)).toEqual({
+      ok: false,
+      index: 1,
+      reason: 'signature',
+    });
+    expect(verifyAuditTrail(all, generateKeyPair('EdDSA').publicKey, LOCK)).toMatchObject({
+      ok: false,
+      index: 0,
+      reason: 'signature',
+    });
+    expect(verifyAuditTrail([all[1]!, { seq: 3, payload: all[3]!.payload }], key, LOCK)).toEqual({
+      ok: false,
+      index: 1,
+      reason: 'prev-hash',
+    });
   });
 });
 

@@ -25,22 +25,16 @@ async function opsPerWrite(
 describe('amortised compaction', () => {
   it('AuditLog: keeping more records than the bound holds does not rewrite the log on every append', async () => {
     const small = new CrashingStoreFs();
-    const fresh = await AuditLog.open(small, DIR, {
-      sign: () => new Uint8Array(64),
-      clock: () => 1,
-      compactAtBytes: 1 << 30,
-    });
-    const plain = await opsPerWrite(small, () => fresh.append(new Uint8Array(100)), 0, 50);
+    const fresh = await AuditLog.open(small, DIR, { compactAtBytes: 1 << 30 });
+    const plain = await opsPerWrite(small, () => fresh.append(new Uint8Array(210)), 0, 50);
 
     const fs = new CrashingStoreFs();
     const log = await AuditLog.open(fs, DIR, {
-      sign: () => new Uint8Array(64),
-      clock: () => 1,
       compactAtBytes: 8 * 1024,
       maxRecords: 5000,
     });
-    // 600 records of ~240 bytes: 140 KB kept, far above the 8 KB bound.
-    const ops = await opsPerWrite(fs, () => log.append(new Uint8Array(100)), 600, 200);
+    // 600 records of ~230 bytes (a signed audit record's size): 140 KB kept, far above the 8 KB bound.
+    const ops = await opsPerWrite(fs, () => log.append(new Uint8Array(210)), 600, 200);
     expect(ops).toBeLessThan(plain * 1.5);
     expect(log.records()).toHaveLength(800);
   });

@@ -1,7 +1,7 @@
-import { generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { createHash, generateKeyPairSync, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AuditLog, verifyAuditLog } from '../src/store/audit-log.js';
-import type { AuditRecord } from '../src/store/audit-log.js';
+import { AppendLog } from '../src/store/append-log.js';
+import { AUDIT_GENESIS_HASH, AuditLog } from '../src/store/audit-log.js';
 import { ConfigStore } from '../src/store/config-store.js';
 import type { ConfigValue } from '../src/store/config-store.js';
 import { CrashingStoreFs } from '../src/store/crashing-store-fs.js';
@@ -302,104 +302,70 @@ describe('RevocationStore', () => {
 });
 
 describe('AuditLog', () => {
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const sign = (h: Uint8Array): Uint8Array => new Uint8Array(cryptoSign(null, h, privateKey));
-  const verify = (h: Uint8Array, s: Uint8Array): boolean => cryptoVerify(null, h, publicKey, s);
-  const clockFrom = (start: number) => {
-    let t = start;
-    return () => (t += 1000);
-  };
+  const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+  const texts = (log: AuditLog): string[] =>
+    log.records().map((r) => `${r.seq}:${new TextDecoder().decode(r.payload)}`);
 
-  it('chains and signs records that verifyAuditLog accepts; gaps and forgeries are found', async () => {
+  it('keeps the records in order, numbered 1, 2, 3, ...; its chain head is the SHA-256 of the last', async () => {
     const fs = new CrashingStoreFs();
-    const log = await AuditLog.open(fs, DIR, { sign, clock: clockFrom(1_700_000_000_000) });
+    const log = await AuditLog.open(fs, DIR);
+    expect(hex(log.chainHead)).toBe(hex(AUDIT_GENESIS_HASH));
     for (let i = 0; i < 5; i++) await log.append(enc(`attempt ${i}`));
-    const recs = [...(await AuditLog.open(fs.reboot(), DIR, { sign, clock: clockFrom(0) })).records()];
-    expect(recs.map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
-    expect(verifyAuditLog(recs, verify, { nextSeq: 1, prevHash: new Uint8Array(32) })).toMatchObject({
-      ok: true,
-      lastSeq: 5,
-    });
-    expect(verifyAuditLog([recs[0]!, recs[2]!], verify)).toEqual({ ok: false, index: 1, reason: 'seq-gap' });
-    const forged: AuditRecord = { ...recs[2]!, payload: enc('attempt X') };
-    expect(verifyAuditLog([recs[0]!, recs[1]!, forged, recs[3]!], verify)).toEqual({
-      ok: false,
-      index: 2,
-      reason: 'signature',
-    });
-    const relinked: AuditRecord = { ...recs[3]!, prevHash: recs[1]!.hash };
-    expect(verifyAuditLog([recs[2]!, relinked], verify)).toEqual({
-      ok: false,
-      index: 1,
-      reason: 'prev-hash',
-    });
-    const flipped = { ...recs[1]!, signature: recs[1]!.signature.slice() };
-    flipped.signature[0]! ^= 1;
-    expect(verifyAuditLog([flipped], verify)).toEqual({ ok: false, index: 0, reason: 'signature' });
+    const again = await AuditLog.open(fs.reboot(), DIR);
+    expect(texts(again)).toEqual(['1:attempt 0', '2:attempt 1', '3:attempt 2', '4:attempt 3', '5:attempt 4']);
+    expect(again.since(3).map((r) => r.seq)).toEqual([4, 5]);
+    expect(again.since(0)).toHaveLength(5);
+    expect(hex(again.chainHead)).toBe(sha(enc('attempt 4')));
+    expect(again.migrated).toBe(false);
+    await expectCode(again.append(new Uint8Array(5000)), 'ERR_STORE_INVALID_ARGUMENT');
   });
 
-  it('rolls over only acknowledged records; refuses with ERR_STORE_FULL when none are', async () => {
+  it('when full drops the oldest down to three quarters of the bound; the chain head survives with no record left', async () => {
     const fs = new CrashingStoreFs();
-    const log = await AuditLog.open(fs, DIR, { sign, clock: clockFrom(0), maxRecords: 4 });
-    for (let i = 1; i <= 4; i++) await log.append(enc(`r${i}`));
-    await expectCode(log.append(enc('r5')), 'ERR_STORE_FULL');
-    await log.acknowledge(1);
-    await log.append(enc('r5'));
-    expect(log.records().map((r) => r.seq)).toEqual([2, 3, 4, 5]);
-    await log.acknowledge(5);
-    await log.append(enc('r6'));
-    expect(log.records().map((r) => r.seq)).toEqual([3, 4, 5, 6]);
-    const again = await AuditLog.open(fs.reboot(), DIR, { sign, clock: clockFrom(0), maxRecords: 4 });
-    expect(again.records().map((r) => r.seq)).toEqual([3, 4, 5, 6]);
-    expect(verifyAuditLog(again.records(), verify).ok).toBe(true);
-    expect(again.ackedThrough).toBe(5);
-    await expectCode(again.acknowledge(7), 'ERR_STORE_INVALID_ARGUMENT');
+    const log = await AuditLog.open(fs, DIR, { maxRecords: 4 });
+    for (let i = 1; i <= 5; i++) await log.append(enc(`r${i}`));
+    // Full at the fifth: one dropped (4 → 3), then the fifth kept.
+    expect(texts(log)).toEqual(['2:r2', '3:r3', '4:r4', '5:r5']);
+    expect(log.since(0).map((r) => r.seq)).toEqual([2, 3, 4, 5]);
+    expect(log.since(3).map((r) => r.seq)).toEqual([4, 5]);
+    const again = await AuditLog.open(fs.reboot(), DIR, { maxRecords: 4 });
+    expect(texts(again)).toEqual(['2:r2', '3:r3', '4:r4', '5:r5']);
+    expect(hex(again.chainHead)).toBe(sha(enc('r5')));
+    const one = await AuditLog.open(new CrashingStoreFs(), DIR, { maxRecords: 1 });
+    await one.append(enc('a'));
+    await one.append(enc('b'));
+    expect(texts(one)).toEqual(['2:b']);
+    expect(hex(one.chainHead)).toBe(sha(enc('b')));
   });
 
-  it('keeps every acknowledged-by-the-store record, never drops unacknowledged ones, across a cut at every operation', async () => {
-    const opts = { sign, maxRecords: 4, compactAtBytes: 700 };
+  it('keeps every record that resolved, in order, with its chain head, across a cut at every operation', async () => {
+    const opts = { maxRecords: 4, compactAtBytes: 120 };
     const report = await sweepPowerCuts(() => {
       const payloads = new Map<number, string>();
       let resolvedSeq = 0;
       let attemptedSeq = 0;
-      let resolvedAck = 0;
-      let attemptedAck = 0;
       return {
         async run(fs) {
-          const log = await AuditLog.open(fs, DIR, { ...opts, clock: clockFrom(0) });
-          const append = async (p: string): Promise<void> => {
+          const log = await AuditLog.open(fs, DIR, opts);
+          for (const p of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']) {
             attemptedSeq++;
             payloads.set(attemptedSeq, p);
             resolvedSeq = (await log.append(enc(p))).seq;
-          };
-          const ack = async (n: number): Promise<void> => {
-            attemptedAck = n;
-            await log.acknowledge(n);
-            resolvedAck = n;
-          };
-          for (const p of ['a', 'b', 'c']) await append(p);
-          await ack(2);
-          for (const p of ['d', 'e', 'f']) await append(p);
-          await ack(5);
-          for (const p of ['g', 'h']) await append(p);
+          }
         },
         async check(fs) {
-          const log = await AuditLog.open(fs, DIR, { ...opts, clock: clockFrom(1e9) });
-          const recs = log.records();
+          const log = await AuditLog.open(fs, DIR, opts);
           expect(log.lastSeq).toBeGreaterThanOrEqual(resolvedSeq);
           expect(log.lastSeq).toBeLessThanOrEqual(attemptedSeq);
-          expect(log.ackedThrough).toBeGreaterThanOrEqual(resolvedAck);
-          expect(log.ackedThrough).toBeLessThanOrEqual(attemptedAck);
-          for (const r of recs) expect(new TextDecoder().decode(r.payload)).toBe(payloads.get(r.seq));
-          const seqs = new Set(recs.map((r) => r.seq));
-          for (let s = log.ackedThrough + 1; s <= log.lastSeq; s++) expect(seqs.has(s)).toBe(true);
-          const chain = verifyAuditLog(recs, verify);
-          expect(chain.ok).toBe(true);
-          if (recs.length > 0) expect(hex(log.headHash)).toBe(hex(recs[recs.length - 1]!.hash));
-          // The chain continues from the recovered head.
-          const next = await log.append(enc('after reboot')).catch((e: unknown) => e);
-          if (next instanceof StoreError) expect(next.code).toBe('ERR_STORE_FULL');
-          else expect(verifyAuditLog([...recs, next as AuditRecord], verify).ok).toBe(true);
+          const recs = log.records();
+          expect(recs.length).toBeGreaterThanOrEqual(Math.min(log.lastSeq, 3));
+          recs.forEach((r, i) => {
+            expect(r.seq).toBe(log.lastSeq - recs.length + 1 + i);
+            expect(new TextDecoder().decode(r.payload)).toBe(payloads.get(r.seq));
+          });
+          const last = payloads.get(log.lastSeq);
+          expect(hex(log.chainHead)).toBe(last === undefined ? hex(AUDIT_GENESIS_HASH) : sha(enc(last)));
+          expect((await log.append(enc('after reboot'))).seq).toBe(log.lastSeq);
         },
       };
     });
@@ -408,15 +374,75 @@ describe('AuditLog', () => {
 
   it('gives ERR_STORE_CORRUPT for a bit flip in any record but the last', async () => {
     const fs = new CrashingStoreFs();
-    const log = await AuditLog.open(fs, DIR, { sign, clock: clockFrom(0) });
+    const log = await AuditLog.open(fs, DIR);
     await log.append(enc('one'));
-    await log.acknowledge(1);
     await log.append(enc('two'));
     const end = fs.peekFile(`${DIR}/audit.log`)!.length;
     await log.append(enc('three'));
-    await expectEveryFlipCorrupt(fs, `${DIR}/audit.log`, end, () =>
-      AuditLog.open(fs, DIR, { sign, clock: clockFrom(0) }),
-    );
+    await expectEveryFlipCorrupt(fs, `${DIR}/audit.log`, end, () => AuditLog.open(fs, DIR));
+  });
+
+  // [TANDEM-AUDIT-4]: the log of a lock updated from format 1 (each entry signed on its own).
+  const HEAD_NOTED = new Uint8Array(32).fill(0xab);
+  /** A format-1 log as the lock wrote it: ENTRY 1, its ACK, ENTRY 2 noting HEAD_NOTED (the chain head). */
+  async function writeV1(fs: StoreFs): Promise<void> {
+    const entry = (seq: number, payload: Uint8Array) => {
+      const w = new DataView(new ArrayBuffer(1 + 8 + 8 + 32 + 4 + payload.length + 2 + 64));
+      w.setUint8(0, 0x20);
+      w.setBigUint64(1, BigInt(seq));
+      w.setBigUint64(9, 1_700_000_000_000n);
+      w.setUint32(49, payload.length);
+      const b = new Uint8Array(w.buffer);
+      b.set(payload, 53);
+      w.setUint16(53 + payload.length, 64);
+      return b;
+    };
+    const ack = Uint8Array.of(0x21, 0, 0, 0, 0, 0, 0, 0, 1);
+    const { log } = await AppendLog.open(fs, DIR, 'audit.log', { magic: 'TDAU' });
+    await log.append([entry(1, enc('old one')), ack, entry(2, Uint8Array.of(0x02, ...HEAD_NOTED))]);
+    await log.close();
+  }
+  const legacyChainHead = (p: Uint8Array) => (p[0] === 0x02 ? p.subarray(1) : undefined);
+
+  it('migrates a format-1 log on open: kept as audit.log.v1, numbering and chain head carried on', async () => {
+    const fs = new CrashingStoreFs();
+    await writeV1(fs);
+    const v1 = fs.peekFile(`${DIR}/audit.log`)!.slice();
+    const log = await AuditLog.open(fs, DIR, { legacyChainHead });
+    expect(log.migrated).toBe(true);
+    expect(log.records()).toEqual([]);
+    expect(log.lastSeq).toBe(2);
+    expect(hex(log.chainHead)).toBe(hex(HEAD_NOTED));
+    expect(hex(fs.peekFile(`${DIR}/audit.log.v1`)!)).toBe(hex(v1));
+    await log.append(enc('new'));
+    const again = await AuditLog.open(fs.reboot(), DIR, { legacyChainHead });
+    expect(again.migrated).toBe(false);
+    expect(texts(again)).toEqual(['3:new']);
+    // Without a way to read the old entries, the chain restarts from the genesis hash.
+    const blind = new CrashingStoreFs();
+    await writeV1(blind);
+    expect(hex((await AuditLog.open(blind, DIR)).chainHead)).toBe(hex(AUDIT_GENESIS_HASH));
+  });
+
+  it('a cut at any operation of the migration leaves the old log or the migrated one, never neither', async () => {
+    const report = await sweepPowerCuts(() => {
+      let written = false;
+      return {
+        async run(fs) {
+          await writeV1(fs);
+          written = true;
+          await AuditLog.open(fs, DIR, { legacyChainHead });
+        },
+        async check(fs) {
+          const log = await AuditLog.open(fs, DIR, { legacyChainHead });
+          if (!written) return;
+          expect(log.lastSeq).toBe(2);
+          expect(hex(log.chainHead)).toBe(hex(HEAD_NOTED));
+          expect((await fs.readdir(DIR)).sort()).toEqual(['audit.log', 'audit.log.v1']);
+        },
+      };
+    });
+    expect(report.operations).toBeGreaterThan(10);
   });
 });
 

@@ -1,25 +1,23 @@
 /**
- * The lock's signed audit trail: every attempt and lock event is written twice, first as the signed audit
- * record for the cloud ([TANDEM-MQTT-6], chained by [TANDEM-MQTT-7], numbered in the outbox sequence
- * [TANDEM-MQTT-8]), then as the local audit log entry ({@link AuditEntry}, `audit.ts`), which notes that
- * record's sequence and hash so that the chain continues after a reboot. Records for the cloud are built one
- * at a time on a {@link SerialQueue}, so that each chains on the one before. Failures are reported as
- * `store-error` events and never change the answer to the request.
+ * The lock's signed audit trail ([TANDEM-AUDIT-2]): every attempt and lock event becomes one audit record
+ * ([TANDEM-MQTT-6]), signed once with the device key, chained on the one before by its hash ([TANDEM-MQTT-7]),
+ * numbered in the outbox sequence ([TANDEM-MQTT-8]). The same bytes are queued in the outbox for the cloud
+ * and then kept in the local audit log (`AuditLog`, READ_AUDIT), in that order, so that the log never holds a
+ * record the cloud's chain does not. Records are built one at a time on a {@link SerialQueue}, so that each
+ * chains on the last. Failures are reported as `store-error` events and never change the answer to the
+ * request.
  */
 import createDebug from 'debug';
 import type { TimeBound } from '../../../protocol/src/chain.js';
 import type { PrivateKey } from '../../../protocol/src/keys.js';
 import type { DetailValue } from '../../../protocol/src/index.js';
-import {
-  AUDIT_GENESIS_HASH,
-  auditRecordHash,
-  encodeAuditRecord as encodeWireAuditRecord,
-} from '../../../protocol/src/mqtt.js';
+import { auditRecordHash, decodeAuditRecord } from '../../../protocol/src/mqtt.js';
 import { Command } from '../../../protocol/src/pop.js';
 import { Status } from '../../../protocol/src/status.js';
 import { SerialQueue } from '../store/serial-queue.js';
 import type { AuditEntry } from './audit.js';
-import { decodeAuditEntry, encodeAuditEntry } from './audit.js';
+import { AUDIT_PEER_MAX } from './audit.js';
+import { AuditRecordWriter } from './audit-record.js';
 import type { Attempt, AuthorityStores, Emit } from './authority-types.js';
 
 const debug = createDebug('tandem:lock:authority');
@@ -31,13 +29,14 @@ const MAX_SUPPRESSED_PEERS = 64;
 export interface AuditTrailOptions {
   readonly lockId: string;
   readonly stores: Pick<AuthorityStores, 'audit' | 'outbox'>;
-  /** Signs the records for the cloud. */
+  /** Signs the records. */
   readonly deviceKey: PrivateKey;
   /** Trusted time now (earliest bound, Unix seconds), for entries that carry none. */
   readonly now: () => number;
   /**
-   * Most outbox messages before records of refused attempts stop being queued: the outbox also carries theft
-   * alerts, which a flood of refusals must never crowd out. Accepted attempts and events are always queued.
+   * Most outbox messages before records of refused attempts stop being written: the outbox also carries
+   * theft alerts, which a flood of refusals must never crowd out. Accepted attempts and events are always
+   * recorded; a refusal over the budget is counted in the next record's `not_queued` ([TANDEM-AUDIT-2]).
    */
   readonly outboxBudget: number;
   readonly emit: Emit;
@@ -46,18 +45,24 @@ export interface AuditTrailOptions {
 /** An entry to record; its time defaults to now. */
 export type TrailEntry = Omit<AuditEntry, 'time'> & { time?: number };
 
+const sameBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && Buffer.compare(a, b) === 0;
+
 /** The signed audit trail (module comment). */
 export class AuditTrail {
   readonly #o: AuditTrailOptions;
-  /** [TANDEM-MQTT-7]: SHA-256 of the last audit record queued for the cloud; recovered at start. */
-  #wirePrev: Uint8Array = AUDIT_GENESIS_HASH;
-  readonly #wireQueue = new SerialQueue();
-  /** Refused attempts not queued for the cloud since the last queued record (outbox budget). */
+  /** [TANDEM-MQTT-7]: SHA-256 of the last audit record written; recovered at start. */
+  #prev: Uint8Array;
+  readonly #queue = new SerialQueue();
+  /** Attempts not recorded since the last record (outbox budget, or the outbox refused the record). */
   #notQueued = 0;
   readonly #suppressed = new Map<string, number>();
+  readonly #writer: AuditRecordWriter;
 
   constructor(options: AuditTrailOptions) {
     this.#o = options;
+    this.#prev = options.stores.audit.chainHead;
+    this.#writer = new AuditRecordWriter(options.deviceKey);
   }
 
   /** Records one attempt or event (module comment); `acted`: the action may have happened. Never rejects. */
@@ -65,30 +70,16 @@ export class AuditTrail {
     const { stores } = this.#o;
     const suppressed = this.#suppressed.get(entry.peer);
     if (suppressed !== undefined) this.#suppressed.delete(entry.peer);
-    let full: AuditEntry = {
+    if (entry.kind !== 'event' && entry.status !== Status.OK && stores.outbox.size >= this.#o.outboxBudget) {
+      this.#notQueued += 1 + (suppressed ?? 0);
+      return;
+    }
+    const full: AuditEntry = {
       ...entry,
       time: entry.time ?? this.#o.now(),
       ...(suppressed === undefined ? {} : { suppressed }),
     };
-    const queue =
-      full.kind === 'event' || full.status === Status.OK || stores.outbox.size < this.#o.outboxBudget;
-    if (queue) {
-      try {
-        const wire = await this.#queueWire(full, acted);
-        full = { ...full, wireSequence: wire.sequence, wireHash: wire.hash };
-      } catch (error) {
-        debug('outbox enqueue failed: %O', error);
-        this.#o.emit({ type: 'store-error', what: 'outbox', error });
-      }
-    } else {
-      this.#notQueued++;
-    }
-    try {
-      await stores.audit.append(encodeAuditEntry(full));
-    } catch (error) {
-      debug('audit append failed: %O', error);
-      this.#o.emit({ type: 'store-error', what: 'audit', error });
-    }
+    await this.#queue.run(() => this.#write(full, acted));
   }
 
   /** Records a lock event, with a small detail map carried into the signed record. Never rejects. */
@@ -97,7 +88,7 @@ export class AuditTrail {
   }
 
   /**
-   * A rate-limited refusal not written on its own: counted, and noted in the peer's next entry
+   * A rate-limited refusal not written on its own: counted, and noted in the peer's next record
    * (`suppressed`).
    */
   suppress(peer: string): void {
@@ -108,71 +99,96 @@ export class AuditTrail {
   }
 
   /**
-   * [TANDEM-MQTT-7] across reboots: the chain continues from the newest audit record this lock queued, found
-   * in the outbox (not yet acknowledged) or noted in the local audit log, whichever has the higher sequence.
+   * [TANDEM-MQTT-7] across reboots: the chain continues from the newest record this lock wrote. A record is
+   * queued in the outbox before the local log keeps it, so the outbox's newest audit record is the newest,
+   * when the outbox still holds one; records it holds after the local log's last one (a power cut between the
+   * two writes) are copied into the local log first, so that its chain has no hole ([TANDEM-AUDIT-2]).
+   * Otherwise the local log's chain head. Never rejects.
    */
-  recover(): void {
-    const { stores } = this.#o;
-    let best = 0;
-    for (const m of stores.outbox.peek(stores.outbox.size)) {
-      if (m.kind !== 'audit' || m.seq <= best) continue;
-      best = m.seq;
-      this.#wirePrev = auditRecordHash(m.payload);
-    }
-    const local = stores.audit.records();
-    for (let i = local.length - 1; i >= 0; i--) {
-      let e: AuditEntry;
+  async recover(): Promise<void> {
+    const { audit, outbox } = this.#o.stores;
+    const wire = outbox.peek(outbox.size).filter((m) => m.kind === 'audit');
+    const local = audit.chainHead;
+    this.#prev = local;
+    if (wire.length === 0) return;
+    const hashes = wire.map((m) => auditRecordHash(m.payload));
+    this.#prev = hashes.at(-1)!;
+    let from = -1;
+    for (let i = hashes.length - 1; i >= 0 && from < 0; i--) if (sameBytes(hashes[i]!, local)) from = i + 1;
+    if (from < 0) {
       try {
-        e = decodeAuditEntry(local[i]!.payload);
-      } catch {
-        continue;
+        // None of them is the local log's last: they all follow it if the oldest chains on it.
+        if (sameBytes(decodeAuditRecord(wire[0]!.payload).record.previousHash, local)) from = 0;
+      } catch (error) {
+        debug('an audit record in the outbox does not decode: %O', error);
       }
-      if (e.wireSequence === undefined || e.wireHash === undefined) continue;
-      if (e.wireSequence > best) this.#wirePrev = e.wireHash;
-      break;
+    }
+    if (from < 0) return;
+    for (const m of wire.slice(from)) {
+      try {
+        await audit.append(m.payload);
+      } catch (error) {
+        debug('audit append failed: %O', error);
+        this.#o.emit({ type: 'store-error', what: 'audit', error });
+        return;
+      }
     }
   }
 
-  /** Queues one signed audit record; records are built one after the other so that each chains on the last. */
-  #queueWire(e: AuditEntry, acted: boolean): Promise<{ sequence: number; hash: Uint8Array }> {
-    const run = async (): Promise<{ sequence: number; hash: Uint8Array }> => {
-      const detail = new Map<string, DetailValue>([['peer', e.peer.slice(0, 64)]]);
-      if (e.suppressed !== undefined) detail.set('suppressed', e.suppressed);
-      if (e.version !== undefined) detail.set('version', e.version);
-      // [TANDEM-AUDIT-1]: who signed each link and who holds the leaf (the rider name is only a label).
-      if (e.signers !== undefined) detail.set('signers', e.signers.map(hexOf).join('.'));
-      if (e.holder !== undefined) detail.set('holder', hexOf(e.holder));
-      const notQueued = this.#notQueued;
-      if (notQueued > 0) detail.set('not_queued', notQueued);
-      for (const [k, v] of e.detail ?? []) detail.set(k, v);
-      let bytes: Uint8Array | undefined;
-      const previousHash = this.#wirePrev;
-      const sequence = await this.#o.stores.outbox.enqueueWith('audit', (seq, epoch) => {
-        bytes = encodeWireAuditRecord(
-          {
-            lockId: this.#o.lockId,
-            sequence: seq,
-            epoch,
-            time: e.time,
-            previousHash,
-            event: wireEvent(e, acted),
-            status: e.status,
-            ...(e.command === undefined ? {} : { command: e.command }),
-            ...(e.cti === undefined ? {} : { tokenId: e.cti }),
-            ...(e.rider === undefined ? {} : { rider: e.rider }),
-            detail,
-          },
-          this.#o.deviceKey,
-        );
+  /** Signs one record, queues it in the outbox, then keeps it in the local log (module comment). */
+  async #write(e: AuditEntry, acted: boolean): Promise<void> {
+    const detail = new Map<string, DetailValue>([['peer', e.peer.slice(0, AUDIT_PEER_MAX)]]);
+    if (e.suppressed !== undefined && e.suppressed > 0) detail.set('suppressed', e.suppressed);
+    if (e.version !== undefined) detail.set('version', e.version);
+    // [TANDEM-AUDIT-1]: who signed each link and who holds the leaf (the rider name is only a label).
+    if (e.signers !== undefined)
+      detail.set(
+        'signers',
+        hexOnce(e.signers, () => e.signers!.map(hexOf).join('.')),
+      );
+    if (e.holder !== undefined)
+      detail.set(
+        'holder',
+        hexOnce(e.holder, () => hexOf(e.holder!)),
+      );
+    const notQueued = this.#notQueued;
+    if (notQueued > 0) detail.set('not_queued', notQueued);
+    for (const [k, v] of e.detail ?? []) detail.set(k, v);
+    let bytes: Uint8Array | undefined;
+    const previousHash = this.#prev;
+    const { stores, lockId } = this.#o;
+    try {
+      await stores.outbox.enqueueWith('audit', (sequence, epoch) => {
+        bytes = this.#writer.encode({
+          lockId,
+          sequence,
+          epoch,
+          time: e.time,
+          previousHash,
+          event: wireEvent(e, acted),
+          status: e.status,
+          ...(e.command === undefined ? {} : { command: e.command }),
+          ...(e.cti === undefined ? {} : { tokenId: e.cti }),
+          ...(e.rider === undefined ? {} : { rider: e.rider }),
+          detail,
+        });
         return bytes;
       });
-      // Only a record that is durable in the outbox moves the chain on.
-      const hash = auditRecordHash(bytes!);
-      this.#wirePrev = hash;
-      this.#notQueued -= notQueued;
-      return { sequence, hash };
-    };
-    return this.#wireQueue.run(run);
+    } catch (error) {
+      debug('outbox enqueue failed: %O', error);
+      this.#notQueued += 1 + (e.suppressed ?? 0);
+      this.#o.emit({ type: 'store-error', what: 'outbox', error });
+      return;
+    }
+    // Only a record that is durable in the outbox moves the chain on.
+    this.#prev = auditRecordHash(bytes!);
+    this.#notQueued -= notQueued;
+    try {
+      await stores.audit.append(bytes!);
+    } catch (error) {
+      debug('audit append failed: %O', error);
+      this.#o.emit({ type: 'store-error', what: 'audit', error });
+    }
   }
 }
 
@@ -194,6 +210,14 @@ export function requestEntry(status: Status, peer: string, attempt: Attempt, bou
 }
 
 const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** Hex of thumbprints, once per array: a repeat request's chain brings the same ones (`decision.ts` derive). */
+const hexCache = new WeakMap<object, string>();
+function hexOnce(of: object, make: () => string): string {
+  let h = hexCache.get(of);
+  if (h === undefined) hexCache.set(of, (h = make()));
+  return h;
+}
 
 /** The `event` of an audit record ([TANDEM-MQTT-6]): what happened, in the record's own words. */
 function wireEvent(e: AuditEntry, acted: boolean): string {

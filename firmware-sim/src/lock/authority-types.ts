@@ -28,7 +28,7 @@ export interface AuthorityStores {
     'get' | 'consumeAll' | 'prune' | 'groupSize' | 'maxPerGroup' | 'dropGroups'
   >;
   readonly revocations: Pick<RevocationStore, 'has' | 'version' | 'replace' | 'applyDelta' | 'prune'>;
-  readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq' | 'records'>;
+  readonly audit: Pick<AuditLog, 'append' | 'since' | 'lastSeq' | 'records' | 'chainHead'>;
   readonly outbox: Pick<Outbox, 'enqueueWith' | 'size' | 'peek'>;
 }
 
@@ -55,7 +55,8 @@ export interface LockAuthorityOptions {
   /**
    * Most outbox messages before audit records of refused attempts stop being queued (default 600): the
    * outbox also carries theft alerts, which a flood of refusals must never crowd out. Accepted attempts are
-   * always queued; every attempt stays in the audit log (READ_AUDIT) either way.
+   * always recorded; a refusal over the budget is counted in the next record's `not_queued` detail
+   * ([TANDEM-AUDIT-2]).
    */
   readonly outboxAuditBudget?: number;
   /** Most live challenges (default 16) and per peer (default 2). */
@@ -84,7 +85,7 @@ export interface LockResult {
   readonly lockTime: number;
   /** The nonce of the challenge answered, when the request decoded. */
   readonly nonce?: Uint8Array;
-  /** READ_AUDIT: CBOR array of records `[seq, time (8-byte big-endian ms), prevHash, payload, signature]`. */
+  /** READ_AUDIT: CBOR array of `[seq, signed audit record]` pairs ([TANDEM-AUDIT-3]). */
   readonly data?: Uint8Array;
   /** Why, for logs and the CLI (never sent to an unauthenticated peer by the lead's transports). */
   readonly message?: string;

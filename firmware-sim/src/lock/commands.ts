@@ -142,7 +142,7 @@ export function commandTable(t: CommandTarget): CommandTable {
         let size = 0;
         for (const r of t.stores.audit.since(a.fromSeq - 1)) {
           if (out.length >= a.max) break;
-          size += r.payload.length + r.signature.length + 64;
+          size += r.payload.length + 16;
           if (size > READ_AUDIT_MAX_BYTES && out.length > 0) break;
           out.push(auditRecordCbor(r));
         }

@@ -218,6 +218,47 @@ function subjectsOf(anchorKey: PublicKey, tokens: readonly DecodedToken[]): stri
   ];
 }
 
+/** What the decision derives from a verified chain alone: computed once per {@link Grant}. */
+interface Derived {
+  readonly signers: Signers;
+  readonly subjects: readonly string[];
+  /** The tokens with `maxUses`, to count ([TANDEM-USES-1]). */
+  readonly limited: readonly CountedToken[];
+}
+
+/**
+ * A grant is immutable, and a repeat request (`chainRef`, [TANDEM-POP-6]) decides on the same grant object
+ * again: its signers, lockout subjects and token state ids (SHA-256 each) need not be derived every time.
+ */
+const derivedOf = new WeakMap<Grant, Derived>();
+
+function derive(grant: Grant): Derived {
+  let d = derivedOf.get(grant);
+  if (d === undefined) {
+    const { anchor, tokens } = grant;
+    const keys = signerKeys(anchor.key, tokens);
+    const group = tokenStateId(anchor.key, tokens[0]!.claims.cti);
+    const limited: CountedToken[] = [];
+    for (let i = 0; i < tokens.length; i++) {
+      const c = tokens[i]!.claims;
+      if (c.maxUses === undefined) continue;
+      limited.push({
+        id: i === 0 ? group : tokenStateId(keys[i]!, c.cti),
+        exp: c.exp,
+        maxUses: c.maxUses,
+        group,
+      });
+    }
+    d = {
+      signers: signersOf(anchor.key, tokens),
+      subjects: [rootSubject(group), keySubject(tokens[tokens.length - 1]!.claims.cnf)],
+      limited,
+    };
+    derivedOf.set(grant, d);
+  }
+  return d;
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // The steps.
 // ---------------------------------------------------------------------------------------------------------
@@ -310,27 +351,24 @@ function revocationStep(grant: Grant, held: HeldState): void {
  * Step 10 ([TANDEM-USES-1] to [TANDEM-USES-4]): the tokens to count, refused when one is exhausted or a new
  * counter would pass its root's quota. Read-only commands count nothing and pass ([TANDEM-USES-2]).
  */
-function usesStep(request: UnlockRequest, grant: Grant, held: HeldState): CountedToken[] {
+function usesStep(
+  request: UnlockRequest,
+  limited: readonly CountedToken[],
+  held: HeldState,
+): readonly CountedToken[] {
   if (READ_ONLY_COMMANDS.has(request.command)) return [];
-  const keys = signerKeys(grant.anchor.key, grant.tokens);
-  const group = tokenStateId(grant.anchor.key, grant.tokens[0]!.claims.cti);
-  const counted: CountedToken[] = [];
-  for (let i = 0; i < grant.tokens.length; i++) {
-    const c = grant.tokens[i]!.claims;
-    if (c.maxUses === undefined) continue;
-    const id = i === 0 ? group : tokenStateId(keys[i]!, c.cti);
-    const used = held.usesCounted(id);
-    if (used >= c.maxUses)
-      throw new Refusal(Status.USES_EXHAUSTED, `all ${c.maxUses} uses of a token of the chain are spent`);
-    if (used === 0 && !held.groupHasRoom(group)) {
+  for (const t of limited) {
+    const used = held.usesCounted(t.id);
+    if (used >= t.maxUses)
+      throw new Refusal(Status.USES_EXHAUSTED, `all ${t.maxUses} uses of a token of the chain are spent`);
+    if (used === 0 && !held.groupHasRoom(t.group)) {
       throw new Refusal(
         Status.QUOTA_EXCEEDED,
         'the tokens under this root already hold every use counter the lock keeps for one root',
       );
     }
-    counted.push({ id, exp: c.exp, maxUses: c.maxUses, group });
   }
-  return counted;
+  return limited;
 }
 
 /** Step 11 ([TANDEM-POP-5]). */
@@ -355,7 +393,7 @@ export function decide(
   let grant: Grant | undefined;
   let signers: Signers | undefined;
   let possession = false;
-  let subjects: string[] | undefined;
+  let subjects: readonly string[] | undefined;
   let owner = false;
   try {
     const found = chainStep(request, held);
@@ -369,17 +407,18 @@ export function decide(
         return chainRefusal(error, found.chain, request, challenge, held);
       }
     }
-    signers = signersOf(grant.anchor.key, grant.tokens);
+    const derived = derive(grant);
+    signers = derived.signers;
     safeModeRootStep(grant, held);
     possessionStep(request, challenge, grant.leaf.cnf, grant.chainHash, held.lockId);
     possession = true;
     owner = grant.anchor.role === 'owner';
-    subjects = subjectsOf(grant.anchor.key, grant.tokens);
+    subjects = derived.subjects;
     // [TANDEM-LOCKOUT-3]: a chain rooted in an owner anchor is never locked out.
     if (!owner) lockoutStep(request, subjects, held);
     timeStep(grant, bound, held);
     revocationStep(grant, held);
-    const counted = usesStep(request, grant, held);
+    const counted = usesStep(request, derived.limited, held);
     scopeStep(request, grant);
     return { ok: true, status: Status.OK, request, args, grant, counted, signers };
   } catch (error) {

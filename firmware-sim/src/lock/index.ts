@@ -30,8 +30,16 @@ export {
   loadLockConfig,
 } from './management.js';
 export type { AnchorRecord, AnchorRemoveRefusal, CommandArgs, LockConfig } from './management.js';
-export { AUDIT_PEER_MAX, auditRecordCbor, decodeAuditEntry, encodeAuditEntry } from './audit.js';
-export type { AuditEntry, AuditKind } from './audit.js';
+export {
+  AUDIT_PEER_MAX,
+  auditRecordCbor,
+  decodeAuditEntry,
+  describeAuditRecord,
+  kindOfEvent,
+  legacyChainHead,
+  verifyAuditTrail,
+} from './audit.js';
+export type { AuditEntry, AuditKind, AuditTrailVerification } from './audit.js';
 export { openLockStores } from './stores.js';
 export type { LockStores, OpenLockStoresOptions, OpenedLockStores } from './stores.js';
 export { ChainCache } from './chain-cache.js';

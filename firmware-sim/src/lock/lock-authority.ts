@@ -217,7 +217,7 @@ export class LockAuthority {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    this.#trail.recover();
+    await this.#trail.recover();
     await this.#sm.start();
     this.#applyConfig(this.#config);
     await this.#trail.event(this.#safeMode.length > 0 ? Status.SAFE_MODE : Status.OK, 'boot');
@@ -374,22 +374,39 @@ export class LockAuthority {
     return decide({ ...decoded, challenge }, this.#held(), bound);
   }
 
-  /** What the decision reads of the lock now ({@link HeldState}); queries only. */
+  /**
+   * What the decision reads of the lock ({@link HeldState}); queries only, each reading the lock's state when
+   * asked. Built once: a request allocates none of it.
+   */
   #held(): HeldState {
-    return {
+    if (this.#heldState !== undefined) return this.#heldState;
+    const stores = this.#stores;
+    const anchors = () => this.#anchors.lookup;
+    const timeZone = () => this.#config.timeZone;
+    const safeMode = () => this.#safeMode.length > 0;
+    this.#heldState = {
       lockId: this.lockId,
-      anchors: this.#anchors.lookup,
-      timeZone: this.#config.timeZone,
-      safeMode: this.#safeMode.length > 0,
-      revocationVersion: this.#stores.revocations.version,
+      get anchors() {
+        return anchors();
+      },
+      get timeZone() {
+        return timeZone();
+      },
+      get safeMode() {
+        return safeMode();
+      },
+      get revocationVersion() {
+        return stores.revocations.version;
+      },
       cachedGrant: (ref) => this.#cache.get(ref),
-      revoked: (cti) => this.#stores.revocations.has(cti),
-      usesCounted: (id) => this.#stores.useCounters.get(id),
-      groupHasRoom: (group) =>
-        this.#stores.useCounters.groupSize(group) < this.#stores.useCounters.maxPerGroup,
+      revoked: (cti) => stores.revocations.has(cti),
+      usesCounted: (id) => stores.useCounters.get(id),
+      groupHasRoom: (group) => stores.useCounters.groupSize(group) < stores.useCounters.maxPerGroup,
       lockedOut: (subjects) => this.#lockout.isLocked(subjects),
     };
+    return this.#heldState;
   }
+  #heldState: HeldState | undefined;
 
   // -------------------------------------------------------------------------------------------------------
   // Step 12 and the bookkeeping of every attempt.

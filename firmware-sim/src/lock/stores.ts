@@ -7,13 +7,13 @@
  */
 import createDebug from 'debug';
 import { AuditLog } from '../store/audit-log.js';
-import type { AuditLogOptions } from '../store/audit-log.js';
 import { ConfigStore } from '../store/config-store.js';
 import { isStoreError } from '../store/errors.js';
 import { Outbox } from '../store/outbox.js';
 import { RevocationStore } from '../store/revocation-store.js';
 import type { StoreFs } from '../store/store-fs.js';
 import { UseCounterStore } from '../store/use-counter-store.js';
+import { legacyChainHead } from './audit.js';
 
 const debug = createDebug('tandem:lock:stores');
 
@@ -35,17 +35,21 @@ export interface OpenedLockStores {
 
 /** Options of {@link openLockStores}. */
 export interface OpenLockStoresOptions {
-  /** Device key signature over a 32-byte hash, for audit records. */
-  readonly auditSign: AuditLogOptions['sign'];
-  /** Unix ms for audit records: pass `TrustedClock.auditTimeMs`. */
-  readonly auditClock: AuditLogOptions['clock'];
+  /**
+   * Not used since [TANDEM-AUDIT-2] (the audit log keeps the records the authority signs, and signs nothing
+   * itself); accepted so that callers written before it keep compiling.
+   * @deprecated
+   */
+  readonly auditSign?: (hash: Uint8Array) => Uint8Array;
+  /** Not used since [TANDEM-AUDIT-2] (each record carries its trusted time). @deprecated */
+  readonly auditClock?: () => number;
 }
 
 /** Opens every store in `dir`, moving corrupt ones aside (module comment). */
 export async function openLockStores(
   fs: StoreFs,
   dir: string,
-  options: OpenLockStoresOptions,
+  _options: OpenLockStoresOptions = {},
 ): Promise<OpenedLockStores> {
   await fs.mkdir(dir);
   const corrupt: string[] = [];
@@ -64,9 +68,8 @@ export async function openLockStores(
   const config = await guarded('config.bin', () => ConfigStore.open(fs, dir));
   const useCounters = await guarded('use-counters.log', () => UseCounterStore.open(fs, dir));
   const revocations = await guarded('revocations.log', () => RevocationStore.open(fs, dir));
-  const audit = await guarded('audit.log', () =>
-    AuditLog.open(fs, dir, { sign: options.auditSign, clock: options.auditClock }),
-  );
+  // [TANDEM-AUDIT-4]: a log of format 1 is migrated, the chain continuing from the head its entries noted.
+  const audit = await guarded('audit.log', () => AuditLog.open(fs, dir, { legacyChainHead }));
   const outbox = await guarded('outbox.log', () => Outbox.open(fs, dir));
   return { stores: { config, useCounters, revocations, audit, outbox }, corrupt };
 }

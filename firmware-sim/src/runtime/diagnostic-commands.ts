@@ -4,6 +4,7 @@
  */
 import { ARG } from '../console/console-interpreter.js';
 import type { ConsoleCommand } from '../console/console-interpreter.js';
+import { describeAuditRecord } from '../lock/audit.js';
 import type { TrustedClock } from '../lock/index.js';
 import type { LinkStatus } from '../mqtt/lock-mqtt-client.js';
 import type { AuditLog } from '../store/index.js';
@@ -58,7 +59,7 @@ export function diagnosticCommands(source: DiagnosticSource): ConsoleCommand[] {
         const records = source.audit.records().slice(-count);
         return (
           records
-            .map((r) => `#${r.seq} ${new Date(r.time).toISOString()} ${r.payload.length} B`)
+            .map((r) => `#${r.seq} ${describeAuditRecord(r.payload)} ${r.payload.length} B`)
             .join('\n') || '(empty)'
         );
       },

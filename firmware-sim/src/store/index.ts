@@ -32,13 +32,12 @@ export {
 export type { RevocationDelta, RevocationStoreOptions, RevokedToken } from './revocation-store.js';
 export {
   AuditLog,
-  auditHash,
-  verifyAuditLog,
+  recordHash,
   AUDIT_GENESIS_HASH,
   AUDIT_MAX_RECORDS,
   AUDIT_MAX_PAYLOAD_BYTES,
 } from './audit-log.js';
-export type { AuditLogOptions, AuditRecord, AuditLogVerification } from './audit-log.js';
+export type { AuditLogOptions, AuditRecord } from './audit-log.js';
 export { Outbox, OUTBOX_MAX_BYTES, OUTBOX_MAX_ENTRIES, OUTBOX_MAX_PAYLOAD_BYTES } from './outbox.js';
 export type { OutboxEntry, OutboxKind, OutboxOptions } from './outbox.js';
 export { ConfigStore, CONFIG_MAX_BYTES } from './config-store.js';

@@ -145,13 +145,14 @@ export class Outbox {
 
   /** Queue a message; resolves with its sequence number once durable. */
   enqueue(kind: OutboxKind, payload: Uint8Array): Promise<number> {
-    return this.enqueueWith(kind, () => payload);
+    return this.enqueueWith(kind, () => payload.slice());
   }
 
   /**
    * Queue a message built from its own sequence number and the outbox epoch (alerts and audit records carry
    * both, signed, [TANDEM-MQTT-8], [TANDEM-MQTT-11]); `build` runs inside the store's queue, so the number it
-   * sees is the one it gets.
+   * sees is the one it gets. The outbox keeps the bytes `build` returns (no copy): they must be fresh and
+   * not modified afterwards (the audit trail keeps the same bytes in the audit log, [TANDEM-AUDIT-2]).
    */
   enqueueWith(kind: OutboxKind, build: (seq: number, epoch: number) => Uint8Array): Promise<number> {
     if (!Object.hasOwn(KIND_CODE, kind)) {
@@ -183,7 +184,7 @@ export class Outbox {
           .bytes(payload)
           .finish(),
       );
-      this.pending.push({ seq, kind, payload: payload.slice() });
+      this.pending.push({ seq, kind, payload });
       this.bytes += payload.length;
       this.nextSeq = seq + 1;
       await this.maybeCompact();
