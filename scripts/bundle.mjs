@@ -122,11 +122,10 @@ class SerialPortMock extends SerialPortStream {
 module.exports = { SerialPort, SerialPortMock };
 `;
 // bindings-cpp finds its addon relative to its own file (node-gyp-build(__dirname + '/..')), which in a bundle
-// would be dist/bundle/: the addon is looked up in the installed package instead, at run time.
-const SERIALPORT_ADDON = `
-const { dirname } = require('node:path');
-exports.binding = require('node-gyp-build')(dirname(require.resolve('@serialport/bindings-cpp/package.json')));
-`;
+// would be dist/bundle/: the addon is looked up in the installed package instead, at run time, by the rules
+// of node-gyp-build without its cost on Node 22 (scripts/serialport-addon.mjs).
+const SERIALPORT_ADDON = `import { loadBinding } from ${JSON.stringify(join(root, 'scripts', 'serialport-addon.mjs'))};
+export const binding = loadBinding();`;
 
 /** Replaces serialport's entry and bindings-cpp's addon loader for the lock build (see above). */
 const serialportForTheLock = {
