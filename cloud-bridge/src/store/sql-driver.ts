@@ -116,6 +116,8 @@ function processAlive(pid: number): boolean {
  * message below instead of taking a lock that may be held. Returns the registration's release.
  */
 function claimWasmFile(path: string): () => void {
+  // In-memory and temporary databases (SQLite's special names) have no file to lock.
+  if (path === '' || path === ':memory:' || path.startsWith('file:')) return () => undefined;
   const openers = `${path}.openers`;
   const mine = join(openers, String(process.pid));
   mkdirSync(openers, { recursive: true, mode: 0o700 });
