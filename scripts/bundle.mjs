@@ -16,8 +16,8 @@
 // Why bundle at all: Node resolves and compiles every module of ours and of cbor-x/debug one by one at
 // start-up; on a Pi Zero W, where Node alone takes over a second to start, that is the difference between a
 // lock that comes back after a crash at once or noticeably later (npm run bench -- firmware,
-// runtime.start_ratio). Native and hardware-facing packages stay external: bleno/noble (the virtual HCI
-// radio hooks their require of bluetooth-hci-socket) and serialport.
+// runtime.start_ratio). Native modules stay external: bleno's HCI socket (the virtual HCI radio hooks its
+// require) and serialport's addon; so do noble (phone side only) and the cloud's packages.
 // Runs after tsc in `npm run build` (and `npm run bundle`); where esbuild has no binary for the platform, it
 // says so and bin/tandem.js falls back to tsc's output in dist/.
 import { rmSync } from 'node:fs';
@@ -103,7 +103,7 @@ function externalTo(files, entries = []) {
 // and ~1/3 of `node -e 0`'s start time with the console on, `start-lock.mjs imports`). The lock runs on
 // Linux (a Pi): the bundle holds the two classes it uses (SerialPort with the Linux binding, and
 // SerialPortMock for simulations) and the Linux binding's JavaScript; the native addon itself still loads from
-// node_modules, found by node-gyp-build in the package's folder as before. Loading `serialport` still loads
+// node_modules, from the installed package's folder (below). Loading `serialport` still loads
 // the native addon, as on a Pi: the bench's mock UART (start-lock.mjs) pays for it too.
 const SERIALPORT_FOR_THE_LOCK = `
 const { SerialPortStream } = require('@serialport/stream');
