@@ -13,8 +13,15 @@
  *   node bench/start-lock.mjs imports           # diagnostic: ms and RSS bytes each module's import adds
  *
  * `start` prints `{"ready": performance.now() ms, "rss": bytes, "maxRSS": KB, "peakKB": VmHWM KB}` once serving.
+ *
+ * `start` and `start-bare` compile the bundle through Node's module compile cache in `<dir>/../compile-cache`
+ * (shared by the runs of one bench, filled by its untimed first run), as the Pi's systemd unit has Node do
+ * in /var/lib/tandem/compile-cache (NODE_COMPILE_CACHE, docs/pi-guide.md). Node 22.1 and later have it;
+ * on Node 20 `module.enableCompileCache` does not exist and nothing changes.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import * as nodeModule from 'node:module';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 const DIST = new URL('../dist/', import.meta.url);
@@ -113,6 +120,9 @@ function peakRssKB() {
 }
 
 const [command, dir] = process.argv.slice(2);
+if ((command === 'start' || command === 'start-bare') && dir !== undefined) {
+  nodeModule.enableCompileCache?.(join(dirname(dir), 'compile-cache'));
+}
 if (command === 'provision') {
   const { IDENTITY } = await loadRuntime();
   const { generateKeyPair } = await mod('protocol/src/index.js');

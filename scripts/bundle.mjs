@@ -16,8 +16,8 @@
 // Why bundle at all: Node resolves and compiles every module of ours and of cbor-x/debug one by one at
 // start-up; on a Pi Zero W, where Node alone takes over a second to start, that is the difference between a
 // lock that comes back after a crash at once or noticeably later (npm run bench -- firmware,
-// runtime.start_ratio). Native and hardware-facing packages stay external: bleno/noble (the virtual HCI
-// radio hooks their require of bluetooth-hci-socket) and serialport.
+// runtime.start_ratio). Native modules stay external: bleno's HCI socket (the virtual HCI radio hooks its
+// require) and serialport's addon; so do noble (phone side only) and the cloud's packages.
 // Runs after tsc in `npm run build` (and `npm run bundle`); where esbuild has no binary for the platform, it
 // says so and bin/tandem.js falls back to tsc's output in dist/.
 import { rmSync } from 'node:fs';
@@ -75,20 +75,84 @@ const common = {
   logLevel: 'warning',
 };
 
-/** Source files that one build leaves to a file of the bundle folder, by absolute path. */
-function externalTo(files) {
+/**
+ * Source files that one build leaves to a file of the bundle folder, by absolute path. `out` is relative to
+ * the bundle folder; an import from a module that lands in `chunks/` (every command but the dispatcher's entry
+ * file `main`, since the dispatcher imports commands lazily) reaches it one folder up.
+ */
+function externalTo(files, entries = []) {
   const byPath = new Map(Object.entries(files).map(([src, out]) => [resolve(root, src), out]));
+  const entryFiles = new Set(entries.map((e) => resolve(root, e)));
   return {
     name: 'tandem-bundle-externals',
     setup(build) {
       build.onResolve({ filter: /^\.\.?\// }, (args) => {
         const abs = resolve(args.resolveDir, args.path.replace(/\.js$/, '.ts'));
         const out = byPath.get(abs);
-        return out === undefined ? undefined : { path: out, external: true };
+        if (out === undefined) return undefined;
+        const fromChunk = build.initialOptions.splitting === true && !entryFiles.has(args.importer);
+        return { path: fromChunk ? `.${out}` : out, external: true };
       });
     },
   };
 }
+
+// serialport as the lock needs it (issue 8 §2): its `serialport` package loads every parser it ships and
+// `@serialport/bindings-cpp`'s index loads the macOS and Windows bindings and a second copy of `debug` beside
+// the Linux one, ~20 CommonJS modules resolved and compiled from node_modules at start (5.5 MB of peak RSS
+// and ~1/3 of `node -e 0`'s start time with the console on, `start-lock.mjs imports`). The lock runs on
+// Linux (a Pi): the bundle holds the two classes it uses (SerialPort with the Linux binding, and
+// SerialPortMock for simulations) and the Linux binding's JavaScript; the native addon itself still loads from
+// node_modules, from the installed package's folder (below). Loading `serialport` still loads
+// the native addon, as on a Pi: the bench's mock UART (start-lock.mjs) pays for it too.
+const SERIALPORT_FOR_THE_LOCK = `
+const { SerialPortStream } = require('@serialport/stream');
+const { MockBinding } = require('@serialport/binding-mock');
+const { LinuxBinding } = require('@serialport/bindings-cpp/dist/linux.js');
+class SerialPort extends SerialPortStream {
+  static list = LinuxBinding.list;
+  static binding = LinuxBinding;
+  constructor(options, openCallback) { super({ binding: LinuxBinding, ...options }, openCallback); }
+}
+class SerialPortMock extends SerialPortStream {
+  static list = MockBinding.list;
+  static binding = MockBinding;
+  constructor(options, openCallback) { super({ binding: MockBinding, ...options }, openCallback); }
+}
+module.exports = { SerialPort, SerialPortMock };
+`;
+// bindings-cpp finds its addon relative to its own file (node-gyp-build(__dirname + '/..')), which in a bundle
+// would be dist/bundle/: the addon is looked up in the installed package instead, at run time, by the rules
+// of node-gyp-build without its cost on Node 22 (scripts/serialport-addon.mjs).
+const SERIALPORT_ADDON = `import { loadBinding } from ${JSON.stringify(join(root, 'scripts', 'serialport-addon.mjs'))};
+export const binding = loadBinding();`;
+
+/** Replaces serialport's entry and bindings-cpp's addon loader for the lock build (see above). */
+const serialportForTheLock = {
+  name: 'tandem-serialport-linux',
+  setup(build) {
+    build.onResolve({ filter: /^serialport$/ }, () => ({
+      path: 'serialport',
+      namespace: 'tandem-serialport',
+    }));
+    build.onResolve({ filter: /^\.\/serialport-bindings$/ }, (args) =>
+      /[\\/]@serialport[\\/]bindings-cpp[\\/]/.test(args.importer)
+        ? { path: 'addon', namespace: 'tandem-serialport' }
+        : undefined,
+    );
+    // One copy of `debug` (bindings-cpp pins its own 4.4.0 in a nested node_modules).
+    build.onResolve({ filter: /^debug$/ }, (args) =>
+      args.importer.includes('node_modules')
+        ? build.resolve('debug', { kind: args.kind, resolveDir: root })
+        : undefined,
+    );
+    build.onLoad({ filter: /.*/, namespace: 'tandem-serialport' }, (args) => ({
+      contents: args.path === 'addon' ? SERIALPORT_ADDON : SERIALPORT_FOR_THE_LOCK,
+      loader: 'js',
+      resolveDir: root,
+    }));
+  },
+};
 
 try {
   await esbuild.build({
@@ -96,7 +160,9 @@ try {
     entryPoints: { main: 'cli/main.ts', args: 'cli/args.ts', errors: 'protocol/src/errors.ts' },
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
-    plugins: [externalTo({ 'cli/lock.ts': './lock.js' })],
+    plugins: [
+      externalTo({ 'cli/lock.ts': './lock.js' }, ['cli/main.ts', 'cli/args.ts', 'protocol/src/errors.ts']),
+    ],
   });
   await esbuild.build({
     ...common,
@@ -117,7 +183,16 @@ try {
     outdir: undefined,
     outfile: join(outdir, 'lock.js'),
     splitting: false,
-    plugins: [externalTo({ 'cli/args.ts': './args.js', 'protocol/src/errors.ts': './errors.js' })],
+    // bindings-cpp's Linux JavaScript is bundled (plugin above); node-gyp-build finds its addon at run time.
+    external: [
+      ...common.external.filter((p) => p !== '@serialport/bindings-cpp'),
+      'node-gyp-build',
+      '@serialport/bindings-cpp/package.json',
+    ],
+    plugins: [
+      serialportForTheLock,
+      externalTo({ 'cli/args.ts': './args.js', 'protocol/src/errors.ts': './errors.js' }),
+    ],
   });
 } catch (e) {
   rmSync(outdir, { recursive: true, force: true });

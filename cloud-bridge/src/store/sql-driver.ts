@@ -5,7 +5,9 @@
  *
  * Statements are written once with `?` placeholders; the PostgreSQL adapter numbers them (`$1`, `$2`, ...).
  */
+import { existsSync, mkdirSync, readdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { CloudError } from '../errors.js';
 
 /** A row as the engine returns it. */
@@ -91,18 +93,70 @@ interface WasmDatabase {
   close(): void;
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: unknown }).code === 'EPERM';
+  }
+}
+
+/**
+ * node-sqlite3-wasm's file system VFS locks a database by creating the directory `<file>.lock` and unlocks it
+ * by removing it, for every lock level (readers too). A process killed while it holds the lock (kill -9 in the
+ * middle of a statement, the OOM killer, a power cut) leaves the directory behind, and every later open of the
+ * file fails with "database is locked", for good: `tandem start` or `tandem cloud` after a kill -9 did not
+ * start (issue 8, the start flake). The directory says nothing of its owner, so the processes that open the
+ * file with this driver say who they are: each makes `<file>.openers/<pid>` before it opens, and removes it
+ * when it closes. A lock directory found while no other registered opener is alive was left by a dead
+ * process: it is removed, and SQLite then rolls back the transaction the dead process left in its journal
+ * (a hot journal; https://www.sqlite.org/atomiccommit.html §4, "Rollback"). Registering before looking means
+ * two processes that open at once both see the other and leave the directory alone: they fail with the
+ * message below instead of taking a lock that may be held. Returns the registration's release.
+ */
+function claimWasmFile(path: string): () => void {
+  // In-memory and temporary databases (SQLite's special names) have no file to lock.
+  if (path === '' || path === ':memory:' || path.startsWith('file:')) return () => undefined;
+  const openers = `${path}.openers`;
+  const mine = join(openers, String(process.pid));
+  mkdirSync(openers, { recursive: true, mode: 0o700 });
+  writeFileSync(mine, '');
+  let othersAlive = false;
+  for (const name of readdirSync(openers)) {
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    if (Number.isInteger(pid) && pid > 0 && processAlive(pid)) othersAlive = true;
+    else unlinkSync(join(openers, name));
+  }
+  if (!othersAlive && existsSync(`${path}.lock`)) rmdirSync(`${path}.lock`);
+  return () => {
+    try {
+      unlinkSync(mine);
+    } catch {
+      // Already gone: nothing to release.
+    }
+  };
+}
+
 function openWasmDriver(path: string): SqlDriver {
   let db: WasmDatabase;
+  let release = (): void => undefined;
   try {
+    release = claimWasmFile(path);
     const { Database } = createRequire(import.meta.url)('node-sqlite3-wasm') as {
       Database: new (path: string) => WasmDatabase;
     };
     db = new Database(path);
     db.exec('PRAGMA synchronous = FULL');
   } catch (e) {
+    release();
+    const held = /database is locked/.test(String((e as Error).message))
+      ? ` (${path}.lock is held by another process that has the file open: ${path}.openers names them; stop it, or remove the directory if none runs)`
+      : '';
     throw new CloudError(
       'ERR_CLOUD_STORE',
-      `cannot open SQLite database ${path} (node-sqlite3-wasm): ${(e as Error).message}`,
+      `cannot open SQLite database ${path} (node-sqlite3-wasm): ${(e as Error).message}${held}`,
       {
         cause: e,
       },
@@ -115,7 +169,11 @@ function openWasmDriver(path: string): SqlDriver {
     withMigrationLock: (fn) => fn(),
     transaction: (fn) => sqliteTransaction(driver, fn),
     close: () => {
-      db.close();
+      try {
+        db.close();
+      } finally {
+        release();
+      }
       return Promise.resolve();
     },
   };
