@@ -36,13 +36,17 @@ export type CborValue =
   number | string | boolean | null | Uint8Array | CborValue[] | Map<number | string, CborValue> | Tag;
 
 // Decoder and encoder options are spelt out rather than relying on defaults: cbor-x's `decode()` and
-// `new Decoder()` differ in defaults (records, maps as objects).
+// `new Decoder()` differ in defaults (records, maps as objects). An integer with an 8-byte head (2^32 up
+// to the walk's bound of 2^53-1, [TANDEM-CBOR-2]) comes back as a number, as CborValue says: cbor-x 1.6
+// reads `int64AsNumber` (the `int64AsType` spelt here before is not an option of this version, and such
+// integers came back as BigInt, which callers' type checks refused and `JSON.stringify` in their
+// messages threw on: a TypeError out of `parseClaims` for a claims key of 2^32).
 const DECODER = new Decoder({
   mapsAsObjects: false,
   useRecords: false,
   structuredClone: false,
   bundleStrings: false,
-  int64AsType: 'number',
+  int64AsNumber: true,
 } as ConstructorParameters<typeof Decoder>[0]);
 const ENCODER = new Encoder({
   mapsAsObjects: false,
