@@ -284,3 +284,162 @@ export function encode(
 const ENCODE_LIMITS: CborLimits = { maxBytes: 16 * 1024 * 1024, maxDepth: 16, maxItems: 1_000_000 };
 
 export { Tag };
+
+/**
+ * Raised by {@link ProfileCursor} when the input leaves the shape its caller expects; never escapes
+ * {@link readFast}. Not an error of the input: the general path ({@link decodeStrict}) then decides.
+ */
+const DECLINE: unique symbol = Symbol('decline');
+
+/**
+ * A single-pass reader for the one encoding Tandem itself emits of a hot message (a token's envelope and
+ * claims, SPEC.md §5): it checks the profile of §2 on the bytes it reads, as it reads them (shortest-form
+ * heads [TANDEM-CBOR-2], definite lengths that fit [TANDEM-CBOR-1], UTF-8 [TANDEM-CBOR-4], no floats, tags or
+ * simple values but the ones asked for [TANDEM-CBOR-3], [TANDEM-CBOR-6]), and gives up on anything else:
+ * every method either returns what the caller asked for or declines. A caller reads exactly the keys of a
+ * map in the order it expects (so keys are unique, [TANDEM-CBOR-5]) and checks `atEnd` ([TANDEM-CBOR-8]).
+ * Declining is not refusing: {@link readFast} returns undefined and the caller runs the general path
+ * (`checkWellFormed`, cbor-x, the field checks), which accepts other valid encodings and words every
+ * refusal. So the fast path only ever has to agree with the general one on what it accepts
+ * (`protocol/test/fast-decode.test.ts` checks that on the vectors and on mutations).
+ */
+export class ProfileCursor {
+  pos: number;
+  constructor(
+    readonly bytes: Uint8Array,
+    start = 0,
+  ) {
+    this.pos = start;
+  }
+
+  /** Gives up: the general path decides. */
+  decline(): never {
+    throw DECLINE;
+  }
+
+  /** The argument of a head of major type `major` in shortest form, below 2^32. */
+  head(major: number): number {
+    const b = this.bytes;
+    const p = this.pos;
+    if (p >= b.length) this.decline();
+    const ib = b[p]!;
+    if (ib >> 5 !== major) this.decline();
+    const ai = ib & 31;
+    if (ai < 24) {
+      this.pos = p + 1;
+      return ai;
+    }
+    let v: number;
+    if (ai === 24) {
+      if (p + 2 > b.length) this.decline();
+      v = b[p + 1]!;
+      if (v < 24) this.decline();
+      this.pos = p + 2;
+    } else if (ai === 25) {
+      if (p + 3 > b.length) this.decline();
+      v = (b[p + 1]! << 8) | b[p + 2]!;
+      if (v < 0x100) this.decline();
+      this.pos = p + 3;
+    } else if (ai === 26) {
+      if (p + 5 > b.length) this.decline();
+      v = b[p + 1]! * 0x1000000 + ((b[p + 2]! << 16) | (b[p + 3]! << 8) | b[p + 4]!);
+      if (v < 0x10000) this.decline();
+      this.pos = p + 5;
+    } else {
+      return this.decline();
+    }
+    return v;
+  }
+
+  /** Whether the next byte is `byte` (consumed when it is). */
+  take(byte: number): boolean {
+    if (this.pos < this.bytes.length && this.bytes[this.pos] === byte) {
+      this.pos++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Consumes exactly `byte` or declines. */
+  expect(byte: number): void {
+    if (!this.take(byte)) this.decline();
+  }
+
+  /** An unsigned integer below 2^32. */
+  uint(): number {
+    return this.head(0);
+  }
+
+  /** An integer between -2^32 and 2^32-1. */
+  int(): number {
+    if (this.pos < this.bytes.length && this.bytes[this.pos]! >> 5 === 1) return -1 - this.head(1);
+    return this.head(0);
+  }
+
+  /** A byte string, as a view of the input (as cbor-x returns it). */
+  byteString(): Uint8Array {
+    const n = this.head(2);
+    const start = this.pos;
+    if (n > this.bytes.length - start) this.decline();
+    this.pos = start + n;
+    return this.bytes.subarray(start, start + n);
+  }
+
+  /** A text string of valid UTF-8. */
+  textString(): string {
+    const n = this.head(3);
+    const b = this.bytes;
+    const start = this.pos;
+    if (n > b.length - start) this.decline();
+    const end = start + n;
+    this.pos = end;
+    let ascii = true;
+    for (let i = start; i < end; i++) {
+      if (b[i]! >= 0x80) {
+        ascii = false;
+        break;
+      }
+    }
+    if (!ascii) {
+      try {
+        return UTF8.decode(b.subarray(start, end));
+      } catch {
+        return this.decline();
+      }
+    }
+    // Short ASCII strings (Tandem's ids, scopes, names): one char code per byte, without a view object.
+    if (n > 32) return String.fromCharCode.apply(null, b.subarray(start, end) as unknown as number[]);
+    let s = '';
+    for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
+    return s;
+  }
+
+  /** `true` or `false` (0xf5, 0xf4). */
+  boolean(): boolean {
+    if (this.take(0xf5)) return true;
+    if (this.take(0xf4)) return false;
+    return this.decline();
+  }
+
+  /** The major type of the next item, without consuming it; -1 at the end. */
+  peekMajor(): number {
+    return this.pos < this.bytes.length ? this.bytes[this.pos]! >> 5 : -1;
+  }
+
+  /** True when every byte was read ([TANDEM-CBOR-8]). */
+  get atEnd(): boolean {
+    return this.pos === this.bytes.length;
+  }
+}
+
+/**
+ * Runs a fast reader; returns its result, or undefined when it declined (or failed in any other way: a
+ * fast path that throws never decides a refusal, the general path does).
+ */
+export function readFast<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
+}
