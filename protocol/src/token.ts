@@ -247,24 +247,37 @@ export function parseClaimsGeneral(payload: Uint8Array): TokenClaims {
   return claims;
 }
 
-/** The scope tokens of a valid "scope" (9) claim, or undefined ([TANDEM-TOK-5], RFC 6749 §3.3). */
-function scopeTokens(value: string): string[] | undefined {
-  if (value.length === 0 || value.length > 128) return undefined;
-  // SCOPE_TOKEN on every token of split(' '), in one loop: no empty token (no leading, trailing or double
-  // space) and only the characters of RFC 6749 §3.3 in between.
-  let afterSpace = true;
-  for (let i = 0; i < value.length; i++) {
-    const ch = value.charCodeAt(i);
+/**
+ * The one-pass read of the "scope" (9) claim ([TANDEM-TOK-5]): a text string of 1 to 128 characters whose
+ * space-separated tokens each match SCOPE_TOKEN (RFC 6749 §3.3: no empty token, so no leading, trailing or
+ * double space, and only %x21 / %x23-5B / %x5D-7E), checked on the bytes and split while reading, with no
+ * string of the whole claim to flatten and split again. A byte outside those (any non-ASCII byte included)
+ * declines, and the general path refuses.
+ */
+function readScope(c: ProfileCursor): string[] {
+  const n = c.head(3);
+  const b = c.bytes;
+  const start = c.pos;
+  if (n === 0 || n > 128 || n > b.length - start) c.decline();
+  const end = start + n;
+  c.pos = end;
+  const scope: string[] = [];
+  let token = '';
+  for (let i = start; i < end; i++) {
+    const ch = b[i]!;
     if (ch === 0x20) {
-      if (afterSpace) return undefined;
-      afterSpace = true;
+      if (token === '') c.decline();
+      scope.push(token);
+      token = '';
     } else if (ch === 0x21 || (ch >= 0x23 && ch <= 0x5b) || (ch >= 0x5d && ch <= 0x7e)) {
-      afterSpace = false;
+      token += String.fromCharCode(ch);
     } else {
-      return undefined;
+      c.decline();
     }
   }
-  return afterSpace ? undefined : value.split(' ');
+  if (token === '') c.decline();
+  scope.push(token);
+  return scope;
 }
 
 // The claims map's first byte: 9 pairs (keys 1-9) or 10 (with the Tandem claim).
@@ -313,7 +326,7 @@ function readClaimsBody(payload: Uint8Array): TokenClaims {
   c.expect(0x01);
   const holder = readCoseKey(c);
   c.expect(CLAIM.scope);
-  const scope = scopeTokens(c.textString()) ?? c.decline();
+  const scope = readScope(c);
   let rider: string | undefined;
   let schedule: Schedule | undefined;
   let maxUses: number | undefined;
