@@ -14,6 +14,10 @@
  * - [TANDEM-CBOR-6] tags only where the caller allows them, and only around the top-level item;
  * - [TANDEM-CBOR-7] nesting depth, items per container and total size within the caller's limits;
  * - [TANDEM-CBOR-8] exactly one item, no trailing bytes.
+ *
+ * [TANDEM-CBOR-10] {@link decodeStrict} makes the walk's checks, in its order and with its messages, while it
+ * builds the value in one pass (tagged input, which cbor-x may interpret, still goes walk-then-cbor-x), and
+ * {@link ProfileCursor} lets a hot message's reader (the token's) do the same for its one expected shape.
  */
 import { Decoder, Encoder, Tag } from 'cbor-x';
 import { ProtocolError } from './errors.js';
@@ -244,10 +248,38 @@ function describeKey(b: Uint8Array, start: number, end: number): string {
 }
 
 /**
- * Decodes `bytes` after {@link checkWellFormed}. Maps come back as `Map`, byte strings as `Uint8Array`,
- * allowed tags as cbor-x `Tag` objects. Throws only {@link ProtocolError}.
+ * Decodes `bytes` under Tandem's profile. Maps come back as `Map`, byte strings as `Uint8Array` views of the
+ * input, allowed tags as cbor-x `Tag` objects. Throws only {@link ProtocolError}.
+ *
+ * Untagged input is decoded in one pass ({@link build}, [TANDEM-CBOR-10]) that makes the checks of
+ * {@link checkWellFormed}'s walk in the walk's order, with its messages, while it builds the value; tagged
+ * input, which cbor-x may interpret, takes {@link decodeStrictGeneral}. Both give the same verdict, message
+ * and value (`protocol/test/fast-decode.test.ts`).
  */
 export function decodeStrict(
+  bytes: Uint8Array,
+  limits: CborLimits = DEFAULT_LIMITS,
+  allowedTags: readonly number[] = [],
+): CborValue {
+  if (
+    !(bytes instanceof Uint8Array) ||
+    bytes.length === 0 ||
+    bytes.length > limits.maxBytes ||
+    bytes[0]! >> 5 === 6
+  ) {
+    return decodeStrictGeneral(bytes, limits, allowedTags);
+  }
+  at = 0;
+  const value = build(bytes, 1, limits);
+  if (at !== bytes.length) fail(`${bytes.length - at} trailing byte(s) after the CBOR item`);
+  return value;
+}
+
+/**
+ * Decodes `bytes` the general way: {@link checkWellFormed}'s walk, then cbor-x. For tagged input, and the
+ * oracle the one-pass {@link decodeStrict} is tested against.
+ */
+export function decodeStrictGeneral(
   bytes: Uint8Array,
   limits: CborLimits = DEFAULT_LIMITS,
   allowedTags: readonly number[] = [],
@@ -258,6 +290,110 @@ export function decodeStrict(
   } catch (cause) {
     // Unreachable for input that passed the walk; kept so that a cbor-x surprise stays a coded error.
     throw new ProtocolError('ERR_CBOR_INVALID', 'CBOR input could not be decoded', { cause });
+  }
+}
+
+// The one-pass decoder's position, and the major type and end of the head {@link headArg} last read. Module
+// state rather than a tuple per item: decoding is synchronous and calls out to nothing that decodes.
+let at = 0;
+let headMajor = 0;
+let headEnd = 0;
+
+// {@link head} without the tuple: returns the argument, sets headMajor and headEnd. Same checks, same order,
+// same messages.
+function headArg(b: Uint8Array, pos: number): number {
+  if (pos >= b.length) fail('CBOR input is truncated');
+  const ib = b[pos]!;
+  const major = ib >> 5;
+  const ai = ib & 31;
+  headMajor = major;
+  if (ai < 24 || major === 7) {
+    headEnd = pos + 1;
+    return ai;
+  }
+  const [, arg, next] = head(b, pos);
+  headEnd = next;
+  return arg;
+}
+
+// One item at `at` and everything in it, checked as {@link walk} checks it (an untagged top-level item: any
+// tag met here is nested, and refused as the walk refuses it).
+function build(b: Uint8Array, depth: number, limits: CborLimits): CborValue {
+  const start = at;
+  const arg = headArg(b, start);
+  const next = headEnd;
+  switch (headMajor) {
+    case 0:
+      at = next;
+      return arg;
+    case 1:
+      at = next;
+      return -1 - arg;
+    case 2:
+      if (arg > b.length - next) fail(`CBOR byte string length ${arg} exceeds the input`);
+      at = next + arg;
+      return b.subarray(next, next + arg);
+    case 3: {
+      if (arg > b.length - next) fail(`CBOR text string length ${arg} exceeds the input`);
+      const end = next + arg;
+      at = end;
+      let ascii = true;
+      for (let i = next; i < end; i++) {
+        if (b[i]! >= 0x80) {
+          ascii = false;
+          break;
+        }
+      }
+      if (ascii && arg <= 32) {
+        let s = '';
+        for (let i = next; i < end; i++) s += String.fromCharCode(b[i]!);
+        return s;
+      }
+      try {
+        return UTF8.decode(b.subarray(next, end));
+      } catch {
+        return fail('CBOR text string is not valid UTF-8');
+      }
+    }
+    case 4: {
+      if (depth > limits.maxDepth) fail(`CBOR nesting deeper than ${limits.maxDepth}`);
+      if (arg > limits.maxItems) fail(`CBOR array of ${arg} items exceeds ${limits.maxItems}`);
+      at = next;
+      const array: CborValue[] = [];
+      for (let i = 0; i < arg; i++) array.push(build(b, depth + 1, limits));
+      return array;
+    }
+    case 5: {
+      if (depth > limits.maxDepth) fail(`CBOR nesting deeper than ${limits.maxDepth}`);
+      if (arg > limits.maxItems) fail(`CBOR map of ${arg} pairs exceeds ${limits.maxItems}`);
+      at = next;
+      const map = new Map<number | string, CborValue>();
+      for (let i = 0; i < arg; i++) {
+        if (at >= b.length) fail('CBOR input is truncated');
+        const km = b[at]! >> 5;
+        if (km !== 0 && km !== 1 && km !== 3) fail('CBOR map key is neither an integer nor a text string');
+        const key = build(b, depth + 1, limits) as number | string;
+        // Preferred serialization gives one encoding per key, so equal decoded keys are the walk's equal bytes.
+        if (map.has(key)) {
+          fail(`CBOR map has duplicate key ${typeof key === 'string' ? JSON.stringify(key) : String(key)}`);
+        }
+        map.set(key, build(b, depth + 1, limits));
+      }
+      return map;
+    }
+    case 6:
+      return fail(`CBOR tag ${arg} is not allowed here`);
+    default: {
+      const ai = b[start]! & 31;
+      at = next;
+      if (ai === 20) return false;
+      if (ai === 21) return true;
+      if (ai === 22) return null;
+      if (ai >= 25 && ai <= 27) fail('CBOR floating-point numbers are not allowed (SPEC.md TANDEM-CBOR-3)');
+      if (ai === 23) fail('CBOR undefined is not allowed (SPEC.md TANDEM-CBOR-3)');
+      if (ai === 31) fail('CBOR break outside an indefinite-length item');
+      return fail(`CBOR simple value ${ai === 24 ? b[start + 1] : ai} is not allowed`);
+    }
   }
 }
 
