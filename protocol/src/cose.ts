@@ -69,8 +69,8 @@ export function decodeSign1(
 }
 
 /**
- * {@link decodeSign1} by the general path: {@link decodeStrict} (the profile walk, then cbor-x) and the
- * header checks on the decoded maps. Accepts every valid form (tags, other header parameters); the oracle
+ * {@link decodeSign1} by the general path: {@link decodeStrict} (any valid encoding of the profile) and
+ * the header checks on the decoded maps. Accepts every valid form (tags, other header parameters); the oracle
  * that `protocol/test/fast-decode.test.ts` holds {@link readSign1} to.
  */
 export function decodeSign1General(

@@ -185,8 +185,8 @@ export function parseClaims(payload: Uint8Array): TokenClaims {
 }
 
 /**
- * [TANDEM-TOK-3] by the general path: {@link decodeStrict} (the profile walk, then cbor-x) and the field
- * checks on the decoded maps. Accepts any valid encoding (keys in any order, tags where allowed); the
+ * [TANDEM-TOK-3] by the general path: {@link decodeStrict} (any valid encoding of the profile) and the
+ * field checks on the decoded maps. Accepts any valid encoding (keys in any order, tags where allowed); the
  * oracle that `protocol/test/fast-decode.test.ts` holds {@link readClaims} to.
  */
 export function parseClaimsGeneral(payload: Uint8Array): TokenClaims {

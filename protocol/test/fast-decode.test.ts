@@ -1,8 +1,9 @@
-// The one-pass readers of a token's envelope and claims ([TANDEM-CBOR-10]) against the general path they
-// shortcut (SPEC.md §2 walk + cbor-x + field checks, kept as the oracle): on the vectors, on tokens built to
-// sit on every edge the readers check, and on seeded random mutations of both (bounded counts), the public
-// decoders must accept exactly what the general path accepts, with the same value, and refuse with the same
-// code and message. Also the chain hash and the Sig_structure, now written byte by byte, against cbor-x.
+// The one-pass decoders ([TANDEM-CBOR-10]) against the general paths they shortcut, kept as oracles: the
+// token's envelope and claims readers against decodeStrict + the field checks, and decodeStrict's one pass
+// against SPEC.md §2's walk + cbor-x. On the vectors, on inputs built to sit on every edge the readers check,
+// and on seeded random mutations (bounded counts), the public decoders must accept exactly what the general
+// path accepts, with the same value, and refuse with the same code and message. Also the chain hash and the
+// Sig_structure, now written byte by byte, against cbor-x.
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
