@@ -143,6 +143,17 @@ async function run(ctx: BenchContext): Promise<void> {
   if (!bareToken()) throw new Error('bench setup: bare Ed25519 verification of the token failed');
   verifyFull(); // throws if the typical token would be refused
 
+  // Settle before the first timed row. The first comparison after the set-up above came out 0.05-0.2 higher
+  // than the same comparison run right after it, whichever row went first: V8 was still optimising the
+  // verification path (--trace-opt shows verifyChain, publicKeyFromRaw and the time-zone offset reaching
+  // TurboFan during it, their compile jobs taking 20-60 ms each on the loaded machine), which compare's
+  // 100 ms warm-up does not cover. Four seconds of both sides, untimed (a quarter second with --quick): two
+  // were not always enough at load 11 (one run in three still came out 1.22).
+  for (const end = performance.now() + (ctx.quick ? 250 : 4000); performance.now() < end;) {
+    verifyFull();
+    verifyNoSchedule();
+    bareToken();
+  }
   const full = compare(verifyFull, bareToken, opts);
   const noSchedule = compare(verifyNoSchedule, bareToken, opts);
 

@@ -6,8 +6,8 @@
  * (offline sharing). Each further link is signed by the holder key (`cnf`) of the token before it
  * ([TANDEM-CHAIN-2]) and must narrow it ([TANDEM-CHAIN-3]). The leaf's holder proves possession.
  */
-import { createHash } from 'node:crypto';
-import { byteStringHead, verifySign1 } from './cose.js';
+import * as crypto from 'node:crypto';
+import { headSize, verifySign1, writeByteString } from './cose.js';
 import { ProtocolError } from './errors.js';
 import type { PublicKey } from './keys.js';
 import type { Schedule } from './schedule.js';
@@ -56,16 +56,27 @@ export interface Grant {
 
 /**
  * The hash that binds a proof of possession to a chain ([TANDEM-POP-3]): SHA-256 of the CBOR array of the
- * tokens' byte strings, fed to the hash piece by piece (array head, then each string's head and bytes)
- * rather than encoded into a copy first: it is on the unlock hot path.
+ * tokens' byte strings. The array is written directly (a one-byte array head, each token's byte-string
+ * head and bytes, [TANDEM-CBOR-2] shortest form: what cbor-x's encoder emits for it, byte for byte) and
+ * hashed in one call; it is on the unlock hot path.
  */
 export function chainHash(chain: readonly Uint8Array[]): Uint8Array {
   if (chain.length > 23)
     throw new ProtocolError('ERR_CHAIN_TOO_DEEP', `token chain of ${chain.length} tokens`);
-  const h = createHash('sha256').update(Uint8Array.of(0x80 | chain.length));
-  for (const t of chain) h.update(byteStringHead(t.length)).update(t);
-  return new Uint8Array(h.digest());
+  let size = 1;
+  for (const t of chain) size += headSize(t.length) + t.length;
+  const array = new Uint8Array(size);
+  array[0] = 0x80 | chain.length;
+  let o = 1;
+  for (const t of chain) o = writeByteString(array, o, t);
+  return new Uint8Array(sha256(array));
 }
+
+// Node's one-shot hash (20.12 and later) where it has it: no Hash object per call.
+const sha256: (data: Uint8Array) => Buffer =
+  typeof crypto.hash === 'function'
+    ? (data) => crypto.hash('sha256', data, 'buffer')
+    : (data) => crypto.createHash('sha256').update(data).digest();
 
 function chainError(message: string): never {
   throw new ProtocolError('ERR_CHAIN_INVALID', message);
@@ -141,28 +152,51 @@ export function verifyChain(chain: readonly Uint8Array[], anchors: AnchorLookup,
     minRevocation = Math.max(minRevocation, c.minRevocation ?? 0);
   }
   const leaf = tokens[tokens.length - 1]!.claims;
-  let hash: Uint8Array | undefined;
   if (leaf.aud !== lockId) {
     throw new ProtocolError(
       'ERR_AUDIENCE_MISMATCH',
       `CWT "aud" (3) claim ${JSON.stringify(leaf.aud)} is not this lock`,
     );
   }
-  return {
+  return new VerifiedGrant(
+    chain,
     anchor,
     tokens,
     leaf,
-    // Computed on first use: only the proof of possession needs it ([TANDEM-POP-3]), not the token checks.
-    get chainHash(): Uint8Array {
-      hash ??= chainHash(chain);
-      return hash;
-    },
     nbf,
     exp,
     minRevocation,
-    ctis: tokens.map((t) => t.claims.cti),
-    holders: tokens.map((t) => holderRevocationId(t.claims.cnf)),
-  };
+    tokens.map((t) => t.claims.cti),
+    tokens.map((t) => holderRevocationId(t.claims.cnf)),
+  );
+}
+
+/**
+ * A {@link Grant} whose chain hash is computed on first use: only the proof of possession needs it
+ * ([TANDEM-POP-3]), not the token checks. A class with the getter on its prototype, not an object literal
+ * with a getter, which V8 builds through the runtime (about 0.3 µs, 0.5 % of a verification, per grant).
+ */
+class VerifiedGrant implements Grant {
+  #chain: readonly Uint8Array[];
+  #hash: Uint8Array | undefined;
+  constructor(
+    chain: readonly Uint8Array[],
+    readonly anchor: TrustAnchor,
+    readonly tokens: readonly DecodedToken[],
+    readonly leaf: TokenClaims,
+    readonly nbf: number,
+    readonly exp: number,
+    readonly minRevocation: number,
+    readonly ctis: readonly Uint8Array[],
+    readonly holders: readonly Uint8Array[],
+  ) {
+    this.#chain = chain;
+  }
+
+  get chainHash(): Uint8Array {
+    this.#hash ??= chainHash(this.#chain);
+    return this.#hash;
+  }
 }
 
 /** [TANDEM-CHAIN-3]: link `c` at position `i` must narrow its parent `p`. */

@@ -14,7 +14,7 @@
  * - [TANDEM-COSE-8] a header carries no label other than 1, 2, 3 and 4; the unprotected header only 3 and 4.
  */
 import type { CborLimits, CborValue } from './cbor.js';
-import { DEFAULT_LIMITS, Tag, decodeStrict, encode } from './cbor.js';
+import { DEFAULT_LIMITS, ProfileCursor, Tag, decodeStrict, encode, readFast } from './cbor.js';
 import { ProtocolError } from './errors.js';
 import type { Alg, PrivateKey, PublicKey } from './keys.js';
 import { COSE_ALG, algFromCose, signBytes, verifyBytes } from './keys.js';
@@ -53,8 +53,27 @@ function invalid(message: string): never {
 /**
  * Decodes a COSE_Sign1 and checks its structure against TANDEM-COSE-1..6. Throws ERR_CBOR_INVALID,
  * ERR_TOO_LARGE, ERR_COSE_INVALID or ERR_ALG_UNSUPPORTED.
+ *
+ * The encoding Tandem emits is read in one pass ({@link readSign1}, [TANDEM-CBOR-10]); any other input,
+ * valid or not, takes the general path ({@link decodeSign1General}), which decides and words every refusal.
  */
 export function decodeSign1(
+  bytes: Uint8Array,
+  limits: CborLimits = DEFAULT_LIMITS,
+  allowedTags: readonly number[] = [TAG_COSE_SIGN1],
+): Sign1 {
+  return (
+    (limits.maxDepth >= 2 && limits.maxItems >= 4 ? readSign1(bytes, limits.maxBytes) : undefined) ??
+    decodeSign1General(bytes, limits, allowedTags)
+  );
+}
+
+/**
+ * {@link decodeSign1} by the general path: {@link decodeStrict} (any valid encoding of the profile) and
+ * the header checks on the decoded maps. Accepts every valid form (tags, other header parameters); the oracle
+ * that `protocol/test/fast-decode.test.ts` holds {@link readSign1} to.
+ */
+export function decodeSign1General(
   bytes: Uint8Array,
   limits: CborLimits = DEFAULT_LIMITS,
   allowedTags: readonly number[] = [TAG_COSE_SIGN1],
@@ -158,6 +177,72 @@ export function decodeSign1(
   };
 }
 
+/**
+ * The one-pass read of a COSE_Sign1 as Tandem signs it ([TANDEM-CBOR-10]): untagged; a protected header of
+ * `{1: alg}` or `{1: alg, 3: content format}` (EdDSA or ES256, [TANDEM-COSE-7] order); an unprotected header
+ * that is empty or `{4: kid}` with a kid of at most 32 bytes; payload and signature byte strings; nothing
+ * after. What it returns is what the general path returns for the same bytes (views of the input, fresh
+ * maps). Anything else declines ({@link ProfileCursor}): undefined, and the general path decides. Needs
+ * limits of at least depth 2 and 4 items (the caller's to check); `maxBytes` is checked here.
+ */
+export function readSign1(bytes: Uint8Array, maxBytes: number): Sign1 | undefined {
+  if (!(bytes instanceof Uint8Array) || bytes.length > maxBytes) return undefined;
+  return readFast(() => readSign1Body(bytes));
+}
+
+function readSign1Body(bytes: Uint8Array): Sign1 {
+  const c = new ProfileCursor(bytes);
+  c.expect(0x84);
+  const p = c.byteString();
+  let alg: Alg;
+  let ph: ReadonlyMap<number | string, CborValue>;
+  if (p.length === 3 && p[0] === 0xa1 && p[1] === 0x01 && (p[2] === 0x27 || p[2] === 0x26)) {
+    alg = p[2] === 0x27 ? 'EdDSA' : 'ES256';
+    ph = p[2] === 0x27 ? PROTECTED_EDDSA : PROTECTED_ES256;
+  } else if (
+    p.length >= 5 &&
+    p[0] === 0xa2 &&
+    p[1] === 0x01 &&
+    (p[2] === 0x27 || p[2] === 0x26) &&
+    p[3] === 0x03
+  ) {
+    alg = p[2] === 0x27 ? 'EdDSA' : 'ES256';
+    const h = new ProfileCursor(p, 4);
+    const contentType = h.uint();
+    if (!h.atEnd) c.decline();
+    ph = new Map<number | string, CborValue>([
+      [HEADER.alg, COSE_ALG[alg]],
+      [HEADER.contentType, contentType],
+    ]);
+  } else {
+    return c.decline();
+  }
+  const u = new Map<number | string, CborValue>();
+  let kid: Uint8Array | undefined;
+  const pairs = c.head(5);
+  if (pairs === 1) {
+    c.expect(0x04);
+    kid = c.byteString();
+    if (kid.length > 32) c.decline();
+    u.set(HEADER.kid, kid);
+  } else if (pairs !== 0) {
+    c.decline();
+  }
+  const payload = c.byteString();
+  const signature = c.byteString();
+  if (!c.atEnd) c.decline();
+  return {
+    protectedBytes: p,
+    protectedHeader: ph,
+    unprotectedHeader: u,
+    payload,
+    signature,
+    alg,
+    kid,
+    tags: [],
+  };
+}
+
 /** A CBOR byte-string head for length `n` (RFC 8949 §3.1, shortest form). */
 export function byteStringHead(n: number): Uint8Array {
   if (n < 24) return Uint8Array.of(0x40 | n);
@@ -179,24 +264,50 @@ export function sigStructure(
   payload: Uint8Array,
   externalAad: Uint8Array = EMPTY,
 ): Uint8Array {
-  const h1 = byteStringHead(protectedBytes.length);
-  const h2 = byteStringHead(externalAad.length);
-  const h3 = byteStringHead(payload.length);
-  const out = new Uint8Array(
+  const size =
     SIG1_PREFIX.length +
-      h1.length +
-      protectedBytes.length +
-      h2.length +
-      externalAad.length +
-      h3.length +
-      payload.length,
-  );
-  let o = 0;
-  for (const part of [SIG1_PREFIX, h1, protectedBytes, h2, externalAad, h3, payload]) {
-    out.set(part, o);
-    o += part.length;
-  }
+    headSize(protectedBytes.length) +
+    protectedBytes.length +
+    headSize(externalAad.length) +
+    externalAad.length +
+    headSize(payload.length) +
+    payload.length;
+  const out = new Uint8Array(size);
+  out.set(SIG1_PREFIX, 0);
+  let o = writeByteString(out, SIG1_PREFIX.length, protectedBytes);
+  o = writeByteString(out, o, externalAad);
+  writeByteString(out, o, payload);
   return out;
+}
+
+/** Bytes of a shortest-form byte-string head for length `n` (RFC 8949 §3.1). */
+export function headSize(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/**
+ * Writes `part` as a CBOR byte string (shortest-form head, then the bytes) into `out` at `o`, with no
+ * temporary head array; returns the offset after it.
+ */
+export function writeByteString(out: Uint8Array, o: number, part: Uint8Array): number {
+  const n = part.length;
+  if (n < 24) out[o++] = 0x40 | n;
+  else if (n < 0x100) {
+    out[o++] = 0x58;
+    out[o++] = n;
+  } else if (n < 0x10000) {
+    out[o++] = 0x59;
+    out[o++] = n >> 8;
+    out[o++] = n & 0xff;
+  } else {
+    out[o++] = 0x5a;
+    out[o++] = n >>> 24;
+    out[o++] = (n >> 16) & 0xff;
+    out[o++] = (n >> 8) & 0xff;
+    out[o++] = n & 0xff;
+  }
+  if (n > 0) out.set(part, o);
+  return o + n;
 }
 
 /**

@@ -19,14 +19,14 @@
  * Tandem claims map: {1: rider (tstr), 2: schedule, 3: max uses (uint), 4: minimum revocation version (uint)}.
  */
 import type { CborLimits, CborValue } from './cbor.js';
-import { decodeStrict, encode } from './cbor.js';
+import { ProfileCursor, decodeStrict, encode, readFast } from './cbor.js';
 import { HEADER, decodeSign1, signSign1 } from './cose.js';
 import type { Sign1 } from './cose.js';
 import { ProtocolError } from './errors.js';
 import type { Alg, PrivateKey, PublicKey } from './keys.js';
 import { publicKeyFromRaw } from './keys.js';
-import type { Schedule } from './schedule.js';
-import { parseSchedule, scheduleToCbor } from './schedule.js';
+import type { Schedule, ScheduleWindow } from './schedule.js';
+import { MAX_WINDOWS, parseSchedule, scheduleToCbor } from './schedule.js';
 
 /** CWT claim keys (RFC 8392 §4, RFC 8747 §3.1, RFC 9200 §8.13) and Tandem's private claim. */
 export const CLAIM = {
@@ -171,8 +171,25 @@ function uint(m: ReadonlyMap<unknown, unknown>, key: number, name: string): numb
   return v;
 }
 
-/** Parses the claims of a token payload ([TANDEM-TOK-3]). Throws ERR_CLAIM_INVALID / ERR_KEY_INVALID. */
+/**
+ * Parses the claims of a token payload ([TANDEM-TOK-3]). Throws ERR_CLAIM_INVALID / ERR_KEY_INVALID (and
+ * ERR_CBOR_INVALID / ERR_TOO_LARGE for what is not CBOR of Tandem's profile).
+ *
+ * The claims as Tandem mints them are read in one pass, straight into the claims object
+ * ({@link readClaims}, [TANDEM-CBOR-10]); anything else, every refusal included, takes the general path
+ * ({@link parseClaimsGeneral}), so both accept the same payloads with the same claims and every refusal has
+ * one wording.
+ */
 export function parseClaims(payload: Uint8Array): TokenClaims {
+  return readClaims(payload) ?? parseClaimsGeneral(payload);
+}
+
+/**
+ * [TANDEM-TOK-3] by the general path: {@link decodeStrict} (any valid encoding of the profile) and the
+ * field checks on the decoded maps. Accepts any valid encoding (keys in any order, tags where allowed); the
+ * oracle that `protocol/test/fast-decode.test.ts` holds {@link readClaims} to.
+ */
+export function parseClaimsGeneral(payload: Uint8Array): TokenClaims {
   const m = decodeStrict(payload, PAYLOAD_LIMITS);
   if (!(m instanceof Map)) claimError('CWT claims set must be a map');
   for (const k of m.keys()) {
@@ -228,6 +245,199 @@ export function parseClaims(payload: Uint8Array): TokenClaims {
     }
   }
   return claims;
+}
+
+/**
+ * The one-pass read of the "scope" (9) claim ([TANDEM-TOK-5]): a text string of 1 to 128 characters whose
+ * space-separated tokens each match SCOPE_TOKEN (RFC 6749 §3.3: no empty token, so no leading, trailing or
+ * double space, and only %x21 / %x23-5B / %x5D-7E), checked on the bytes and split while reading, with no
+ * string of the whole claim to flatten and split again. A byte outside those (any non-ASCII byte included)
+ * declines, and the general path refuses.
+ */
+function readScope(c: ProfileCursor): string[] {
+  const n = c.head(3);
+  const b = c.bytes;
+  const start = c.pos;
+  if (n === 0 || n > 128 || n > b.length - start) c.decline();
+  const end = start + n;
+  c.pos = end;
+  const scope: string[] = [];
+  let token = '';
+  for (let i = start; i < end; i++) {
+    const ch = b[i]!;
+    if (ch === 0x20) {
+      if (token === '') c.decline();
+      scope.push(token);
+      token = '';
+    } else if (ch === 0x21 || (ch >= 0x23 && ch <= 0x5b) || (ch >= 0x5d && ch <= 0x7e)) {
+      token += String.fromCharCode(ch);
+    } else {
+      c.decline();
+    }
+  }
+  if (token === '') c.decline();
+  scope.push(token);
+  return scope;
+}
+
+// The claims map's first byte: 9 pairs (keys 1-9) or 10 (with the Tandem claim).
+const CLAIMS_9 = 0xa9;
+const CLAIMS_10 = 0xaa;
+// -65537, the Tandem claim's key: major type 1, argument 65536 in four bytes (its shortest form).
+const TANDEM_KEY = [0x3a, 0x00, 0x01, 0x00, 0x00] as const;
+
+/**
+ * The one-pass read of a claims set as {@link encodeClaims} writes it ([TANDEM-CBOR-10]): keys 1-9 in
+ * ascending order, then optionally -65537 with its keys ascending; the cnf a COSE_Key with parameters among
+ * kty, crv, alg, x and y, each once. Every check of {@link parseClaimsGeneral} is made on the way, so that
+ * what this returns is what that returns; on anything else it declines ({@link ProfileCursor}), and a
+ * refusal is always the general path's: undefined, and {@link parseClaims} runs the general path. Depth
+ * (at most 4) and items (at most 14) stay within the claims limits by construction.
+ */
+export function readClaims(payload: Uint8Array): TokenClaims | undefined {
+  if (!(payload instanceof Uint8Array) || payload.length > PAYLOAD_LIMITS.maxBytes) return undefined;
+  return readFast(() => readClaimsBody(payload));
+}
+
+function readClaimsBody(payload: Uint8Array): TokenClaims {
+  const c = new ProfileCursor(payload);
+  const withTandem = c.take(CLAIMS_10);
+  if (!withTandem) c.expect(CLAIMS_9);
+  c.expect(CLAIM.iss);
+  const iss = c.textString();
+  c.expect(CLAIM.sub);
+  const sub = c.textString();
+  c.expect(CLAIM.aud);
+  const aud = c.textString();
+  if (iss.length === 0 || iss.length > 64 || sub.length === 0 || sub.length > 64) c.decline();
+  if (aud.length === 0 || aud.length > 64) c.decline();
+  c.expect(CLAIM.exp);
+  const exp = c.uint();
+  c.expect(CLAIM.nbf);
+  const nbf = c.uint();
+  c.expect(CLAIM.iat);
+  const iat = c.uint();
+  if (nbf >= exp || iat > exp) c.decline();
+  c.expect(CLAIM.cti);
+  const cti = c.byteString();
+  if (cti.length < 8 || cti.length > 16) c.decline();
+  c.expect(CLAIM.cnf);
+  c.expect(0xa1); // {1: COSE_Key}
+  c.expect(0x01);
+  const holder = readCoseKey(c);
+  c.expect(CLAIM.scope);
+  const scope = readScope(c);
+  let rider: string | undefined;
+  let schedule: Schedule | undefined;
+  let maxUses: number | undefined;
+  let minRevocation: number | undefined;
+  if (withTandem) {
+    for (const byte of TANDEM_KEY) c.expect(byte);
+    const pairs = c.head(5);
+    let last = 0;
+    for (let i = 0; i < pairs; i++) {
+      const key = c.uint();
+      if (key <= last || key > 4) c.decline(); // ascending, so each key once
+      last = key;
+      if (key === TANDEM_CLAIM.rider) {
+        rider = c.textString();
+        if (rider.length === 0 || rider.length > 64) c.decline();
+      } else if (key === TANDEM_CLAIM.schedule) {
+        schedule = readSchedule(c);
+      } else if (key === TANDEM_CLAIM.maxUses) {
+        maxUses = c.uint();
+        if (maxUses === 0) c.decline();
+      } else {
+        minRevocation = c.uint();
+      }
+    }
+  }
+  if (!c.atEnd) c.decline();
+  // The key is parsed last, as the general path parses it only once the whole payload has decoded (a bad
+  // key before a CBOR fault is refused for the CBOR fault); a bad key declines, and the general path words it.
+  const cnf = publicKeyFromRaw(holder.alg, holder.raw);
+  const claims: {
+    -readonly [K in keyof TokenClaims]: TokenClaims[K];
+  } = { iss, sub, aud, exp, nbf, iat, cti, cnf, scope };
+  if (rider !== undefined) claims.rider = rider;
+  if (schedule !== undefined) claims.schedule = schedule;
+  if (maxUses !== undefined) claims.maxUses = maxUses;
+  if (minRevocation !== undefined) claims.minRevocation = minRevocation;
+  return claims;
+}
+
+// COSE_Key parameter labels (RFC 9052 §7.1, RFC 9053 §7) as one-byte CBOR integers, and their bits.
+const KEY_PARAM_BIT: Readonly<Record<number, number>> = { 0x01: 1, 0x03: 2, 0x20: 4, 0x21: 8, 0x22: 16 };
+
+/**
+ * The one-pass read of a COSE_Key with the parameters kty (1), alg (3), crv (-1), x (-2) and y (-3), in any
+ * order, each once: the point's algorithm and raw SEC1/Ed25519 bytes, checked as
+ * {@link publicKeyFromCoseKey} checks them, not yet parsed. A kid (2), any other label or value type
+ * declines.
+ */
+function readCoseKey(c: ProfileCursor): { alg: Alg; raw: Uint8Array } {
+  const pairs = c.head(5);
+  if (pairs > 5) c.decline();
+  let seen = 0;
+  let kty: number | undefined;
+  let crv: number | undefined;
+  let coseAlg: number | undefined;
+  let x: Uint8Array | undefined;
+  let y: Uint8Array | boolean | undefined;
+  for (let i = 0; i < pairs; i++) {
+    const label = c.pos < c.bytes.length ? c.bytes[c.pos]! : -1;
+    const bit = KEY_PARAM_BIT[label] ?? c.decline();
+    if ((seen & bit) !== 0) c.decline();
+    seen |= bit;
+    c.pos++;
+    if (label === 0x01) kty = c.int();
+    else if (label === 0x03) coseAlg = c.int();
+    else if (label === 0x20) crv = c.int();
+    else if (label === 0x21) x = c.byteString();
+    else y = c.peekMajor() === 2 ? c.byteString() : c.boolean();
+  }
+  if (x === undefined) return c.decline();
+  let alg: Alg;
+  let raw: Uint8Array;
+  if (kty === KTY_OKP && crv === CRV_ED25519) {
+    alg = 'EdDSA';
+    raw = x;
+  } else if (kty === KTY_EC2 && crv === CRV_P256) {
+    alg = 'ES256';
+    if (x.length !== 32) c.decline();
+    if (typeof y === 'boolean') {
+      raw = new Uint8Array(33);
+      raw[0] = y ? 3 : 2;
+      raw.set(x, 1);
+    } else if (y !== undefined && y.length === 32) {
+      raw = new Uint8Array(65);
+      raw[0] = 4;
+      raw.set(x, 1);
+      raw.set(y, 33);
+    } else {
+      return c.decline();
+    }
+  } else {
+    return c.decline();
+  }
+  if (coseAlg !== undefined && coseAlg !== (alg === 'EdDSA' ? -8 : -7)) c.decline();
+  return { alg, raw };
+}
+
+/** The one-pass read of a schedule ([TANDEM-SCHED-1]) with the checks of `parseSchedule`. */
+function readSchedule(c: ProfileCursor): Schedule {
+  const n = c.head(4);
+  if (n === 0 || n > MAX_WINDOWS) c.decline();
+  const windows: ScheduleWindow[] = [];
+  for (let i = 0; i < n; i++) {
+    c.expect(0x83);
+    const days = c.uint();
+    const start = c.uint();
+    const end = c.uint();
+    if (days < 1 || days > 127 || end > 1440 || start >= end) c.decline();
+    windows.push({ days, start, end });
+  }
+  return windows;
 }
 
 /** Decodes a token's COSE_Sign1 envelope and claims without checking its signature. */

@@ -4,6 +4,7 @@ import { Encoder, decode as cborxDecode } from 'cbor-x';
 import { checkWellFormed, decodeStrict, encode } from '../src/cbor.js';
 import { ProtocolError } from '../src/errors.js';
 import { outcome as codeOf } from './outcome.js';
+import { parseClaims } from '../src/token.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -82,6 +83,17 @@ describe('strict CBOR decoding refuses what cbor-x accepts by default', () => {
         ['x', Buffer.from([1, 2, 3])],
         [-65537, [false, 65536]],
       ]),
+    );
+  });
+
+  it('integers with an 8-byte head decode as numbers up to 2^53-1 [TANDEM-CBOR-2]', () => {
+    expect(decodeStrict(hex('1b 0000000100000000'))).toBe(2 ** 32);
+    expect(decodeStrict(hex('1b 001fffffffffffff'))).toBe(Number.MAX_SAFE_INTEGER);
+    expect(decodeStrict(hex('3b 001ffffffffffffe'))).toBe(-Number.MAX_SAFE_INTEGER);
+    expect(decodeStrict(hex('a1 1b 0000000100000000 01'))).toEqual(new Map([[2 ** 32, 1]]));
+    // Such a key in a token's claims is refused by name, not with a TypeError from JSON.stringify(BigInt).
+    expect(codeOf(() => parseClaims(hex('a1 3b 0000000100000000 01')))).toBe(
+      'ERR_CLAIM_INVALID: CWT claims set has unknown claim -4294967297 (Tandem accepts 1-9 and -65537)',
     );
   });
 
