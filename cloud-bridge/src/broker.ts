@@ -111,6 +111,19 @@ export async function startBroker(options: BrokerOptions): Promise<Broker> {
     maxClientsIdLength: 64,
     // Tandem's topics have at most 5 levels ([TANDEM-MQTT-2]); $share/<group>/ adds two.
     maxTopicLevels: 8,
+    // No cap on messages in delivery at once ([TANDEM-MQTT-17]). With aedes' default cap (100), mqemitter 7
+    // queues what arrives beyond it and, as each delivery completes, starts the next queued message from
+    // inside the completion (`released` -> `_do` -> fastparallel -> `released` ...). A queued message whose
+    // delivery completes synchronously (no subscriber, like the `$SYS/<id>/disconnect/clients` notice of
+    // every closing connection) recurses one level deeper, so a fleet's connections closing together
+    // behind 100 wills still in delivery overflowed the stack and crashed the broker ("Maximum call stack
+    // size exceeded", mcollina/mqemitter#204, still open): 1,500 closing behind 100 waiting deliveries in
+    // cloud-bridge/test/broker-wills.test.ts (1,000 did not), 10,000 in the bench. Uncapped,
+    // `emit` starts every message at once and nothing is ever queued, so nothing recurses; mqemitter-redis
+    // already runs uncapped (its default). The cap bounded nothing else: its queue is unbounded, and a
+    // client that stops reading is cut off by `drainTimeout` either way. (aedes also sets each connection's
+    // listener warning limit to twice this value: 0 turns that warning off.)
+    concurrency: 0,
     drainTimeout: 30_000,
     preConnect: (client, _packet, done) => {
       deliverEveryPacket(client);
