@@ -4,7 +4,7 @@
 // killed outright (stale radio socket and pid files left behind). A start on a directory in use is refused.
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -91,6 +91,28 @@ function ask(ptyPath: string, line: string): string {
   return r.stdout;
 }
 
+/** Pids of the socat processes that hold this system's lock consoles (Linux /proc; [] elsewhere). */
+function consoleSocats(): number[] {
+  const pids: number[] = [];
+  const mark = `link=${join(data, 'locks')}/`;
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return pids;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const argv = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.endsWith('socat') && argv.some((a) => a.includes(mark))) pids.push(Number(e));
+    } catch {
+      // Gone between the listing and the read.
+    }
+  }
+  return pids;
+}
+
 async function adminGet(path: string): Promise<{ status: number; body: unknown }> {
   const port = readFileSync(join(data, 'cloud', 'admin.port'), 'utf8').trim();
   const token = readFileSync(join(data, 'cloud', 'admin.token'), 'utf8').trim();
@@ -152,8 +174,16 @@ describe('npm start', { timeout: 600_000 }, () => {
     await waitFor(s, /tandem start: ready/);
     // The demo accounts were made once and are kept.
     expect(readFileSync(join(data, 'accounts.json'), 'utf8')).toBe(first);
+    const socats = hasSocat ? consoleSocats() : [];
+    if (hasSocat) expect(socats).toHaveLength(2);
     s.child.kill('SIGKILL');
     expect(await exitOf(s)).toBeNull();
+    // The locks' processes see their parent gone and end; the socat of each console must end with them,
+    // not outlive the system (it did: their shutdown was cut short before the console was closed). Bounded:
+    // 600 × 50 ms, past the locks' own 5 s limit on shutting down.
+    const alive = (): number[] => socats.filter((pid) => consoleSocats().includes(pid));
+    for (let i = 0; i < 600 && alive().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(alive()).toEqual([]);
     // Left behind: the radio socket and the pid file of a process that is gone.
     expect(existsSync(join(data, 'radio.sock'))).toBe(true);
     expect(existsSync(join(data, 'start.pid'))).toBe(true);

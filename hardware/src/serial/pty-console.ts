@@ -49,6 +49,7 @@ export class PtyConsole implements SerialConsole {
   #path: string | undefined;
   #unsubscribe: (() => void)[] = [];
   #closing = false;
+  #killOnExit: (() => void) | undefined;
 
   constructor(options: PtyConsoleOptions = {}) {
     this.#options = options;
@@ -78,6 +79,12 @@ export class PtyConsole implements SerialConsole {
     debug('spawn socat %o', args);
     const socat = this.#spawner.spawn(this.#options.socat ?? 'socat', args);
     this.#socat = socat;
+    // socat is a child of this process but outlives it: a lock process that ends without close() (its
+    // shutdown cut short after 5 s because the radio or broker it was talking to is gone, a fatal error,
+    // process.exit anywhere) would leave the pseudo-terminal pair and its socat behind for good. 'exit'
+    // hooks run synchronously on every such path; kill() is synchronous too.
+    this.#killOnExit = () => socat.kill('SIGTERM');
+    process.once('exit', this.#killOnExit);
     try {
       await this.#waitReady(socat);
       const console = new SerialportConsole({
@@ -137,6 +144,8 @@ export class PtyConsole implements SerialConsole {
     await console?.close();
     const socat = this.#socat;
     this.#socat = undefined;
+    if (this.#killOnExit !== undefined) process.off('exit', this.#killOnExit);
+    this.#killOnExit = undefined;
     if (socat !== undefined) {
       socat.kill('SIGTERM');
       await socat.exited;
