@@ -185,8 +185,13 @@ describe('bridge group commit ([TANDEM-MQTT-15])', () => {
     await r.lock.publish('alert', r.lock.alert());
     await r.lock.publish('alert', r.lock.alert());
     // After the failed commit the bridge reconnects; the broker delivers both again, and they are stored.
-    await until(() => outcomes(activity).length >= 2, 'two alerts stored after the redelivery');
-    expect(outcomes(activity)).toEqual(['stored', 'stored']);
+    const stored = (): number => outcomes(activity).filter((o) => o === 'stored').length;
+    await until(() => stored() >= 2, 'two alerts stored after the redelivery');
+    // Each alert stored once; anything else the bridge saw is the same alert delivered again, which QoS 1
+    // allows (a redelivery after the reconnection crossing the broker's own resend): seen in a CI run as
+    // ['stored', 'stored', 'duplicate']. Nothing may be refused or stored twice.
+    expect(stored()).toBe(2);
+    expect(outcomes(activity).filter((o) => o !== 'stored' && o !== 'duplicate')).toEqual([]);
     expect(failCommits).toBe(0);
     await until(() => r.lock.outbox.size === 0, 'the ack');
     // Every ack the lock ever received covered records the store held when it was sent: there was none
