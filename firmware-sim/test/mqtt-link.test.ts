@@ -393,6 +393,50 @@ describe('LockMqttClient', () => {
     expect(requests).toEqual([0, 600_000, 1_200_000, 1_230_000]);
   });
 
+  it('asks for the time once per connection, after subscribing, however long the subscription takes', async () => {
+    const b = await broker();
+    // No time yet: every poll tick wants a beacon.
+    const lock = await makeLock({ noBeacon: true });
+    expect(lock.authority.snapshot().uncertainty).toBeNull();
+    await cloudFor(lock, b.url);
+    const linkClock = new ManualClock(0);
+    const requests: number[] = [];
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => (release = r));
+    let subscribing = false;
+    const client = link(lock, b.url, {
+      clock: linkClock,
+      pollMs: 1000,
+      connect: (url, options) => {
+        const c: MqttClient = connect(url, options);
+        const publish = c.publish.bind(c) as (...a: unknown[]) => MqttClient;
+        (c as unknown as { publish: (...a: unknown[]) => MqttClient }).publish = (...a) => {
+          if (a[0] === topicFor('time-request', LOCK)) requests.push(linkClock.now());
+          return publish(...a);
+        };
+        // A loaded broker: the SUBACK is late, and the link's poll ticks run meanwhile.
+        const subscribe = c.subscribeAsync.bind(c);
+        c.subscribeAsync = (async (...a: Parameters<typeof subscribe>) => {
+          subscribing = true;
+          await held;
+          return subscribe(...a);
+        }) as typeof c.subscribeAsync;
+        return c;
+      },
+    });
+    const beacons: Status[] = [];
+    client.on('applied', (e) => e.kind === 'beacon' && beacons.push(e.status));
+    await client.start();
+    await waitFor(() => subscribing && client.status().link === 'up', 'the link up, subscribing');
+    linkClock.advance(5000);
+    expect(requests).toEqual([]);
+    release();
+    await waitFor(() => beacons.length === 1, 'the answer to the request made at connection');
+    linkClock.advance(5000);
+    expect(requests).toEqual([5000]);
+    expect(beacons).toEqual([Status.OK]);
+  });
+
   it('the will marks the lock offline when its link dies unannounced; the signed state returns after it', async () => {
     const b = await broker();
     const lock = await makeLock();

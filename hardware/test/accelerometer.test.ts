@@ -2,6 +2,7 @@ import { readFile, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock, flushMicrotasks } from '../src/clock.js';
+import type { Clock } from '../src/clock.js';
 import { LinuxIioAccelerometer } from '../src/accel/linux-iio-accelerometer.js';
 import { STANDARD_GRAVITY, SimAccelerometer } from '../src/accel/sim-accelerometer.js';
 import type { Vec3 } from '../src/accel/sim-accelerometer.js';
@@ -60,6 +61,36 @@ describe('SimAccelerometer', () => {
     expect(Math.max(...ys)).toBeGreaterThan(10);
     expect(ys.filter((y) => Math.abs(y) > 1).length).toBeLessThanOrEqual(3);
     expect(samples.at(-1)?.y).toBeCloseTo(0, 6);
+  });
+
+  it('bump: seen however late its timer fires, each sample at its own due time (a loaded event loop)', async () => {
+    // The timers of a loaded machine: every one fires 45 ms after it was due, longer than the bump itself.
+    const manual = new ManualClock();
+    const late: Clock = {
+      now: () => manual.now(),
+      setTimeout: (cb, ms) => manual.setTimeout(cb, Math.max(0, ms) + 45),
+      clearTimeout: (h) => manual.clearTimeout(h),
+    };
+    const accel = new SimAccelerometer({ clock: late, sampleRateHz: 50, noiseSd: 0 });
+    const samples = collect(accel);
+    await accel.open();
+    manual.advance(1000);
+    const bumps: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      manual.advance(37);
+      bumps.push(manual.now());
+      accel.bump({ peak: 12, axis: 'x', durationMs: 30 });
+      manual.advance(200);
+    }
+    manual.advance(1000);
+    // Every bump is sampled: a sample within its 30 ms at over a third of its peak (the detector's default
+    // threshold is 4 m/s²); the samples keep the 50 Hz grid, none lost.
+    for (const start of bumps) {
+      const inside = samples.filter((s) => s.t >= start && s.t < start + 30).map((s) => s.x);
+      expect(Math.max(0, ...inside)).toBeGreaterThan(4);
+    }
+    expect(samples.map((s) => s.t)).toEqual(samples.map((_, i) => 20 * (i + 1)));
+    expect(samples.length).toBeGreaterThanOrEqual(Math.floor((manual.now() - 45) / 20));
   });
 
   it('shake: strong motion for the given time only', async () => {

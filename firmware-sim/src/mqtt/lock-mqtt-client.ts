@@ -421,6 +421,10 @@ export class LockMqttClient extends EventEmitter<LockMqttClientEvents> {
     if (!client || this.#link !== 'up') return;
     const now = this.#o.clock.now();
     if (!atConnect) {
+      // Not before this connection's own request, made once its subscriptions are in place (#onConnect): the
+      // link is up while they are being made, and a poll tick then sent a second request, whose beacon's
+      // audit record raced the outbox (two requests per connection, against the bridge's per-lock limit).
+      if (this.#timeRequest === undefined) return;
       const u = this.#o.authority.snapshot().uncertainty;
       if (u !== null && u <= (this.#o.uncertaintyBoundS ?? 60)) return;
       const last = this.#timeRequest;

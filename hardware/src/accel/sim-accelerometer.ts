@@ -39,6 +39,9 @@ export interface SimAccelerometerOptions {
 
 type Axis = 'x' | 'y' | 'z';
 
+/** The most samples a late timer catches up on, in ms of samples (older ones are dropped). */
+const MAX_BACKLOG_MS = 5_000;
+
 interface TimedEvent {
   readonly start: number;
   readonly end: number;
@@ -160,20 +163,36 @@ export class SimAccelerometer implements Accelerometer {
     this.#events.push({ start, end: start + durationMs, at });
   }
 
-  #schedule(): void {
-    // Due times come from the tick count, not from "now + period", so rounding never drifts the rate.
-    const due = this.#openedAt + ((this.#ticks + 1) * 1000) / this.sampleRateHz;
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = undefined;
-      if (!this.#open) return;
-      this.#ticks++;
-      this.#samples.emit(this.#sample());
-      this.#schedule();
-    }, due - this.#clock.now());
+  /** When sample `tick` (1, 2, ...) is due: from the tick count, not "now + period", so rounding never drifts. */
+  #dueAt(tick: number): number {
+    return this.#openedAt + (tick * 1000) / this.sampleRateHz;
   }
 
-  #sample(): AccelSample {
-    const t = this.#clock.now();
+  #schedule(): void {
+    this.#timer = this.#clock.setTimeout(
+      () => {
+        this.#timer = undefined;
+        if (!this.#open) return;
+        // A sensor samples on its own clock and keeps what it took in its FIFO until it is read; only the
+        // reading is late when the event loop is. So every sample that fell due while the timer waited is taken
+        // now, each at its own due time: with the time of the late callback instead, a 30 ms bump() fell between
+        // two samples whenever a late timer left more than ~24 ms between them (a loaded machine), and the lock
+        // never saw it (the dashboard's Bump left no mark). A backlog beyond MAX_BACKLOG_MS (a suspended process) is dropped,
+        // as a full FIFO drops its oldest entries.
+        const now = this.#clock.now();
+        const skip = Math.floor(((now - MAX_BACKLOG_MS - this.#openedAt) * this.sampleRateHz) / 1000);
+        if (skip > this.#ticks) this.#ticks = skip;
+        do {
+          this.#ticks++;
+          this.#samples.emit(this.#sample(this.#dueAt(this.#ticks)));
+        } while (this.#open && this.#dueAt(this.#ticks + 1) <= now);
+        if (this.#open && this.#timer === undefined) this.#schedule();
+      },
+      this.#dueAt(this.#ticks + 1) - this.#clock.now(),
+    );
+  }
+
+  #sample(t: number): AccelSample {
     const base = this.#baseline(t - this.#openedAt);
     let { x, y, z } = base;
     this.#events = this.#events.filter((e) => e.end > t);
