@@ -102,4 +102,31 @@ describe('SQLite on node-sqlite3-wasm after a kill -9', () => {
       await db.close();
     }
   });
+
+  it('leaves the lock of another connection of this same process alone', async () => {
+    const path = join(dir, 'same-process.db');
+    const first = openSqliteDriver(path, 'wasm');
+    await first.run('CREATE TABLE t (x INTEGER)');
+    await first.run('BEGIN IMMEDIATE');
+    await first.run('INSERT INTO t VALUES (1)');
+    expect(existsSync(`${path}.lock`)).toBe(true);
+    // The second connection registers under the same pid as the first: it must count the first as alive.
+    let refused: unknown;
+    try {
+      const second = openSqliteDriver(path, 'wasm');
+      await second.query('SELECT count(*) AS n FROM t').finally(() => second.close());
+    } catch (e) {
+      refused = e;
+    }
+    expect((refused as Error).message).toMatch(/database is locked/);
+    expect(existsSync(`${path}.lock`)).toBe(true);
+    await first.run('COMMIT');
+    await first.close();
+    const again = openSqliteDriver(path, 'wasm');
+    try {
+      expect(await again.query('SELECT count(*) AS n FROM t')).toEqual([{ n: 1 }]);
+    } finally {
+      await again.close();
+    }
+  });
 });

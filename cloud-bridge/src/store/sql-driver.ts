@@ -115,14 +115,21 @@ function processAlive(pid: number): boolean {
  * two processes that open at once both see the other and leave the directory alone: they fail with the
  * message below instead of taking a lock that may be held. Returns the registration's release.
  */
+/** Connections this process has open per database file (see {@link claimWasmFile}). */
+const openHere = new Map<string, number>();
+
 function claimWasmFile(path: string): () => void {
   // In-memory and temporary databases (SQLite's special names) have no file to lock.
   if (path === '' || path === ':memory:' || path.startsWith('file:')) return () => undefined;
   const openers = `${path}.openers`;
   const mine = join(openers, String(process.pid));
+  // One registration per process, whatever number of connections it opens: a second connection of this
+  // process must count the first as alive (it may hold the lock), and closing one must not unregister the other.
+  const here = openHere.get(path) ?? 0;
+  openHere.set(path, here + 1);
   mkdirSync(openers, { recursive: true, mode: 0o700 });
   writeFileSync(mine, '');
-  let othersAlive = false;
+  let othersAlive = here > 0;
   for (const name of readdirSync(openers)) {
     const pid = Number(name);
     if (pid === process.pid) continue;
@@ -130,7 +137,16 @@ function claimWasmFile(path: string): () => void {
     else unlinkSync(join(openers, name));
   }
   if (!othersAlive && existsSync(`${path}.lock`)) rmdirSync(`${path}.lock`);
+  let released = false;
   return () => {
+    if (released) return;
+    released = true;
+    const left = (openHere.get(path) ?? 1) - 1;
+    if (left > 0) {
+      openHere.set(path, left);
+      return;
+    }
+    openHere.delete(path);
     try {
       unlinkSync(mine);
     } catch {
