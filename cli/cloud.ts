@@ -341,6 +341,22 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
       insecurePlaintextKey: flag(p, 'insecure-plaintext-key'),
       ...(partition === undefined ? {} : { partition }),
     });
+    // The handlers go in before the start line is printed: a supervisor (or a test) that stops the cloud as
+    // soon as it reads that line must reach them, not the default action, which kills the process with the
+    // store and the broker's persistence open. Printed first, the line left a window (short, unless the
+    // process is descheduled right after the write); the likely cause of one CI run's exit by signal
+    // instead of 0 in test/e2e/issuer-keys.test.ts.
+    const stopped = new Promise<number>((resolve) => {
+      const stop = (signal: string): void => {
+        streams.stdout.write(`${signal}: stopping\n`);
+        cloud.close().then(
+          () => resolve(EXIT.OK),
+          () => resolve(EXIT.INTERNAL),
+        );
+      };
+      process.once('SIGINT', () => stop('SIGINT'));
+      process.once('SIGTERM', () => stop('SIGTERM'));
+    });
     const ports = cloud.broker.ports;
     streams.stdout.write(
       `tandem cloud: MQTT ${host}:${ports.tcp}` +
@@ -354,17 +370,7 @@ export async function run(argv: readonly string[], streams: CliStreams): Promise
           `sharing API ${cloud.httpUrl}/api/v1; delegated tokens: iss "${issuerId ?? 'tandem'}", kid ${cloud.issuer.kidText}\n`,
       );
     }
-    return new Promise<number>((resolve) => {
-      const stop = (signal: string): void => {
-        streams.stdout.write(`${signal}: stopping\n`);
-        cloud.close().then(
-          () => resolve(EXIT.OK),
-          () => resolve(EXIT.INTERNAL),
-        );
-      };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
+    return stopped;
   });
 }
 
