@@ -11,7 +11,7 @@ import { checkSchedule, chainHash, verifyGrant } from '../protocol/src/chain.js'
 import type { TimeBound } from '../protocol/src/chain.js';
 import { decodeSign1, sigStructure, verifySign1 } from '../protocol/src/cose.js';
 import { MIN_ATT_MTU, MessageType, frameMessage } from '../protocol/src/gatt.js';
-import { exportJwk, generateKeyPair, signBytes } from '../protocol/src/keys.js';
+import { exportJwk, generateKeyPair, p256FromSec1, signBytes } from '../protocol/src/keys.js';
 import { Command, createRequest, decodeRequest, popSignedBytes, verifyPop } from '../protocol/src/pop.js';
 import {
   TOKEN_LIMITS,
@@ -249,6 +249,70 @@ async function run(ctx: BenchContext): Promise<void> {
     goal: atMost(1.2),
     note: `pop verify, never-seen key / bare ES256 verify with cached key; ${comparisonNote(coldPop, 'publicKeyFromCoseKey (compressed P-256, native) + verifyPop', 'bare ES256 verify, cached key')}`,
   });
+
+  // 6. What the platform alone costs for a never-seen key, no Tandem code around it: Node's native raw import
+  // (`p256FromSec1`: EC_POINT_oct2point, which for a compressed point takes a modular square root) and then
+  // a bare `crypto.verify` with that fresh KeyObject (its first use, which OpenSSL 3 pays once per key). The
+  // uncompressed variant leaves the square root out. They show how much of `pop.verify_cold_key_ratio` is
+  // the platform's and so how far below it no lock code can go.
+  const points = cold.map((c) => {
+    const pub = publicKeyFromCoseKey(c.coseKey);
+    const der = pub.key.export({ format: 'der', type: 'spki' });
+    return {
+      compressed: pub.raw,
+      uncompressed: Uint8Array.from(der.subarray(der.length - 65)),
+      signature: c.request.signature,
+    };
+  });
+  let k = 0;
+  const take = () => {
+    const p = points[k]!;
+    k = k + 1 === poolSize ? 0 : k + 1;
+    return p;
+  };
+  const platformRows: readonly [string, string, () => unknown][] = [
+    [
+      'pop.cold_platform.import_verify_compressed',
+      'native import of a never-seen compressed point + bare ES256 verify with it',
+      () => {
+        const p = take();
+        return nodeVerify(
+          'sha256',
+          popBytes,
+          { key: p256FromSec1(p.compressed), dsaEncoding: 'ieee-p1363' },
+          p.signature,
+        );
+      },
+    ],
+    [
+      'pop.cold_platform.import_verify_uncompressed',
+      'the same from the 65-byte uncompressed point (no square root)',
+      () => {
+        const p = take();
+        return nodeVerify(
+          'sha256',
+          popBytes,
+          { key: p256FromSec1(p.uncompressed), dsaEncoding: 'ieee-p1363' },
+          p.signature,
+        );
+      },
+    ],
+    [
+      'pop.cold_platform.import_compressed',
+      'native import of a never-seen compressed point alone',
+      () => p256FromSec1(take().compressed),
+    ],
+  ];
+  for (const [name, what, op] of platformRows) {
+    const r = compare(op, barePop, opts);
+    ctx.report({
+      name,
+      value: r.ratio,
+      unit: 'ratio',
+      goal: null,
+      note: `${what} / bare ES256 verify with a cached key; ${comparisonNote(r, 'platform', 'bare ES256 verify, cached key')}`,
+    });
+  }
 }
 
 export const protocolGroup: BenchGroup = {
