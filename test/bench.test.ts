@@ -39,6 +39,9 @@ const PROTOCOL_MEASUREMENTS = [
   'token.verify_step.check_schedule',
   'pop.verify_ratio',
   'pop.verify_cold_key_ratio',
+  'pop.cold_platform.import_verify_compressed',
+  'pop.cold_platform.import_verify_uncompressed',
+  'pop.cold_platform.import_compressed',
 ];
 
 describe('npm run bench', () => {
