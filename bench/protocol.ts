@@ -270,32 +270,22 @@ async function run(ctx: BenchContext): Promise<void> {
     k = k + 1 === poolSize ? 0 : k + 1;
     return p;
   };
+  /** Imports the next pool key from the encoding `form` picks, then verifies its signature: its first use. */
+  const importVerify = (form: 'compressed' | 'uncompressed') => () => {
+    const p = take();
+    const key = { key: p256FromSec1(p[form]), dsaEncoding: 'ieee-p1363' as const };
+    return nodeVerify('sha256', popBytes, key, p.signature);
+  };
   const platformRows: readonly [string, string, () => unknown][] = [
     [
       'pop.cold_platform.import_verify_compressed',
       'native import of a never-seen compressed point + bare ES256 verify with it',
-      () => {
-        const p = take();
-        return nodeVerify(
-          'sha256',
-          popBytes,
-          { key: p256FromSec1(p.compressed), dsaEncoding: 'ieee-p1363' },
-          p.signature,
-        );
-      },
+      importVerify('compressed'),
     ],
     [
       'pop.cold_platform.import_verify_uncompressed',
       'the same from the 65-byte uncompressed point (no square root)',
-      () => {
-        const p = take();
-        return nodeVerify(
-          'sha256',
-          popBytes,
-          { key: p256FromSec1(p.uncompressed), dsaEncoding: 'ieee-p1363' },
-          p.signature,
-        );
-      },
+      importVerify('uncompressed'),
     ],
     [
       'pop.cold_platform.import_compressed',
