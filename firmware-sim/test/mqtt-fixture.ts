@@ -25,6 +25,11 @@ import type { LockStateReport } from '../../protocol/src/mqtt.js';
 import { encodeRevocationUpdate, verifyRevocationAck } from '../../protocol/src/revocation.js';
 import type { RevocationEntry } from '../../protocol/src/revocation.js';
 import { encodeTimeBeacon } from '../../protocol/src/time-beacon.js';
+import { SystemClock } from '../../hardware/src/clock.js';
+import { LockMqttClient } from '../src/mqtt/lock-mqtt-client.js';
+import type { LockMqttClientOptions } from '../src/mqtt/lock-mqtt-client.js';
+import { LOCK } from './lock-harness.js';
+import type { Lock } from './lock-harness.js';
 
 /** Waits (bounded, real time) until `cond` holds; throws naming `what` otherwise. */
 export async function waitFor(cond: () => boolean, what: string, maxSteps = 3000): Promise<void> {
@@ -240,4 +245,30 @@ export class TestCloud {
       this.invalid.push(`${topic}: ${(e as Error).message}`);
     }
   }
+}
+
+/**
+ * The lock's real MQTT client for `lock`, logging in as the harness's lock id, with short timers (real clock,
+ * unref'd) so that tests do not wait on production intervals; `over` adds or overrides options.
+ */
+export function lockMqttClient(
+  lock: Lock,
+  url: string,
+  password: string,
+  over: Partial<LockMqttClientOptions> = {},
+): LockMqttClient {
+  return new LockMqttClient({
+    lockId: LOCK,
+    authority: lock.authority,
+    outbox: lock.stores.outbox,
+    issuerKey: lock.anchors.issuerKey,
+    deviceKey: lock.device,
+    url,
+    username: LOCK,
+    password,
+    clock: new SystemClock({ unref: true }),
+    backoff: { initialMs: 20, maxMs: 200 },
+    pollMs: 20,
+    ...over,
+  });
 }

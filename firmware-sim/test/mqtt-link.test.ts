@@ -4,17 +4,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect } from 'mqtt';
 import type { MqttClient } from 'mqtt';
-import { ManualClock, SystemClock } from '../../hardware/src/clock.js';
+import { ManualClock } from '../../hardware/src/clock.js';
 import { encodeAlert, encodeOutboxAck, topicFor } from '../../protocol/src/mqtt.js';
 import { generateKeyPair } from '../../protocol/src/keys.js';
 import { encodeRevocationUpdate } from '../../protocol/src/revocation.js';
 import { Status } from '../../protocol/src/status.js';
 import { encodeTimeBeacon } from '../../protocol/src/time-beacon.js';
-import { LockMqttClient } from '../src/mqtt/lock-mqtt-client.js';
+import type { LockMqttClient } from '../src/mqtt/lock-mqtt-client.js';
 import type { LockMqttClientOptions } from '../src/mqtt/lock-mqtt-client.js';
 import { LOCK, NOW, makeLock } from './lock-harness.js';
 import type { Lock } from './lock-harness.js';
-import { TestBroker, TestCloud, freePort, waitFor } from './mqtt-fixture.js';
+import { TestBroker, TestCloud, freePort, lockMqttClient, waitFor } from './mqtt-fixture.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -22,21 +22,7 @@ afterEach(async () => {
 });
 
 function link(lock: Lock, url: string, over: Partial<LockMqttClientOptions> = {}): LockMqttClient {
-  const client = new LockMqttClient({
-    lockId: LOCK,
-    authority: lock.authority,
-    outbox: lock.stores.outbox,
-    issuerKey: lock.anchors.issuerKey,
-    deviceKey: lock.device,
-    url,
-    username: LOCK,
-    password: 'not checked by the test broker',
-    clock: new SystemClock({ unref: true }),
-    backoff: { initialMs: 20, maxMs: 200 },
-    pollMs: 20,
-    resendAfterMs: 300,
-    ...over,
-  });
+  const client = lockMqttClient(lock, url, 'not checked by the test broker', { resendAfterMs: 300, ...over });
   cleanup.push(() => client.stop(200));
   return client;
 }

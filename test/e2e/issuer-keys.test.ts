@@ -11,17 +11,16 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemClock } from '../../hardware/src/clock.js';
 import { exportJwk, generateKeyPair } from '../../protocol/src/keys.js';
 import { verifyRevocationUpdate } from '../../protocol/src/revocation.js';
 import { Status } from '../../protocol/src/status.js';
 import { mintToken } from '../../protocol/src/token.js';
 import type { Cloud } from '../../cloud-bridge/src/cloud.js';
 import { startCloud } from '../../cloud-bridge/src/cloud.js';
-import { hashPassword } from '../../cloud-bridge/src/credentials.js';
 import { generateIssuerSecret } from '../../cloud-bridge/src/keyring.js';
-import { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
-import { LOCK, claims, makeLock, world } from '../../firmware-sim/test/lock-harness.js';
+import type { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
+import { LOCK, claims } from '../../firmware-sim/test/lock-harness.js';
+import { lockMqttClient, makeCloudLock, registerLock } from './fixtures/cloud-lock.js';
 import type { Lock } from '../../firmware-sim/test/lock-harness.js';
 import { waitFor } from '../../firmware-sim/test/mqtt-fixture.js';
 
@@ -174,40 +173,9 @@ describe('a key rotation reaches a lock over MQTT (TANDEM-ANCHOR-6, TANDEM-ANCHO
       keyCheckIntervalMs: 3_600_000,
       log: () => undefined,
     });
-    const base = world();
-    const issuer = cloud.keyring.snapshot();
-    lock = await makeLock({
-      world: {
-        ...base,
-        issuer: issuer.key,
-        issuerKid: issuer.kid,
-        anchors: [
-          { kid: issuer.kid, key: issuer.key.publicKey, role: 'issuer' as const, name: 'tandem' },
-          ...base.anchors.filter((a) => a.role === 'owner'),
-        ],
-      },
-      noBeacon: true,
-    });
-    await cloud.store.registerLock({
-      lockId: LOCK,
-      deviceKey: lock.device.publicKey.raw,
-      passwordHash: hashPassword(PASSWORD),
-      registeredAt: Date.now(),
-    });
-    client = new LockMqttClient({
-      lockId: LOCK,
-      authority: lock.authority,
-      outbox: lock.stores.outbox,
-      issuerKey: lock.anchors.issuerKey,
-      deviceKey: lock.device,
-      url: cloud.mqttUrl,
-      username: LOCK,
-      password: PASSWORD,
-      clock: new SystemClock({ unref: true }),
-      backoff: { initialMs: 20, maxMs: 200 },
-      pollMs: 20,
-      resendAfterMs: 300,
-    });
+    lock = await makeCloudLock(cloud.keyring.snapshot());
+    await registerLock(cloud.store, lock, PASSWORD);
+    client = lockMqttClient(lock, cloud.mqttUrl, PASSWORD, { resendAfterMs: 300 });
     await client.start();
     await waitFor(() => lock.authority.snapshot().uncertainty !== null, 'a beacon bound to the lock’s nonce');
   });

@@ -12,17 +12,16 @@ import { randomBytes } from 'node:crypto';
 import { connect } from 'mqtt';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemClock } from '../../hardware/src/clock.js';
 import { topicFor } from '../../protocol/src/mqtt.js';
 import { Status } from '../../protocol/src/status.js';
 import { HOME_ASSISTANT_USERNAME } from '../../cloud-bridge/src/acl.js';
 import type { Cloud } from '../../cloud-bridge/src/cloud.js';
 import { startCloud } from '../../cloud-bridge/src/cloud.js';
-import { hashPassword } from '../../cloud-bridge/src/credentials.js';
 import type { LogEntry } from '../../cloud-bridge/src/log.js';
 import type { RemoteCommandOutcome } from '../../cloud-bridge/src/remote-command.js';
-import { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
-import { LOCK, makeLock, world } from '../../firmware-sim/test/lock-harness.js';
+import type { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
+import { LOCK } from '../../firmware-sim/test/lock-harness.js';
+import { lockMqttClient, makeCloudLock, registerLock } from './fixtures/cloud-lock.js';
 import type { Lock } from '../../firmware-sim/test/lock-harness.js';
 import { waitFor } from '../../firmware-sim/test/mqtt-fixture.js';
 
@@ -58,37 +57,10 @@ beforeAll(async () => {
     beaconIntervalMs: 0,
     log: (e) => logs.push(e),
   });
-  const base = world();
-  const w = {
-    ...base,
-    issuer: cloud.issuer.key,
-    issuerKid: cloud.issuer.kid,
-    anchors: [
-      { kid: cloud.issuer.kid, key: cloud.issuer.key.publicKey, role: 'issuer' as const, name: 'tandem' },
-      ...base.anchors.filter((a) => a.role === 'owner'),
-    ],
-  };
-  lock = await makeLock({ world: w, noBeacon: true });
-  await cloud.store.registerLock({
-    lockId: LOCK,
-    deviceKey: lock.device.publicKey.raw,
-    passwordHash: hashPassword(PASSWORD),
-    registeredAt: Date.now(),
-  });
+  lock = await makeCloudLock(cloud.issuer);
+  await registerLock(cloud.store, lock, PASSWORD);
   cloud.bridge.remoteCommands!.onCommand((o) => outcomes.push(o));
-  client = new LockMqttClient({
-    lockId: LOCK,
-    authority: lock.authority,
-    outbox: lock.stores.outbox,
-    issuerKey: lock.anchors.issuerKey,
-    deviceKey: lock.device,
-    url: cloud.mqttUrl,
-    username: LOCK,
-    password: PASSWORD,
-    clock: new SystemClock({ unref: true }),
-    backoff: { initialMs: 20, maxMs: 200 },
-    pollMs: 20,
-  });
+  client = lockMqttClient(lock, cloud.mqttUrl, PASSWORD);
   client.on('applied', (e) => e.kind === 'command' && applied.push(e.status));
   await client.start();
   await waitFor(() => lock.authority.snapshot().uncertainty !== null, 'the lock to learn the time');

@@ -11,13 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemClock } from '../../hardware/src/clock.js';
 import { Status } from '../../protocol/src/status.js';
 import type { Cloud } from '../../cloud-bridge/src/cloud.js';
 import { startCloud } from '../../cloud-bridge/src/cloud.js';
-import { hashPassword } from '../../cloud-bridge/src/credentials.js';
-import { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
-import { LOCK, makeLock, world } from '../../firmware-sim/test/lock-harness.js';
+import type { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
+import { LOCK } from '../../firmware-sim/test/lock-harness.js';
+import { lockMqttClient, makeCloudLock, registerLock } from './fixtures/cloud-lock.js';
 import type { Lock } from '../../firmware-sim/test/lock-harness.js';
 import { waitFor } from '../../firmware-sim/test/mqtt-fixture.js';
 
@@ -39,38 +38,9 @@ beforeAll(async () => {
     log: () => undefined,
   });
   // The lock is provisioned with the cloud's issuer key as its issuer anchor (kid as the cloud names it).
-  const base = world();
-  const issuer = cloud.issuer;
-  const w = {
-    ...base,
-    issuer: issuer.key,
-    issuerKid: issuer.kid,
-    anchors: [
-      { kid: issuer.kid, key: issuer.key.publicKey, role: 'issuer' as const, name: 'tandem' },
-      ...base.anchors.filter((a) => a.role === 'owner'),
-    ],
-  };
-  lock = await makeLock({ world: w, noBeacon: true });
-  await cloud.store.registerLock({
-    lockId: LOCK,
-    deviceKey: lock.device.publicKey.raw,
-    passwordHash: hashPassword(PASSWORD),
-    registeredAt: Date.now(),
-  });
-  client = new LockMqttClient({
-    lockId: LOCK,
-    authority: lock.authority,
-    outbox: lock.stores.outbox,
-    issuerKey: lock.anchors.issuerKey,
-    deviceKey: lock.device,
-    url: cloud.mqttUrl,
-    username: LOCK,
-    password: PASSWORD,
-    clock: new SystemClock({ unref: true }),
-    backoff: { initialMs: 20, maxMs: 200 },
-    pollMs: 20,
-    resendAfterMs: 300,
-  });
+  lock = await makeCloudLock(cloud.issuer);
+  await registerLock(cloud.store, lock, PASSWORD);
+  client = lockMqttClient(lock, cloud.mqttUrl, PASSWORD, { resendAfterMs: 300 });
   await client.start();
 });
 

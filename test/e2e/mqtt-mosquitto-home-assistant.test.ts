@@ -6,14 +6,13 @@
  * genuine issuer-signed command to the lock's command topic (PUBACK 0x87, nothing applied); its `LOCK` on
  * `tandem/ha/L/set` makes the lock lock, without a pulse, only while remote locking is on.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemClock } from '../../hardware/src/clock.js';
 import { generateKeyPair } from '../../protocol/src/keys.js';
 import { topicFor } from '../../protocol/src/mqtt.js';
 import { Command } from '../../protocol/src/pop.js';
@@ -21,17 +20,17 @@ import { encodeRemoteCommand } from '../../protocol/src/remote-command.js';
 import { Status } from '../../protocol/src/status.js';
 import { HOME_ASSISTANT_USERNAME } from '../../cloud-bridge/src/acl.js';
 import { Bridge } from '../../cloud-bridge/src/bridge.js';
-import { writeMosquittoFiles } from '../../cloud-bridge/src/cloud.js';
-import { generatePassword, hashPassword } from '../../cloud-bridge/src/credentials.js';
+import { generatePassword } from '../../cloud-bridge/src/credentials.js';
 import type { Issuer } from '../../cloud-bridge/src/issuer.js';
 import { issuerFromKey } from '../../cloud-bridge/src/issuer.js';
 import type { RemoteCommandOutcome } from '../../cloud-bridge/src/remote-command.js';
 import type { SqlCloudStore } from '../../cloud-bridge/src/store/sql-store.js';
 import { openSqlStore } from '../../cloud-bridge/src/store/sql-store.js';
 import type { TestServer } from '../../cloud-bridge/test/servers.js';
-import { mosquittoMissing, startMosquitto } from '../../cloud-bridge/test/servers.js';
-import { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
-import { LOCK, makeLock, world } from '../../firmware-sim/test/lock-harness.js';
+import { mosquittoMissing } from '../../cloud-bridge/test/servers.js';
+import type { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
+import { LOCK } from '../../firmware-sim/test/lock-harness.js';
+import { lockMqttClient, makeCloudLock, registerLock, startCloudMosquitto } from './fixtures/cloud-lock.js';
 import type { Lock } from '../../firmware-sim/test/lock-harness.js';
 import { waitFor } from '../../firmware-sim/test/mqtt-fixture.js';
 
@@ -55,37 +54,11 @@ const now = (): number => Math.floor(Date.now() / 1000);
 beforeAll(async () => {
   if (missing !== undefined) return;
   issuer = issuerFromKey(generateKeyPair('EdDSA'));
-  const base = world();
-  lock = await makeLock({
-    world: {
-      ...base,
-      issuer: issuer.key,
-      issuerKid: issuer.kid,
-      anchors: [
-        { kid: issuer.kid, key: issuer.key.publicKey, role: 'issuer' as const, name: 'tandem' },
-        ...base.anchors.filter((a) => a.role === 'owner'),
-      ],
-    },
-    noBeacon: true,
-  });
+  lock = await makeCloudLock(issuer);
   store = await openSqlStore({ kind: 'sqlite', path: join(dir, 'cloud.db') });
-  await store.registerLock({
-    lockId: LOCK,
-    deviceKey: lock.device.publicKey.raw,
-    passwordHash: hashPassword(PASSWORD),
-    registeredAt: Date.now(),
-  });
-  const files = await writeMosquittoFiles(
-    store,
-    hashPassword(bridgePassword),
-    join(dir, 'mosquitto'),
-    hashPassword(HA_PASSWORD),
-  );
-  server = await startMosquitto(readFileSync('cloud-bridge/mosquitto/mosquitto.conf', 'utf8'), {
-    passwd: readFileSync(files.passwd, 'utf8'),
-    acl: readFileSync(files.acl, 'utf8'),
-  });
-  const url = `mqtt://127.0.0.1:${server.port}`;
+  await registerLock(store, lock, PASSWORD);
+  let url: string;
+  ({ server, url } = await startCloudMosquitto(store, bridgePassword, join(dir, 'mosquitto'), HA_PASSWORD));
   bridge = await Bridge.start({
     url,
     password: bridgePassword,
@@ -98,19 +71,7 @@ beforeAll(async () => {
     homeAssistant: { settings: (id) => store.getLockSettings(id) },
   });
   bridge.remoteCommands!.onCommand((o) => outcomes.push(o));
-  client = new LockMqttClient({
-    lockId: LOCK,
-    authority: lock.authority,
-    outbox: lock.stores.outbox,
-    issuerKey: lock.anchors.issuerKey,
-    deviceKey: lock.device,
-    url,
-    username: LOCK,
-    password: PASSWORD,
-    clock: new SystemClock({ unref: true }),
-    backoff: { initialMs: 20, maxMs: 200 },
-    pollMs: 20,
-  });
+  client = lockMqttClient(lock, url, PASSWORD);
   client.on('applied', (e) => e.kind === 'command' && applied.push(e.status));
   await client.start();
   await waitFor(() => lock.authority.snapshot().uncertainty !== null, 'the lock to learn the time');

@@ -14,29 +14,28 @@
  *   issuer-signed revocation update the lock WOULD apply if it got it): PUBACK 0x87, nothing stored, the
  *   lock's revocation version and solenoid unmoved.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SystemClock } from '../../hardware/src/clock.js';
 import { generateKeyPair } from '../../protocol/src/keys.js';
 import { encodeAlert, topicFor } from '../../protocol/src/mqtt.js';
 import { encodeRevocationUpdate } from '../../protocol/src/revocation.js';
 import { Status } from '../../protocol/src/status.js';
 import { Bridge } from '../../cloud-bridge/src/bridge.js';
 import type { BridgeActivity } from '../../cloud-bridge/src/bridge.js';
-import { writeMosquittoFiles } from '../../cloud-bridge/src/cloud.js';
 import { generatePassword, hashPassword } from '../../cloud-bridge/src/credentials.js';
 import type { Issuer } from '../../cloud-bridge/src/issuer.js';
 import { issuerFromKey } from '../../cloud-bridge/src/issuer.js';
 import type { SqlCloudStore } from '../../cloud-bridge/src/store/sql-store.js';
 import { openSqlStore } from '../../cloud-bridge/src/store/sql-store.js';
 import type { TestServer } from '../../cloud-bridge/test/servers.js';
-import { mosquittoMissing, startMosquitto } from '../../cloud-bridge/test/servers.js';
-import { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
-import { LOCK, makeLock, world } from '../../firmware-sim/test/lock-harness.js';
+import { mosquittoMissing } from '../../cloud-bridge/test/servers.js';
+import type { LockMqttClient } from '../../firmware-sim/src/mqtt/lock-mqtt-client.js';
+import { LOCK } from '../../firmware-sim/test/lock-harness.js';
+import { lockMqttClient, makeCloudLock, registerLock, startCloudMosquitto } from './fixtures/cloud-lock.js';
 import type { Lock } from '../../firmware-sim/test/lock-harness.js';
 import { waitFor } from '../../firmware-sim/test/mqtt-fixture.js';
 
@@ -62,26 +61,9 @@ const now = (): number => Math.floor(Date.now() / 1000);
 beforeAll(async () => {
   if (missing !== undefined) return;
   issuer = issuerFromKey(generateKeyPair('EdDSA'));
-  const base = world();
-  lock = await makeLock({
-    world: {
-      ...base,
-      issuer: issuer.key,
-      issuerKid: issuer.kid,
-      anchors: [
-        { kid: issuer.kid, key: issuer.key.publicKey, role: 'issuer' as const, name: 'tandem' },
-        ...base.anchors.filter((a) => a.role === 'owner'),
-      ],
-    },
-    noBeacon: true,
-  });
+  lock = await makeCloudLock(issuer);
   store = await openSqlStore({ kind: 'sqlite', path: join(dir, 'cloud.db') });
-  await store.registerLock({
-    lockId: LOCK,
-    deviceKey: lock.device.publicKey.raw,
-    passwordHash: hashPassword(PASSWORD),
-    registeredAt: Date.now(),
-  });
+  await registerLock(store, lock, PASSWORD);
   await store.registerLock({
     lockId: OTHER,
     deviceKey: generateKeyPair('EdDSA').publicKey.raw,
@@ -89,12 +71,8 @@ beforeAll(async () => {
     registeredAt: Date.now(),
   });
   // The files `tandem cloud mosquitto` writes, from the store, as an operator would deploy them.
-  const files = await writeMosquittoFiles(store, hashPassword(bridgePassword), join(dir, 'mosquitto'));
-  server = await startMosquitto(readFileSync('cloud-bridge/mosquitto/mosquitto.conf', 'utf8'), {
-    passwd: readFileSync(files.passwd, 'utf8'),
-    acl: readFileSync(files.acl, 'utf8'),
-  });
-  const url = `mqtt://127.0.0.1:${server.port}`;
+  let url: string;
+  ({ server, url } = await startCloudMosquitto(store, bridgePassword, join(dir, 'mosquitto')));
   bridge = await Bridge.start({
     url,
     password: bridgePassword,
@@ -106,20 +84,7 @@ beforeAll(async () => {
     log: () => undefined,
   });
   bridge.onActivity((a) => activity.push(a));
-  client = new LockMqttClient({
-    lockId: LOCK,
-    authority: lock.authority,
-    outbox: lock.stores.outbox,
-    issuerKey: lock.anchors.issuerKey,
-    deviceKey: lock.device,
-    url,
-    username: LOCK,
-    password: PASSWORD,
-    clock: new SystemClock({ unref: true }),
-    backoff: { initialMs: 20, maxMs: 200 },
-    pollMs: 20,
-    resendAfterMs: 2_000,
-  });
+  client = lockMqttClient(lock, url, PASSWORD, { resendAfterMs: 2_000 });
   client.on('applied', (a) => applied.push(a));
   await client.start();
 }, 60_000);
