@@ -98,24 +98,25 @@ async function closeLock(lock: Lock): Promise<void> {
  *
  * - `lock`: the goal rows. The interval is the lock's own work for the attempt: `handleRequest` from the call
  *   to its result (decision, durable count, the state machine's unlock, the solenoid energised, the latch
- *   seen open, the audit record signed and both appends). The simulated hardware takes no turn of the event
- *   loop: while the state machine is `unlocking`, each microtask tick advances the manual clock 10 ms
- *   synchronously (pulse 20 ms, actuation 15 ms, latch debounce 20 ms); an in-memory lock then waits on
- *   microtasks only. After the result, untimed, the rider pushes the shackle back and the clock runs the
- *   latch's debounce synchronously, so that the next call unlocks from `locked` again. A lock on the real
- *   filesystem waits for its I/O in turns of the event loop (counted: 0 for the in-memory rows).
+ *   seen open, the audit record signed and both appends), awaited directly. The simulated hardware takes no
+ *   turn of the event loop: when the coil is switched on, the next microtask advances the manual clock
+ *   through the pulse (20 ms), the shackle's travel (15 ms) and the latch's debounce (20 ms) in one
+ *   synchronous step, so an in-memory lock waits on microtasks only (checked: a `setImmediate` armed before
+ *   each call must not have run when its result is in). After the result, untimed, the rider pushes the
+ *   shackle back and the clock runs the latch's debounce synchronously, so that the next call unlocks from
+ *   `locked` again. A lock on the real filesystem waits for its I/O in turns of the event loop, as it must.
  * - `full-cycle`: the measurement before 2026-12-06, kept as informative rows: the clock advanced one step
  *   per turn of the event loop (`setImmediate`) until the result, and the push-back and relock timed too.
  */
 type Driver = 'lock' | 'full-cycle';
 
-/** Microtask ticks without a result before the `lock` driver yields a turn of the event loop (I/O). */
-const TICKS_PER_TURN = 64;
+/** Simulated ms the `lock` driver advances once the coil is on: pulse, actuation and debounce all done. */
+const HARDWARE_MS = 60;
 
 interface Bench {
   readonly lock: Lock;
   readonly token: Uint8Array;
-  /** Turns of the event loop the `lock` driver has given the lock so far (I/O waits). */
+  /** Calls of the `lock` driver during which a turn of the event loop happened (I/O waits). */
   readonly turns: number;
   /** One UNLOCK request through the mechanism, the shackle pushed back after (full cycle). */
   unlockOnce(bytes: Uint8Array): Promise<LockResult>;
@@ -127,11 +128,18 @@ function bench(lock: Lock, token: Uint8Array): Bench {
   const { authority, clock, mech, sm } = lock;
   let pending: { bytes: Uint8Array; peer: string }[] = [];
   let turns = 0;
+  // The `lock` driver's hardware: the coil's switch-on finishes the mechanism's movement one microtask later
+  // (once the state machine awaits its pulse), without waiting for a turn of the event loop.
+  let instant = false;
+  mech.solenoid.onCurrentChange((on) => {
+    if (on && instant) queueMicrotask(() => clock.advance(HARDWARE_MS));
+  });
 
   // Full cycle: drives the manual clock until the request is answered (the pulse, the latch), yielding a
   // turn of the event loop in between so that the state machine's continuations run; then the rider pushes
   // the shackle back in.
   const fullCycle = async (bytes: Uint8Array, peer: string): Promise<LockResult> => {
+    instant = false;
     let result: LockResult | undefined;
     const p = authority.handleRequest(bytes, { peer }).then((r) => (result = r));
     await flushMicrotasks();
@@ -150,29 +158,12 @@ function bench(lock: Lock, token: Uint8Array): Bench {
     return result;
   };
 
-  // The lock's work only (Driver `lock`): to the result, hardware time advanced synchronously.
-  const toResult = async (bytes: Uint8Array, peer: string): Promise<LockResult> => {
-    let result: LockResult | undefined;
-    void authority.handleRequest(bytes, { peer }).then((r) => (result = r));
-    for (let ticks = 1; result === undefined; ticks++) {
-      if (sm.state === 'unlocking') clock.advance(STEP_MS);
-      if (ticks % TICKS_PER_TURN === 0) {
-        turns++;
-        await flushMicrotasks();
-      } else {
-        await undefined;
-      }
-    }
-    return result;
-  };
-
   // Untimed, between two calls of the `lock` driver: the rider pushes the shackle back in; the latch's
   // bounce and debounce timers run in one synchronous advance, and the state machine relocks.
-  const relock = (): Promise<void> => {
+  const relock = (): void => {
     mech.push();
-    clock.advance(50);
+    clock.advance(HARDWARE_MS);
     if (sm.state !== 'locked') throw new Error(`bench: the lock did not relock (state ${sm.state})`);
-    return Promise.resolve();
   };
 
   const after = async (): Promise<void> => {
@@ -197,15 +188,7 @@ function bench(lock: Lock, token: Uint8Array): Bench {
     command: Command.UNLOCK | Command.STATUS,
     driver: Driver = 'lock',
   ): Side => {
-    if (command === Command.STATUS) {
-      return asyncSide(
-        MAX_LIVE_CHALLENGES,
-        prepare(kind, command),
-        (i) => toResult(pending[i]!.bytes, pending[i]!.peer),
-        after,
-      );
-    }
-    if (driver === 'full-cycle') {
+    if (command === Command.UNLOCK && driver === 'full-cycle') {
       return asyncSide(
         MAX_LIVE_CHALLENGES,
         prepare(kind, command),
@@ -213,13 +196,29 @@ function bench(lock: Lock, token: Uint8Array): Bench {
         after,
       );
     }
-    return callSide(
-      MAX_LIVE_CHALLENGES,
-      prepare(kind, command),
-      (i) => toResult(pending[i]!.bytes, pending[i]!.peer),
-      relock,
-      after,
-    );
+    const unlocks = command === Command.UNLOCK;
+    return {
+      maxCalls: MAX_LIVE_CHALLENGES,
+      async run(n) {
+        prepare(kind, command)(n);
+        instant = true;
+        let t = 0n;
+        for (let i = 0; i < n; i++) {
+          const { bytes, peer } = pending[i]!;
+          let turned = false;
+          const immediate = setImmediate(() => (turned = true));
+          const start = process.hrtime.bigint();
+          consume(await authority.handleRequest(bytes, { peer }));
+          t += process.hrtime.bigint() - start;
+          clearImmediate(immediate);
+          if (turned) turns++;
+          if (unlocks) relock();
+        }
+        instant = false;
+        await after();
+        return Number(t);
+      },
+    };
   };
   return {
     lock,
@@ -229,35 +228,6 @@ function bench(lock: Lock, token: Uint8Array): Bench {
       return turns;
     },
     unlockOnce: (bytes) => fullCycle(bytes, 'phone'),
-  };
-}
-
-/**
- * Like `asyncSide` of `lib.ts`, but timing each call on its own and summing, so that `between(i)` (untimed)
- * can run after each call: the relock of the `lock` driver. Two `process.hrtime.bigint()` calls per call
- * (~0.1 µs) are inside the sum.
- */
-function callSide(
-  maxCalls: number,
-  prepare: (n: number) => void,
-  op: (i: number) => Promise<unknown>,
-  between: (i: number) => Promise<void>,
-  after: () => Promise<void>,
-): Side {
-  return {
-    maxCalls,
-    async run(n) {
-      prepare(n);
-      let t = 0n;
-      for (let i = 0; i < n; i++) {
-        const start = process.hrtime.bigint();
-        consume(await op(i));
-        t += process.hrtime.bigint() - start;
-        await between(i);
-      }
-      await after();
-      return Number(t);
-    },
   };
 }
 
@@ -419,13 +389,15 @@ async function decision(ctx: BenchContext, opts: CompareOptions, trailOpts: Comp
       // The in-memory lock must wait on nothing but microtasks: a turn of the event loop in its interval
       // would be the driver's (or a timer's), not the lock's work.
       if (driver === 'lock' && inMemory && turns !== 0)
-        throw new Error(`bench: decision.${name} took ${turns} turns of the event loop on an in-memory lock`);
+        throw new Error(
+          `bench: ${turns} calls of decision.${name} waited for a turn of the event loop in memory`,
+        );
       const what = `${command === UNLOCK ? 'UNLOCK' : 'STATUS (no mechanism)'}, ${kind === 'full' ? 'full chain' : 'by chainRef'}`;
       const how =
         command !== UNLOCK
           ? 'to the result'
           : driver === 'lock'
-            ? `to the result (solenoid pulsed, latch seen open, audited), the simulated hardware advanced without event-loop turns, the relock untimed${inMemory ? '' : `; ${turns} event-loop turns for I/O`}`
+            ? `to the result (solenoid pulsed, latch seen open, audited), the simulated hardware advanced without event-loop turns${inMemory ? ' (none in any call)' : ''}, the relock untimed`
             : 'full cycle as before 2026-12-06: clock advanced one step per event-loop turn, push-back and relock timed';
       ctx.report({
         name: `decision.${name}`,

@@ -69,6 +69,24 @@ function encodeFrames(records: readonly Uint8Array[], header?: Uint8Array): Uint
 }
 
 /**
+ * One frame whose record is `head` followed by `body`, in one allocation: the same bytes as
+ * `encodeFrames([concat(head, body)])` without building the record first. The lock's outbox and audit log
+ * frame a few header bytes and a signed record this way on every attempt, so that an append allocates one
+ * buffer instead of four (record writer, its copy, the frame, the card's copy; issue 8, decision cost).
+ */
+function encodeFrameOf(head: Uint8Array, body: Uint8Array): Uint8Array {
+  const len = head.length + body.length;
+  const out = new Uint8Array(APPEND_LOG_FRAME_BYTES + len);
+  out.set(head, APPEND_LOG_FRAME_BYTES);
+  out.set(body, APPEND_LOG_FRAME_BYTES + head.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, len);
+  view.setUint32(4, crc32(out, APPEND_LOG_FRAME_BYTES, out.length));
+  view.setUint32(8, crc32(out, 0, 8));
+  return out;
+}
+
+/**
  * Append-only log of records, each framed with its length and CRC-32 (ARCHITECTURE.md, "Hardware facts").
  * An append resolves only after fsync: a resolved append is what "acknowledged" means, and it survives a
  * power cut. On open, an incomplete last record (a torn tail, the normal result of a cut mid-append) is cut
@@ -180,18 +198,36 @@ export class AppendLog {
         );
       }
     }
-    return this.queue.run(async () => {
-      const handle = this.usable();
-      const bytes = encodeFrames(list);
-      try {
-        await handle.write(bytes);
-        await handle.sync();
-        this.size += bytes.length;
-      } catch (err) {
-        await this.rollBack(handle, err);
-        throw err;
-      }
-    });
+    return this.queue.run(() => this.writeFrames(encodeFrames(list)));
+  }
+
+  /**
+   * Append one record made of `head` followed by `body` (a record type, sequence number and length, then a
+   * payload): the same record as `append(concat(head, body))`, one write, one fsync; resolves once durable.
+   */
+  appendRecord(head: Uint8Array, body: Uint8Array): Promise<void> {
+    const length = head.length + body.length;
+    if (length > this.maxRecordBytes) {
+      return Promise.reject(
+        new StoreError(
+          'ERR_STORE_INVALID_ARGUMENT',
+          `${this.path}: record of ${length} bytes exceeds ${this.maxRecordBytes}`,
+        ),
+      );
+    }
+    return this.queue.run(() => this.writeFrames(encodeFrameOf(head, body)));
+  }
+
+  private async writeFrames(bytes: Uint8Array): Promise<void> {
+    const handle = this.usable();
+    try {
+      await handle.write(bytes);
+      await handle.sync();
+      this.size += bytes.length;
+    } catch (err) {
+      await this.rollBack(handle, err);
+      throw err;
+    }
   }
 
   /** Atomically replace the whole log with `records` (compaction, full replace); resolves once durable. */

@@ -174,7 +174,8 @@ export class AuditLog {
     return this.queue.run(async () => {
       if (this.kept.length >= this.opts.maxRecords) await this.roll();
       const seq = this.nextSeq;
-      await this.log.append(encodeRecord(seq, record));
+      // encodeRecord's bytes, framed in one buffer: the 9 header bytes, then the record.
+      await this.log.appendRecord(new ByteWriter(9).u8(REC_RECORD).u64(seq).finish(), record);
       const kept: AuditRecord = { seq, payload: record };
       this.kept.push(kept);
       this.nextSeq = seq + 1;

@@ -175,14 +175,10 @@ export class Outbox {
           `outbox full (${this.pending.length} messages, ${this.bytes} bytes): the cloud has not acknowledged them`,
         );
       }
-      await this.log.append(
-        new ByteWriter(14 + payload.length)
-          .u8(REC_ENQ)
-          .u64(seq)
-          .u8(KIND_CODE[kind])
-          .u32(payload.length)
-          .bytes(payload)
-          .finish(),
+      // The record's 14 header bytes and the payload, framed in one buffer (no record built first).
+      await this.log.appendRecord(
+        new ByteWriter(14).u8(REC_ENQ).u64(seq).u8(KIND_CODE[kind]).u32(payload.length).finish(),
+        payload,
       );
       this.pending.push({ seq, kind, payload });
       this.bytes += payload.length;
