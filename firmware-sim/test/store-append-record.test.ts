@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AppendLog } from '../src/store/append-log.js';
+import { ByteWriter, putU32, putU64 } from '../src/store/bytes.js';
 import { CrashingStoreFs } from '../src/store/crashing-store-fs.js';
 import { StoreError } from '../src/store/errors.js';
 
@@ -56,6 +57,28 @@ describe('CrashingStoreFs keeps no reference to a written buffer', () => {
       const after = fs.reboot({ tornWrites: mode });
       const survived = await after.readFile('/s/f');
       expect(survived).toEqual(mode === 'keep' ? expected : expected.subarray(0, 40));
+    }
+  });
+});
+
+describe('putU32 and putU64', () => {
+  it('write what ByteWriter.u32 and u64 write', () => {
+    for (const v of [
+      0,
+      1,
+      0xff,
+      0x1234_5678,
+      0xffff_ffff,
+      0x1_0000_0000,
+      0x12_3456_789a_bcde,
+      Number.MAX_SAFE_INTEGER,
+    ]) {
+      const b = new Uint8Array(12);
+      putU64(b, 0, v);
+      if (v <= 0xffff_ffff) putU32(b, 8, v);
+      const w = new ByteWriter().u64(v);
+      if (v <= 0xffff_ffff) w.u32(v);
+      expect(b.subarray(0, w.length)).toEqual(w.finish());
     }
   });
 });
