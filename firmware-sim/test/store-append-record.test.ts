@@ -28,6 +28,24 @@ describe('AppendLog.appendRecord', () => {
     expect(reopened.records).toEqual([whole]);
   });
 
+  it('frames record after record in its reused buffer without changing the ones before', async () => {
+    const fs = new CrashingStoreFs({ tornWrites: 'lose' });
+    const a = await AppendLog.open(fs, '/s', 'a.log');
+    const b = await AppendLog.open(fs, '/s', 'b.log');
+    const wholes: Uint8Array[] = [];
+    // Growing and shrinking records, the buffer growing past its first size on the way.
+    for (const [i, n] of [300, 20, 1500, 5, 700].entries()) {
+      const head = bytes(9, i);
+      const body = bytes(n, i + 10);
+      wholes.push(new Uint8Array([...head, ...body]));
+      await Promise.all([a.log.append(wholes[i]!), b.log.appendRecord(head, body)]);
+    }
+    expect(fs.peekFile('/s/b.log')).toEqual(fs.peekFile('/s/a.log'));
+    await b.log.close();
+    const reopened = await AppendLog.open(fs.reboot({ tornWrites: 'lose' }), '/s', 'b.log');
+    expect(reopened.records).toEqual(wholes);
+  });
+
   it('refuses a record over the bound, head and body counted together', async () => {
     const fs = new CrashingStoreFs({ tornWrites: 'lose' });
     const { log } = await AppendLog.open(fs, '/s', 'a.log', { maxRecordBytes: 100 });

@@ -69,17 +69,16 @@ function encodeFrames(records: readonly Uint8Array[], header?: Uint8Array): Uint
 }
 
 /**
- * One frame whose record is `head` followed by `body`, in one allocation: the same bytes as
- * `encodeFrames([concat(head, body)])` without building the record first. The lock's outbox and audit log
- * frame a few header bytes and a signed record this way on every attempt, so that an append allocates one
- * buffer instead of four (record writer, its copy, the frame, the card's copy; issue 8, decision cost).
+ * One frame whose record is `head` followed by `body`, written into `into` (from its start): the same bytes
+ * as `encodeFrames([concat(head, body)])` without building the record first. The lock's outbox and audit
+ * log frame a few header bytes and a signed record this way on every attempt, into a buffer each log reuses
+ * (issue 8, decision cost: before, a record writer, its copy, the frame and the card's copy per append).
  */
-function encodeFrameOf(head: Uint8Array, body: Uint8Array): Uint8Array {
+function encodeFrameInto(into: Uint8Array, view: DataView, head: Uint8Array, body: Uint8Array): Uint8Array {
   const len = head.length + body.length;
-  const out = new Uint8Array(APPEND_LOG_FRAME_BYTES + len);
+  const out = into.subarray(0, APPEND_LOG_FRAME_BYTES + len);
   out.set(head, APPEND_LOG_FRAME_BYTES);
   out.set(body, APPEND_LOG_FRAME_BYTES + head.length);
-  const view = new DataView(out.buffer);
   view.setUint32(0, len);
   view.setUint32(4, crc32(out, APPEND_LOG_FRAME_BYTES, out.length));
   view.setUint32(8, crc32(out, 0, 8));
@@ -96,6 +95,10 @@ function encodeFrameOf(head: Uint8Array, body: Uint8Array): Uint8Array {
  */
 export class AppendLog {
   private readonly queue = new SerialQueue();
+  // appendRecord's frame buffer, reused: appends run one at a time on the queue, and a StoreFileHandle keeps
+  // no reference to what it wrote once write() has resolved.
+  private scratch = new Uint8Array(0);
+  private scratchView = new DataView(this.scratch.buffer);
   private size: number;
   private handle: StoreFileHandle | undefined;
   private broken: StoreError | undefined;
@@ -215,7 +218,14 @@ export class AppendLog {
         ),
       );
     }
-    return this.queue.run(() => this.writeFrames(encodeFrameOf(head, body)));
+    return this.queue.run(() => {
+      const frameBytes = APPEND_LOG_FRAME_BYTES + length;
+      if (this.scratch.length < frameBytes) {
+        this.scratch = new Uint8Array(Math.max(frameBytes, 2 * this.scratch.length, 1024));
+        this.scratchView = new DataView(this.scratch.buffer);
+      }
+      return this.writeFrames(encodeFrameInto(this.scratch, this.scratchView, head, body));
+    });
   }
 
   private async writeFrames(bytes: Uint8Array): Promise<void> {
