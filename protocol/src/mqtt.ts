@@ -8,6 +8,7 @@
  * key by the lock id of the topic. Those the cloud writes (revocation update, outbox ack, time beacon) are
  * signed by the issuer, `kid` in the unprotected header. Each carries its content format ([TANDEM-REV-1]).
  */
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import type { CborLimits, CborValue } from './cbor.js';
 import { encode } from './cbor.js';
@@ -361,8 +362,15 @@ export function verifyAuditRecord(
  * complete COSE_Sign1 bytes, so that the chain covers the signatures too and a dropped record shows.
  */
 export function auditRecordHash(recordBytes: Uint8Array): Uint8Array {
-  return Uint8Array.from(createHash('sha256').update(recordBytes).digest());
+  return Uint8Array.from(sha256(recordBytes));
 }
+
+// Node's one-shot hash (20.12 and later) where it has it, as chain.ts: no Hash object per record, and the
+// lock hashes every record it writes (issue 8, decision cost).
+const sha256: (data: Uint8Array) => Buffer =
+  typeof crypto.hash === 'function'
+    ? (data) => crypto.hash('sha256', data, 'buffer')
+    : (data) => createHash('sha256').update(data).digest();
 
 // ---------------------------------------------------------------------------------------------------------
 // Lock state ([TANDEM-MQTT-10]).

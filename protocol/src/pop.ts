@@ -76,6 +76,55 @@ function cborHead(major: number, n: number): Uint8Array {
   return Uint8Array.of(m | 26, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
 }
 
+/** Bytes of {@link cborHead}`(major, n)`. */
+function headLength(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/** Writes {@link cborHead}`(major, n)` into `out` at `o`; returns the offset after it. */
+function writeHead(out: Uint8Array, o: number, major: number, n: number): number {
+  const m = major << 5;
+  if (n < 24) {
+    out[o] = m | n;
+    return o + 1;
+  }
+  if (n < 0x100) {
+    out[o] = m | 24;
+    out[o + 1] = n;
+    return o + 2;
+  }
+  if (n < 0x10000) {
+    out[o] = m | 25;
+    out[o + 1] = n >> 8;
+    out[o + 2] = n & 0xff;
+    return o + 3;
+  }
+  out[o] = m | 26;
+  out[o + 1] = n >>> 24;
+  out[o + 2] = (n >> 16) & 0xff;
+  out[o + 3] = (n >> 8) & 0xff;
+  out[o + 4] = n & 0xff;
+  return o + 5;
+}
+
+// The constant start of the PoP input for one lock: POP_PREFIX and the lock id as a text string. A lock
+// builds it for its own id on every request, so the last one is kept.
+let lastLockId: string | undefined;
+let lastLockPrefix: Uint8Array = POP_PREFIX;
+function lockPrefix(lockId: string): Uint8Array {
+  if (lockId !== lastLockId) {
+    const id = Buffer.from(lockId, 'utf8');
+    const head = cborHead(3, id.length);
+    const p = new Uint8Array(POP_PREFIX.length + head.length + id.length);
+    p.set(POP_PREFIX, 0);
+    p.set(head, POP_PREFIX.length);
+    p.set(id, POP_PREFIX.length + head.length);
+    lastLockPrefix = p;
+    lastLockId = lockId;
+  }
+  return lastLockPrefix;
+}
+
 /**
  * The bytes the holder signs ([TANDEM-POP-3]): CBOR `["Tandem-PoP-v1", lock id, nonce, command, args,
  * chain hash]`. The context string keeps the signature from being valid for any other Tandem message.
@@ -92,27 +141,26 @@ export function popSignedBytes(
   if (!Number.isInteger(command) || command < 0 || command > 0xffffffff) {
     throw new ProtocolError('ERR_MESSAGE_INVALID', `command ${String(command)} is not an unsigned integer`);
   }
-  const id = Buffer.from(lockId, 'utf8');
-  const parts = [
-    POP_PREFIX,
-    cborHead(3, id.length),
-    id,
-    cborHead(2, nonce.length),
-    nonce,
-    cborHead(0, command),
-    cborHead(2, args.length),
-    args,
-    cborHead(2, chainHash.length),
-    chainHash,
-  ];
-  let length = 0;
-  for (const part of parts) length += part.length;
+  // Sizes first, then one buffer written in place: no array of parts, no head arrays (issue 8, decision cost).
+  const start = lockPrefix(lockId);
+  const length =
+    start.length +
+    headLength(nonce.length) +
+    nonce.length +
+    headLength(command) +
+    headLength(args.length) +
+    args.length +
+    headLength(chainHash.length) +
+    chainHash.length;
   const out = new Uint8Array(length);
-  let o = 0;
-  for (const part of parts) {
-    out.set(part, o);
-    o += part.length;
-  }
+  out.set(start, 0);
+  let o = writeHead(out, start.length, 2, nonce.length);
+  out.set(nonce, o);
+  o = writeHead(out, o + nonce.length, 0, command);
+  o = writeHead(out, o, 2, args.length);
+  out.set(args, o);
+  o = writeHead(out, o + args.length, 2, chainHash.length);
+  out.set(chainHash, o);
   return out;
 }
 

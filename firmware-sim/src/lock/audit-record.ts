@@ -38,6 +38,12 @@ class Writer {
   readonly buf = new Uint8Array(MAX_AUDIT_RECORD_BYTES);
   pos = 0;
 
+  /** Empties the writer for the next record: its buffer is reused (issue 8: no allocation per record). */
+  reset(): this {
+    this.pos = 0;
+    return this;
+  }
+
   head(major: number, n: number): void {
     const b = this.buf;
     let p = this.pos;
@@ -96,6 +102,11 @@ export class AuditRecordWriter {
   #checkedLockId: string | undefined;
   /** Records handed to `encodeAuditRecord` because this writer does not write their shape. */
   fallbacks = 0;
+  // One buffer each for the payload, the Sig_structure and the COSE_Sign1, reused by every record: encode()
+  // is synchronous and copies what it returns out of them, so no record shares their bytes.
+  readonly #payloadWriter = new Writer();
+  readonly #tbsWriter = new Writer();
+  readonly #outWriter = new Writer();
 
   constructor(deviceKey: PrivateKey) {
     this.#key = deviceKey;
@@ -112,7 +123,7 @@ export class AuditRecordWriter {
     }
     const protectedBytes = (this.#protectedBytes ??= this.#protectedHeader(record));
     // Sig_structure (RFC 9052 §4.4): ["Signature1", protected, external_aad h'', payload].
-    const tbs = new Writer();
+    const tbs = this.#tbsWriter.reset();
     tbs.head(4, 4);
     tbs.head(3, SIGNATURE1.length);
     tbs.buf.set(SIGNATURE1, tbs.pos);
@@ -120,7 +131,7 @@ export class AuditRecordWriter {
     const sig = this.#sign(tbs, protectedBytes, payload);
     if (sig === undefined) return this.#fallback(record);
     // COSE_Sign1 (untagged, as signPayload writes it): [protected, {}, payload, signature].
-    const out = new Writer();
+    const out = this.#outWriter.reset();
     try {
       out.head(4, 4);
       out.bytes(protectedBytes);
@@ -167,7 +178,7 @@ export class AuditRecordWriter {
     }
     if (!isStatus(r.status) || (r.command !== undefined && !isCommand(r.command))) throw new NotWritten();
     const detail = r.detail;
-    const w = new Writer();
+    const w = this.#payloadWriter.reset();
     w.head(
       5,
       7 +
@@ -215,6 +226,8 @@ export class AuditRecordWriter {
     }
     w.head(0, 11);
     w.uint(r.epoch);
-    return w.buf.slice(0, w.pos);
+    // A view of the payload writer's buffer: encode() copies it into the Sig_structure and the COSE_Sign1
+    // before the next record can reuse the buffer.
+    return w.buf.subarray(0, w.pos);
   }
 }

@@ -369,7 +369,9 @@ export class LockStateMachine {
       at: this.#clock.now(),
       ...(error === undefined ? {} : { error }),
     };
-    debug('%s -> %s (%s)', from, to, reason);
+    // Checked first: `debug` takes its arguments as a rest array even when its namespace is off, and every
+    // unlock makes three transitions (issue 8, decision cost).
+    if (debug.enabled) debug('%s -> %s (%s)', from, to, reason);
     for (const l of [...this.#listeners]) {
       try {
         l(t);

@@ -69,6 +69,23 @@ function encodeFrames(records: readonly Uint8Array[], header?: Uint8Array): Uint
 }
 
 /**
+ * One frame whose record is `head` followed by `body`, written into `into` (from its start): the same bytes
+ * as `encodeFrames([concat(head, body)])` without building the record first. The lock's outbox and audit
+ * log frame a few header bytes and a signed record this way on every attempt, into a buffer each log reuses
+ * (issue 8, decision cost: before, a record writer, its copy, the frame and the card's copy per append).
+ */
+function encodeFrameInto(into: Uint8Array, view: DataView, head: Uint8Array, body: Uint8Array): Uint8Array {
+  const len = head.length + body.length;
+  const out = into.subarray(0, APPEND_LOG_FRAME_BYTES + len);
+  out.set(head, APPEND_LOG_FRAME_BYTES);
+  out.set(body, APPEND_LOG_FRAME_BYTES + head.length);
+  view.setUint32(0, len);
+  view.setUint32(4, crc32(out, APPEND_LOG_FRAME_BYTES, out.length));
+  view.setUint32(8, crc32(out, 0, 8));
+  return out;
+}
+
+/**
  * Append-only log of records, each framed with its length and CRC-32 (ARCHITECTURE.md, "Hardware facts").
  * An append resolves only after fsync: a resolved append is what "acknowledged" means, and it survives a
  * power cut. On open, an incomplete last record (a torn tail, the normal result of a cut mid-append) is cut
@@ -78,6 +95,10 @@ function encodeFrames(records: readonly Uint8Array[], header?: Uint8Array): Uint
  */
 export class AppendLog {
   private readonly queue = new SerialQueue();
+  // appendRecord's frame buffer, reused: appends run one at a time on the queue, and a StoreFileHandle keeps
+  // no reference to what it wrote once write() has resolved.
+  private scratch = new Uint8Array(0);
+  private scratchView = new DataView(this.scratch.buffer);
   private size: number;
   private handle: StoreFileHandle | undefined;
   private broken: StoreError | undefined;
@@ -180,18 +201,43 @@ export class AppendLog {
         );
       }
     }
-    return this.queue.run(async () => {
-      const handle = this.usable();
-      const bytes = encodeFrames(list);
-      try {
-        await handle.write(bytes);
-        await handle.sync();
-        this.size += bytes.length;
-      } catch (err) {
-        await this.rollBack(handle, err);
-        throw err;
+    return this.queue.run(() => this.writeFrames(encodeFrames(list)));
+  }
+
+  /**
+   * Append one record made of `head` followed by `body` (a record type, sequence number and length, then a
+   * payload): the same record as `append(concat(head, body))`, one write, one fsync; resolves once durable.
+   */
+  appendRecord(head: Uint8Array, body: Uint8Array): Promise<void> {
+    const length = head.length + body.length;
+    if (length > this.maxRecordBytes) {
+      return Promise.reject(
+        new StoreError(
+          'ERR_STORE_INVALID_ARGUMENT',
+          `${this.path}: record of ${length} bytes exceeds ${this.maxRecordBytes}`,
+        ),
+      );
+    }
+    return this.queue.run(() => {
+      const frameBytes = APPEND_LOG_FRAME_BYTES + length;
+      if (this.scratch.length < frameBytes) {
+        this.scratch = new Uint8Array(Math.max(frameBytes, 2 * this.scratch.length, 1024));
+        this.scratchView = new DataView(this.scratch.buffer);
       }
+      return this.writeFrames(encodeFrameInto(this.scratch, this.scratchView, head, body));
     });
+  }
+
+  private async writeFrames(bytes: Uint8Array): Promise<void> {
+    const handle = this.usable();
+    try {
+      await handle.write(bytes);
+      await handle.sync();
+      this.size += bytes.length;
+    } catch (err) {
+      await this.rollBack(handle, err);
+      throw err;
+    }
   }
 
   /** Atomically replace the whole log with `records` (compaction, full replace); resolves once durable. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { AppendLog } from './append-log.js';
-import { ByteReader, ByteWriter, checkInt } from './bytes.js';
+import { ByteReader, ByteWriter, checkInt, putU64 } from './bytes.js';
 import { StoreError, isStoreError } from './errors.js';
 import { SerialQueue } from './serial-queue.js';
 import type { StoreFs } from './store-fs.js';
@@ -174,7 +174,11 @@ export class AuditLog {
     return this.queue.run(async () => {
       if (this.kept.length >= this.opts.maxRecords) await this.roll();
       const seq = this.nextSeq;
-      await this.log.append(encodeRecord(seq, record));
+      // encodeRecord's bytes, framed in one buffer: the 9 header bytes, then the record.
+      const head = new Uint8Array(9);
+      head[0] = REC_RECORD;
+      putU64(head, 1, seq);
+      await this.log.appendRecord(head, record);
       const kept: AuditRecord = { seq, payload: record };
       this.kept.push(kept);
       this.nextSeq = seq + 1;

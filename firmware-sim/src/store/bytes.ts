@@ -63,6 +63,23 @@ export class ByteWriter {
 }
 
 /** Big-endian reader; any overrun or out-of-range value is ERR_STORE_CORRUPT (the bytes passed their CRC). */
+/**
+ * Writes `v` big-endian in 4 bytes at `at`, as {@link ByteWriter.u32}: for record headers written straight
+ * into a small array (no DataView, whose `.buffer` would move a small array's bytes off the heap).
+ */
+export function putU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
+}
+
+/** Writes the safe integer `v` big-endian in 8 bytes at `at`, as {@link ByteWriter.u64} (no BigInt). */
+export function putU64(b: Uint8Array, at: number, v: number): void {
+  putU32(b, at, Math.floor(v / 0x1_0000_0000));
+  putU32(b, at + 4, v >>> 0);
+}
+
 export class ByteReader {
   private readonly view: DataView;
   private pos = 0;

@@ -355,7 +355,15 @@ export class CrashingStoreFs implements StoreFs {
 
   private fileOp(inode: Inode, op: FileOp): void {
     inode.current = applyFileOpLive(inode, inode.current, op);
-    inode.pending.push(op);
+    // A pending write keeps its bytes for the power-cut image: a view of the file's own buffer where they were
+    // just written, not a copy (issue 8, decision cost: one allocation fewer per append). That range of a
+    // file buffer is never written again: applyFileOpLive only writes past a buffer's current end, and every
+    // other change (truncate, overwrite, corruptByte) builds a new buffer.
+    inode.pending.push(
+      op.kind === 'write'
+        ? { kind: 'write', pos: op.pos, data: inode.current.subarray(op.pos, op.pos + op.data.length) }
+        : op,
+    );
   }
 
   private syncInode(inode: Inode): void {
@@ -452,7 +460,8 @@ class CrashingHandle implements StoreFileHandle {
     this.file.step();
     this.checkOpen();
     const pos = this.mode === 'a' ? this.file.length() : this.position;
-    this.file.apply({ kind: 'write', pos, data: data.slice() });
+    // The card keeps no reference to the caller's buffer: fileOp records the bytes as they now are in the file.
+    this.file.apply({ kind: 'write', pos, data });
     this.position = pos + data.length;
   }
 

@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { AppendLog } from './append-log.js';
-import { ByteReader, ByteWriter, checkInt } from './bytes.js';
+import { ByteReader, ByteWriter, checkInt, putU32, putU64 } from './bytes.js';
 import { StoreError } from './errors.js';
 import { SerialQueue } from './serial-queue.js';
 import type { StoreFs } from './store-fs.js';
@@ -175,15 +175,13 @@ export class Outbox {
           `outbox full (${this.pending.length} messages, ${this.bytes} bytes): the cloud has not acknowledged them`,
         );
       }
-      await this.log.append(
-        new ByteWriter(14 + payload.length)
-          .u8(REC_ENQ)
-          .u64(seq)
-          .u8(KIND_CODE[kind])
-          .u32(payload.length)
-          .bytes(payload)
-          .finish(),
-      );
+      // The record's 14 header bytes and the payload, framed in one buffer (no record built first).
+      const head = new Uint8Array(14);
+      head[0] = REC_ENQ;
+      putU64(head, 1, seq);
+      head[9] = KIND_CODE[kind];
+      putU32(head, 10, payload.length);
+      await this.log.appendRecord(head, payload);
       this.pending.push({ seq, kind, payload });
       this.bytes += payload.length;
       this.nextSeq = seq + 1;

@@ -8,7 +8,10 @@ import type { StoreErrorCode } from './errors.js';
  * in create mode ('w'). Nothing written is durable until {@link StoreFileHandle.sync} resolves.
  */
 export interface StoreFileHandle {
-  /** Write all of `data` (loops over short writes). */
+  /**
+   * Write all of `data` (loops over short writes). Keeps no reference to `data` once the promise settles: the
+   * caller may reuse the buffer (AppendLog frames every record into one).
+   */
   write(data: Uint8Array): Promise<void>;
   /** fsync: data and size are durable when this resolves. */
   sync(): Promise<void>;
