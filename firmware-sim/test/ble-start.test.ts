@@ -126,3 +126,57 @@ describe('BlenoLockPeripheral.start', () => {
     expect(bleno.listenerCount('accept')).toBe(0); // let go of bleno's events
   });
 });
+
+// The runtime starts BLE while its authority writes the boot record (issue 8 §2): the adapter comes up and
+// takes the service, but nothing is advertised, so no phone can connect, until the authority has started.
+describe('BlenoLockPeripheral.start(advertiseAfter)', () => {
+  function poweringOn(): ScriptedBleno & { calls: string[] } {
+    const calls: string[] = [];
+    const bleno = new ScriptedBleno((self) =>
+      setImmediate(() => {
+        self.state = 'poweredOn';
+        self.emit('stateChange', 'poweredOn');
+      }),
+    );
+    for (const name of ['setServices', 'stopAdvertising', 'startAdvertisingWithEIRData'] as const) {
+      const real = bleno[name].bind(bleno);
+      bleno[name] = () => {
+        calls.push(name);
+        real();
+      };
+    }
+    return Object.assign(bleno, { calls });
+  }
+
+  const turns = async (n: number) => {
+    for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+  };
+
+  it('sets the service at once and advertises only after advertiseAfter resolves', async () => {
+    const bleno = poweringOn();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const p = peripheral(() => bleno as unknown as BlenoApi);
+    const started = p.start(gate);
+    await turns(20);
+    expect(bleno.calls).toEqual(['setServices']);
+    expect(p.state).toBe('starting');
+    release();
+    await started;
+    expect(bleno.calls).toEqual(['setServices', 'stopAdvertising', 'startAdvertisingWithEIRData']);
+    expect(p.state).toBe('running');
+  });
+
+  it('fails with the caller’s error and advertises nothing when advertiseAfter rejects', async () => {
+    const bleno = poweringOn();
+    const cause = new Error('boot record not written');
+    const gate = new Promise<void>((_, reject) => setImmediate(() => reject(cause)));
+    const p = peripheral(() => bleno as unknown as BlenoApi);
+    const err = await p.start(gate).catch((e: unknown) => e);
+    expect(err === cause || (err as Error).cause === cause).toBe(true);
+    expect((err as Error).message).toContain('boot record not written');
+    expect(bleno.calls).not.toContain('startAdvertisingWithEIRData');
+    expect(p.state).toBe('stopped');
+    expect(bleno.listenerCount('accept')).toBe(0);
+  });
+});

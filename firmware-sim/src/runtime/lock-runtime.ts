@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Clock } from '../../../hardware/src/clock.js';
 import type { SerialConsole } from '../../../hardware/src/interfaces.js';
-import { encodeAlert, encodeClaimReceipt, signBytes } from '../../../protocol/src/index.js';
-import type { AlertKind, PrivateKey } from '../../../protocol/src/index.js';
+import { encodeAlert, encodeClaimReceipt } from '../../../protocol/src/index.js';
+import type { AlertKind } from '../../../protocol/src/index.js';
 import type { LockFileConfig } from '../config/lock-config.js';
 import { ConsoleInterpreter } from '../console/console-interpreter.js';
 import type { ConsoleCommand } from '../console/console-interpreter.js';
@@ -38,6 +38,17 @@ import { simulationCommands } from './simulation-commands.js';
 import { BatteryMonitor } from '../../../hardware/src/battery.js';
 
 const debug = createDebug('tandem:lock:runtime');
+
+/**
+ * Runs two start steps side by side and returns both results once both have settled, so that no step of a
+ * failed start still runs while the start cleans up; the first failure in argument order is thrown.
+ */
+async function both<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  return [ra.value, rb.value];
+}
 
 /** Options of {@link LockRuntime.open}. */
 export interface LockRuntimeOptions {
@@ -197,22 +208,20 @@ export class LockRuntime {
       latchSpringsOpen: config.hardware.latchSpringsOpen,
     });
     await stateMachine.start();
-    const trustedClock = await TrustedClock.open({
-      clock,
-      fs,
-      dir: config.dataDir,
-      // [TANDEM-TIME-6]: no operating-system clock here; the lock's time comes from signed beacons only.
-      driftPpm: config.time.driftPpm,
-    });
-    // The device key signs audit records; it is read from the config store, which opens with the others,
-    // so the signer reads it through this holder (nothing is audited before it is set below).
-    const device: { key?: PrivateKey } = {};
-    const { stores, corrupt } = await openLockStores(fs, config.dataDir, {
-      auditSign: (hash) => signBytes(device.key!, hash),
-      auditClock: () => trustedClock.auditTimeMs(),
-    });
+    // The time floor and the stores are separate files that nothing links at open: read together, the lock
+    // waits for the slowest read instead of the sum of them (issue 8 §2, start time). A store found corrupt is
+    // still moved aside by openLockStores before anything is served, and either failure stops the start.
+    const [trustedClock, { stores, corrupt }] = await both(
+      TrustedClock.open({
+        clock,
+        fs,
+        dir: config.dataDir,
+        // [TANDEM-TIME-6]: no operating-system clock here; the lock's time comes from signed beacons only.
+        driftPpm: config.time.driftPpm,
+      }),
+      openLockStores(fs, config.dataDir),
+    );
     const identity = await LockIdentity.load(stores.config);
-    device.key = identity.deviceKey;
     const runtime = new LockRuntime({
       options,
       stateMachine,
@@ -272,10 +281,24 @@ export class LockRuntime {
     return this.#mqtt;
   }
 
-  /** Starts the authority, BLE and MQTT if the lock is provisioned and they are not running yet. */
+  /**
+   * Starts the authority, BLE and MQTT if the lock is provisioned and they are not running yet.
+   *
+   * The authority and BLE start side by side (issue 8 §2, start time): while the authority writes its boot
+   * record (an append to the outbox and one to the audit log, each fsynced: tens of ms on an SD card), bleno
+   * loads, the adapter powers on and takes the GATT service. Advertising, the only way a phone can reach the
+   * service (SPEC §8.2), waits until the authority has started, so no request can arrive before it answers.
+   * Either failure fails the reload, once both have settled.
+   */
   async reload(): Promise<void> {
-    await this.#startAuthority();
-    await this.#startBle();
+    const starting = this.#newAuthority();
+    const started =
+      starting === undefined
+        ? Promise.resolve()
+        : starting.start().then(() => {
+            this.#authority = starting;
+          });
+    await both(started, this.#startBle(this.#authority ?? starting, started));
     await this.#startMqtt();
   }
 
@@ -305,8 +328,8 @@ export class LockRuntime {
     }
   }
 
-  async #startBle(): Promise<void> {
-    const authority = this.#authority;
+  /** Starts BLE for `authority`; advertising waits for `authorityStarted` (see {@link reload}). */
+  async #startBle(authority: LockAuthority | undefined, authorityStarted: Promise<void>): Promise<void> {
     if (!authority || !this.#options.ble || this.#peripheral) return;
     const peripheral = new BlenoLockPeripheral({
       backend: new AuthorityBackend({
@@ -323,13 +346,20 @@ export class LockRuntime {
       this.#options.onFatal?.(e);
     });
     this.#peripheral = peripheral;
-    await peripheral.start();
+    try {
+      await peripheral.start(authorityStarted);
+    } catch (error) {
+      // A peripheral whose authority did not start is dropped with it: the next reload builds both again.
+      if (this.#authority !== authority) this.#peripheral = undefined;
+      throw error;
+    }
   }
 
-  async #startAuthority(): Promise<void> {
+  /** A new authority if the lock is provisioned and has none yet; started by {@link reload}. */
+  #newAuthority(): LockAuthority | undefined {
     const lockId = this.lockId;
-    if (this.#authority || lockId === undefined || this.anchors.count('issuer') === 0) return;
-    const authority = new LockAuthority({
+    if (this.#authority || lockId === undefined || this.anchors.count('issuer') === 0) return undefined;
+    return new LockAuthority({
       lockId,
       anchors: this.anchors,
       stores: this.stores,
@@ -341,8 +371,6 @@ export class LockRuntime {
       config: this.#options.config.behaviour,
       safeModeReasons: this.corrupt,
     });
-    await authority.start();
-    this.#authority = authority;
   }
 
   #startTheftDetection(): void {
