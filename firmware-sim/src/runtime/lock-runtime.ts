@@ -195,9 +195,14 @@ export class LockRuntime {
   static async #open(options: LockRuntimeOptions): Promise<LockRuntime> {
     const { config, hardware, clock } = options;
     const fs = options.fs ?? new NodeStoreFs();
-    await hardware.solenoid.open();
-    await hardware.solenoid.release();
-    await hardware.latch.open();
+    // The coil is driven low and the latch is read side by side (issue 8 §2, start time): on a Pi each is a
+    // libgpiod tool run to its exit (`gpioset`, `gpioget`, each after a `--version`), tens of ms apiece on a
+    // Pi Zero, and reading a sensor line energises nothing. The state machine still starts only once both
+    // are done, so the lock is locked before anything else can happen; either failure fails the start.
+    await both(
+      hardware.solenoid.open().then(() => hardware.solenoid.release()),
+      hardware.latch.open(),
+    );
     const stateMachine = new LockStateMachine({
       clock,
       solenoid: hardware.solenoid,
