@@ -262,26 +262,19 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
   /**
    * Loads bleno, waits for the adapter, sets the service and starts advertising. Rejects with a
    * {@link BleError} carrying fix-it text when the adapter cannot be used.
-   *
-   * `advertiseAfter`: advertising waits for it, so that the adapter comes up while the caller finishes its own
-   * start (the lock runtime: the authority's boot record, issue 8 §2). A phone cannot connect before the lock
-   * advertises (SPEC §8.2), so no request reaches the backend before it resolves; if it rejects, the start
-   * fails with its error and nothing is advertised.
    */
-  async start(advertiseAfter?: Promise<unknown>): Promise<void> {
+  async start(): Promise<void> {
     if (this.stateValue !== 'stopped') {
       throw new BleError('ERR_BLE_START', `cannot start a peripheral that is ${this.stateValue}`);
     }
     this.stateValue = 'starting';
-    // Its rejection is read where advertising waits for it; until then it must not count as unhandled.
-    advertiseAfter?.catch(() => undefined);
     try {
       const bleno = this.bleno ?? this.loader();
       this.bleno = bleno;
       this.attach(bleno);
       this.installCrashGuard(bleno);
       await this.poweredOn(bleno);
-      await this.serve(bleno, advertiseAfter);
+      await this.serve(bleno);
       this.stateValue = 'running';
       debug('serving lock %s', this.backend.lockId);
     } catch (err) {
@@ -602,8 +595,8 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
     });
   }
 
-  /** Sets the service and (re)starts advertising, once `advertiseAfter` (see {@link start}) has resolved. */
-  private async serve(bleno: BlenoApi, advertiseAfter?: Promise<unknown>): Promise<void> {
+  /** Sets the service and (re)starts advertising. */
+  private async serve(bleno: BlenoApi): Promise<void> {
     process.env.BLENO_DEVICE_NAME = this.deviceName;
     const service = new bleno.PrimaryService({
       uuid: compactUuid(GATT_SERVICE_UUID),
@@ -618,7 +611,6 @@ export class BlenoLockPeripheral extends EventEmitter<BlenoLockPeripheralEvents>
       () => bleno.setServices([service]),
       'setting services',
     );
-    await advertiseAfter;
     await this.advertise(bleno);
   }
 

@@ -286,24 +286,10 @@ export class LockRuntime {
     return this.#mqtt;
   }
 
-  /**
-   * Starts the authority, BLE and MQTT if the lock is provisioned and they are not running yet.
-   *
-   * The authority and BLE start side by side (issue 8 §2, start time): while the authority writes its boot
-   * record (an append to the outbox and one to the audit log, each fsynced: tens of ms on an SD card), bleno
-   * loads, the adapter powers on and takes the GATT service. Advertising, the only way a phone can reach the
-   * service (SPEC §8.2), waits until the authority has started, so no request can arrive before it answers.
-   * Either failure fails the reload, once both have settled.
-   */
+  /** Starts the authority, BLE and MQTT if the lock is provisioned and they are not running yet. */
   async reload(): Promise<void> {
-    const starting = this.#newAuthority();
-    const started =
-      starting === undefined
-        ? Promise.resolve()
-        : starting.start().then(() => {
-            this.#authority = starting;
-          });
-    await both(started, this.#startBle(this.#authority ?? starting, started));
+    await this.#startAuthority();
+    await this.#startBle();
     await this.#startMqtt();
   }
 
@@ -333,8 +319,8 @@ export class LockRuntime {
     }
   }
 
-  /** Starts BLE for `authority`; advertising waits for `authorityStarted` (see {@link reload}). */
-  async #startBle(authority: LockAuthority | undefined, authorityStarted: Promise<void>): Promise<void> {
+  async #startBle(): Promise<void> {
+    const authority = this.#authority;
     if (!authority || !this.#options.ble || this.#peripheral) return;
     const peripheral = new BlenoLockPeripheral({
       backend: new AuthorityBackend({
@@ -351,20 +337,13 @@ export class LockRuntime {
       this.#options.onFatal?.(e);
     });
     this.#peripheral = peripheral;
-    try {
-      await peripheral.start(authorityStarted);
-    } catch (error) {
-      // A peripheral whose authority did not start is dropped with it: the next reload builds both again.
-      if (this.#authority !== authority) this.#peripheral = undefined;
-      throw error;
-    }
+    await peripheral.start();
   }
 
-  /** A new authority if the lock is provisioned and has none yet; started by {@link reload}. */
-  #newAuthority(): LockAuthority | undefined {
+  async #startAuthority(): Promise<void> {
     const lockId = this.lockId;
-    if (this.#authority || lockId === undefined || this.anchors.count('issuer') === 0) return undefined;
-    return new LockAuthority({
+    if (this.#authority || lockId === undefined || this.anchors.count('issuer') === 0) return;
+    const authority = new LockAuthority({
       lockId,
       anchors: this.anchors,
       stores: this.stores,
@@ -376,6 +355,8 @@ export class LockRuntime {
       config: this.#options.config.behaviour,
       safeModeReasons: this.corrupt,
     });
+    await authority.start();
+    this.#authority = authority;
   }
 
   #startTheftDetection(): void {
