@@ -154,6 +154,27 @@ const serialportForTheLock = {
   },
 };
 
+// cbor-x's optional addon, `cbor-extract` (issue 8 §2, start time of the lock). cbor-x tries it when it loads
+// and falls back to its JavaScript decoder when that throws. Bundled, the attempt cannot succeed: cbor-extract
+// finds its addon relative to `__dirname`, which an ES module bundle does not have, so it threw a
+// ReferenceError every time, after node-gyp-build-optional-packages had probed the C library at load
+// (detect-libc reads /usr/bin/ldd and the process report): ~2-5 ms of CPU at every start for nothing.
+// In both builds `cbor-extract` is an empty module: cbor-x sees no extractor and takes the path it took
+// anyway (tsc's unbundled dist/ still tries the addon, where it can be found).
+const withoutCborExtract = {
+  name: 'tandem-without-cbor-extract',
+  setup(build) {
+    build.onResolve({ filter: /^cbor-extract$/ }, () => ({
+      path: 'cbor-extract',
+      namespace: 'tandem-stub',
+    }));
+    build.onLoad({ filter: /.*/, namespace: 'tandem-stub' }, () => ({
+      contents: 'module.exports = undefined;',
+      loader: 'js',
+    }));
+  },
+};
+
 try {
   await esbuild.build({
     ...common,
@@ -161,6 +182,7 @@ try {
     splitting: true,
     chunkNames: 'chunks/[name]-[hash]',
     plugins: [
+      withoutCborExtract,
       externalTo({ 'cli/lock.ts': './lock.js' }, ['cli/main.ts', 'cli/args.ts', 'protocol/src/errors.ts']),
     ],
   });
@@ -191,6 +213,7 @@ try {
     ],
     plugins: [
       serialportForTheLock,
+      withoutCborExtract,
       externalTo({ 'cli/args.ts': './args.js', 'protocol/src/errors.ts': './errors.js' }),
     ],
   });

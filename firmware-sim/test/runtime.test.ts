@@ -198,6 +198,54 @@ describe('LockRuntime', () => {
     await third.runtime.close();
   });
 
+  // Issue 8 §2: on a Pi, driving the coil low and reading the latch are each libgpiod tool runs; the runtime
+  // does both at once, and starts the state machine only once both are done (the lock is locked first).
+  it('reads the latch while the coil is being driven low, and starts nothing before both are done', async () => {
+    const cfg = config();
+    const clock = new ManualClock(0);
+    const hw = simulatedHardware(clock, cfg.hardware);
+    const steps: string[] = [];
+    let coilLow!: () => void;
+    const driving = new Promise<void>((r) => (coilLow = r));
+    const hardware = {
+      ...hw,
+      solenoid: {
+        maxPulseMs: hw.solenoid.maxPulseMs,
+        open: async () => {
+          steps.push('solenoid.open');
+          await driving;
+          await hw.solenoid.open();
+          steps.push('solenoid.opened');
+        },
+        pulse: (ms: number) => hw.solenoid.pulse(ms),
+        isEnergised: () => hw.solenoid.isEnergised(),
+        release: () => hw.solenoid.release(),
+        close: () => hw.solenoid.close(),
+      },
+      latch: {
+        open: async () => {
+          steps.push('latch.open');
+          await hw.latch.open();
+        },
+        read: async () => {
+          steps.push('latch.read');
+          return hw.latch.read();
+        },
+        onChange: (l: (s: 'open' | 'closed') => void) => hw.latch.onChange(l),
+        close: () => hw.latch.close(),
+      },
+    };
+    const opening = LockRuntime.open({ config: cfg, hardware, clock, simulated: true });
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(steps).toEqual(['solenoid.open', 'latch.open']);
+    coilLow();
+    const runtime = await opening;
+    expect(steps.indexOf('latch.read')).toBeGreaterThan(steps.indexOf('solenoid.opened'));
+    expect(runtime.stateMachine.reportedState).toBe('locked');
+    expect(hw.solenoid.isEnergised()).toBe(false);
+    await runtime.close();
+  });
+
   it('refuses simulation-only faults on the console of real hardware, and reports unknown commands', async () => {
     const cfg = config();
     const { runtime, say } = await start(cfg);

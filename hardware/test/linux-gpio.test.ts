@@ -3,6 +3,7 @@ import { ManualClock, flushMicrotasks } from '../src/clock.js';
 import type { ExitHooks } from '../src/gpio/exit-hooks.js';
 import { LinuxLatchSensor } from '../src/gpio/linux-latch-sensor.js';
 import { LinuxSolenoid } from '../src/gpio/linux-solenoid.js';
+import { LibgpiodTools } from '../src/gpio/libgpiod.js';
 import { HardwareError } from '../src/interfaces.js';
 import type { LatchState } from '../src/interfaces.js';
 import { FakeSpawner, libgpiodScript } from './fake-spawner.js';
@@ -362,5 +363,30 @@ describe('LinuxLatchSensor', () => {
   it('read() before open() is ERR_HW_NOT_OPEN', async () => {
     const { sensor } = latch(V1);
     expect((await rejection(sensor.read())).code).toBe('ERR_HW_NOT_OPEN');
+  });
+});
+
+// Issue 8 §2: each libgpiod tool run at start is a process spawn (tens of ms on a Pi Zero); the lock's two GPIO
+// drivers share one LibgpiodTools (firmware-sim's linuxHardware), so the version is detected once.
+describe('GPIO drivers sharing one LibgpiodTools', () => {
+  it('detect the libgpiod version once for both, opened together, with each its own command lines', async () => {
+    const spawner = new FakeSpawner(libgpiodScript(V2));
+    const tools = new LibgpiodTools({ spawner });
+    const clock = new ManualClock();
+    const coil = new LinuxSolenoid({
+      line: { chip: 'gpiochip0', offset: 17 },
+      maxPulseMs: 500,
+      tools,
+      clock,
+      exitHooks: new FakeExitHooks(),
+    });
+    const sensor = new LinuxLatchSensor({ line: { chip: 'gpiochip0', offset: 27 }, tools, clock });
+    await Promise.all([coil.open(), sensor.open()]);
+    expect(spawner.commandLines.filter((l) => l.endsWith('--version'))).toEqual(['gpioset --version']);
+    expect(spawner.commandLines).toContain('gpioset -c gpiochip0 -t 0 17=0');
+    expect(spawner.commandLines.some((l) => l.startsWith('gpioget') && l.endsWith('27'))).toBe(true);
+    expect(await sensor.read()).toBe('closed');
+    await sensor.close();
+    await coil.close();
   });
 });

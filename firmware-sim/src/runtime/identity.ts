@@ -4,7 +4,8 @@
  * loads it at start; the console's provisioning commands change it. Both go through this module, so the
  * store keys and their meaning are written down once.
  */
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { generateKeyPair, privateKeyFromKeyObject, publicKeyFromRaw } from '../../../protocol/src/index.js';
 import type { Alg, PrivateKey } from '../../../protocol/src/index.js';
 import { ConsoleError } from '../console/console-interpreter.js';
@@ -20,6 +21,47 @@ export const IDENTITY = {
   /** The MQTT password has been shown on the console ([TANDEM-MQTT-13]). */
   mqttPasswordShown: 'identity.mqttPasswordShown',
 } as const;
+
+/**
+ * The DER prefix of an Ed25519 private key in PKCS#8 v1 as Node and OpenSSL write it (RFC 8410 §7): SEQUENCE,
+ * version 0, AlgorithmIdentifier id-Ed25519 (1.3.101.112), OCTET STRING holding the 32-byte seed as an OCTET
+ * STRING. What `generateKeyPair` stores is exactly this prefix and the seed, 48 bytes.
+ */
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * The stored device key as a KeyObject. The usual 48-byte PKCS#8 form is imported from its seed as a JWK
+ * (RFC 8037), which Node hands to OpenSSL's raw key import (EVP_PKEY_new_raw_private_key); the DER route runs
+ * OpenSSL 3's decoder framework, ~0.5 ms against ~0.06 ms here, at every start of the lock (issue 8 §2; on a
+ * Pi Zero several times that). The public half is derived from the seed (`publicKeyFromKeyObject`), so the
+ * JWK's `x`, which Node does not check for a private OKP key, is left empty rather than trusted. Any other
+ * form, and anything the JWK import refuses, goes through the DER route, which decides what is accepted.
+ */
+function importDeviceKey(stored: Uint8Array): KeyObject {
+  const der = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  if (der.length === ED25519_PKCS8_PREFIX.length + 32 && der.subarray(0, 16).equals(ED25519_PKCS8_PREFIX)) {
+    try {
+      const d = der.subarray(16).toString('base64url');
+      return createPrivateKey({ key: { kty: 'OKP', crv: 'Ed25519', d, x: '' }, format: 'jwk' });
+    } catch {
+      // the DER route below gives the verdict and its message
+    }
+  }
+  return createPrivateKey({ key: Buffer.from(stored), format: 'der', type: 'pkcs8' });
+}
+
+/**
+ * The device key with its public half. An Ed25519 key's public half is read as the `x` of its JWK export
+ * (RFC 8037, ~5 µs); `privateKeyFromKeyObject` exports SPKI DER through OpenSSL 3's encoder framework, ~0.3 ms
+ * here, at every start (issue 8 §2). Any other key type goes through `privateKeyFromKeyObject`, which refuses it.
+ */
+function deviceKeyPair(key: KeyObject): PrivateKey {
+  if (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519')
+    return privateKeyFromKeyObject('EdDSA', key);
+  const { x } = createPublicKey(key).export({ format: 'jwk' });
+  if (typeof x !== 'string') return privateKeyFromKeyObject('EdDSA', key);
+  return { alg: 'EdDSA', key, publicKey: publicKeyFromRaw('EdDSA', Buffer.from(x, 'base64url')) };
+}
 
 /** The identity of one lock, read through its config store (module comment). */
 export class LockIdentity {
@@ -41,10 +83,7 @@ export class LockIdentity {
     if (stored) {
       let key: PrivateKey;
       try {
-        key = privateKeyFromKeyObject(
-          'EdDSA',
-          createPrivateKey({ key: Buffer.from(stored), format: 'der', type: 'pkcs8' }),
-        );
+        key = deviceKeyPair(importDeviceKey(stored));
       } catch (cause) {
         throw new Error(`the stored device key (${IDENTITY.deviceKey}) is not an Ed25519 PKCS#8 key`, {
           cause,

@@ -12,8 +12,8 @@ import { randomBytes } from 'node:crypto';
 import createDebug from 'debug';
 import type { Clock } from '../../../hardware/src/clock.js';
 import type { SerialConsole } from '../../../hardware/src/interfaces.js';
-import { encodeAlert, encodeClaimReceipt, signBytes } from '../../../protocol/src/index.js';
-import type { AlertKind, PrivateKey } from '../../../protocol/src/index.js';
+import { encodeAlert, encodeClaimReceipt } from '../../../protocol/src/index.js';
+import type { AlertKind } from '../../../protocol/src/index.js';
 import type { LockFileConfig } from '../config/lock-config.js';
 import { ConsoleInterpreter } from '../console/console-interpreter.js';
 import type { ConsoleCommand } from '../console/console-interpreter.js';
@@ -38,6 +38,17 @@ import { simulationCommands } from './simulation-commands.js';
 import { BatteryMonitor } from '../../../hardware/src/battery.js';
 
 const debug = createDebug('tandem:lock:runtime');
+
+/**
+ * Runs two start steps side by side and returns both results once both have settled, so that no step of a
+ * failed start still runs while the start cleans up; the first failure in argument order is thrown.
+ */
+async function both<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a, b]);
+  if (ra.status === 'rejected') throw ra.reason;
+  if (rb.status === 'rejected') throw rb.reason;
+  return [ra.value, rb.value];
+}
 
 /** Options of {@link LockRuntime.open}. */
 export interface LockRuntimeOptions {
@@ -184,9 +195,14 @@ export class LockRuntime {
   static async #open(options: LockRuntimeOptions): Promise<LockRuntime> {
     const { config, hardware, clock } = options;
     const fs = options.fs ?? new NodeStoreFs();
-    await hardware.solenoid.open();
-    await hardware.solenoid.release();
-    await hardware.latch.open();
+    // The coil is driven low and the latch is read side by side (issue 8 §2, start time): on a Pi each is a
+    // libgpiod tool run to its exit (`gpioset`, `gpioget`, each after a `--version`), tens of ms apiece on a
+    // Pi Zero, and reading a sensor line energises nothing. The state machine still starts only once both
+    // are done, so the lock is locked before anything else can happen; either failure fails the start.
+    await both(
+      hardware.solenoid.open().then(() => hardware.solenoid.release()),
+      hardware.latch.open(),
+    );
     const stateMachine = new LockStateMachine({
       clock,
       solenoid: hardware.solenoid,
@@ -197,22 +213,20 @@ export class LockRuntime {
       latchSpringsOpen: config.hardware.latchSpringsOpen,
     });
     await stateMachine.start();
-    const trustedClock = await TrustedClock.open({
-      clock,
-      fs,
-      dir: config.dataDir,
-      // [TANDEM-TIME-6]: no operating-system clock here; the lock's time comes from signed beacons only.
-      driftPpm: config.time.driftPpm,
-    });
-    // The device key signs audit records; it is read from the config store, which opens with the others,
-    // so the signer reads it through this holder (nothing is audited before it is set below).
-    const device: { key?: PrivateKey } = {};
-    const { stores, corrupt } = await openLockStores(fs, config.dataDir, {
-      auditSign: (hash) => signBytes(device.key!, hash),
-      auditClock: () => trustedClock.auditTimeMs(),
-    });
+    // The time floor and the stores are separate files that nothing links at open: read together, the lock
+    // waits for the slowest read instead of the sum of them (issue 8 §2, start time). A store found corrupt is
+    // still moved aside by openLockStores before anything is served, and either failure stops the start.
+    const [trustedClock, { stores, corrupt }] = await both(
+      TrustedClock.open({
+        clock,
+        fs,
+        dir: config.dataDir,
+        // [TANDEM-TIME-6]: no operating-system clock here; the lock's time comes from signed beacons only.
+        driftPpm: config.time.driftPpm,
+      }),
+      openLockStores(fs, config.dataDir),
+    );
     const identity = await LockIdentity.load(stores.config);
-    device.key = identity.deviceKey;
     const runtime = new LockRuntime({
       options,
       stateMachine,

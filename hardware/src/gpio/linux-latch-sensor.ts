@@ -25,6 +25,8 @@ export interface LinuxLatchSensorOptions {
   readonly restartDelayMs?: number;
   readonly spawner?: ProcessSpawner;
   readonly libgpiodMajor?: LibgpiodMajor;
+  /** Tools shared with the other GPIO drivers (see LinuxSolenoidOptions.tools); replaces the two above. */
+  readonly tools?: LibgpiodTools;
   readonly clock?: Clock;
 }
 
@@ -61,10 +63,12 @@ export class LinuxLatchSensor implements LatchSensor {
         'latch sensor: debounceMs and restartDelayMs must be >= 0',
       );
     }
-    this.#tools = new LibgpiodTools({
-      spawner: options.spawner ?? new NodeProcessSpawner(),
-      ...(options.libgpiodMajor === undefined ? {} : { major: options.libgpiodMajor }),
-    });
+    this.#tools =
+      options.tools ??
+      new LibgpiodTools({
+        spawner: options.spawner ?? new NodeProcessSpawner(),
+        ...(options.libgpiodMajor === undefined ? {} : { major: options.libgpiodMajor }),
+      });
     this.#clock = options.clock ?? new SystemClock({ unref: true });
   }
 

@@ -22,6 +22,12 @@ export interface LinuxSolenoidOptions {
   readonly spawner?: ProcessSpawner;
   /** Skip `gpioset --version` and use this syntax. */
   readonly libgpiodMajor?: LibgpiodMajor;
+  /**
+   * The libgpiod tools to run, shared with the lock's other GPIO drivers so that their version is detected
+   * once (one `gpioset --version` at start instead of one per driver; issue 8 §2). When given, `spawner` and
+   * `libgpiodMajor` are its own. Default: tools of this driver's own.
+   */
+  readonly tools?: LibgpiodTools;
   /** Defaults to a {@link SystemClock} whose timers do not keep the process alive. */
   readonly clock?: Clock;
   /** Defaults to {@link ProcessExitHooks}. */
@@ -65,10 +71,12 @@ export class LinuxSolenoid implements Solenoid {
     }
     this.maxPulseMs = options.maxPulseMs;
     this.#line = options.line;
-    this.#tools = new LibgpiodTools({
-      spawner: options.spawner ?? new NodeProcessSpawner(),
-      ...(options.libgpiodMajor === undefined ? {} : { major: options.libgpiodMajor }),
-    });
+    this.#tools =
+      options.tools ??
+      new LibgpiodTools({
+        spawner: options.spawner ?? new NodeProcessSpawner(),
+        ...(options.libgpiodMajor === undefined ? {} : { major: options.libgpiodMajor }),
+      });
     this.#clock = options.clock ?? new SystemClock({ unref: true });
     this.#exitHooks = options.exitHooks ?? new ProcessExitHooks();
   }
