@@ -77,9 +77,10 @@ export interface CoalescedLevelOptions {
 }
 
 /** Something the writer runs in call order: writes that may share a batch, or a range delete. */
-type Job =
-  | { readonly kind: 'write'; readonly ops: readonly LevelWrite[]; readonly settle: Settle }
-  | { readonly kind: 'clear'; readonly range: LevelRange; readonly settle: Settle };
+type Job = (
+  | { readonly kind: 'write'; readonly ops: readonly LevelWrite[] }
+  | { readonly kind: 'clear'; readonly range: LevelRange; readonly ops: readonly [] }
+) & { readonly settle: Settle; readonly done: Promise<void> };
 
 interface Settle {
   resolve(): void;
@@ -115,10 +116,10 @@ export class CoalescedLevel {
   /** Keys under the indexed prefixes, as LevelDB will hold them once every queued job is applied. */
   readonly #index = new Set<string>();
   readonly #queue: Job[] = [];
-  /** Per key, the settled-promise of the last queued job that writes it (removed once that job is done). */
-  readonly #pendingKeys = new Map<string, Promise<void>>();
-  /** Settles when every job queued so far is applied. */
-  #drained: Promise<void> = Promise.resolve();
+  /** Per key, the last queued job that writes it, until that job is done. */
+  readonly #pendingKeys = new Map<string, Job>();
+  /** The last job queued: jobs settle in order, so once it has, every job queued so far has. */
+  #last: Promise<void> = Promise.resolve();
   #running = false;
   #closed = false;
 
@@ -146,7 +147,7 @@ export class CoalescedLevel {
 
   async get(key: string, options?: object): Promise<unknown> {
     const waiting = this.#pendingKeys.get(key);
-    if (waiting !== undefined) await waiting.catch(() => undefined);
+    if (waiting !== undefined) await waiting.done.catch(() => undefined);
     else if (this.#indexed(key) && !this.#index.has(key)) return undefined;
     return this.#db.get(key, options);
   }
@@ -189,7 +190,7 @@ export class CoalescedLevel {
     this.#ensureOpen();
     const removed = [...this.#index].filter((key) => inRange(key, range));
     for (const key of removed) this.#index.delete(key);
-    const done = this.#enqueue((settle) => ({ kind: 'clear', range, settle }), []);
+    const done = this.#enqueue({ kind: 'clear', range, ops: [] });
     // A failed clear may have left any of them: back into the index (see #run).
     done.catch(() => removed.forEach((key) => this.#index.add(key)));
     return done;
@@ -198,7 +199,7 @@ export class CoalescedLevel {
   /** The values of a range, read once every write queued before the call is applied. */
   values(options: object): AsyncIterable<unknown> {
     const db = this.#db;
-    const after = this.#drained;
+    const after = this.#last;
     return (async function* () {
       await after.catch(() => undefined);
       yield* db.values(options);
@@ -208,7 +209,7 @@ export class CoalescedLevel {
   /** Writes what is queued, then closes the database. */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#drained.catch(() => undefined);
+    await this.#last.catch(() => undefined);
     await this.#db.close();
   }
 
@@ -234,25 +235,19 @@ export class CoalescedLevel {
       if (op.type === 'put') this.#index.add(op.key);
       else this.#index.delete(op.key);
     }
-    return this.#enqueue(
-      (settle) => ({ kind: 'write', ops, settle }),
-      ops.map((op) => op.key),
-    );
+    return this.#enqueue({ kind: 'write', ops });
   }
 
-  #enqueue(make: (settle: Settle) => Job, keys: readonly string[]): Promise<void> {
+  /** Queues a job; its promise settles once the job is applied. One promise per call, nothing more per key. */
+  #enqueue(
+    what: { kind: 'write'; ops: readonly LevelWrite[] } | { kind: 'clear'; range: LevelRange; ops: [] },
+  ): Promise<void> {
     let settle!: Settle;
     const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
-    this.#queue.push(make(settle));
-    for (const key of keys) {
-      this.#pendingKeys.set(key, done);
-      const forget = (): void => {
-        if (this.#pendingKeys.get(key) === done) this.#pendingKeys.delete(key);
-      };
-      done.then(forget, forget);
-    }
-    const before = this.#drained;
-    this.#drained = Promise.allSettled([before, done]).then(() => undefined);
+    const job = { ...what, settle, done } as Job;
+    this.#queue.push(job);
+    for (const op of job.ops) this.#pendingKeys.set(op.key, job);
+    this.#last = done;
     if (!this.#running) {
       this.#running = true;
       // One turn of the event loop first, so that the writes of one burst (a fan-out's publishes, read from
@@ -282,14 +277,19 @@ export class CoalescedLevel {
         count += next.ops.length;
       }
       const ops = jobs.flatMap((j) => j.ops);
+      let failed: unknown;
       try {
         await this.#db.batch(ops);
-        for (const j of jobs) j.settle.resolve();
       } catch (e) {
+        failed = e;
         // LevelDB may hold any of these keys now: the index goes back to a superset (a key in it only means
         // "ask LevelDB"), never missing a key LevelDB has.
         for (const op of ops) if (this.#indexed(op.key)) this.#index.add(op.key);
-        for (const j of jobs) j.settle.reject(e);
+      }
+      for (const j of jobs) {
+        for (const op of j.ops) if (this.#pendingKeys.get(op.key) === j) this.#pendingKeys.delete(op.key);
+        if (failed === undefined) j.settle.resolve();
+        else j.settle.reject(failed);
       }
     }
     this.#running = false;
