@@ -647,7 +647,7 @@ export class Bridge {
   /**
    * Adds the same entries on many locks at once, one new version each: a lost phone's holder id on every lock
    * it could open ([TANDEM-REV-10]), a compromised token everywhere. The updates are signed and stored in
-   * transactions of up to 512 and published without waiting for one another; resolves when the broker has
+   * transactions of 64, 128, then up to 512, each published after its commit without waiting for one another; resolves when the broker has
    * every one, rejects with the first failure (the others still land).
    */
   async revokeOnLocks(
