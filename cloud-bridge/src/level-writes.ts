@@ -138,13 +138,6 @@ export class CoalescedLevel {
     return level;
   }
 
-  /** Operations queued or being written (for tests). */
-  get pending(): number {
-    let n = 0;
-    for (const j of this.#queue) n += j.kind === 'write' ? j.ops.length : 1;
-    return n;
-  }
-
   async get(key: string, options?: object): Promise<unknown> {
     const waiting = this.#pendingKeys.get(key);
     if (waiting !== undefined) await waiting.done.catch(() => undefined);
@@ -187,7 +180,11 @@ export class CoalescedLevel {
 
   /** Deletes a key range after every write queued before it, and before every write queued after it. */
   clear(range: LevelRange): Promise<void> {
-    this.#ensureOpen();
+    try {
+      this.#ensureOpen();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const removed = [...this.#index].filter((key) => inRange(key, range));
     for (const key of removed) this.#index.delete(key);
     const done = this.#enqueue({ kind: 'clear', range, ops: [] });
@@ -263,7 +260,12 @@ export class CoalescedLevel {
       const first = this.#queue[0]!;
       if (first.kind === 'clear') {
         this.#queue.shift();
-        await this.#db.clear({ ...first.range }).then(first.settle.resolve, first.settle.reject);
+        try {
+          await this.#db.clear({ ...first.range });
+          first.settle.resolve();
+        } catch (e) {
+          first.settle.reject(e);
+        }
         continue;
       }
       const jobs: (Job & { kind: 'write' })[] = [];

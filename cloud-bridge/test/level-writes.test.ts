@@ -42,7 +42,9 @@ class HeldLevel implements LevelDatabase {
       else this.data.delete(op.key);
     }
   }
+  clearFails = false;
   async clear(): Promise<void> {
+    if (this.clearFails) throw new Error('clear failed');
     this.data.clear();
   }
   async *keys(range: LevelRange): AsyncIterable<string> {
@@ -145,6 +147,19 @@ describe('CoalescedLevel', () => {
     held.release();
     await expect(Promise.all([b, c])).resolves.toEqual([undefined, undefined]);
     expect([...held.data.keys()]).toEqual(['b']);
+  });
+
+  it('fails a failed clear alone: the writes queued after it are still written', async () => {
+    const held = new HeldLevel();
+    held.clearFails = true;
+    const db = await CoalescedLevel.open(held);
+    const cleared = db.clear({ gte: 'a', lt: 'b' });
+    const after = db.put('k', 1);
+    await expect(cleared).rejects.toThrow('clear failed');
+    await until(() => held.held === 1, 'the write after the clear');
+    held.release();
+    await after;
+    expect(held.data.get('k')).toBe(1);
   });
 
   it('answers a read of an absent indexed key without LevelDB, and reads a written one after its write', async () => {
