@@ -32,6 +32,8 @@ import type { Identity } from './acl.js';
 import { identityName, identityOf, publishRefusal, subscribeRefusal } from './acl.js';
 import { verifyPasswordRecord } from './credentials.js';
 import { CloudError } from './errors.js';
+import { CoalescedLevel } from './level-writes.js';
+import type { LevelDatabase } from './level-writes.js';
 import { MAX_BYTES } from './ingest.js';
 import type { LogSink } from './log.js';
 import { debugSink } from './log.js';
@@ -303,8 +305,12 @@ async function openPersistence(p: BrokerPersistence): Promise<unknown> {
     case 'memory':
       return undefined;
     case 'level': {
-      const { Level } = (await import('level')) as { Level: new (path: string) => unknown };
-      return (require('aedes-persistence-level') as (db: unknown) => unknown)(new Level(p.path));
+      const { Level } = (await import('level')) as { Level: new (path: string) => LevelDatabase };
+      // Writes coalesced into batches and PUBACK lookups of absent message ids answered from memory
+      // ([TANDEM-MQTT-30], level-writes.ts): the fan-out of a revocation to a fleet wrote and read LevelDB
+      // once per lock. `outgoing-id:` is aedes-persistence-level's key prefix for message ids in flight.
+      const db = await CoalescedLevel.open(new Level(p.path), { indexedPrefixes: ['outgoing-id:'] });
+      return (require('aedes-persistence-level') as (db: unknown) => unknown)(db);
     }
     case 'redis': {
       const u = new URL(p.url);

@@ -307,4 +307,75 @@ describe('revocations written together', () => {
       code: 'ERR_CLOUD_LOCK_UNKNOWN',
     });
   });
+
+  it('a fleet is written in growing transactions (64, 128, then up to 512), the event loop turning between them', async () => {
+    const r = await rig();
+    const ids = Array.from({ length: 200 }, (_, i) => `lock-fleet-${i}`);
+    for (const id of ids) await new FakeLock(id, r.issuer.key.publicKey).register(r.store);
+    const sizes: number[] = [];
+    let published = 0;
+    // Set by a turn of the event loop after the previous transaction: the broker's I/O ran between the two.
+    let turned = true;
+    const { bridge } = await r.startBridge(
+      wrapStore(r.store, {
+        batch: async (fn) => {
+          // Every update of the transactions before this one was handed to MQTT.js once they committed.
+          expect(published).toBe(sizes.reduce((a, b) => a + b, 0));
+          expect(turned).toBe(true);
+          let n = 0;
+          const out = await r.store.batch((scope) => fn({ step: (step) => scope.step(() => (n++, step())) }));
+          sizes.push(n);
+          turned = false;
+          setImmediate(() => (turned = true));
+          return out;
+        },
+      }),
+    );
+    cleanups.push(() => bridge.close());
+    const publish = bridge['client'].publishAsync.bind(bridge['client']);
+    bridge['client'].publishAsync = ((...a: Parameters<typeof publish>) => (
+      published++,
+      publish(...a)
+    )) as typeof publish;
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    const stored = await bridge.revokeOnLocks(ids, [{ id: Uint8Array.of(7), exp }]);
+    expect(stored.every((s) => s.version === 1)).toBe(true);
+    expect(sizes).toEqual([64, 128, 8]);
+  });
+
+  it('an update whose list another writer changed after it was read is signed again, at the next version', async () => {
+    const r = await rig();
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    let stale = true;
+    const { bridge } = await r.startBridge(
+      wrapStore(r.store, {
+        // The first read sees no list, as if another writer stored version 1 just after it.
+        getRevocation: async (lockId) => {
+          if (stale) {
+            stale = false;
+            await r.store.putRevocation(
+              { lockId, version: 1, entries: new Map([['aa', exp]]), bytes: Uint8Array.of(0) },
+              0,
+            );
+            return undefined;
+          }
+          return r.store.getRevocation(lockId);
+        },
+      }),
+    );
+    cleanups.push(() => bridge.close());
+    const next = await bridge.revoke(r.lock.lockId, Uint8Array.of(0xbb), exp);
+    expect(next.version).toBe(2);
+    expect([...next.entries.keys()].sort()).toEqual(['aa', 'bb']);
+    const held = await r.store.getRevocation(r.lock.lockId);
+    expect(held?.version).toBe(2);
+    expect(Buffer.from(held!.bytes).equals(Buffer.from(next.bytes))).toBe(true);
+    await until(
+      () =>
+        r.lock.received.some(
+          (m) => m.topic.endsWith('/revocation') && Buffer.from(m.payload).equals(Buffer.from(next.bytes)),
+        ),
+      'the version 2 update',
+    );
+  });
 });
