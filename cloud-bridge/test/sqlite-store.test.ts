@@ -1,28 +1,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqlStore } from '../src/store/sql-store.js';
+import { betterSqliteMissing } from './sqlite-engine.js';
 import { storeContract } from './store-contract.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tandem-sqlite-'));
 let n = 0;
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-// better-sqlite3's native module exists only where its install script ran (package.json "allowScripts").
-function betterSqliteMissing(): string | undefined {
-  try {
-    // The native module loads on the first database, not at require.
-    const Database = createRequire(import.meta.url)('better-sqlite3') as new (path: string) => {
-      close(): void;
-    };
-    new Database(':memory:').close();
-    return undefined;
-  } catch {
-    return 'better-sqlite3 native module not built (npm rebuild better-sqlite3 --ignore-scripts=false)';
-  }
-}
 
 storeContract(
   'SQLite (better-sqlite3)',

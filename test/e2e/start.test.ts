@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { betterSqliteMissing } from '../../cloud-bridge/test/sqlite-engine.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'tandem-start-'));
@@ -189,9 +190,11 @@ describe('npm start', { timeout: 600_000 }, () => {
     expect(existsSync(join(data, 'start.pid'))).toBe(true);
     // And, when the kill lands in the middle of a store statement (it did, now and then: "database is
     // locked"), the lock directory of node-sqlite3-wasm's VFS (the cloud's SQLite where better-sqlite3 is not
-    // built). Left here as such a kill leaves it, so that every run checks the start that follows.
+    // built). Left here as such a kill leaves it, so that every run checks the start that follows. With
+    // better-sqlite3 built the cloud never uses that VFS, and SQLite's own locks end with the process.
+    const wasm = betterSqliteMissing() !== undefined;
     const dbLock = join(data, 'cloud', 'cloud.db.lock');
-    if (!existsSync(dbLock)) mkdirSync(dbLock);
+    if (wasm && !existsSync(dbLock)) mkdirSync(dbLock);
     const again = start('node');
     await waitFor(again, /tandem start: ready/);
     signal(again.child, 'SIGTERM');
